@@ -1,0 +1,132 @@
+//! Application state and start-up: connect, migrate, bind, serve, shut down gracefully.
+
+use crate::config::Config;
+use crate::db::Db;
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    config: Config,
+    db: Db,
+    csrf_key: Vec<u8>,
+    started: Instant,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+    pub fn csrf_key(&self) -> &[u8] {
+        &self.csrf_key
+    }
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+    pub fn session_ttl_ms(&self) -> i64 {
+        i64::from(self.config.session_days) * 86_400_000
+    }
+}
+
+/// A built, bound application, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Loads the secret key, connects to and migrates the database, and binds the listener
+    /// (port 0 picks a free port, which tests use).
+    pub async fn build(mut config: Config) -> anyhow::Result<Application> {
+        config.ensure_secret_key()?;
+        let db = Db::connect(&config).await?;
+        db.migrate().await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let secret = config
+            .secret_key
+            .as_ref()
+            .map(|s| s.expose().clone())
+            .unwrap_or_default();
+        // Derive a purpose-specific key so the raw secret is used for nothing else.
+        let csrf_key = crate::util::sha256_hex(&format!("llmeta csrf v1:{secret}")).into_bytes();
+        let state = AppState(Arc::new(Inner {
+            config,
+            db,
+            csrf_key,
+            started: Instant::now(),
+        }));
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let housekeeping = tokio::spawn(crate::housekeeping::run(self.state.clone()));
+        let router = crate::web::router(self.state.clone());
+        tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        housekeeping.abort();
+        self.state.db.close().await;
+        tracing::info!("llmeta stopped");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

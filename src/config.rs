@@ -1,0 +1,500 @@
+//! Settings: an optional `llmeta.toml`, then environment variables, the environment winning.
+//!
+//! Every setting is validated here, once, and an invalid one stops start-up with a message that names
+//! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
+
+use crate::secret::{Secret, redact_url};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Secret<String>,
+    /// `None` until [`Config::ensure_secret_key`] has loaded or generated one.
+    pub secret_key: Option<Secret<String>>,
+    /// The address people use to reach the app; https makes cookies `Secure` and sets the origin CSRF checks use.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub db_max_connections: u32,
+    /// SQLite `synchronous` level. NORMAL (default) in WAL mode survives a killed process; FULL also survives
+    /// power loss at the cost of one fsync per commit.
+    pub sqlite_synchronous: SqliteSync,
+    pub session_days: u32,
+    pub max_body_bytes: usize,
+    pub allow_signup: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy you control).
+    pub trust_proxy: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    Normal,
+    Full,
+}
+
+impl SqliteSync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSync::Normal => "NORMAL",
+            SqliteSync::Full => "FULL",
+        }
+    }
+}
+
+/// A setting that could not be used, named as the operator would write it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The file format: every key optional; unknown keys are refused so that typos do not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    secret_key: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<String>,
+    db_max_connections: Option<u32>,
+    sqlite_synchronous: Option<String>,
+    session_days: Option<u32>,
+    max_body_bytes: Option<usize>,
+    allow_signup: Option<bool>,
+    trust_proxy: Option<bool>,
+}
+
+/// Where a value came from, for error messages: the env var name, or `key` in the file.
+struct Source<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Source<'_> {
+    /// The environment value of the first name that is set (non-empty), with the name it came from.
+    fn env(&self, names: &[&str]) -> Option<(String, String)> {
+        names.iter().find_map(|n| {
+            (self.env)(n)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (n.to_string(), v))
+        })
+    }
+}
+
+impl Config {
+    /// Reads the file (if any) and the environment. `env` is injectable so tests need not touch the process env.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file_cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "LLMETA_CONFIG",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    invalid(
+                        &format!("{} (config file)", path.display()),
+                        e.to_string().trim().to_string(),
+                    )
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let src = Source { env };
+
+        // Each setting: (env names, file key, file value) -> (name to blame, raw value).
+        let pick = |names: &[&str], key: &str, file_value: Option<String>| {
+            src.env(names)
+                .or_else(|| file_value.map(|v| (key.to_string(), v)))
+        };
+
+        let bind = match pick(&["LLMETA_BIND"], "bind", file_cfg.bind) {
+            Some((name, v)) => v.trim().parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    &name,
+                    format!("'{v}' is not an address and port such as 127.0.0.1:8080"),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+
+        let data_dir = match pick(&["LLMETA_DATA_DIR"], "data_dir", file_cfg.data_dir) {
+            Some((_, v)) => PathBuf::from(v.trim()),
+            None => PathBuf::from("./data"),
+        };
+
+        let database_url = match pick(&["DATABASE_URL"], "database_url", file_cfg.database_url) {
+            Some((name, v)) => {
+                let v = v.trim().to_string();
+                if !(v.starts_with("sqlite:")
+                    || v.starts_with("postgres://")
+                    || v.starts_with("postgresql://"))
+                {
+                    return Err(invalid(
+                        &name,
+                        format!(
+                            "'{}' is neither a sqlite: nor a postgres:// URL",
+                            redact_url(&v)
+                        ),
+                    ));
+                }
+                v
+            }
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("llmeta.db").display()),
+        };
+
+        let secret_key = match pick(
+            &["LLMETA_SECRET_KEY", "SECRET_KEY"],
+            "secret_key",
+            file_cfg.secret_key,
+        ) {
+            Some((name, v)) => {
+                if v.len() < 32 {
+                    return Err(invalid(&name, "must be at least 32 characters long"));
+                }
+                Some(Secret::new(v))
+            }
+            None => None,
+        };
+
+        let public_url = match pick(&["LLMETA_PUBLIC_URL"], "public_url", file_cfg.public_url) {
+            Some((name, v)) => {
+                let v = v.trim().trim_end_matches('/').to_string();
+                let rest = v
+                    .strip_prefix("https://")
+                    .or_else(|| v.strip_prefix("http://"));
+                match rest {
+                    Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => {
+                        Some(v)
+                    }
+                    _ => {
+                        return Err(invalid(
+                            &name,
+                            format!(
+                                "'{v}' must look like https://llmeta.example.com (scheme and host, no path)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+
+        let log_format = match pick(&["LLMETA_LOG_FORMAT"], "log_format", file_cfg.log_format) {
+            Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid(&name, format!("'{v}' must be text or json"))),
+            },
+            None => LogFormat::Text,
+        };
+
+        let db_max_connections = parse_num(
+            pick(
+                &["LLMETA_DB_MAX_CONNECTIONS"],
+                "db_max_connections",
+                file_cfg.db_max_connections.map(|n| n.to_string()),
+            ),
+            1,
+            1000,
+            16,
+        )?;
+
+        let sqlite_synchronous = match pick(
+            &["LLMETA_SQLITE_SYNCHRONOUS"],
+            "sqlite_synchronous",
+            file_cfg.sqlite_synchronous,
+        ) {
+            Some((name, v)) => match v.trim().to_ascii_uppercase().as_str() {
+                "NORMAL" => SqliteSync::Normal,
+                "FULL" => SqliteSync::Full,
+                _ => return Err(invalid(&name, format!("'{v}' must be NORMAL or FULL"))),
+            },
+            None => SqliteSync::Normal,
+        };
+
+        let session_days = parse_num(
+            pick(
+                &["LLMETA_SESSION_DAYS"],
+                "session_days",
+                file_cfg.session_days.map(|n| n.to_string()),
+            ),
+            1,
+            365,
+            14,
+        )?;
+
+        let max_body_bytes = parse_num(
+            pick(
+                &["LLMETA_MAX_BODY_BYTES"],
+                "max_body_bytes",
+                file_cfg.max_body_bytes.map(|n| n.to_string()),
+            ),
+            1024,
+            1 << 30,
+            2 * 1024 * 1024,
+        )?;
+
+        let allow_signup = parse_bool(
+            pick(
+                &["LLMETA_ALLOW_SIGNUP"],
+                "allow_signup",
+                file_cfg.allow_signup.map(|b| b.to_string()),
+            ),
+            true,
+        )?;
+        let trust_proxy = parse_bool(
+            pick(
+                &["LLMETA_TRUST_PROXY"],
+                "trust_proxy",
+                file_cfg.trust_proxy.map(|b| b.to_string()),
+            ),
+            false,
+        )?;
+
+        Ok(Config {
+            bind,
+            data_dir,
+            database_url: Secret::new(database_url),
+            secret_key,
+            public_url,
+            log_format,
+            db_max_connections,
+            sqlite_synchronous,
+            session_days,
+            max_body_bytes,
+            allow_signup,
+            trust_proxy,
+        })
+    }
+
+    /// Loads from the process environment.
+    pub fn from_env(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load(file, &|name| std::env::var(name).ok())
+    }
+
+    /// True when the app is served over https, so cookies must be `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose().starts_with("sqlite:")
+    }
+
+    /// Makes sure a secret key exists: the configured one, else `secret_key` in the data directory, else a new
+    /// random one written there (mode 0600) so that sessions and CSRF tokens survive a restart.
+    pub fn ensure_secret_key(&mut self) -> anyhow::Result<()> {
+        if self.secret_key.is_some() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let path = self.data_dir.join("secret_key");
+        let key = match std::fs::read_to_string(&path) {
+            Ok(existing) if existing.trim().len() >= 32 => existing.trim().to_string(),
+            _ => {
+                let key = crate::util::random_token(32);
+                write_private(&path, &key)?;
+                key
+            }
+        };
+        self.secret_key = Some(Secret::new(key));
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `llmeta check-config`).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "bind = \"{}\"", self.bind);
+        let _ = writeln!(out, "data_dir = \"{}\"", self.data_dir.display());
+        let _ = writeln!(
+            out,
+            "database_url = \"{}\"",
+            redact_url(self.database_url.expose())
+        );
+        let _ = writeln!(
+            out,
+            "secret_key = \"{}\"",
+            match &self.secret_key {
+                Some(_) => "[redacted]",
+                None => "(generated in the data directory on first start)",
+            }
+        );
+        let _ = writeln!(
+            out,
+            "public_url = \"{}\"",
+            self.public_url.as_deref().unwrap_or("")
+        );
+        let _ = writeln!(
+            out,
+            "log_format = \"{}\"",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        );
+        let _ = writeln!(out, "db_max_connections = {}", self.db_max_connections);
+        let _ = writeln!(
+            out,
+            "sqlite_synchronous = \"{}\"",
+            self.sqlite_synchronous.as_str()
+        );
+        let _ = writeln!(out, "session_days = {}", self.session_days);
+        let _ = writeln!(out, "max_body_bytes = {}", self.max_body_bytes);
+        let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
+        let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
+        out
+    }
+}
+
+fn parse_num<T>(
+    value: Option<(String, String)>,
+    min: T,
+    max: T,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match value {
+        Some((name, v)) => match v.trim().parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(invalid(
+                &name,
+                format!("'{v}' must be a whole number from {min} to {max}"),
+            )),
+        },
+        None => Ok(default),
+    }
+}
+
+fn parse_bool(value: Option<(String, String)>, default: bool) -> Result<bool, ConfigError> {
+    match value {
+        Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(invalid(&name, format!("'{v}' must be true or false"))),
+        },
+        None => Ok(default),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_local_sqlite_app() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert!(c.is_sqlite());
+        assert!(c.database_url.expose().contains("data/llmeta.db"));
+        assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = load(&[("LLMETA_BIND", "nonsense")]).unwrap_err();
+        assert_eq!(e.setting, "LLMETA_BIND");
+        let e = load(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(e.setting, "DATABASE_URL");
+        let e = load(&[("SECRET_KEY", "short")]).unwrap_err();
+        assert_eq!(e.setting, "SECRET_KEY");
+        let e = load(&[("LLMETA_PUBLIC_URL", "ftp://x")]).unwrap_err();
+        assert_eq!(e.setting, "LLMETA_PUBLIC_URL");
+        let e = load(&[("LLMETA_DB_MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert_eq!(e.setting, "LLMETA_DB_MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn the_seed_secret_name_works_and_the_new_one_wins() {
+        let k1 = "a".repeat(40);
+        let k2 = "b".repeat(40);
+        let c = load(&[("SECRET_KEY", &k1)]).unwrap();
+        assert_eq!(c.secret_key.unwrap().expose(), &k1);
+        let c = load(&[("SECRET_KEY", &k1), ("LLMETA_SECRET_KEY", &k2)]).unwrap();
+        assert_eq!(c.secret_key.unwrap().expose(), &k2);
+    }
+
+    #[test]
+    fn environment_wins_over_the_file_and_secrets_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llmeta.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9000\"\npublic_url = \"https://x.example\"\ndatabase_url = \"postgres://u:pw@h/db\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &|k| {
+            (k == "LLMETA_BIND").then(|| "127.0.0.1:9100".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.bind.port(), 9100);
+        assert!(c.secure_cookies());
+        let text = c.describe();
+        assert!(!text.contains("pw@"), "{text}");
+        assert!(text.contains("u:[redacted]@h/db"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llmeta.toml");
+        std::fs::write(&path, "bnd = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path), &|_| None).unwrap_err();
+        assert!(e.message.contains("bnd"), "{}", e.message);
+    }
+}

@@ -1,0 +1,131 @@
+//! The database: one sqlx `Any` pool for SQLite and PostgreSQL, one code path.
+//!
+//! Rules that keep both backends working through `Any` (see the README's design notes): placeholders are
+//! always `$1..$N`; ids are UUIDv7 text; times are BIGINT unix milliseconds; there are no boolean columns
+//! (a flag is a nullable timestamp such as `disabled_ms`); sums are cast to BIGINT.
+
+pub mod health;
+pub mod sessions;
+pub mod throttle;
+pub mod users;
+
+use crate::config::Config;
+use anyhow::Context as _;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor as _};
+use std::time::Duration;
+
+/// Which database is behind the pool; a few statements differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The pool plus the backend it talks to. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Db {
+    /// Connects (creating the SQLite file and its directory if needed) without migrating.
+    pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let url = config.database_url.expose().clone();
+        let backend = if config.is_sqlite() {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        if backend == Backend::Sqlite
+            && let Some(parent) = sqlite_path(&url).and_then(|p| p.parent().map(|p| p.to_owned()))
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(&parent).with_context(|| {
+                format!("cannot create database directory {}", parent.display())
+            })?;
+        }
+        let sync_pragma = match config.sqlite_synchronous {
+            crate::config::SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
+            crate::config::SqliteSync::Full => "PRAGMA synchronous = FULL",
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of
+                        // failing; foreign keys are off by default in SQLite.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(sync_pragma).await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to the database ({})",
+                    crate::secret::redact_url(&url)
+                )
+            })?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Applies pending migrations for this backend. Safe to run any number of times.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("database migration failed")?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The file path inside a `sqlite:` URL, if it names a file.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(std::path::PathBuf::from(path))
+    }
+}
+
+/// True when a database error is a unique-constraint violation (e.g. a duplicate email).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}

@@ -1,0 +1,12 @@
+//! Validated domain types. Input is parsed into these at the edge (forms, CLI, API); code deeper in
+//! never re-checks them. Each constructor's error is a sentence a person can act on.
+
+mod email;
+mod name;
+mod password;
+mod role;
+
+pub use email::Email;
+pub use name::DisplayName;
+pub use password::{NewPassword, hash_password, verify_password};
+pub use role::Role;

@@ -1,0 +1,17 @@
+//! llmeta: chat with LLMs while recording every call's metadata.
+//!
+//! Layers, data flowing one way: `web` (HTTP, pages) → `accounts` / `domain` (use cases, validated types)
+//! → `db` (sqlx `Any` over SQLite or PostgreSQL).
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod housekeeping;
+pub mod secret;
+pub mod telemetry;
+pub mod util;
+pub mod web;

@@ -1,0 +1,76 @@
+//! The HTTP surface: router, middleware stack, pages and JSON routes.
+
+pub mod assets;
+pub mod auth;
+pub mod cookies;
+pub mod csrf;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod pages;
+pub mod security;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// All routes with the middleware stack, outermost first: request id → trace span → security headers →
+/// error rendering → panic catcher → CSRF.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let routes = Router::new()
+        .route("/", get(pages::home::index))
+        .route("/setup", get(pages::setup::form).post(pages::setup::submit))
+        .route(
+            "/accounts/login",
+            get(pages::accounts::login_form).post(pages::accounts::login),
+        )
+        .route(
+            "/accounts/signup",
+            get(pages::accounts::signup_form).post(pages::accounts::signup),
+        )
+        .route("/accounts/logout", post(pages::accounts::logout))
+        .route("/settings", get(pages::settings::show))
+        .route("/settings/profile", post(pages::settings::update_profile))
+        .route("/settings/password", post(pages::settings::change_password))
+        .route("/admin", get(pages::admin::overview))
+        .route("/health", get(health::get).post(health::post))
+        .route("/static/{*file}", get(assets::serve))
+        .fallback(pages::not_found);
+
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            // The path only: query strings may carry tokens.
+                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(axum::middleware::from_fn(security::headers))
+                .layer(axum::middleware::from_fn(error::render_errors))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,200 @@
+//! `/accounts/login`, `/accounts/signup`, `/accounts/logout`.
+
+use super::{Chrome, render, safe_next};
+use crate::accounts::{self, FieldErrors, LoginError, RegisterError, Registration};
+use crate::app::AppState;
+use crate::web::auth::{end_session, start_session};
+use crate::web::cookies;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::AppError;
+use crate::web::extract::{ClientIp, MaybeUser, user_agent};
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    email: String,
+    next: String,
+    error: Option<String>,
+    signup_open: bool,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    csrf: CsrfToken,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, AppError> {
+    let next = safe_next(q.next.as_deref());
+    if user.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    render(
+        StatusCode::OK,
+        &LoginPage {
+            chrome: Chrome::new(None, &csrf),
+            email: String::new(),
+            next,
+            error: None,
+            signup_open: state.config().allow_signup,
+        },
+    )
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let next = safe_next(f.next.as_deref());
+    match accounts::login(state.db(), &f.email, &f.password, &ip).await {
+        Ok(user) => {
+            // Drop any session this browser already had before handing out a new one.
+            let _ = end_session(&state, cookies::get(&headers, cookies::SESSION)).await;
+            let cookie = start_session(&state, &user.id, &ip, &user_agent(&headers)).await?;
+            tracing::info!(user_id = %user.id, "signed in");
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+        }
+        Err(LoginError::Internal(e)) => Err(AppError::Internal(e)),
+        Err(err) => {
+            let (status, retry) = match &err {
+                LoginError::Throttled { retry_after_secs } => {
+                    (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after_secs))
+                }
+                LoginError::Disabled => (StatusCode::FORBIDDEN, None),
+                _ => (StatusCode::UNAUTHORIZED, None),
+            };
+            tracing::info!(outcome = ?err, "sign-in refused");
+            let mut res = render(
+                status,
+                &LoginPage {
+                    chrome: Chrome::new(None, &csrf),
+                    email: f.email,
+                    next,
+                    error: Some(err.message()),
+                    signup_open: state.config().allow_signup,
+                },
+            )?;
+            if let Some(secs) = retry {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(res)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    chrome: Chrome,
+    email: String,
+    name: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+fn signup_closed() -> AppError {
+    AppError::BadRequest(
+        "Sign-up is closed on this server. Ask an administrator for an account.".into(),
+    )
+}
+
+pub async fn signup_form(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    if user.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    if !state.config().allow_signup {
+        return Err(signup_closed());
+    }
+    render(
+        StatusCode::OK,
+        &SignupPage {
+            chrome: Chrome::new(None, &csrf),
+            email: String::new(),
+            name: String::new(),
+            errors: FieldErrors::default(),
+        },
+    )
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(f): Form<SignupForm>,
+) -> Result<Response, AppError> {
+    if !state.config().allow_signup {
+        return Err(signup_closed());
+    }
+    let reg = Registration {
+        email: &f.email,
+        name: &f.name,
+        password: &f.password,
+        confirm: &f.confirm,
+    };
+    match accounts::register(state.db(), reg, false).await {
+        Ok(user) => {
+            let _ = end_session(&state, cookies::get(&headers, cookies::SESSION)).await;
+            let cookie = start_session(&state, &user.id, &ip, &user_agent(&headers)).await?;
+            tracing::info!(user_id = %user.id, "account created");
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+        }
+        Err(RegisterError::Invalid(errors)) => render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SignupPage {
+                chrome: Chrome::new(None, &csrf),
+                email: f.email,
+                name: f.name,
+                errors,
+            },
+        ),
+        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let cookie = end_session(&state, cookies::get(&headers, cookies::SESSION)).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}

@@ -1,0 +1,38 @@
+//! `/`: first-run set-up, the signed-in home, or the landing page.
+
+use super::{Chrome, render};
+use crate::app::AppState;
+use crate::db::users;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::AppError;
+use crate::web::extract::MaybeUser;
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    chrome: Chrome,
+    signed_in: bool,
+    signup_open: bool,
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    if user.is_none() && users::count(state.db()).await? == 0 {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    render(
+        StatusCode::OK,
+        &Home {
+            chrome: Chrome::new(user.as_ref(), &csrf),
+            signed_in: user.is_some(),
+            signup_open: state.config().allow_signup,
+        },
+    )
+}

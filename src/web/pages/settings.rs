@@ -1,0 +1,126 @@
+//! `/settings`: profile and password.
+
+use super::{Chrome, render};
+use crate::accounts::{self, FieldErrors, RegisterError};
+use crate::app::AppState;
+use crate::db::users;
+use crate::domain::DisplayName;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::AppError;
+use crate::web::extract::CurrentUser;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    email: String,
+    name: String,
+    role: &'static str,
+    notice: Option<String>,
+    name_error: Option<String>,
+    password_errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    saved: Option<String>,
+}
+
+fn page(user: &CurrentUser, csrf: &CsrfToken) -> SettingsPage {
+    SettingsPage {
+        chrome: Chrome::new(Some(user), csrf),
+        email: user.user.email.clone(),
+        name: user.user.display_name.clone(),
+        role: user.user.role.as_str(),
+        notice: None,
+        name_error: None,
+        password_errors: FieldErrors::default(),
+    }
+}
+
+pub async fn show(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Query(q): Query<Notice>,
+) -> Result<Response, AppError> {
+    let mut p = page(&user, &csrf);
+    p.notice = match q.saved.as_deref() {
+        Some("profile") => Some("Your profile was saved.".into()),
+        Some("password") => {
+            Some("Your password was changed. Your other sessions were signed out.".into())
+        }
+        _ => None,
+    };
+    render(StatusCode::OK, &p)
+}
+
+#[derive(Deserialize)]
+pub struct ProfileForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn update_profile(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Form(f): Form<ProfileForm>,
+) -> Result<Response, AppError> {
+    match DisplayName::parse(&f.name) {
+        Ok(name) => {
+            users::set_display_name(state.db(), &user.user.id, name.as_str()).await?;
+            Ok(Redirect::to("/settings?saved=profile").into_response())
+        }
+        Err(e) => {
+            let mut p = page(&user, &csrf);
+            p.name = f.name;
+            p.name_error = Some(e);
+            render(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    match accounts::change_password(
+        state.db(),
+        &user.user,
+        &user.session_id,
+        &f.current,
+        &f.password,
+        &f.confirm,
+    )
+    .await
+    {
+        Ok(ended) => {
+            tracing::info!(user_id = %user.user.id, other_sessions_ended = ended, "password changed");
+            Ok(Redirect::to("/settings?saved=password").into_response())
+        }
+        Err(RegisterError::Invalid(errors)) => {
+            let mut p = page(&user, &csrf);
+            p.password_errors = errors;
+            render(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
+        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
+    }
+}

@@ -1,0 +1,305 @@
+//! `spawn_app()` and a cookie-keeping client that submits forms the way a browser does.
+
+use llmeta::app::{AppState, Application};
+use llmeta::config::Config;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Response, StatusCode};
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub state: AppState,
+    _dir: TempDir,
+    pub database_url: String,
+    pg: Option<PgDatabase>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside async context; use a private runtime on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection as _;
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The database URL for a fresh database: a SQLite file in `dir`, or a new PostgreSQL database.
+async fn fresh_database(dir: &TempDir) -> (String, Option<PgDatabase>) {
+    sqlx::any::install_default_drivers();
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            use sqlx::Connection as _;
+            let name = format!("llmeta_t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::AnyConnection::connect(&admin_url)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (base, _) = admin_url
+                .rsplit_once('/')
+                .expect("TEST_DATABASE_URL has a database path");
+            let url = format!("{base}/{name}");
+            (url, Some(PgDatabase { admin_url, name }))
+        }
+        _ => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+            None,
+        ),
+    }
+}
+
+/// A configuration for tests: port 0, a temp data directory, the given database, a fixed secret.
+pub fn test_config(dir: &TempDir, database_url: &str) -> Config {
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let url = database_url.to_string();
+    Config::load(None, &move |name| match name {
+        "LLMETA_BIND" => Some("127.0.0.1:0".into()),
+        "LLMETA_DATA_DIR" => Some(data_dir.clone()),
+        "DATABASE_URL" => Some(url.clone()),
+        "LLMETA_SECRET_KEY" => Some("test-secret-key-that-is-long-enough-0123456789".into()),
+        _ => None,
+    })
+    .expect("test config")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (database_url, pg) = fresh_database(&dir).await;
+    let mut config = test_config(&dir, &database_url);
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("build app");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    TestApp {
+        client: client_with(&jar),
+        jar,
+        base,
+        state,
+        _dir: dir,
+        database_url,
+        pg,
+        shutdown: Some(tx),
+    }
+}
+
+pub fn client_with(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of `name="csrf_token"` in a page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF token") + marker.len();
+    let end = html[start..].find('"').expect("token ends");
+    html[start..start + end].to_string()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A second browser: its own cookie jar.
+    pub fn new_browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Browser {
+            base: self.base.clone(),
+            client: client_with(&jar),
+            jar,
+        }
+    }
+
+    /// The default browser of this test.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            jar: self.jar.clone(),
+        }
+    }
+
+    pub fn has_pg(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+/// A client with its own cookies, like one browser profile.
+#[derive(Clone)]
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let res = self.get(path).await;
+        let status = res.status();
+        (status, res.text().await.expect("body"))
+    }
+
+    /// Opens `page`, takes the CSRF token from its form, and posts `fields` to `action` with a same-origin
+    /// `Origin` header, as a browser submitting that form would.
+    pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        let (status, html) = self.get_text(page).await;
+        assert!(status.is_success(), "GET {page}: {status}");
+        let token = csrf_in(&html);
+        self.post_raw(action, fields, Some(&token), Some(&self.base))
+            .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        action: &str,
+        fields: &[(&str, &str)],
+        token: Option<&str>,
+        origin: Option<&str>,
+    ) -> Response {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        if let Some(t) = token {
+            form.push(("csrf_token", t));
+        }
+        let mut headers = HeaderMap::new();
+        if let Some(o) = origin {
+            headers.insert("origin", HeaderValue::from_str(o).expect("origin"));
+        }
+        self.client
+            .post(self.url(action))
+            .headers(headers)
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Response {
+        self.submit(
+            "/accounts/signup",
+            "/accounts/signup",
+            &[
+                ("email", email),
+                ("name", ""),
+                ("password", password),
+                ("confirm", password),
+            ],
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.submit(
+            "/accounts/login",
+            "/accounts/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn logout(&self) -> Response {
+        self.submit("/settings", "/accounts/logout", &[]).await
+    }
+
+    /// Creates the first administrator through the set-up page.
+    pub async fn setup_admin(&self, email: &str) -> Response {
+        self.submit(
+            "/setup",
+            "/setup",
+            &[
+                ("email", email),
+                ("name", "Admin"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await
+    }
+
+    /// The current session cookie value, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore as _;
+        let url = self.base.parse().expect("url");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| *k == "llmeta_session")
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// Location header of a redirect.
+pub fn location(res: &Response) -> String {
+    res.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// An app with an administrator (signed in on `app.browser()`) and returns it.
+pub async fn app_with_admin() -> TestApp {
+    let app = spawn_app().await;
+    let res = app.browser().setup_admin("admin@example.com").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "setup");
+    app
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real app on port 0 with a fresh database (SQLite file, or a new PostgreSQL
+//! database when TEST_DATABASE_URL is set), driven over HTTP like a browser would.
+
+mod accounts;
+mod admin;
+mod cli;
+mod csrf;
+mod health;
+mod helpers;
+mod pages;

@@ -2,12 +2,15 @@
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::llm::registry::Registry;
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 
 /// Shared by every request. Cheap to clone.
 #[derive(Clone)]
@@ -16,8 +19,51 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     config: Config,
     db: Db,
+    llm: Registry,
     csrf_key: Vec<u8>,
     started: Instant,
+    shutdown: watch::Sender<bool>,
+    inflight: InFlight,
+}
+
+/// Counts model calls in progress, so shutdown can wait for their records to be written.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held while a call runs.
+pub struct InFlightGuard<'a>(&'a InFlight);
+
+impl InFlight {
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no call is in progress.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Deref for AppState {
@@ -43,6 +89,16 @@ impl Inner {
     pub fn session_ttl_ms(&self) -> i64 {
         i64::from(self.config.session_days) * 86_400_000
     }
+    pub fn llm(&self) -> &Registry {
+        &self.llm
+    }
+    pub fn inflight(&self) -> &InFlight {
+        &self.inflight
+    }
+    /// Becomes true when the server starts shutting down; running calls stop and record `interrupted`.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
 }
 
 /// A built, bound application, ready to serve.
@@ -58,6 +114,23 @@ impl Application {
         config.ensure_secret_key()?;
         let db = Db::connect(&config).await?;
         db.migrate().await?;
+        let llm = Registry::build(&config).await?;
+        // Calls left pending by a server that died mid-call (kill -9, power loss).
+        let now = crate::util::now_ms();
+        let stale_after = config
+            .providers
+            .iter()
+            .map(|p| p.timeouts.total_ms)
+            .max()
+            .unwrap_or(0)
+            .max(900_000) as i64;
+        let swept = crate::db::calls::sweep_stale(&db, now - stale_after, now).await?;
+        if swept > 0 {
+            tracing::warn!(
+                calls = swept,
+                "marked calls of a stopped server as interrupted"
+            );
+        }
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -71,8 +144,11 @@ impl Application {
         let state = AppState(Arc::new(Inner {
             config,
             db,
+            llm,
             csrf_key,
             started: Instant::now(),
+            shutdown: watch::channel(false).0,
+            inflight: InFlight::default(),
         }));
         Ok(Application { listener, state })
     }
@@ -95,12 +171,23 @@ impl Application {
         let housekeeping = tokio::spawn(crate::housekeeping::run(self.state.clone()));
         let router = crate::web::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
+        let state = self.state.clone();
+        let signal = async move {
+            shutdown.await;
+            // Running calls stop, record themselves as interrupted and end their streams.
+            state.shutdown.send_replace(true);
+        };
         axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(signal)
         .await?;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.state.inflight.wait_idle(),
+        )
+        .await;
         housekeeping.abort();
         self.state.db.close().await;
         tracing::info!("llmeta stopped");

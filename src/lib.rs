@@ -6,11 +6,14 @@
 
 pub mod accounts;
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod housekeeping;
+pub mod llm;
+pub mod mock;
 pub mod secret;
 pub mod telemetry;
 pub mod util;

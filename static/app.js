@@ -1,5 +1,6 @@
 // llmeta: progressive enhancement only; every page works without this file.
 "use strict";
+
 document.addEventListener("submit", (event) => {
   // Forms that destroy something carry data-confirm="question".
   const form = event.target;
@@ -8,3 +9,157 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Copy buttons copy the raw text of an answer (hidden without JavaScript).
+function enableCopy(root) {
+  root.querySelectorAll("button.copy").forEach((button) => {
+    button.hidden = false;
+    if (button.dataset.ready) return;
+    button.dataset.ready = "1";
+    button.addEventListener("click", async () => {
+      const source = button.parentElement.querySelector("textarea.copy-source");
+      try {
+        await navigator.clipboard.writeText(source ? source.value : "");
+        button.textContent = "Copied";
+      } catch (_) {
+        button.textContent = "Copy failed";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+  });
+}
+enableCopy(document);
+
+// Chat: send with fetch and show the answer as it streams (Server-Sent Events over the POST response).
+const chatForm = document.getElementById("chat-form");
+if (chatForm) {
+  const list = document.getElementById("messages");
+  const content = document.getElementById("content");
+  const send = document.getElementById("send");
+  const stop = document.getElementById("stop");
+  const errorBox = document.getElementById("stream-error");
+  let controller = null;
+
+  content.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      chatForm.requestSubmit(send);
+    }
+  });
+  stop.addEventListener("click", () => { if (controller) controller.abort(); });
+
+  const item = (cls, who) => {
+    const li = document.createElement("li");
+    li.className = "msg " + cls;
+    const w = document.createElement("div");
+    w.className = "who";
+    w.textContent = who;
+    const body = document.createElement("div");
+    body.className = "body plain";
+    li.append(w, body);
+    list.append(li);
+    return li;
+  };
+
+  const showError = (text) => {
+    errorBox.textContent = text;
+    errorBox.hidden = false;
+  };
+
+  chatForm.addEventListener("submit", async (event) => {
+    if (controller) { event.preventDefault(); return; }
+    const submitter = event.submitter;
+    const regenerate = submitter && submitter.id === "regenerate";
+    const action = (submitter && submitter.getAttribute("formaction")) || chatForm.getAttribute("action");
+    if (!regenerate && !content.value.trim()) return;
+    event.preventDefault();
+    errorBox.hidden = true;
+    const data = new URLSearchParams(new FormData(chatForm));
+    const note = document.getElementById("empty-note");
+    if (note) note.remove();
+    let userItem = null;
+    if (regenerate) {
+      const last = list.querySelector("li.assistant:last-of-type");
+      if (last) last.remove();
+    } else {
+      userItem = item("user", "You");
+      userItem.querySelector(".body").textContent = content.value;
+    }
+    const answer = item("assistant streaming", "…");
+    const body = answer.querySelector(".body");
+    controller = new AbortController();
+    send.disabled = true;
+    stop.hidden = false;
+    let finished = false;
+    try {
+      const res = await fetch(action, {
+        method: "POST",
+        body: data,
+        headers: { "Accept": "text/event-stream, application/json", "X-CSRF-Token": data.get("csrf_token") || "" },
+        signal: controller.signal,
+      });
+      const type = res.headers.get("content-type") || "";
+      if (!res.ok || !type.startsWith("text/event-stream")) {
+        let message = "The message could not be sent (HTTP " + res.status + ").";
+        try { message = (await res.json()).error.message; } catch (_) { /* keep the generic text */ }
+        answer.remove();
+        if (userItem) userItem.remove();
+        showError(message);
+        return;
+      }
+      if (!regenerate) content.value = "";
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      const handle = (raw) => {
+        let name = "message";
+        let payload = "";
+        for (const line of raw.split("\n")) {
+          if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) payload += line.slice(5).trim();
+        }
+        const d = payload ? JSON.parse(payload) : {};
+        if (name === "start") {
+          if (window.location.pathname !== d.url) {
+            window.history.replaceState(null, "", d.url);
+            chatForm.setAttribute("action", d.url);
+          }
+          answer.id = "m-" + d.answer_id;
+        } else if (name === "delta") {
+          body.textContent += d.t; // plain text while streaming; sanitised HTML arrives at the end
+        } else if (name === "done") {
+          const tpl = document.createElement("template");
+          tpl.innerHTML = d.html;
+          const block = tpl.content.firstElementChild;
+          if (block) { answer.replaceWith(block); enableCopy(block); }
+          finished = true;
+        }
+      };
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          handle(buffer.slice(0, cut));
+          buffer = buffer.slice(cut + 2);
+        }
+      }
+      if (!finished) showError("The connection ended before the answer was complete. Reload to see what was saved.");
+    } catch (e) {
+      if (e.name === "AbortError") {
+        answer.classList.add("status-cancelled");
+        const s = document.createElement("p");
+        s.className = "note";
+        s.textContent = "Stopped. The partial answer and its metadata are saved.";
+        answer.append(s);
+      } else {
+        showError("The connection was lost. Reload to see what was saved.");
+      }
+    } finally {
+      controller = null;
+      send.disabled = false;
+      stop.hidden = true;
+    }
+  });
+}

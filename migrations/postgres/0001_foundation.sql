@@ -1,4 +1,4 @@
--- Accounts, sessions, login throttling, and the conversation tables the health check counts.
+-- Accounts, sessions, login throttling, health probes.
 -- Conventions: ids are UUIDv7 text, times are unix milliseconds, flags are nullable timestamps.
 
 CREATE TABLE users (
@@ -32,26 +32,6 @@ CREATE TABLE login_throttle (
     failures        BIGINT NOT NULL,
     window_start_ms BIGINT NOT NULL
 );
-
-CREATE TABLE conversations (
-    id          TEXT PRIMARY KEY,
-    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    title       TEXT NOT NULL DEFAULT '',
-    created_ms  BIGINT NOT NULL,
-    updated_ms  BIGINT NOT NULL
-);
-CREATE INDEX conversations_user_updated ON conversations (user_id, updated_ms DESC, id DESC);
-
-CREATE TABLE messages (
-    id              TEXT PRIMARY KEY,
-    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-    content         TEXT NOT NULL,
-    created_ms      BIGINT NOT NULL
-);
-CREATE INDEX messages_conversation ON messages (conversation_id, created_ms);
-CREATE INDEX messages_created ON messages (created_ms);
 
 -- Rows written and deleted by POST /health to prove the database accepts writes.
 CREATE TABLE health_probes (

@@ -4,7 +4,11 @@
 //! always `$1..$N`; ids are UUIDv7 text; times are BIGINT unix milliseconds; there are no boolean columns
 //! (a flag is a nullable timestamp such as `disabled_ms`); sums are cast to BIGINT.
 
+pub mod calls;
+pub mod conversations;
 pub mod health;
+pub mod messages;
+pub mod prefs;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -3,10 +3,12 @@
 
 mod email;
 mod name;
+mod params;
 mod password;
 mod role;
 
 pub use email::Email;
 pub use name::DisplayName;
+pub use params::{ParamError, Params, RawParams};
 pub use password::{NewPassword, hash_password, verify_password};
 pub use role::Role;

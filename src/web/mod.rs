@@ -7,8 +7,10 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod markdown;
 pub mod pages;
 pub mod security;
+pub mod stream;
 
 use crate::app::AppState;
 use axum::Router;
@@ -40,6 +42,19 @@ pub fn router(state: AppState) -> Router {
         .route("/settings", get(pages::settings::show))
         .route("/settings/profile", post(pages::settings::update_profile))
         .route("/settings/password", post(pages::settings::change_password))
+        .route(
+            "/chat",
+            get(pages::chat::new_page).post(pages::chat::send_new),
+        )
+        .route("/c/{id}", get(pages::chat::show).post(pages::chat::send))
+        .route("/c/{id}/regenerate", post(pages::chat::regenerate))
+        .route("/c/{id}/rename", post(pages::history::rename))
+        .route("/c/{id}/pin", post(pages::history::pin))
+        .route(
+            "/c/{id}/delete",
+            get(pages::history::confirm_delete).post(pages::history::delete),
+        )
+        .route("/history", get(pages::history::list))
         .route("/admin", get(pages::admin::overview))
         .route("/health", get(health::get).post(health::post))
         .route("/static/{*file}", get(assets::serve))

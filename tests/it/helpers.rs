@@ -1,7 +1,7 @@
 //! `spawn_app()` and a cookie-keeping client that submits forms the way a browser does.
 
 use llmeta::app::{AppState, Application};
-use llmeta::config::Config;
+use llmeta::config::{Config, ModelConfig, ProviderConfig, ProviderKind, Timeouts};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
 use std::sync::Arc;
@@ -103,7 +103,80 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts the repository's mock upstream on port 0 and returns its `/v1` base URL.
+pub async fn spawn_mock() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind mock");
+    let addr = listener.local_addr().expect("mock addr");
+    tokio::spawn(llmeta::mock::serve(
+        listener,
+        llmeta::mock::MockConfig::default(),
+    ));
+    format!("http://{addr}/v1")
+}
+
+/// A provider config pointing at the mock, with short deadlines so fault tests are quick.
+pub fn mock_provider(name: &str, base_url: &str) -> ProviderConfig {
+    ProviderConfig {
+        name: name.into(),
+        kind: ProviderKind::OpenAi,
+        base_url: base_url.into(),
+        api_key_env: Some("MOCK_KEY".into()),
+        api_key: Some(llmeta::secret::Secret::new(MOCK_KEY.into())),
+        extra: Default::default(),
+        unsupported_params: Vec::new(),
+        timeouts: Timeouts {
+            connect_ms: 2_000,
+            first_byte_ms: 1_500,
+            idle_ms: 700,
+            total_ms: 20_000,
+        },
+        discover_models: false,
+    }
+}
+
+pub const MOCK_KEY: &str = "sk-mock-secret-key-1234567890";
+
+pub fn mock_model(id: &str, provider: &str, context_window: i64) -> ModelConfig {
+    ModelConfig {
+        id: id.into(),
+        provider: provider.into(),
+        upstream: format!("{id}-upstream"),
+        display_name: format!("Mock {id}"),
+        context_window,
+        max_output_tokens: 1000.min(context_window / 2),
+        price_input: 1.0,
+        price_cached_input: 0.5,
+        price_output: 2.0,
+        defaults: Default::default(),
+    }
+}
+
+/// An app with the demo and a mock provider (`mock` model, and `tiny` with a 400-token window), and a signed-in
+/// administrator.
+pub async fn app_with_mock() -> (TestApp, String) {
+    let mock = spawn_mock().await;
+    let base = mock.clone();
+    let app = spawn_app_with(move |c| {
+        c.providers = vec![mock_provider("mock", &base)];
+        c.models = vec![
+            mock_model("mock", "mock", 8192),
+            mock_model("tiny", "mock", 400),
+        ];
+        c.demo = true;
+        c.demo_tokens_per_sec = 0.0;
+    })
+    .await;
+    let res = app.browser().setup_admin("admin@example.com").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "setup");
+    (app, mock)
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var("LLMETA_LOG").is_ok() {
+        llmeta::telemetry::init(llmeta::config::LogFormat::Text);
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pg) = fresh_database(&dir).await;
     let mut config = test_config(&dir, &database_url);
@@ -171,6 +244,17 @@ impl TestApp {
     pub fn has_pg(&self) -> bool {
         self.pg.is_some()
     }
+
+    pub fn db(&self) -> &sqlx::AnyPool {
+        &self.state.db().pool
+    }
+
+    /// Stops the server as SIGTERM would.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// A client with its own cookies, like one browser profile.
@@ -228,6 +312,67 @@ impl Browser {
             .send()
             .await
             .expect("POST")
+    }
+
+    /// Sends a chat message without JavaScript (the form post); returns the redirect response.
+    pub async fn chat(
+        &self,
+        action: &str,
+        content: &str,
+        model: &str,
+        params: &[(&str, &str)],
+    ) -> Response {
+        let page = if action == "/chat" {
+            "/chat".to_string()
+        } else {
+            action.to_string()
+        };
+        let mut fields = vec![("content", content), ("model", model)];
+        fields.extend_from_slice(params);
+        self.submit(&page, action, &fields).await
+    }
+
+    /// Sends a chat message as the page's script does and returns the whole event stream.
+    pub async fn chat_stream(
+        &self,
+        action: &str,
+        content: &str,
+        model: &str,
+        params: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let res = self
+            .chat_stream_response(action, content, model, params)
+            .await;
+        let status = res.status();
+        (status, res.text().await.expect("stream body"))
+    }
+
+    pub async fn chat_stream_response(
+        &self,
+        action: &str,
+        content: &str,
+        model: &str,
+        params: &[(&str, &str)],
+    ) -> Response {
+        let page = if action.ends_with("/regenerate") {
+            action.trim_end_matches("/regenerate").to_string()
+        } else {
+            action.to_string()
+        };
+        let (status, html) = self.get_text(&page).await;
+        assert!(status.is_success(), "GET {page}: {status}");
+        let token = csrf_in(&html);
+        let mut fields = vec![("content", content), ("model", model)];
+        fields.extend_from_slice(params);
+        self.client
+            .post(self.url(action))
+            .header("accept", "text/event-stream, application/json")
+            .header("x-csrf-token", token)
+            .header("origin", &self.base)
+            .form(&fields)
+            .send()
+            .await
+            .expect("POST stream")
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Response {

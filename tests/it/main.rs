@@ -3,8 +3,11 @@
 
 mod accounts;
 mod admin;
+mod chat;
 mod cli;
 mod csrf;
 mod health;
 mod helpers;
+mod history;
 mod pages;
+mod safety;

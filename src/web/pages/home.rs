@@ -1,4 +1,4 @@
-//! `/`: first-run set-up, the signed-in home, or the landing page.
+//! `/`: first-run set-up, the chat for a signed-in person, or the landing page.
 
 use super::{Chrome, render};
 use crate::app::AppState;
@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 #[template(path = "home.html")]
 struct Home {
     chrome: Chrome,
-    signed_in: bool,
     signup_open: bool,
 }
 
@@ -24,14 +23,16 @@ pub async fn index(
     MaybeUser(user): MaybeUser,
     csrf: CsrfToken,
 ) -> Result<Response, AppError> {
-    if user.is_none() && users::count(state.db()).await? == 0 {
+    if user.is_some() {
+        return Ok(Redirect::to("/chat").into_response());
+    }
+    if users::count(state.db()).await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
     }
     render(
         StatusCode::OK,
         &Home {
             chrome: Chrome::new(user.as_ref(), &csrf),
-            signed_in: user.is_some(),
             signup_open: state.config().allow_signup,
         },
     )

@@ -2,9 +2,12 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod chat;
+pub mod history;
 pub mod home;
 pub mod settings;
 pub mod setup;
+pub mod views;
 
 use super::csrf::CsrfToken;
 use super::error::AppError;

@@ -3,6 +3,10 @@
 //! Every setting is validated here, once, and an invalid one stops start-up with a message that names
 //! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
 
+mod llm;
+
+pub use llm::{ModelConfig, ProviderConfig, ProviderKind, Timeouts};
+
 use crate::secret::{Secret, redact_url};
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -29,6 +33,12 @@ pub struct Config {
     pub allow_signup: bool,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy you control).
     pub trust_proxy: bool,
+    pub providers: Vec<ProviderConfig>,
+    pub models: Vec<ModelConfig>,
+    /// The offline demo provider: on when no other provider is configured, or when asked for.
+    pub demo: bool,
+    /// How fast the demo streams (tokens per second; 0 = instantly).
+    pub demo_tokens_per_sec: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +93,12 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     allow_signup: Option<bool>,
     trust_proxy: Option<bool>,
+    demo: Option<bool>,
+    demo_tokens_per_sec: Option<f64>,
+    #[serde(default)]
+    providers: Vec<llm::FileProvider>,
+    #[serde(default)]
+    models: Vec<llm::FileModel>,
 }
 
 /// Where a value came from, for error messages: the env var name, or `key` in the file.
@@ -276,7 +292,37 @@ impl Config {
             false,
         )?;
 
+        let (providers, models) = llm::resolve(file_cfg.providers, file_cfg.models, env)?;
+        let demo = match pick(
+            &["LLMETA_DEMO"],
+            "demo",
+            file_cfg.demo.map(|b| b.to_string()),
+        ) {
+            Some(v) => parse_bool(Some(v), true)?,
+            None => providers.is_empty(),
+        };
+        let demo_tokens_per_sec = match pick(
+            &["LLMETA_DEMO_TOKENS_PER_SEC"],
+            "demo_tokens_per_sec",
+            file_cfg.demo_tokens_per_sec.map(|n| n.to_string()),
+        ) {
+            Some((name, v)) => match v.trim().parse::<f64>() {
+                Ok(n) if (0.0..=100_000.0).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        &name,
+                        format!("'{v}' must be a number from 0 to 100000"),
+                    ));
+                }
+            },
+            None => 40.0,
+        };
+
         Ok(Config {
+            providers,
+            models,
+            demo,
+            demo_tokens_per_sec,
             bind,
             data_dir,
             database_url: Secret::new(database_url),
@@ -369,6 +415,33 @@ impl Config {
         let _ = writeln!(out, "max_body_bytes = {}", self.max_body_bytes);
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
+        let _ = writeln!(out, "demo = {}", self.demo);
+        let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
+        for p in &self.providers {
+            let _ = writeln!(out, "\n[[providers]]");
+            let _ = writeln!(out, "name = \"{}\"", p.name);
+            let _ = writeln!(out, "kind = \"openai\"");
+            let _ = writeln!(out, "base_url = \"{}\"", p.base_url);
+            let key = match (&p.api_key_env, &p.api_key) {
+                (Some(var), Some(_)) => format!("{var} (set, [redacted])"),
+                _ => "(none)".to_string(),
+            };
+            let _ = writeln!(out, "api_key = \"{key}\"");
+            let _ = writeln!(out, "unsupported_params = {:?}", p.unsupported_params);
+            let _ = writeln!(out, "discover_models = {}", p.discover_models);
+        }
+        for m in &self.models {
+            let _ = writeln!(out, "\n[[models]]");
+            let _ = writeln!(out, "id = \"{}\"", m.id);
+            let _ = writeln!(out, "provider = \"{}\"", m.provider);
+            let _ = writeln!(out, "upstream = \"{}\"", m.upstream);
+            let _ = writeln!(out, "context_window = {}", m.context_window);
+            let _ = writeln!(
+                out,
+                "prices_per_million = {{ input = {}, cached_input = {}, output = {} }}",
+                m.price_input, m.price_cached_input, m.price_output
+            );
+        }
         out
     }
 }
@@ -487,6 +560,80 @@ mod tests {
         let text = c.describe();
         assert!(!text.contains("pw@"), "{text}");
         assert!(text.contains("u:[redacted]@h/db"));
+    }
+
+    #[test]
+    fn seed_variables_define_one_provider_and_keep_the_key_secret() {
+        let c = load(&[
+            ("API_URL", "http://127.0.0.1:11434/v1/chat/completions"),
+            ("API_KEY", "sk-very-secret"),
+            ("LLMETA_MODELS", "llama3, qwen3"),
+        ])
+        .unwrap();
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers[0].base_url, "http://127.0.0.1:11434/v1");
+        assert!(!c.providers[0].discover_models);
+        assert_eq!(c.models.len(), 2);
+        assert!(!c.demo, "demo is off once a real provider exists");
+        let text = c.describe();
+        assert!(!text.contains("sk-very-secret"), "{text}");
+        let c = load(&[("API_URL", "http://127.0.0.1:11434/v1")]).unwrap();
+        assert!(c.providers[0].discover_models);
+        assert_eq!(
+            load(&[("API_URL", "ftp://x")]).unwrap_err().setting,
+            "API_URL"
+        );
+        assert_eq!(
+            load(&[("LLMETA_MODELS", "a")]).unwrap_err().setting,
+            "LLMETA_MODELS"
+        );
+    }
+
+    #[test]
+    fn providers_and_models_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llmeta.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[providers]]
+name = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_KEY"
+[providers.timeouts]
+idle_ms = 5000
+
+[[models]]
+id = "gpt"
+provider = "openai"
+upstream = "gpt-4o-mini"
+context_window = 128000
+price_input = 0.15
+price_output = 0.6
+defaults = { temperature = 0.3 }
+"#,
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &|k| {
+            (k == "OPENAI_KEY").then(|| "sk-x".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.providers[0].unsupported_params, vec!["top_k".to_string()]);
+        assert_eq!(c.providers[0].timeouts.idle_ms, 5000);
+        assert_eq!(c.models[0].upstream, "gpt-4o-mini");
+        assert_eq!(c.models[0].price_cached_input, 0.15);
+        assert_eq!(c.models[0].defaults.temperature, Some(0.3));
+        // A missing key variable is named.
+        let e = Config::load(Some(&path), &|_| None).unwrap_err();
+        assert_eq!(e.setting, "providers[0].api_key_env");
+        // Defaults follow the same rules as a person's input.
+        std::fs::write(
+            &path,
+            "[[models]]\nid = \"d\"\nprovider = \"demo\"\ndefaults = { temperature = 9.0 }\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&path), &|_| None).unwrap_err();
+        assert_eq!(e.setting, "models[0].defaults.temperature");
     }
 
     #[test]

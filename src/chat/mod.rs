@@ -1,0 +1,6 @@
+//! Chat use cases: start a turn, run and record the call, fit the context, group the history.
+
+pub mod context;
+pub mod groups;
+pub mod runner;
+pub mod turn;

@@ -1,0 +1,217 @@
+//! Runs one call: streams the provider's events to whoever listens, measures the times on a monotonic clock,
+//! and writes the outcome — ok, error, cancelled or interrupted — with any partial text.
+//!
+//! The runner owns the call in its own task: a client that goes away cancels the upstream request, but the
+//! record is still written. The answer is durable before the listener hears `Done`.
+
+use super::turn::Turn;
+use crate::app::AppState;
+use crate::db::calls::{self, CallRecord};
+use crate::db::{conversations, messages};
+use crate::llm::{Event, LlmError, Usage, tokens};
+use crate::util::now_ms;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What a listener (the SSE response) receives.
+#[derive(Debug)]
+pub enum Update {
+    Delta {
+        content: String,
+        reasoning: String,
+    },
+    /// The call is over and recorded.
+    Done {
+        call: Box<CallRecord>,
+        content: String,
+        reasoning: String,
+    },
+}
+
+enum End {
+    Finished,
+    Failed(LlmError),
+    Cancelled,
+    Interrupted,
+}
+
+/// Runs the call to its end and returns the stored record. `listener` gets the text as it arrives; when it is
+/// dropped, the call is cancelled.
+pub async fn run(
+    state: AppState,
+    turn: Turn,
+    listener: Option<mpsc::Sender<Update>>,
+) -> CallRecord {
+    let _inflight = state.inflight().enter();
+    let mut shutdown = state.shutdown_signal();
+    let mut call = turn.call;
+    let Some(provider) = state.llm().provider(&turn.model.provider) else {
+        // The registry is fixed at start-up and the turn was built from it, so this cannot happen.
+        call.status = "error".into();
+        call.error_class = Some("config".into());
+        return call;
+    };
+    let sent = Instant::now();
+    call.sent_ms = now_ms();
+    let mut stream = provider.start(turn.prepared);
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut usage: Option<Usage> = None;
+    let mut first_byte: Option<Instant> = None;
+    let mut first_token: Option<Instant> = None;
+    let mut last_token: Option<Instant> = None;
+    let mut finish: Option<String> = None;
+
+    let end = loop {
+        let listener_gone = async {
+            match &listener {
+                Some(l) => l.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break End::Interrupted,
+            _ = listener_gone => break End::Cancelled,
+            event = stream.next() => match event {
+                None => break End::Finished,
+                Some(Err(e)) => break End::Failed(e),
+                Some(Ok(Event::Opened)) => {
+                    first_byte.get_or_insert_with(Instant::now);
+                    call.first_byte_ms = Some(now_ms());
+                }
+                Some(Ok(Event::Meta { response_id, model })) => {
+                    call.provider_response_id = response_id.or(call.provider_response_id.take());
+                    call.response_model = model.or(call.response_model.take());
+                }
+                Some(Ok(Event::Delta { content, reasoning: thinking })) => {
+                    let now = Instant::now();
+                    if first_token.is_none() {
+                        first_token = Some(now);
+                        call.first_token_ms = Some(now_ms());
+                    }
+                    last_token = Some(now);
+                    text.push_str(&content);
+                    reasoning.push_str(&thinking);
+                    if let Some(l) = &listener {
+                        // A listener that cannot keep up slows the relay, never the record.
+                        let _ = l.send(Update::Delta { content, reasoning: thinking }).await;
+                    }
+                }
+                Some(Ok(Event::Usage(u))) => usage = Some(u),
+                Some(Ok(Event::Finish(reason))) => finish = Some(reason),
+            }
+        }
+    };
+    drop(stream); // cancels the upstream request if it is still open
+    let ended = Instant::now();
+    call.ended_ms = Some(now_ms());
+    let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1000.0;
+    call.latency_ms = Some(ms(sent, ended));
+    call.first_byte_latency_ms = first_byte.map(|t| ms(sent, t));
+    call.ttft_ms = first_token.map(|t| ms(sent, t));
+    call.finish_reason = finish;
+
+    // Tokens: the provider's numbers where it gave them; otherwise estimates, marked as such.
+    let u = usage.unwrap_or_default();
+    let estimated_output = tokens::estimate(&text) + tokens::estimate(&reasoning);
+    call.input_tokens = Some(u.input.unwrap_or(turn.input_estimate));
+    call.output_tokens = Some(u.output.unwrap_or(estimated_output));
+    call.cached_input_tokens = u.cached_input;
+    call.reasoning_tokens = u.reasoning;
+    call.usage_source = if u.input.is_some() && u.output.is_some() {
+        "provider".into()
+    } else {
+        "estimate".into()
+    };
+    let output = call.output_tokens.unwrap_or(0);
+    if let (Some(first), Some(last)) = (first_token, last_token)
+        && output > 1
+        && last > first
+    {
+        call.tokens_per_sec = Some((output - 1) as f64 / (last - first).as_secs_f64());
+    }
+    call.cost_micros = Some(turn.model.prices.cost_micros(
+        call.input_tokens.unwrap_or(0),
+        call.cached_input_tokens.unwrap_or(0),
+        output,
+    ));
+    match end {
+        End::Finished => call.status = "ok".into(),
+        End::Failed(e) => {
+            call.status = "error".into();
+            call.error_class = Some(e.class().into());
+            call.error_message = Some(e.user_message());
+            call.http_status = e.http_status().map(i64::from);
+            tracing::warn!(call_id = %call.id, class = e.class(), error = %e, "model call failed");
+        }
+        End::Cancelled => {
+            call.status = "cancelled".into();
+            call.error_class = Some("cancelled".into());
+            call.error_message = Some("Stopped before the answer was complete.".into());
+        }
+        End::Interrupted => {
+            call.status = "interrupted".into();
+            call.error_class = Some("interrupted".into());
+            call.error_message = Some("The server shut down during the call.".into());
+        }
+    }
+
+    if let Err(e) = record(
+        &state,
+        &turn.answer_id,
+        &turn.conversation_id,
+        &call,
+        &text,
+        &reasoning,
+    )
+    .await
+    {
+        tracing::error!(call_id = %call.id, error = %e, "could not record the call");
+    }
+    if let Some(l) = listener {
+        let _ = l
+            .send(Update::Done {
+                call: Box::new(call.clone()),
+                content: text,
+                reasoning,
+            })
+            .await;
+    }
+    call
+}
+
+async fn record(
+    state: &AppState,
+    answer_id: &str,
+    conversation_id: &str,
+    call: &CallRecord,
+    text: &str,
+    reasoning: &str,
+) -> anyhow::Result<()> {
+    let mut tx = state.db().pool.begin().await?;
+    calls::complete(&mut tx, call).await?;
+    messages::finish_answer(
+        &mut tx,
+        answer_id,
+        text,
+        reasoning,
+        &call.status,
+        tokens::estimate(text),
+    )
+    .await?;
+    let tokens = call.input_tokens.unwrap_or(0) + call.output_tokens.unwrap_or(0);
+    conversations::record_activity(
+        &mut tx,
+        conversation_id,
+        answer_id,
+        now_ms(),
+        0,
+        tokens,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! Starting a model call in a conversation: validate, build the context, and store the user's message, the
+//! answer placeholder and the pending call record in one transaction, before the provider is called.
+
+use super::context::{self, Turn as HistoryTurn};
+use crate::app::AppState;
+use crate::db::calls::CallRecord;
+use crate::db::conversations::{self, Conversation};
+use crate::db::messages::{self, Message, NewMessage};
+use crate::domain::Params;
+use crate::llm::registry::Model;
+use crate::llm::{CallRequest, Prepared, tokens};
+use crate::util::{new_id, now_ms};
+
+/// Longest message a person can send (characters).
+pub const MAX_MESSAGE_CHARS: usize = 200_000;
+
+/// Everything the runner needs to make and record one call.
+pub struct Turn {
+    pub conversation_id: String,
+    pub user_message_id: String,
+    pub answer_id: String,
+    pub model: Model,
+    pub prepared: Prepared,
+    pub call: CallRecord,
+    /// Estimated input tokens (used when the provider reports none).
+    pub input_estimate: i64,
+}
+
+#[derive(Debug)]
+pub enum TurnError {
+    NotFound,
+    Invalid(String),
+    Internal(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for TurnError {
+    fn from(e: E) -> Self {
+        TurnError::Internal(e.into())
+    }
+}
+
+/// A new message (with `conversation_id` None for a new conversation).
+pub struct Ask<'a> {
+    pub user_id: &'a str,
+    pub conversation_id: Option<&'a str>,
+    pub content: &'a str,
+    pub model: &'a Model,
+    pub params: Params,
+    pub stream: bool,
+    pub source: &'a str,
+}
+
+/// A conversation title from its first message: the first line, at most 80 characters.
+pub fn title_from(content: &str) -> String {
+    let line = content
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut title: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 {
+        title.push('…');
+    }
+    if title.is_empty() {
+        "Untitled".into()
+    } else {
+        title
+    }
+}
+
+pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
+    let content = ask.content.trim_end();
+    if content.trim().is_empty() {
+        return Err(TurnError::Invalid("Write a message first.".into()));
+    }
+    if content.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(TurnError::Invalid(format!(
+            "Messages are limited to {MAX_MESSAGE_CHARS} characters."
+        )));
+    }
+    let (conversation, branch) = match ask.conversation_id {
+        Some(id) => {
+            let c = conversations::get_owned(state.db(), id, ask.user_id)
+                .await?
+                .ok_or(TurnError::NotFound)?;
+            let all = messages::all_in(state.db(), &c.id).await?;
+            let branch = messages::branch(&all, c.head_id.as_deref());
+            (Some(c), branch)
+        }
+        None => (None, Vec::new()),
+    };
+    let user_message_id = new_id();
+    let tokens = tokens::estimate(content);
+    let user_msg = Message {
+        id: user_message_id.clone(),
+        conversation_id: String::new(),
+        parent_id: branch.last().map(|m| m.id.clone()),
+        role: "user".into(),
+        content: content.to_string(),
+        reasoning: String::new(),
+        status: "ok".into(),
+        model_id: None,
+        call_id: None,
+        token_estimate: tokens,
+        created_ms: now_ms(),
+    };
+    start(state, ask, conversation, branch, user_msg, true).await
+}
+
+/// A new answer to the question behind the conversation's latest answer (a sibling branch).
+pub async fn regenerate(
+    state: &AppState,
+    user_id: &str,
+    conversation_id: &str,
+    model: &Model,
+    params: Params,
+    stream: bool,
+) -> Result<Turn, TurnError> {
+    let c = conversations::get_owned(state.db(), conversation_id, user_id)
+        .await?
+        .ok_or(TurnError::NotFound)?;
+    let all = messages::all_in(state.db(), &c.id).await?;
+    let mut branch = messages::branch(&all, c.head_id.as_deref());
+    while branch.last().is_some_and(|m| m.role != "user") {
+        branch.pop();
+    }
+    let Some(question) = branch.pop() else {
+        return Err(TurnError::Invalid(
+            "There is no message to answer again.".into(),
+        ));
+    };
+    let ask = Ask {
+        user_id,
+        conversation_id: Some(conversation_id),
+        content: "",
+        model,
+        params,
+        stream,
+        source: "ui",
+    };
+    start(state, ask, Some(c), branch, question, false).await
+}
+
+async fn start(
+    state: &AppState,
+    ask: Ask<'_>,
+    conversation: Option<Conversation>,
+    history: Vec<Message>,
+    question: Message,
+    insert_question: bool,
+) -> Result<Turn, TurnError> {
+    let model = ask.model;
+    let params = ask.params;
+    let reserved = params
+        .max_tokens
+        .unwrap_or_else(|| model.max_output_tokens.min(1024));
+    let system = params
+        .system_prompt
+        .as_deref()
+        .map(|s| (s, tokens::estimate(s)));
+    let turns: Vec<HistoryTurn> = history
+        .iter()
+        .chain(std::iter::once(&question))
+        .map(|m| HistoryTurn {
+            role: &m.role,
+            content: &m.content,
+            tokens: m.token_estimate,
+        })
+        .collect();
+    let fitted = context::fit(system, &turns, model.context_window, reserved).map_err(|e| {
+        TurnError::Invalid(format!(
+            "This message needs about {} tokens, but {} allows {} tokens of context after reserving {} for \
+             the answer. Shorten it, lower max tokens, or pick a model with a larger window.",
+            e.needed, model.display_name, e.budget, reserved
+        ))
+    })?;
+    let provider = state
+        .llm()
+        .provider(&model.provider)
+        .ok_or_else(|| TurnError::Invalid("This model's provider is not available.".into()))?;
+    let prepared = provider.prepare(&CallRequest {
+        upstream_model: model.upstream.clone(),
+        messages: fitted.messages,
+        params: params.clone(),
+        stream: ask.stream,
+    });
+    let now = now_ms();
+    let conversation_id = conversation
+        .as_ref()
+        .map(|c| c.id.clone())
+        .unwrap_or_else(new_id);
+    let answer_id = new_id();
+    let call = CallRecord {
+        id: new_id(),
+        user_id: ask.user_id.to_string(),
+        conversation_id: Some(conversation_id.clone()),
+        request_message_id: Some(question.id.clone()),
+        response_message_id: Some(answer_id.clone()),
+        source: ask.source.to_string(),
+        provider: model.provider.clone(),
+        model: model.id.clone(),
+        upstream_model: model.upstream.clone(),
+        streamed: i64::from(ask.stream),
+        temperature: params.temperature,
+        top_p: params.top_p,
+        top_k: params.top_k,
+        max_tokens: params.max_tokens,
+        seed: params.seed,
+        presence_penalty: params.presence_penalty,
+        frequency_penalty: params.frequency_penalty,
+        stop: (!params.stop.is_empty())
+            .then(|| serde_json::to_string(&params.stop).unwrap_or_default()),
+        system_prompt: params.system_prompt.clone(),
+        params_dropped: prepared.dropped.join(","),
+        request_json: prepared.body.to_string(),
+        context_messages: (prepared
+            .body
+            .get("messages")
+            .and_then(|m| m.as_array())
+            .map_or(0, Vec::len)) as i64,
+        context_dropped: fitted.dropped as i64,
+        usage_source: "none".into(),
+        sent_ms: now,
+        status: "pending".into(),
+        price_input_micros: model.prices.input,
+        price_cached_input_micros: model.prices.cached_input,
+        price_output_micros: model.prices.output,
+        ..Default::default()
+    };
+
+    let mut tx = state.db().pool.begin().await?;
+    let mut added = 1;
+    if conversation.is_none() {
+        conversations::create(
+            &mut tx,
+            &conversation_id,
+            ask.user_id,
+            &title_from(&question.content),
+            now,
+        )
+        .await?;
+    }
+    if insert_question {
+        added += 1;
+        messages::insert(
+            &mut tx,
+            &NewMessage {
+                id: &question.id,
+                conversation_id: &conversation_id,
+                user_id: ask.user_id,
+                parent_id: question.parent_id.as_deref(),
+                role: "user",
+                content: &question.content,
+                status: "ok",
+                model_id: None,
+                call_id: None,
+                token_estimate: question.token_estimate,
+                created_ms: now,
+            },
+        )
+        .await?;
+    }
+    messages::insert(
+        &mut tx,
+        &NewMessage {
+            id: &answer_id,
+            conversation_id: &conversation_id,
+            user_id: ask.user_id,
+            parent_id: Some(&question.id),
+            role: "assistant",
+            content: "",
+            status: "streaming",
+            model_id: Some(&model.id),
+            call_id: Some(&call.id),
+            token_estimate: 0,
+            created_ms: now + 1,
+        },
+    )
+    .await?;
+    crate::db::calls::insert(&mut tx, &call).await?;
+    conversations::record_activity(
+        &mut tx,
+        &conversation_id,
+        &answer_id,
+        now,
+        added,
+        0,
+        Some(&model.id),
+    )
+    .await?;
+    tx.commit().await?;
+
+    Ok(Turn {
+        conversation_id,
+        user_message_id: question.id,
+        answer_id,
+        model: model.clone(),
+        prepared,
+        call,
+        input_estimate: fitted.estimated_tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_from;
+
+    #[test]
+    fn titles() {
+        assert_eq!(title_from("\n  Hello world \nmore"), "Hello world");
+        assert_eq!(title_from("   "), "Untitled");
+        assert_eq!(title_from(&"x".repeat(100)).chars().count(), 81);
+    }
+}

@@ -1,0 +1,227 @@
+//! Language-model providers behind one interface.
+//!
+//! A call is prepared (the exact JSON body, and which parameters were left out because the provider does not
+//! accept them), then started as a stream of [`Event`]s, whether the upstream answers with SSE or with one
+//! JSON body. Dropping the stream cancels the upstream request.
+
+pub mod demo;
+pub mod openai;
+pub mod registry;
+pub mod sse;
+pub mod tokens;
+
+use crate::domain::Params;
+use futures_util::Stream;
+use serde::Serialize;
+use std::pin::Pin;
+
+/// One message of the context sent to a model.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.into(),
+        }
+    }
+}
+
+/// What to ask a model.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// The model name the provider knows.
+    pub upstream_model: String,
+    pub messages: Vec<ChatMessage>,
+    pub params: Params,
+    pub stream: bool,
+}
+
+/// A request ready to send: the exact body (recorded with the call) and the parameters left out.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub body: serde_json::Value,
+    pub dropped: Vec<&'static str>,
+    pub stream: bool,
+}
+
+/// Token counts as the provider reported them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub input: Option<i64>,
+    pub output: Option<i64>,
+    pub cached_input: Option<i64>,
+    pub reasoning: Option<i64>,
+}
+
+/// What happens during a call, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The provider answered (status line and headers received).
+    Opened,
+    /// Identification of the response, whenever the provider sends it.
+    Meta {
+        response_id: Option<String>,
+        model: Option<String>,
+    },
+    /// Generated text. Reasoning ("thinking") text is kept apart from the answer.
+    Delta {
+        content: String,
+        reasoning: String,
+    },
+    Usage(Usage),
+    Finish(String),
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    Connect,
+    FirstByte,
+    Idle,
+    Total,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error("could not connect to the provider: {0}")]
+    Connect(String),
+    #[error("the provider did not answer in time ({0:?})")]
+    Timeout(TimeoutKind),
+    #[error("the provider answered HTTP {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
+    #[error("the provider sent an invalid response: {0}")]
+    BadResponse(String),
+    #[error("the provider's stream ended early: {0}")]
+    StreamCut(String),
+}
+
+impl LlmError {
+    /// A short, stable class for analysis (`error_class` column).
+    pub fn class(&self) -> &'static str {
+        match self {
+            LlmError::Connect(_) => "connect",
+            LlmError::Timeout(TimeoutKind::Connect) => "timeout_connect",
+            LlmError::Timeout(TimeoutKind::FirstByte) => "timeout_first_byte",
+            LlmError::Timeout(TimeoutKind::Idle) => "timeout_idle",
+            LlmError::Timeout(TimeoutKind::Total) => "timeout_total",
+            LlmError::Http { status: 429, .. } => "rate_limited",
+            LlmError::Http { status, .. } if *status >= 500 => "upstream_5xx",
+            LlmError::Http { .. } => "upstream_4xx",
+            LlmError::BadResponse(_) => "bad_response",
+            LlmError::StreamCut(_) => "stream_cut",
+        }
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            LlmError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What the person chatting is told.
+    pub fn user_message(&self) -> String {
+        match self {
+            LlmError::Connect(_) => "The model provider could not be reached.".into(),
+            LlmError::Timeout(TimeoutKind::Idle) => {
+                "The model stopped sending text and the call was ended.".into()
+            }
+            LlmError::Timeout(_) => "The model provider did not answer in time.".into(),
+            LlmError::Http {
+                status: 429,
+                retry_after_secs,
+                ..
+            } => match retry_after_secs {
+                Some(s) => format!(
+                    "The model provider is rate-limiting requests. Try again in {s} seconds."
+                ),
+                None => "The model provider is rate-limiting requests. Try again shortly.".into(),
+            },
+            LlmError::Http {
+                status, message, ..
+            } => format!("The model provider returned an error (HTTP {status}): {message}"),
+            LlmError::BadResponse(_) => {
+                "The model provider sent a response that could not be read.".into()
+            }
+            LlmError::StreamCut(_) => "The model provider's answer was cut off.".into(),
+        }
+    }
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event, LlmError>> + Send>>;
+
+/// A configured provider.
+pub enum Provider {
+    OpenAi(openai::OpenAiClient),
+    Demo(demo::Demo),
+}
+
+impl Provider {
+    pub fn prepare(&self, req: &CallRequest) -> Prepared {
+        match self {
+            Provider::OpenAi(c) => c.prepare(req),
+            Provider::Demo(d) => d.prepare(req),
+        }
+    }
+
+    /// Starts the call; nothing is sent until the stream is first polled.
+    pub fn start(&self, prepared: Prepared) -> EventStream {
+        match self {
+            Provider::OpenAi(c) => c.start(prepared),
+            Provider::Demo(d) => d.start(prepared),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Provider::OpenAi(_) => "openai",
+            Provider::Demo(_) => "demo",
+        }
+    }
+}
+
+/// Puts the parameters into an OpenAI-style body, leaving out those the provider does not accept.
+pub fn apply_params(
+    body: &mut serde_json::Map<String, serde_json::Value>,
+    params: &Params,
+    unsupported: &[String],
+) -> Vec<&'static str> {
+    use serde_json::json;
+    let mut dropped = Vec::new();
+    let mut put = |name: &'static str, value: Option<serde_json::Value>| {
+        if let Some(v) = value {
+            if unsupported.iter().any(|u| u == name) {
+                dropped.push(name);
+            } else {
+                body.insert(name.to_string(), v);
+            }
+        }
+    };
+    put("temperature", params.temperature.map(|v| json!(v)));
+    put("top_p", params.top_p.map(|v| json!(v)));
+    put("top_k", params.top_k.map(|v| json!(v)));
+    put("max_tokens", params.max_tokens.map(|v| json!(v)));
+    put("seed", params.seed.map(|v| json!(v)));
+    put(
+        "stop",
+        (!params.stop.is_empty()).then(|| json!(params.stop)),
+    );
+    put(
+        "presence_penalty",
+        params.presence_penalty.map(|v| json!(v)),
+    );
+    put(
+        "frequency_penalty",
+        params.frequency_penalty.map(|v| json!(v)),
+    );
+    dropped
+}

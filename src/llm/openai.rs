@@ -1,0 +1,479 @@
+//! OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp server, LM Studio, OpenRouter, …).
+//!
+//! Parsing is lenient on purpose: servers omit `id`/`created`, send unknown finish reasons, put reasoning in
+//! `reasoning_content` or `reasoning`, send usage only in the last chunk or never, and pad streams with
+//! comments and CRLF line ends. Timeouts: connect, first byte, idle between chunks, and total.
+
+use super::sse::SseParser;
+use super::{
+    CallRequest, Event, EventStream, LlmError, Prepared, TimeoutKind, Usage, apply_params,
+};
+use crate::config::ProviderConfig;
+use crate::secret::Secret;
+use futures_util::StreamExt as _;
+use serde_json::{Map, Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A non-streamed answer larger than this is refused.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+pub struct OpenAiClient(Arc<Inner>);
+
+struct Inner {
+    http: reqwest::Client,
+    url: String,
+    api_key: Option<Secret<String>>,
+    extra: Map<String, Value>,
+    unsupported: Vec<String>,
+    first_byte: Duration,
+    idle: Duration,
+    total: Duration,
+}
+
+impl OpenAiClient {
+    pub fn new(cfg: &ProviderConfig) -> anyhow::Result<OpenAiClient> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(cfg.timeouts.connect_ms))
+            // Never follow a redirect: the key must only ever go to the configured host.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(OpenAiClient(Arc::new(Inner {
+            http,
+            url: chat_url(&cfg.base_url),
+            api_key: cfg.api_key.clone(),
+            extra: cfg.extra.clone(),
+            unsupported: cfg.unsupported_params.clone(),
+            first_byte: Duration::from_millis(cfg.timeouts.first_byte_ms),
+            idle: Duration::from_millis(cfg.timeouts.idle_ms),
+            total: Duration::from_millis(cfg.timeouts.total_ms),
+        })))
+    }
+
+    pub fn prepare(&self, req: &CallRequest) -> Prepared {
+        let mut body = self.0.extra.clone();
+        body.insert("model".into(), json!(req.upstream_model));
+        body.insert("messages".into(), json!(req.messages));
+        body.insert("stream".into(), json!(req.stream));
+        if req.stream {
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+        let dropped = apply_params(&mut body, &req.params, &self.0.unsupported);
+        Prepared {
+            body: Value::Object(body),
+            dropped,
+            stream: req.stream,
+        }
+    }
+
+    pub fn start(&self, prepared: Prepared) -> EventStream {
+        let running = Running {
+            inner: self.0.clone(),
+            prepared: Some(prepared),
+            body: None,
+            parser: SseParser::default(),
+            queue: VecDeque::new(),
+            deadline: Instant::now(),
+            finished: false,
+            saw_finish: false,
+            saw_meta: false,
+        };
+        Box::pin(futures_util::stream::unfold(running, |mut r| async move {
+            r.next().await.map(|e| (e, r))
+        }))
+    }
+}
+
+/// `API_URL` may be the base (`…/v1`) or the full `…/chat/completions` URL.
+pub fn chat_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/chat/completions") {
+        base.to_string()
+    } else {
+        format!("{base}/chat/completions")
+    }
+}
+
+/// The base URL (for `/models`) from either form.
+pub fn base_url(url: &str) -> String {
+    url.trim_end_matches('/')
+        .trim_end_matches("/chat/completions")
+        .to_string()
+}
+
+type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+struct Running {
+    inner: Arc<Inner>,
+    prepared: Option<Prepared>,
+    body: Option<BodyStream>,
+    parser: SseParser,
+    queue: VecDeque<Result<Event, LlmError>>,
+    deadline: Instant,
+    finished: bool,
+    saw_finish: bool,
+    saw_meta: bool,
+}
+
+impl Running {
+    async fn next(&mut self) -> Option<Result<Event, LlmError>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                if item.is_err() {
+                    self.finished = true;
+                    self.queue.clear();
+                }
+                return Some(item);
+            }
+            if self.finished {
+                return None;
+            }
+            if let Some(prepared) = self.prepared.take() {
+                if let Err(e) = self.open(prepared).await {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            let Some(body) = self.body.as_mut() else {
+                self.finished = true;
+                continue;
+            };
+            let now = Instant::now();
+            if now >= self.deadline {
+                self.fail(LlmError::Timeout(TimeoutKind::Total));
+                continue;
+            }
+            let wait = self.inner.idle.min(self.deadline - now);
+            match tokio::time::timeout(wait, body.next()).await {
+                Err(_) => {
+                    let kind = if Instant::now() >= self.deadline {
+                        TimeoutKind::Total
+                    } else {
+                        TimeoutKind::Idle
+                    };
+                    self.fail(LlmError::Timeout(kind));
+                }
+                Ok(Some(Ok(bytes))) => match self.parser.push(&bytes) {
+                    Ok(events) => {
+                        for data in events {
+                            self.data(&data);
+                        }
+                    }
+                    Err(_) => self.fail(LlmError::BadResponse("an event line is too long".into())),
+                },
+                Ok(Some(Err(e))) => {
+                    self.fail(LlmError::StreamCut(format!(
+                        "read error: {}",
+                        without_url(&e)
+                    )));
+                }
+                Ok(None) => {
+                    if let Some(data) = self.parser.finish() {
+                        self.data(&data);
+                    }
+                    if !self.finished {
+                        if self.saw_finish {
+                            self.finished = true;
+                        } else {
+                            self.fail(LlmError::StreamCut(
+                                "the connection closed before the answer was complete".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: LlmError) {
+        self.queue.push_back(Err(e));
+        self.finished = true;
+    }
+
+    async fn open(&mut self, prepared: Prepared) -> Result<(), LlmError> {
+        let inner = self.inner.clone();
+        self.deadline = Instant::now() + inner.total;
+        let mut req = inner.http.post(&inner.url).json(&prepared.body);
+        if let Some(key) = &inner.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        if prepared.stream {
+            req = req.header(reqwest::header::ACCEPT, "text/event-stream");
+        }
+        let wait = inner.first_byte.min(inner.total);
+        let res = match tokio::time::timeout(wait, req.send()).await {
+            Err(_) => {
+                return Err(LlmError::Timeout(if inner.first_byte <= inner.total {
+                    TimeoutKind::FirstByte
+                } else {
+                    TimeoutKind::Total
+                }));
+            }
+            Ok(Err(e)) if e.is_timeout() => return Err(LlmError::Timeout(TimeoutKind::Connect)),
+            Ok(Err(e)) => return Err(LlmError::Connect(without_url(&e))),
+            Ok(Ok(res)) => res,
+        };
+        let status = res.status();
+        if !status.is_success() {
+            let retry_after_secs = res
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let text = read_limited(res, 64 * 1024, self.deadline)
+                .await
+                .unwrap_or_default();
+            return Err(LlmError::Http {
+                status: status.as_u16(),
+                message: self.redact(&error_message(&text, status.as_u16())),
+                retry_after_secs,
+            });
+        }
+        self.queue.push_back(Ok(Event::Opened));
+        if prepared.stream {
+            self.body = Some(Box::pin(res.bytes_stream()));
+            return Ok(());
+        }
+        let text = read_limited(res, MAX_BODY, self.deadline).await?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| LlmError::BadResponse(format!("the body is not JSON ({e})")))?;
+        if let Some(err) = value.get("error") {
+            return Err(LlmError::BadResponse(self.redact(&provider_error(err))));
+        }
+        self.meta(&value);
+        let choice = value.pointer("/choices/0").cloned().unwrap_or(Value::Null);
+        let message = choice.get("message").cloned().unwrap_or(Value::Null);
+        let content = str_at(&message, "content");
+        let reasoning = str_at(&message, "reasoning_content") + &str_at(&message, "reasoning");
+        if value.get("choices").is_none() {
+            return Err(LlmError::BadResponse("the body has no choices".into()));
+        }
+        if !content.is_empty() || !reasoning.is_empty() {
+            self.queue
+                .push_back(Ok(Event::Delta { content, reasoning }));
+        }
+        if let Some(u) = value.get("usage").and_then(parse_usage) {
+            self.queue.push_back(Ok(Event::Usage(u)));
+        }
+        let finish = choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .unwrap_or("stop")
+            .to_string();
+        self.queue.push_back(Ok(Event::Finish(finish)));
+        self.finished = true;
+        Ok(())
+    }
+
+    fn meta(&mut self, chunk: &Value) {
+        if self.saw_meta {
+            return;
+        }
+        let response_id = chunk.get("id").and_then(Value::as_str).map(str::to_string);
+        let model = chunk
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if response_id.is_some() || model.is_some() {
+            self.saw_meta = true;
+            self.queue.push_back(Ok(Event::Meta { response_id, model }));
+        }
+    }
+
+    /// One SSE data payload.
+    fn data(&mut self, data: &str) {
+        if self.finished {
+            return;
+        }
+        let data = data.trim();
+        if data.is_empty() {
+            return;
+        }
+        if data == "[DONE]" {
+            self.finished = true;
+            return;
+        }
+        let chunk: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                self.fail(LlmError::BadResponse(
+                    "malformed JSON in the event stream".into(),
+                ));
+                return;
+            }
+        };
+        if let Some(err) = chunk.get("error") {
+            let msg = self.redact(&provider_error(err));
+            self.fail(LlmError::StreamCut(format!(
+                "the provider reported an error: {msg}"
+            )));
+            return;
+        }
+        self.meta(&chunk);
+        if let Some(choice) = chunk.pointer("/choices/0") {
+            let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
+            let content = str_at(&delta, "content");
+            let reasoning = str_at(&delta, "reasoning_content") + &str_at(&delta, "reasoning");
+            if !content.is_empty() || !reasoning.is_empty() {
+                self.queue
+                    .push_back(Ok(Event::Delta { content, reasoning }));
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.saw_finish = true;
+                self.queue.push_back(Ok(Event::Finish(reason.to_string())));
+            }
+        }
+        if let Some(u) = chunk.get("usage").and_then(parse_usage) {
+            self.queue.push_back(Ok(Event::Usage(u)));
+        }
+    }
+
+    /// Provider messages sometimes echo part of the key; never pass it on.
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        if let Some(key) = &self.inner.api_key
+            && key.expose().len() >= 8
+        {
+            out = out.replace(key.expose().as_str(), "[redacted]");
+        }
+        out.chars().take(300).collect()
+    }
+}
+
+fn str_at(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// A reqwest error without the URL (which is not secret, but is noise for users and logs).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "provider");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+async fn read_limited(
+    res: reqwest::Response,
+    limit: usize,
+    deadline: Instant,
+) -> Result<String, LlmError> {
+    let mut body = res.bytes_stream();
+    let mut buf = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_) => return Err(LlmError::Timeout(TimeoutKind::Total)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(LlmError::StreamCut(without_url(&e))),
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(LlmError::BadResponse("the response is too large".into()));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn provider_error(err: &Value) -> String {
+    err.get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| err.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+/// The message inside an error body (`{"error":{"message":…}}`, `{"error":"…"}`, `{"detail":…}`), or its start.
+fn error_message(text: &str, status: u16) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        if let Some(err) = v.get("error") {
+            return provider_error(err);
+        }
+        if let Some(d) = v.get("detail").or_else(|| v.get("message")) {
+            return d
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| d.to_string());
+        }
+    }
+    let t = text.trim();
+    if t.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        t.chars().take(200).collect()
+    }
+}
+
+/// Usage in either the Chat Completions or the Responses naming.
+pub fn parse_usage(u: &Value) -> Option<Usage> {
+    if !u.is_object() {
+        return None;
+    }
+    let num = |path: &str| u.pointer(path).and_then(Value::as_i64);
+    let usage = Usage {
+        input: num("/prompt_tokens").or_else(|| num("/input_tokens")),
+        output: num("/completion_tokens").or_else(|| num("/output_tokens")),
+        cached_input: num("/prompt_tokens_details/cached_tokens")
+            .or_else(|| num("/input_tokens_details/cached_tokens")),
+        reasoning: num("/completion_tokens_details/reasoning_tokens")
+            .or_else(|| num("/output_tokens_details/reasoning_tokens")),
+    };
+    (usage != Usage::default()).then_some(usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(chat_url("http://h/v1/"), "http://h/v1/chat/completions");
+        assert_eq!(
+            chat_url("http://h/v1/chat/completions"),
+            "http://h/v1/chat/completions"
+        );
+        assert_eq!(base_url("http://h/v1/chat/completions"), "http://h/v1");
+    }
+
+    #[test]
+    fn usage_variants() {
+        let u = parse_usage(&json!({"prompt_tokens": 10, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}))
+        .unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                input: Some(10),
+                output: Some(5),
+                cached_input: Some(4),
+                reasoning: Some(2)
+            }
+        );
+        assert!(parse_usage(&json!({})).is_none());
+        assert!(parse_usage(&Value::Null).is_none());
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            error_message(r#"{"error":{"message":"bad model"}}"#, 400),
+            "bad model"
+        );
+        assert_eq!(
+            error_message(r#"{"error":"overloaded"}"#, 503),
+            "overloaded"
+        );
+        assert_eq!(error_message("", 502), "HTTP 502");
+    }
+}

@@ -1,0 +1,313 @@
+//! A mock OpenAI-compatible upstream for tests and benchmarks (`llmeta-mock` binary).
+//!
+//! Behaviour is chosen per request by directives in the last user message, e.g.
+//! `mock:tokens=50 mock:ttft_ms=20 mock:delay_ms=5 mock:fault=cut`:
+//! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens
+//! - `fault=500|429|hang|invalid_json|cut|stall|no_usage|error_event` an upstream fault
+//! - `echo` answer with the message itself (directives removed), `split=N` in chunks of N characters
+//! - `reasoning=N` reasoning tokens first (`reasoning_content`), `cached=N` cached input tokens in usage
+//! - `crlf` CRLF line ends and keep-alive comments in the stream
+//!
+//! Usage is exact and predictable: prompt tokens = words in all messages, completion tokens = chunks sent.
+//! `GET /_mock/requests` returns the request bodies received (newest last).
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Defaults for requests without directives.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    pub tokens: usize,
+    pub ttft_ms: u64,
+    pub delay_ms: u64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            tokens: 20,
+            ttft_ms: 0,
+            delay_ms: 0,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct MockState {
+    config: MockConfig,
+    requests: Arc<Mutex<VecDeque<Value>>>,
+}
+
+/// Serves the mock on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, config: MockConfig) -> std::io::Result<()> {
+    axum::serve(listener, router(config)).await
+}
+
+pub fn router(config: MockConfig) -> Router {
+    let state = MockState {
+        config,
+        requests: Arc::new(Mutex::new(VecDeque::new())),
+    };
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .route("/_mock/requests", get(requests))
+        .with_state(state)
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [
+        {"id": "mock-small", "object": "model", "owned_by": "mock"},
+        {"id": "mock-large", "object": "model", "owned_by": "mock"}
+    ]}))
+}
+
+async fn requests(State(s): State<MockState>) -> Json<Value> {
+    let list = s
+        .requests
+        .lock()
+        .map(|r| r.iter().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    Json(Value::Array(list))
+}
+
+/// Directives of the last user message, and the text without them.
+fn directives(body: &Value) -> (HashMap<String, String>, String) {
+    let last_user = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        })
+        .and_then(|m| m.get("content").and_then(Value::as_str))
+        .unwrap_or("");
+    let mut map = HashMap::new();
+    let mut rest = Vec::new();
+    for word in last_user.split(' ') {
+        if let Some(d) = word.strip_prefix("mock:") {
+            let (k, v) = d.split_once('=').unwrap_or((d, ""));
+            map.insert(k.to_string(), v.to_string());
+        } else {
+            rest.push(word);
+        }
+    }
+    (map, rest.join(" "))
+}
+
+fn prompt_tokens(body: &Value) -> usize {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m.get("content").and_then(Value::as_str))
+                .map(|c| c.split_whitespace().count())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": "mock_error", "code": status.as_u16()}})),
+    )
+        .into_response()
+}
+
+async fn chat(State(s): State<MockState>, body: String) -> Response {
+    let body: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "invalid JSON body"),
+    };
+    if let Ok(mut r) = s.requests.lock() {
+        r.push_back(body.clone());
+        while r.len() > 100 {
+            r.pop_front();
+        }
+    }
+    let (d, text) = directives(&body);
+    let num = |k: &str, default: u64| {
+        d.get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let fault = d.get("fault").map(String::as_str).unwrap_or("");
+    match fault {
+        "500" => return error(StatusCode::INTERNAL_SERVER_ERROR, "mock internal error"),
+        "429" => {
+            let mut res = error(StatusCode::TOO_MANY_REQUESTS, "mock rate limit");
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("7"));
+            return res;
+        }
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        _ => {}
+    }
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string();
+    let max_tokens = body.get("max_tokens").and_then(Value::as_u64);
+    let mut chunks: Vec<String> = if d.contains_key("echo") {
+        let size = num("split", 0) as usize;
+        if size == 0 {
+            vec![text.clone()]
+        } else {
+            let chars: Vec<char> = text.chars().collect();
+            chars.chunks(size).map(|c| c.iter().collect()).collect()
+        }
+    } else {
+        let n = num("tokens", s.config.tokens as u64) as usize;
+        (1..=n)
+            .map(|i| {
+                if i == 1 {
+                    format!("tok{i}")
+                } else {
+                    format!(" tok{i}")
+                }
+            })
+            .collect()
+    };
+    let mut finish = "stop";
+    if let Some(max) = max_tokens
+        && chunks.len() as u64 > max
+    {
+        chunks.truncate(max as usize);
+        finish = "length";
+    }
+    let reasoning: Vec<String> = (1..=num("reasoning", 0))
+        .map(|i| format!("think{i} "))
+        .collect();
+    let usage = json!({
+        "prompt_tokens": prompt_tokens(&body),
+        "completion_tokens": chunks.len() + reasoning.len(),
+        "total_tokens": prompt_tokens(&body) + chunks.len() + reasoning.len(),
+        "prompt_tokens_details": {"cached_tokens": num("cached", 0)},
+        "completion_tokens_details": {"reasoning_tokens": reasoning.len()},
+    });
+    let with_usage = fault != "no_usage";
+    let ttft = Duration::from_millis(num("ttft_ms", s.config.ttft_ms));
+    let delay = Duration::from_millis(num("delay_ms", s.config.delay_ms));
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+
+    if !stream {
+        tokio::time::sleep(ttft + delay * chunks.len().saturating_sub(1) as u32).await;
+        if fault == "invalid_json" {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"choices\": [",
+            )
+                .into_response();
+        }
+        let mut answer = json!({
+            "id": "chatcmpl-mock",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": chunks.concat(),
+                         "reasoning_content": reasoning.concat()}, "finish_reason": finish}],
+        });
+        if with_usage {
+            answer["usage"] = usage;
+        }
+        return Json(answer).into_response();
+    }
+
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let nl = if d.contains_key("crlf") { "\r\n" } else { "\n" };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
+    let fault = fault.to_string();
+    tokio::spawn(async move {
+        let event = |v: Value| format!("data: {v}{nl}{nl}");
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                   "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        tokio::time::sleep(ttft).await;
+        if nl == "\r\n" && tx.send(Ok(format!(": keep-alive{nl}{nl}"))).await.is_err() {
+            return;
+        }
+        let mut first = true;
+        let total = chunks.len();
+        let all = reasoning
+            .iter()
+            .map(|r| (true, r))
+            .chain(chunks.iter().map(|c| (false, c)));
+        for (i, (is_reasoning, piece)) in all.enumerate() {
+            if !first {
+                tokio::time::sleep(delay).await;
+            }
+            let cut_here = i >= reasoning.len() + total / 2 && total > 1;
+            if fault == "cut" && cut_here {
+                return; // the connection closes without finish_reason or [DONE]
+            }
+            if fault == "stall" && cut_here {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            if fault == "invalid_json" && cut_here {
+                let _ = tx
+                    .send(Ok(format!("data: {{\"choices\": [{{\"delta\": {nl}{nl}")))
+                    .await;
+                return;
+            }
+            if fault == "error_event" && cut_here {
+                let _ = tx
+                    .send(Ok(event(
+                        json!({"error": {"message": "mock overloaded mid-stream"}}),
+                    )))
+                    .await;
+                return;
+            }
+            let delta = if is_reasoning {
+                json!({"reasoning_content": piece})
+            } else if first {
+                json!({"role": "assistant", "content": piece})
+            } else {
+                json!({"content": piece})
+            };
+            first = false;
+            if tx.send(Ok(event(chunk(delta, Value::Null)))).await.is_err() {
+                return; // client went away
+            }
+        }
+        let _ = tx.send(Ok(event(chunk(json!({}), json!(finish))))).await;
+        if include_usage && with_usage {
+            let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                           "model": model, "choices": [], "usage": usage});
+            let _ = tx.send(Ok(event(v))).await;
+        }
+        let _ = tx.send(Ok(format!("data: [DONE]{nl}{nl}"))).await;
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<String, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,290 @@
+//! `/chat` (a new conversation) and `/c/{id}` (one conversation): show, send, regenerate.
+//!
+//! With JavaScript the form is posted with `Accept: text/event-stream` and the answer streams back; without
+//! it, the same form posts normally, the server waits for the whole answer and redirects to the page.
+
+use super::views::MessageView;
+use super::{Chrome, render};
+use crate::app::AppState;
+use crate::chat::runner;
+use crate::chat::turn::{self, Ask, Turn, TurnError};
+use crate::db::{calls, conversations, messages, prefs};
+use crate::domain::{Params, RawParams};
+use crate::llm::registry::Model;
+use crate::util::now_ms;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::AppError;
+use crate::web::extract::CurrentUser;
+use crate::web::stream;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+pub struct ModelOption {
+    pub id: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "chat.html")]
+struct ChatPage {
+    chrome: Chrome,
+    conversation_id: Option<String>,
+    title: String,
+    action: String,
+    messages: Vec<MessageView>,
+    models: Vec<ModelOption>,
+    selected_is_demo: bool,
+    params: RawParams,
+    content: String,
+    errors: Vec<String>,
+    can_regenerate: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SendForm {
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    model: String,
+    #[serde(flatten)]
+    params: RawParams,
+}
+
+/// What the form shows: the values just sent (after an error) or the person's saved choices.
+struct FormState {
+    model: String,
+    params: RawParams,
+    content: String,
+    errors: Vec<String>,
+}
+
+async fn saved_form(state: &AppState, user_id: &str) -> Result<FormState, AppError> {
+    let (model, params) = match prefs::get(state.db(), user_id).await? {
+        Some((model, json)) => (model, serde_json::from_str(&json).unwrap_or_default()),
+        None => (String::new(), RawParams::default()),
+    };
+    Ok(FormState {
+        model,
+        params,
+        content: String::new(),
+        errors: Vec::new(),
+    })
+}
+
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+    conversation_id: Option<&str>,
+    form: FormState,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let registry = state.llm();
+    let (title, views) = match conversation_id {
+        Some(id) => {
+            let c = conversations::get_owned(state.db(), id, &user.user.id)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let all = messages::all_in(state.db(), &c.id).await?;
+            let branch = messages::branch(&all, c.head_id.as_deref());
+            let calls: HashMap<String, calls::CallRecord> =
+                calls::for_conversation(state.db(), &c.id)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id.clone(), c))
+                    .collect();
+            let views = branch
+                .iter()
+                .map(|m| {
+                    let call = m.call_id.as_ref().and_then(|id| calls.get(id));
+                    MessageView::new(m, call, registry)
+                })
+                .collect();
+            (c.title, views)
+        }
+        None => ("New chat".to_string(), Vec::new()),
+    };
+    let selected = registry
+        .model(&form.model)
+        .or_else(|| registry.models().first())
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
+    let models = registry
+        .models()
+        .iter()
+        .map(|m| ModelOption {
+            id: m.id.clone(),
+            label: m.display_name.clone(),
+            selected: m.id == selected,
+        })
+        .collect();
+    let can_regenerate = views.iter().any(|v: &MessageView| !v.is_user);
+    render(
+        status,
+        &ChatPage {
+            chrome: Chrome::new(Some(user), csrf),
+            action: conversation_id
+                .map(|id| format!("/c/{id}"))
+                .unwrap_or_else(|| "/chat".into()),
+            conversation_id: conversation_id.map(str::to_string),
+            title,
+            messages: views,
+            selected_is_demo: registry.model(&selected).is_some_and(Model::is_demo),
+            models,
+            params: form.params,
+            content: form.content,
+            errors: form.errors,
+            can_regenerate,
+        },
+    )
+}
+
+pub async fn new_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    let form = saved_form(&state, &user.user.id).await?;
+    page(&state, &user, &csrf, None, form, StatusCode::OK).await
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let form = saved_form(&state, &user.user.id).await?;
+    page(&state, &user, &csrf, Some(&id), form, StatusCode::OK).await
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
+/// The model and validated parameters of a form, or the messages to show.
+fn choose(state: &AppState, form: &SendForm) -> Result<(Model, Params), Vec<String>> {
+    let model = state
+        .llm()
+        .model(&form.model)
+        .ok_or_else(|| vec!["Pick one of the offered models.".to_string()])?;
+    let params = Params::parse(&form.params, model.max_output_tokens)
+        .map_err(|e| e.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
+    Ok((model.clone(), params.or(&model.defaults)))
+}
+
+/// Runs a started turn: streamed to the browser, or awaited and redirected.
+async fn respond(state: AppState, turn: Turn, stream: bool) -> Result<Response, AppError> {
+    if stream {
+        return Ok(stream::sse(state, turn));
+    }
+    let target = format!("/c/{}#m-{}", turn.conversation_id, turn.answer_id);
+    // Its own task: if this request is dropped, the call still finishes and is recorded.
+    tokio::spawn(runner::run(state, turn, None))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(Redirect::to(&target).into_response())
+}
+
+async fn send_inner(
+    state: AppState,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    conversation_id: Option<String>,
+    form: SendForm,
+) -> Result<Response, AppError> {
+    let streaming = wants_stream(&headers);
+    let invalid = |errors: Vec<String>, form: SendForm| async {
+        if streaming {
+            return Err(AppError::BadRequest(errors.join(" ")));
+        }
+        let state_form = FormState {
+            model: form.model,
+            params: form.params,
+            content: form.content,
+            errors,
+        };
+        page(
+            &state,
+            &user,
+            &csrf,
+            conversation_id.as_deref(),
+            state_form,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await
+    };
+    let (model, params) = match choose(&state, &form) {
+        Ok(ok) => ok,
+        Err(errors) => return invalid(errors, form).await,
+    };
+    let params_json = serde_json::to_string(&form.params).unwrap_or_default();
+    prefs::set(state.db(), &user.user.id, &model.id, &params_json, now_ms()).await?;
+    let started = turn::ask(
+        &state,
+        Ask {
+            user_id: &user.user.id,
+            conversation_id: conversation_id.as_deref(),
+            content: &form.content,
+            model: &model,
+            params,
+            stream: streaming,
+            source: "ui",
+        },
+    )
+    .await;
+    match started {
+        Ok(t) => respond(state.clone(), t, streaming).await,
+        Err(TurnError::NotFound) => Err(AppError::NotFound),
+        Err(TurnError::Invalid(msg)) => invalid(vec![msg], form).await,
+        Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
+    }
+}
+
+pub async fn send_new(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    send_inner(state, user, csrf, headers, None, form).await
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    send_inner(state, user, csrf, headers, Some(id), form).await
+}
+
+pub async fn regenerate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    let streaming = wants_stream(&headers);
+    let (model, params) = choose(&state, &form).map_err(|e| AppError::BadRequest(e.join(" ")))?;
+    match turn::regenerate(&state, &user.user.id, &id, &model, params, streaming).await {
+        Ok(t) => respond(state.clone(), t, streaming).await,
+        Err(TurnError::NotFound) => Err(AppError::NotFound),
+        Err(TurnError::Invalid(msg)) => Err(AppError::BadRequest(msg)),
+        Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
+    }
+}

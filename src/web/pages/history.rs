@@ -1,0 +1,226 @@
+//! `/history`: a person's conversations, newest first, grouped by date, 50 a page (keyset pagination);
+//! rename, pin, delete (after a confirmation page).
+
+use super::{Chrome, render};
+use crate::app::AppState;
+use crate::chat::groups;
+use crate::db::conversations::{self, Conversation};
+use crate::util::{format_ms, now_ms};
+use crate::web::csrf::CsrfToken;
+use crate::web::error::AppError;
+use crate::web::extract::CurrentUser;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+pub const PAGE_SIZE: i64 = 50;
+
+pub struct Row {
+    pub id: String,
+    pub title: String,
+    pub models: String,
+    pub messages: i64,
+    pub tokens: i64,
+    pub last_activity: String,
+    pub pinned: bool,
+}
+
+pub struct Group {
+    pub label: String,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    chrome: Chrome,
+    pinned: Vec<Row>,
+    groups: Vec<Group>,
+    next: Option<String>,
+    first_page: bool,
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    after: Option<String>,
+}
+
+fn row(c: Conversation) -> Row {
+    Row {
+        pinned: c.pinned_ms.is_some(),
+        title: c.title,
+        models: c.models.replace(',', ", "),
+        messages: c.message_count,
+        tokens: c.tokens,
+        last_activity: format_ms(c.updated_ms),
+        id: c.id,
+    }
+}
+
+/// `1795305600000.0193…` → (time, id): the last row of the previous page.
+fn parse_cursor(s: &str) -> Option<(i64, String)> {
+    let (ts, id) = s.split_once('.')?;
+    Some((ts.parse().ok()?, id.to_string()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, AppError> {
+    let cursor = match q.after.as_deref() {
+        Some(s) => {
+            Some(parse_cursor(s).ok_or_else(|| AppError::BadRequest("Invalid page link.".into()))?)
+        }
+        None => None,
+    };
+    let mut page = conversations::page(
+        state.db(),
+        &user.user.id,
+        cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+        PAGE_SIZE + 1,
+    )
+    .await?;
+    let next = if page.len() as i64 > PAGE_SIZE {
+        page.truncate(PAGE_SIZE as usize);
+        page.last().map(|c| format!("{}.{}", c.updated_ms, c.id))
+    } else {
+        None
+    };
+    let now = now_ms();
+    let mut groups: Vec<Group> = Vec::new();
+    for c in page {
+        let label = groups::label(c.updated_ms, now);
+        match groups.last_mut() {
+            Some(g) if g.label == label => g.rows.push(row(c)),
+            _ => groups.push(Group {
+                label,
+                rows: vec![row(c)],
+            }),
+        }
+    }
+    let pinned = if cursor.is_none() {
+        conversations::pinned(state.db(), &user.user.id)
+            .await?
+            .into_iter()
+            .map(row)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    render(
+        StatusCode::OK,
+        &HistoryPage {
+            chrome: Chrome::new(Some(&user), &csrf),
+            pinned,
+            groups,
+            next,
+            first_page: cursor.is_none(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    title: String,
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<RenameForm>,
+) -> Result<Response, AppError> {
+    let title = f.title.trim();
+    if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "A title needs 1 to 200 characters, without control characters.".into(),
+        ));
+    }
+    if !conversations::rename(state.db(), &id, &user.user.id, title).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(Redirect::to(&format!("/c/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PinForm {
+    #[serde(default)]
+    pin: String,
+    #[serde(default)]
+    back: String,
+}
+
+pub async fn pin(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<PinForm>,
+) -> Result<Response, AppError> {
+    let pinned = (f.pin == "1").then(now_ms);
+    if !conversations::set_pinned(state.db(), &id, &user.user.id, pinned).await? {
+        return Err(AppError::NotFound);
+    }
+    let back = if f.back == "chat" {
+        format!("/c/{id}")
+    } else {
+        "/history".into()
+    };
+    Ok(Redirect::to(&back).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "confirm_delete.html")]
+struct ConfirmDelete {
+    chrome: Chrome,
+    id: String,
+    title: String,
+    messages: i64,
+}
+
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let c = conversations::get_owned(state.db(), &id, &user.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render(
+        StatusCode::OK,
+        &ConfirmDelete {
+            chrome: Chrome::new(Some(&user), &csrf),
+            id: c.id,
+            title: c.title,
+            messages: c.message_count,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<DeleteForm>,
+) -> Result<Response, AppError> {
+    if f.confirm != "yes" {
+        return Ok(Redirect::to(&format!("/c/{id}/delete")).into_response());
+    }
+    if !conversations::delete(state.db(), &id, &user.user.id).await? {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(conversation_id = %id, "conversation deleted");
+    Ok(Redirect::to("/history").into_response())
+}

@@ -1,0 +1,142 @@
+//! View models shared by the chat page and the streamed answer: one message block, one way.
+
+use crate::db::calls::CallRecord;
+use crate::db::messages::Message;
+use crate::llm::registry::Registry;
+use crate::web::markdown;
+use askama::Template;
+
+/// A message as the page shows it.
+pub struct MessageView {
+    pub id: String,
+    pub is_user: bool,
+    /// Raw text (user messages are shown escaped; also the Copy button's source).
+    pub text: String,
+    /// Sanitised HTML of an answer.
+    pub html: String,
+    pub reasoning: String,
+    pub status: String,
+    pub meta: Option<MetaView>,
+}
+
+/// The numbers under an answer.
+pub struct MetaView {
+    pub model: String,
+    pub is_demo: bool,
+    pub params: String,
+    pub input_tokens: String,
+    pub output_tokens: String,
+    pub estimated: bool,
+    pub cached_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub latency: String,
+    pub ttft: String,
+    pub tokens_per_sec: String,
+    pub cost: String,
+    pub finish_reason: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub dropped_params: String,
+    pub context_dropped: i64,
+}
+
+/// `$0.000123` from micro-dollars.
+pub fn dollars(micros: i64) -> String {
+    if micros == 0 {
+        return "$0".into();
+    }
+    let d = micros as f64 / 1_000_000.0;
+    if d >= 0.01 {
+        format!("${d:.4}")
+    } else {
+        format!("${d:.6}")
+    }
+}
+
+fn duration(ms: Option<f64>) -> String {
+    match ms {
+        None => "–".into(),
+        Some(ms) if ms >= 1000.0 => format!("{:.2} s", ms / 1000.0),
+        Some(ms) => format!("{ms:.0} ms"),
+    }
+}
+
+impl MetaView {
+    pub fn from_call(c: &CallRecord, registry: &Registry) -> MetaView {
+        let model = registry.model(&c.model);
+        let mut params = Vec::new();
+        let mut f = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                params.push(format!("{name} {v}"));
+            }
+        };
+        f("temperature", c.temperature.map(|v| v.to_string()));
+        f("top_p", c.top_p.map(|v| v.to_string()));
+        f("top_k", c.top_k.map(|v| v.to_string()));
+        f("max_tokens", c.max_tokens.map(|v| v.to_string()));
+        f("seed", c.seed.map(|v| v.to_string()));
+        f("presence", c.presence_penalty.map(|v| v.to_string()));
+        f("frequency", c.frequency_penalty.map(|v| v.to_string()));
+        f("stop", c.stop.clone());
+        let estimated = c.usage_source != "provider";
+        let tokens = |n: Option<i64>| match n {
+            Some(n) if estimated => format!("≈{n}"),
+            Some(n) => n.to_string(),
+            None => "–".into(),
+        };
+        MetaView {
+            model: model
+                .map(|m| m.display_name.clone())
+                .unwrap_or_else(|| c.model.clone()),
+            is_demo: model.is_some_and(|m| m.is_demo()),
+            params: if params.is_empty() {
+                "provider defaults".into()
+            } else {
+                params.join(" · ")
+            },
+            input_tokens: tokens(c.input_tokens),
+            output_tokens: tokens(c.output_tokens),
+            estimated,
+            cached_tokens: c.cached_input_tokens.filter(|n| *n > 0),
+            reasoning_tokens: c.reasoning_tokens.filter(|n| *n > 0),
+            latency: duration(c.latency_ms),
+            ttft: duration(c.ttft_ms),
+            tokens_per_sec: c
+                .tokens_per_sec
+                .map(|t| format!("{t:.1} tok/s"))
+                .unwrap_or_else(|| "–".into()),
+            cost: c.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
+            finish_reason: c.finish_reason.clone().unwrap_or_else(|| "–".into()),
+            status: c.status.clone(),
+            error: c.error_message.clone(),
+            dropped_params: c.params_dropped.replace(',', ", "),
+            context_dropped: c.context_dropped,
+        }
+    }
+}
+
+impl MessageView {
+    pub fn new(m: &Message, call: Option<&CallRecord>, registry: &Registry) -> MessageView {
+        let is_user = m.role == "user";
+        MessageView {
+            id: m.id.clone(),
+            is_user,
+            text: m.content.clone(),
+            html: if is_user {
+                String::new()
+            } else {
+                markdown::render(&m.content)
+            },
+            reasoning: m.reasoning.clone(),
+            status: m.status.clone(),
+            meta: call.map(|c| MetaView::from_call(c, registry)),
+        }
+    }
+}
+
+/// One message block alone: what the stream sends when an answer is complete.
+#[derive(Template)]
+#[template(path = "_message.html")]
+pub struct MessageBlock<'a> {
+    pub m: &'a MessageView,
+}

@@ -1,0 +1,176 @@
+//! History, conversation management, and who may reach what.
+
+use crate::chat::only_conversation;
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn history_groups_renames_pins_and_deletes() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    b.chat("/chat", "First question about rust", "mock", &[])
+        .await;
+    let id = only_conversation(&app).await;
+    let (_, html) = b.get_text("/history").await;
+    assert!(html.contains("<h2>Today</h2>"));
+    assert!(html.contains("First question about rust"));
+    assert!(html.contains("2 messages"));
+
+    let res = b
+        .submit(
+            &format!("/c/{id}"),
+            &format!("/c/{id}/rename"),
+            &[("title", "Renamed <b>it</b>")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = b.get_text("/history").await;
+    assert!(
+        html.contains("Renamed &#60;b&#62;it&#60;/b&#62;") || html.contains("Renamed &lt;b&gt;it")
+    );
+    let res = b
+        .submit(
+            &format!("/c/{id}"),
+            &format!("/c/{id}/rename"),
+            &[("title", "  ")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    b.submit("/history", &format!("/c/{id}/pin"), &[("pin", "1")])
+        .await;
+    let (_, html) = b.get_text("/history").await;
+    assert!(html.contains("<h2>Pinned</h2>"));
+    assert!(html.contains("Unpin"));
+
+    // Delete asks first, then removes messages and call records.
+    let (status, html) = b.get_text(&format!("/c/{id}/delete")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Delete this conversation?"));
+    let res = b
+        .submit(
+            &format!("/c/{id}/delete"),
+            &format!("/c/{id}/delete"),
+            &[("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(location(&res), "/history");
+    for table in ["conversations", "messages", "calls"] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(app.db())
+                .await
+                .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    assert_eq!(
+        b.get(&format!("/c/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn history_is_paginated_by_keyset() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let user_id: String = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let now = llmeta::util::now_ms();
+    for i in 0..55i64 {
+        sqlx::query("INSERT INTO conversations (id, user_id, title, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)")
+            .bind(format!("c{i:03}"))
+            .bind(&user_id)
+            .bind(format!("Conversation number {i:03}"))
+            // Two share each timestamp, so the id breaks ties.
+            .bind(now - (i / 2) * 3_600_000)
+            .execute(app.db())
+            .await
+            .unwrap();
+    }
+    let (_, first) = b.get_text("/history").await;
+    assert_eq!(first.matches("class=\"conv-title\"").count(), 50);
+    assert!(first.contains("Conversation number 000"));
+    assert!(!first.contains("Conversation number 050"));
+    let marker = "href=\"/history?after=";
+    let start = first.find(marker).expect("an older page") + marker.len();
+    let cursor = &first[start..start + first[start..].find('"').unwrap()];
+    let (_, second) = b.get_text(&format!("/history?after={cursor}")).await;
+    assert_eq!(second.matches("class=\"conv-title\"").count(), 5);
+    for i in 50..55 {
+        assert!(second.contains(&format!("Conversation number {i:03}")));
+    }
+    assert!(!second.contains("rel=\"next\""));
+    assert_eq!(
+        b.get("/history?after=garbage").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn another_users_conversation_is_not_found_on_every_route() {
+    let (app, _) = app_with_mock().await;
+    let owner = app.browser();
+    owner
+        .chat("/chat", "private mock:tokens=3", "mock", &[])
+        .await;
+    let id = only_conversation(&app).await;
+
+    let other = app.new_browser();
+    other.signup("bob@example.com", PASSWORD).await;
+    assert_eq!(
+        other.get(&format!("/c/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        other.get(&format!("/c/{id}/delete")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, page) = other.get_text("/chat").await;
+    let token = csrf_in(&page);
+    for (action, fields) in [
+        (
+            format!("/c/{id}"),
+            vec![("content", "injected"), ("model", "mock")],
+        ),
+        (format!("/c/{id}/regenerate"), vec![("model", "mock")]),
+        (format!("/c/{id}/rename"), vec![("title", "pwned")]),
+        (format!("/c/{id}/pin"), vec![("pin", "1")]),
+        (format!("/c/{id}/delete"), vec![("confirm", "yes")]),
+    ] {
+        let res = other
+            .post_raw(&action, &fields, Some(&token), Some(&app.base))
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    // The stream too.
+    let res = other
+        .client
+        .post(app.url(&format!("/c/{id}")))
+        .header("accept", "text/event-stream, application/json")
+        .header("x-csrf-token", &token)
+        .form(&[("content", "injected"), ("model", "mock")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Nothing changed for the owner.
+    let (_, html) = owner.get_text(&format!("/c/{id}")).await;
+    assert!(!html.contains("injected") && !html.contains("pwned"));
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // And signed-out visitors are sent to log in.
+    let visitor = app.new_browser();
+    assert_eq!(
+        visitor.get(&format!("/c/{id}")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        visitor.get("/history").await.status(),
+        StatusCode::SEE_OTHER
+    );
+}

@@ -89,6 +89,9 @@ impl Inner {
     pub fn session_ttl_ms(&self) -> i64 {
         i64::from(self.config.session_days) * 86_400_000
     }
+    pub fn stale_call_ms(&self) -> i64 {
+        stale_call_ms(&self.config)
+    }
     pub fn llm(&self) -> &Registry {
         &self.llm
     }
@@ -117,14 +120,7 @@ impl Application {
         let llm = Registry::build(&config).await?;
         // Calls left pending by a server that died mid-call (kill -9, power loss).
         let now = crate::util::now_ms();
-        let stale_after = config
-            .providers
-            .iter()
-            .map(|p| p.timeouts.total_ms)
-            .max()
-            .unwrap_or(0)
-            .max(900_000) as i64;
-        let swept = crate::db::calls::sweep_stale(&db, now - stale_after, now).await?;
+        let swept = crate::db::calls::sweep_stale(&db, now - stale_call_ms(&config), now).await?;
         if swept > 0 {
             tracing::warn!(
                 calls = swept,
@@ -193,6 +189,18 @@ impl Application {
         tracing::info!("llmeta stopped");
         Ok(())
     }
+}
+
+/// A call still `pending` after this long belongs to a server that stopped: no provider deadline is longer.
+fn stale_call_ms(config: &Config) -> i64 {
+    config
+        .providers
+        .iter()
+        .map(|p| p.timeouts.total_ms)
+        .max()
+        .unwrap_or(0)
+        .max(900_000) as i64
+        + 60_000
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,4 +1,5 @@
-//! Periodic clean-up: expired sessions and stale login-throttle counters.
+//! Periodic clean-up: expired sessions, stale login-throttle counters, and calls left `pending` by a server
+//! that died mid-call (older than any provider deadline).
 
 use crate::app::AppState;
 use crate::db::{sessions, throttle};
@@ -15,6 +16,11 @@ pub async fn run(state: AppState) {
         }
         if let Err(e) = throttle::purge_older_than(state.db(), now - 86_400_000).await {
             tracing::warn!(error = %e, "throttle purge failed");
+        }
+        if let Err(e) =
+            crate::db::calls::sweep_stale(state.db(), now - state.stale_call_ms(), now).await
+        {
+            tracing::warn!(error = %e, "stale call sweep failed");
         }
     }
 }

@@ -3,13 +3,15 @@
 //! Behaviour is chosen per request by directives in the last user message, e.g.
 //! `mock:tokens=50 mock:ttft_ms=20 mock:delay_ms=5 mock:fault=cut`:
 //! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens
-//! - `fault=500|429|hang|invalid_json|cut|stall|no_usage|error_event` an upstream fault
+//! - `fault=500|429|401|hang|invalid_json|cut|stall|no_usage|error_event` an upstream fault (`401` echoes the
+//!   key it was given, as some providers do, to prove llmeta never shows it)
 //! - `echo` answer with the message itself (directives removed), `split=N` in chunks of N characters
 //! - `reasoning=N` reasoning tokens first (`reasoning_content`), `cached=N` cached input tokens in usage
 //! - `crlf` CRLF line ends and keep-alive comments in the stream
 //!
 //! Usage is exact and predictable: prompt tokens = words in all messages, completion tokens = chunks sent.
-//! `GET /_mock/requests` returns the request bodies received (newest last).
+//! `GET /_mock/requests` returns the request bodies received (newest last); `GET /_mock/auth` the
+//! `Authorization` headers.
 
 use axum::Json;
 use axum::Router;
@@ -46,6 +48,7 @@ impl Default for MockConfig {
 struct MockState {
     config: MockConfig,
     requests: Arc<Mutex<VecDeque<Value>>>,
+    auth: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// Serves the mock on `listener` until the task is dropped.
@@ -57,11 +60,13 @@ pub fn router(config: MockConfig) -> Router {
     let state = MockState {
         config,
         requests: Arc::new(Mutex::new(VecDeque::new())),
+        auth: Arc::new(Mutex::new(VecDeque::new())),
     };
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/models", get(models))
         .route("/_mock/requests", get(requests))
+        .route("/_mock/auth", get(auth))
         .with_state(state)
 }
 
@@ -79,6 +84,15 @@ async fn requests(State(s): State<MockState>) -> Json<Value> {
         .map(|r| r.iter().cloned().collect::<Vec<_>>())
         .unwrap_or_default();
     Json(Value::Array(list))
+}
+
+async fn auth(State(s): State<MockState>) -> Json<Value> {
+    let list = s
+        .auth
+        .lock()
+        .map(|r| r.iter().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    Json(json!(list))
 }
 
 /// Directives of the last user message, and the text without them.
@@ -126,7 +140,22 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-async fn chat(State(s): State<MockState>, body: String) -> Response {
+async fn chat(
+    State(s): State<MockState>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if let Ok(mut a) = s.auth.lock() {
+        a.push_back(authorization.clone());
+        while a.len() > 100 {
+            a.pop_front();
+        }
+    }
     let body: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(_) => return error(StatusCode::BAD_REQUEST, "invalid JSON body"),
@@ -151,6 +180,13 @@ async fn chat(State(s): State<MockState>, body: String) -> Response {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("7"));
             return res;
+        }
+        "401" => {
+            let key = authorization.trim_start_matches("Bearer ");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                &format!("Incorrect API key provided: {key}"),
+            );
         }
         "hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

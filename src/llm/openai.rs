@@ -437,6 +437,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn extra_fields_are_merged_and_explicit_ones_win() {
+        let cfg = crate::config::ProviderConfig {
+            name: "p".into(),
+            kind: crate::config::ProviderKind::OpenAi,
+            base_url: "http://127.0.0.1:1/v1".into(),
+            api_key_env: None,
+            api_key: None,
+            extra: serde_json::from_str(r#"{"keep_alive": "5m", "model": "ignored"}"#).unwrap(),
+            unsupported_params: vec!["seed".into()],
+            timeouts: Default::default(),
+            discover_models: false,
+        };
+        let client = OpenAiClient::new(&cfg).unwrap();
+        let params = crate::domain::Params {
+            seed: Some(1),
+            top_k: Some(5),
+            ..Default::default()
+        };
+        let p = client.prepare(&CallRequest {
+            upstream_model: "m".into(),
+            messages: vec![super::super::ChatMessage::new("user", "hi")],
+            params,
+            stream: true,
+        });
+        assert_eq!(p.body["keep_alive"], "5m");
+        assert_eq!(p.body["model"], "m");
+        assert_eq!(p.body["top_k"], 5);
+        assert!(p.body.get("seed").is_none());
+        assert_eq!(p.dropped, vec!["seed"]);
+        assert_eq!(p.body["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
     fn urls() {
         assert_eq!(chat_url("http://h/v1/"), "http://h/v1/chat/completions");
         assert_eq!(

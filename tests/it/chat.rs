@@ -83,7 +83,7 @@ async fn a_streamed_call_sends_events_and_records_usage() {
     let (app, mock) = app_with_mock().await;
     let b = app.browser();
     let (status, sse) = b
-        .chat_stream("/chat", "stream me mock:tokens=5", "mock", &[])
+        .chat_stream("/chat", "stream me mock:tokens=5 mock:crlf", "mock", &[])
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(sse.starts_with("event: start\n"), "{sse}");
@@ -93,7 +93,7 @@ async fn a_streamed_call_sends_events_and_records_usage() {
     let c = &calls(&app).await[0];
     assert_eq!(c.get::<i64, _>("streamed"), 1);
     assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(5));
-    assert_eq!(c.get::<Option<i64>, _>("input_tokens"), Some(3));
+    assert_eq!(c.get::<Option<i64>, _>("input_tokens"), Some(4));
     assert_eq!(c.get::<String, _>("usage_source"), "provider");
     let sent: serde_json::Value = reqwest::get(
         format!("{}/../_mock/requests", mock.trim_end_matches("/v1")).replace("/..", ""),
@@ -466,4 +466,66 @@ async fn conversations_keep_context_and_regenerate_adds_a_new_answer() {
         2,
         "one answer per question is shown"
     );
+}
+
+#[tokio::test]
+async fn the_provider_key_goes_upstream_and_nowhere_else() {
+    let (app, mock) = app_with_mock().await;
+    let b = app.browser();
+    b.chat("/chat", "hello", "mock", &[]).await;
+    let (_, sse) = b
+        .chat_stream("/chat", "bad key mock:fault=401", "mock", &[])
+        .await;
+    let auth: Vec<String> = reqwest::get(mock.replace("/v1", "/_mock/auth"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        auth[0],
+        format!("Bearer {MOCK_KEY}"),
+        "sent to the configured provider"
+    );
+    assert!(!sse.contains(MOCK_KEY), "not in the stream");
+    assert!(sse.contains("[redacted]"), "{sse}");
+    for c in calls(&app).await {
+        for col in ["request_json", "error_message"] {
+            let v: Option<String> = c.get(col);
+            assert!(!v.unwrap_or_default().contains(MOCK_KEY), "{col}");
+        }
+    }
+    let id = only_conversation_newest(&app).await;
+    let (_, html) = b.get_text(&format!("/c/{id}")).await;
+    assert!(!html.contains(MOCK_KEY));
+    assert!(html.contains("HTTP 401"));
+}
+
+#[tokio::test]
+async fn the_model_and_parameters_are_remembered_per_user() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    b.chat(
+        "/chat",
+        "hi",
+        "tiny",
+        &[("temperature", "0.3"), ("system_prompt", "Be terse.")],
+    )
+    .await;
+    let (_, html) = b.get_text("/chat").await;
+    assert!(html.contains("<option value=\"tiny\" selected>"));
+    assert!(html.contains("value=\"0.3\""));
+    assert!(html.contains(">Be terse.</textarea>"));
+    let sent: String = sqlx::query_scalar("SELECT request_json FROM calls")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(sent["messages"][0]["content"], "Be terse.");
+    // Another person starts from the defaults.
+    let other = app.new_browser();
+    other.signup("bob@example.com", PASSWORD).await;
+    let (_, html) = other.get_text("/chat").await;
+    assert!(!html.contains("value=\"0.3\""));
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod browser;
 mod chat;
 mod cli;
 mod csrf;

@@ -1,0 +1,102 @@
+// What only a browser shows: streaming, Stop, and hostile model output staying inert, plus the account flow.
+// Usage: node smoke.mjs BASE_URL [SCREENSHOT_DIR]   (run by tests/it/browser.rs)
+import { chromium } from "playwright-core";
+
+const base = process.argv[2];
+const shots = process.argv[3] || "";
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+const dialogs = [];
+const pageErrors = [];
+const cspViolations = [];
+page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+page.on("pageerror", (e) => pageErrors.push(String(e)));
+page.on("console", (m) => { if (m.type() === "error" && m.text().includes("Content Security Policy")) cspViolations.push(m.text()); });
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+const pwned = () => page.evaluate(() => window.__pwned);
+
+try {
+  // First run: set-up creates the administrator and lands in the chat.
+  await page.goto(base + "/");
+  check(page.url().endsWith("/setup"), "a fresh server opens the set-up page, got " + page.url());
+  await page.fill("#email", "admin@example.com");
+  await page.fill("#name", "Ada");
+  await page.fill("#password", "correct horse battery staple");
+  await page.fill("#confirm", "correct horse battery staple");
+  await Promise.all([page.waitForURL("**/chat"), page.click("main button[type=submit]")]);
+
+  // Hostile output, streamed in 5-character chunks so tags are split across events.
+  const payload = "<script>window.__pwned=1</script> <img src=x onerror=\"window.__pwned=2\"> " +
+    "[click](javascript:window.__pwned=3) <a href=\"javascript:window.__pwned=4\">a</a> mock:echo mock:split=5";
+  await page.selectOption("#model", "mock");
+  await page.fill("#content", payload);
+  await page.click("#send");
+  await page.waitForSelector("li.msg.assistant .meta", { timeout: 15000 });
+  check((await pwned()) === undefined, "a payload ran while streaming");
+  check(page.url().includes("/c/"), "the address switches to the conversation");
+  const jsLinks = await page.$$eval("a", (as) => as.filter((a) => a.href.startsWith("javascript:")).length);
+  check(jsLinks === 0, "a javascript: link survived");
+  for (const a of await page.$$("li.msg.assistant .md a")) { await a.click({ noWaitAfter: true }).catch(() => {}); }
+  check((await pwned()) === undefined, "a payload ran on click");
+  await page.reload();
+  await page.waitForSelector("li.msg.assistant .meta");
+  check((await pwned()) === undefined, "a payload ran on reload");
+  check((await page.textContent("li.msg.user .body")).includes("<script>"), "the user's text is shown as text");
+
+  // A normal streamed answer shows its metadata, then Stop cancels a long one.
+  await page.fill("#content", "count for me mock:tokens=8 mock:delay_ms=10");
+  await page.click("#send");
+  await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 2);
+  const meta = await page.textContent("li.msg.assistant:last-of-type .meta");
+  check(meta.includes("Tokens in / out") && meta.includes("/ 8"), "metadata under the answer: " + meta);
+  if (shots) await page.screenshot({ path: shots + "/chat.png", fullPage: true });
+
+  await page.fill("#content", "a long answer mock:tokens=500 mock:delay_ms=15");
+  await page.click("#send");
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll("li.msg.assistant");
+    return all.length && all[all.length - 1].textContent.includes("tok5 ");
+  });
+  await page.click("#stop");
+  await page.waitForSelector("text=Stopped. The partial answer");
+  await page.waitForTimeout(300);
+  await page.reload();
+  const last = await page.textContent("li.msg.assistant:last-of-type");
+  check(last.includes("cancelled") && last.includes("tok5") && !last.includes("tok500"),
+    "the stopped answer is saved as cancelled with its partial text");
+
+  // History, then the account flow: log out, sign up a second person, log out, log in again.
+  await page.goto(base + "/history");
+  check((await page.textContent("main")).includes("Today"), "history groups by date");
+  await Promise.all([page.waitForURL(base + "/"), page.click("nav button:has-text('Log out')")]);
+  await page.goto(base + "/accounts/signup");
+  await page.fill("#email", "grace@example.com");
+  await page.fill("#password", "another long passphrase");
+  await page.fill("#confirm", "another long passphrase");
+  await Promise.all([page.waitForURL("**/chat"), page.click("main button[type=submit]")]);
+  check(!(await page.content()).includes("href=\"/admin\""), "a user sees no admin link");
+  await Promise.all([page.waitForURL(base + "/"), page.click("nav button:has-text('Log out')")]);
+  await page.goto(base + "/accounts/login");
+  await page.fill("#email", "grace@example.com");
+  await page.fill("#password", "another long passphrase");
+  await Promise.all([page.waitForURL("**/chat"), page.click("main button[type=submit]")]);
+  check((await page.textContent("main")).includes("Ask anything"), "a new person starts with an empty chat");
+
+  check(dialogs.length === 0, "dialogs opened: " + dialogs.join(" | "));
+  check(pageErrors.length === 0, "page errors: " + pageErrors.join(" | "));
+  check(cspViolations.length === 0, "CSP violations: " + cspViolations.join(" | "));
+  console.log("browser checks passed");
+} catch (e) {
+  console.error("FAIL: " + e.message);
+  if (shots) await page.screenshot({ path: shots + "/failure.png", fullPage: true }).catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -115,16 +115,46 @@ struct SignupPage {
     errors: FieldErrors,
 }
 
+/// The sign-up and first-run set-up forms.
 #[derive(Deserialize)]
-pub struct SignupForm {
+pub struct RegistrationForm {
     #[serde(default)]
-    email: String,
+    pub email: String,
     #[serde(default)]
-    name: String,
+    pub name: String,
     #[serde(default)]
     password: String,
     #[serde(default)]
     confirm: String,
+}
+
+/// Creates the account and signs it in (a redirect to `/`), or returns the form's errors.
+pub async fn register_and_sign_in(
+    state: &AppState,
+    ip: &str,
+    headers: &HeaderMap,
+    f: &RegistrationForm,
+    first_admin: bool,
+) -> Result<Result<Response, FieldErrors>, AppError> {
+    let reg = Registration {
+        email: &f.email,
+        name: &f.name,
+        password: &f.password,
+        confirm: &f.confirm,
+    };
+    match accounts::register(state.db(), reg, first_admin).await {
+        Ok(user) => {
+            // Drop any session this browser already had before handing out a new one.
+            let _ = end_session(state, cookies::get(headers, cookies::SESSION)).await;
+            let cookie = start_session(state, &user.id, ip, &user_agent(headers)).await?;
+            tracing::info!(user_id = %user.id, admin = first_admin, "account created");
+            Ok(Ok(
+                ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+            ))
+        }
+        Err(RegisterError::Invalid(errors)) => Ok(Err(errors)),
+        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
+    }
 }
 
 fn signup_closed() -> AppError {
@@ -160,25 +190,14 @@ pub async fn signup(
     csrf: CsrfToken,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Form(f): Form<SignupForm>,
+    Form(f): Form<RegistrationForm>,
 ) -> Result<Response, AppError> {
     if !state.config().allow_signup {
         return Err(signup_closed());
     }
-    let reg = Registration {
-        email: &f.email,
-        name: &f.name,
-        password: &f.password,
-        confirm: &f.confirm,
-    };
-    match accounts::register(state.db(), reg, false).await {
-        Ok(user) => {
-            let _ = end_session(&state, cookies::get(&headers, cookies::SESSION)).await;
-            let cookie = start_session(&state, &user.id, &ip, &user_agent(&headers)).await?;
-            tracing::info!(user_id = %user.id, "account created");
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
-        }
-        Err(RegisterError::Invalid(errors)) => render(
+    match register_and_sign_in(&state, &ip, &headers, &f, false).await? {
+        Ok(signed_in) => Ok(signed_in),
+        Err(errors) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SignupPage {
                 chrome: Chrome::new(None, &csrf),
@@ -187,7 +206,6 @@ pub async fn signup(
                 errors,
             },
         ),
-        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }
 

@@ -1,19 +1,18 @@
 //! `/setup`: creates the first administrator while the database has no user.
 
+use super::accounts::{RegistrationForm, register_and_sign_in};
 use super::{Chrome, render};
-use crate::accounts::{self, FieldErrors, RegisterError, Registration};
+use crate::accounts::FieldErrors;
 use crate::app::AppState;
 use crate::db::users;
-use crate::web::auth::start_session;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
-use crate::web::extract::{ClientIp, user_agent};
+use crate::web::extract::ClientIp;
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "setup.html")]
@@ -22,18 +21,6 @@ struct SetupPage {
     email: String,
     name: String,
     errors: FieldErrors,
-}
-
-#[derive(Deserialize)]
-pub struct SetupForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    confirm: String,
 }
 
 pub async fn form(State(state): State<AppState>, csrf: CsrfToken) -> Result<Response, AppError> {
@@ -56,24 +43,14 @@ pub async fn submit(
     csrf: CsrfToken,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Form(f): Form<SetupForm>,
+    Form(f): Form<RegistrationForm>,
 ) -> Result<Response, AppError> {
     if users::count(state.db()).await? > 0 {
         return Ok(Redirect::to("/accounts/login").into_response());
     }
-    let reg = Registration {
-        email: &f.email,
-        name: &f.name,
-        password: &f.password,
-        confirm: &f.confirm,
-    };
-    match accounts::register(state.db(), reg, true).await {
-        Ok(user) => {
-            let cookie = start_session(&state, &user.id, &ip, &user_agent(&headers)).await?;
-            tracing::info!(user_id = %user.id, "first administrator created");
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
-        }
-        Err(RegisterError::Invalid(errors)) => render(
+    match register_and_sign_in(&state, &ip, &headers, &f, true).await? {
+        Ok(signed_in) => Ok(signed_in),
+        Err(errors) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SetupPage {
                 chrome: Chrome::new(None, &csrf),
@@ -82,6 +59,5 @@ pub async fn submit(
                 errors,
             },
         ),
-        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }

@@ -24,7 +24,11 @@ pub struct Inner {
     started: Instant,
     shutdown: watch::Sender<bool>,
     inflight: InFlight,
+    /// The last few parsed JSON viewer documents, so paging a 30 MB document does not re-parse it.
+    json_cache: std::sync::Mutex<Vec<(String, Arc<serde_json::Value>)>>,
 }
+
+const JSON_CACHE_DOCS: usize = 3;
 
 /// Counts model calls in progress, so shutdown can wait for their records to be written.
 #[derive(Default)]
@@ -89,6 +93,19 @@ impl Inner {
     pub fn session_ttl_ms(&self) -> i64 {
         i64::from(self.config.session_days) * 86_400_000
     }
+    pub fn json_cache_get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
+        let cache = self.json_cache.lock().ok()?;
+        cache.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    pub fn json_cache_put(&self, key: &str, doc: Arc<serde_json::Value>) {
+        if let Ok(mut cache) = self.json_cache.lock() {
+            cache.retain(|(k, _)| k != key);
+            cache.insert(0, (key.to_string(), doc));
+            cache.truncate(JSON_CACHE_DOCS);
+        }
+    }
+
     pub fn stale_call_ms(&self) -> i64 {
         stale_call_ms(&self.config)
     }
@@ -145,6 +162,7 @@ impl Application {
             started: Instant::now(),
             shutdown: watch::channel(false).0,
             inflight: InFlight::default(),
+            json_cache: std::sync::Mutex::new(Vec::new()),
         }));
         Ok(Application { listener, state })
     }

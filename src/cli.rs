@@ -41,6 +41,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Print the effective configuration, secrets redacted, and check that it is valid.
     CheckConfig,
+    /// Internal: print the text of a PDF (run by the server in a limited child process).
+    #[command(hide = true)]
+    ExtractPdf { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +77,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::ExtractPdf { file }) = &cli.command {
+        std::process::exit(crate::files::pdf::run_helper(file));
+    }
     let config = load_config(&cli)?;
     crate::telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
@@ -88,6 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied ({})", db.backend.name());
             Ok(())
         }
+        Command::ExtractPdf { .. } => Ok(()),
         Command::CheckConfig => {
             print!("{}", config.describe());
             Ok(())

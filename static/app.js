@@ -66,6 +66,84 @@ if (chatForm) {
     errorBox.hidden = false;
   };
 
+  // Attachments: upload at once (button or drop), show a chip, and send the ids with the message.
+  const filesInput = document.getElementById("files");
+  const chips = document.getElementById("chips");
+  const attachForm = document.getElementById("attach-form");
+  const attachInput = document.getElementById("attach-input");
+  const token = () => new FormData(chatForm).get("csrf_token") || "";
+  const ids = () => filesInput.value.split(",").filter(Boolean);
+  const setIds = (list) => { filesInput.value = list.join(","); };
+  const addChip = (f) => {
+    const li = document.createElement("li");
+    li.className = "chip";
+    li.dataset.id = f.id;
+    const label = document.createElement("span");
+    const size = f.size >= 1048576 ? (f.size / 1048576).toFixed(1) + " MB" : f.size >= 1024 ? (f.size / 1024).toFixed(1) + " KB" : f.size + " B";
+    label.textContent = f.name + " · " + size + " · ≈" + f.tokens + " tokens";
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "link";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", "Remove " + f.name);
+    remove.addEventListener("click", async () => {
+      await fetch("/files/" + f.id + "/delete", {
+        method: "POST", headers: { "X-CSRF-Token": token(), "Accept": "application/json" },
+      });
+      li.remove();
+      setIds(ids().filter((i) => i !== f.id));
+    });
+    li.append(label, " ", remove);
+    chips.append(li);
+  };
+  const upload = async (fileList) => {
+    if (!fileList || !fileList.length) return;
+    const body = new FormData();
+    for (const f of fileList) body.append("file", f, f.name);
+    errorBox.hidden = true;
+    const pending = document.createElement("li");
+    pending.className = "chip";
+    pending.textContent = "Uploading " + fileList.length + " file(s)…";
+    chips.append(pending);
+    try {
+      const res = await fetch("/files", {
+        method: "POST", body, headers: { "X-CSRF-Token": token(), "Accept": "application/json" },
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) {
+        showError((data.error && data.error.message) || ("The upload failed (HTTP " + res.status + ")."));
+        return;
+      }
+      for (const f of data.files) { addChip(f); setIds(ids().concat([f.id])); }
+    } catch (_) {
+      showError("The upload failed: the connection was lost.");
+    } finally {
+      pending.remove();
+    }
+  };
+  if (attachForm && attachInput) {
+    document.getElementById("attach-submit").hidden = true;
+    attachInput.addEventListener("change", async () => { await upload(attachInput.files); attachInput.value = ""; });
+    attachForm.addEventListener("submit", (e) => e.preventDefault());
+  }
+  document.querySelectorAll("#chips .chip button[form]").forEach((b) => {
+    const id = b.closest(".chip").dataset.id;
+    b.type = "button";
+    b.removeAttribute("form");
+    b.addEventListener("click", async () => {
+      await fetch("/files/" + id + "/delete", { method: "POST", headers: { "X-CSRF-Token": token(), "Accept": "application/json" } });
+      b.closest(".chip").remove();
+      setIds(ids().filter((i) => i !== id));
+    });
+  });
+  chatForm.addEventListener("dragover", (e) => { e.preventDefault(); chatForm.classList.add("dragging"); });
+  chatForm.addEventListener("dragleave", () => chatForm.classList.remove("dragging"));
+  chatForm.addEventListener("drop", (e) => {
+    e.preventDefault();
+    chatForm.classList.remove("dragging");
+    upload(e.dataTransfer.files);
+  });
+
   chatForm.addEventListener("submit", async (event) => {
     if (controller) { event.preventDefault(); return; }
     const submitter = event.submitter;
@@ -107,7 +185,11 @@ if (chatForm) {
         showError(message);
         return;
       }
-      if (!regenerate) content.value = "";
+      if (!regenerate) {
+        content.value = "";
+        chips.textContent = "";
+        setIds([]);
+      }
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
       let buffer = "";

@@ -5,6 +5,7 @@ use super::context::{self, Turn as HistoryTurn};
 use crate::app::AppState;
 use crate::db::calls::CallRecord;
 use crate::db::conversations::{self, Conversation};
+use crate::db::files::{self, CallFile, FileText};
 use crate::db::messages::{self, Message, NewMessage};
 use crate::domain::Params;
 use crate::llm::registry::Model;
@@ -48,6 +49,8 @@ pub struct Ask<'a> {
     pub params: Params,
     pub stream: bool,
     pub source: &'a str,
+    /// Ids of uploaded files to send with the message.
+    pub files: &'a [String],
 }
 
 /// A conversation title from its first message: the first line, at most 80 characters.
@@ -89,6 +92,18 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
         }
         None => (None, Vec::new()),
     };
+    let attachments = if ask.files.is_empty() {
+        Vec::new()
+    } else {
+        let found = files::pending_with_text(state.db(), ask.files, ask.user_id).await?;
+        if found.len() != ask.files.len() {
+            return Err(TurnError::Invalid(
+                "An attached file is not available: it may have been sent already or removed. Attach it again."
+                    .into(),
+            ));
+        }
+        found
+    };
     let user_message_id = new_id();
     let tokens = tokens::estimate(content);
     let user_msg = Message {
@@ -97,6 +112,7 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
         parent_id: branch.last().map(|m| m.id.clone()),
         role: "user".into(),
         content: content.to_string(),
+        model_content: None,
         reasoning: String::new(),
         status: "ok".into(),
         model_id: None,
@@ -104,7 +120,7 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
         token_estimate: tokens,
         created_ms: now_ms(),
     };
-    start(state, ask, conversation, branch, user_msg, true).await
+    start(state, ask, conversation, branch, user_msg, attachments).await
 }
 
 /// A new answer to the question behind the conversation's latest answer (a sibling branch).
@@ -137,23 +153,117 @@ pub async fn regenerate(
         params,
         stream,
         source: "ui",
+        files: &[],
     };
-    start(state, ask, Some(c), branch, question, false).await
+    start_existing(state, ask, c, branch, question).await
 }
 
+/// Puts attachments in front of the typed text, each inside a delimiter that names it, cutting what does not
+/// fit into `budget` tokens. Returns the model's text and, per file, the tokens sent.
+pub fn compose(text: &str, attachments: &[FileText], budget: i64) -> (String, Vec<CallFile>) {
+    let mut remaining = budget.max(0);
+    let mut out = String::new();
+    let mut sent = Vec::new();
+    for a in attachments {
+        let total = a.file.tokens;
+        let take = total.min(remaining);
+        remaining -= take;
+        let body = if take < total {
+            tokens::truncate(&a.text, take)
+        } else {
+            a.text.clone()
+        };
+        out.push_str(&format!("<file name=\"{}\">\n{}", a.file.name, body));
+        if take < total {
+            out.push_str(&format!(
+                "\n[… the rest of this file was cut to fit the context window: {take} of {total} tokens sent]"
+            ));
+        }
+        out.push_str("\n</file>\n\n");
+        sent.push(CallFile {
+            call_id: String::new(),
+            file_id: a.file.id.clone(),
+            name: a.file.name.clone(),
+            tokens_sent: take,
+            tokens_total: total,
+        });
+    }
+    out.push_str(text);
+    (out, sent)
+}
+
+/// A new call on a question that is already stored (regenerate): its files were sent with it before.
+async fn start_existing(
+    state: &AppState,
+    ask: Ask<'_>,
+    conversation: Conversation,
+    history: Vec<Message>,
+    question: Message,
+) -> Result<Turn, TurnError> {
+    let sent = files::sent_with(state.db(), &question.id).await?;
+    begin(
+        state,
+        ask,
+        Some(conversation),
+        history,
+        question,
+        false,
+        sent,
+    )
+    .await
+}
+
+/// A new question, with its attachments composed into what the model is given.
 async fn start(
+    state: &AppState,
+    ask: Ask<'_>,
+    conversation: Option<Conversation>,
+    history: Vec<Message>,
+    mut question: Message,
+    attachments: Vec<FileText>,
+) -> Result<Turn, TurnError> {
+    let mut sent = Vec::new();
+    if !attachments.is_empty() {
+        let reserved = reserved_for_answer(ask.model, &ask.params);
+        let system = ask
+            .params
+            .system_prompt
+            .as_deref()
+            .map_or(0, tokens::estimate);
+        let budget = ask.model.context_window
+            - reserved
+            - system
+            - question.token_estimate
+            - 4 * tokens::MESSAGE_OVERHEAD
+            - tokens::REPLY_PRIMING
+            // The delimiter and a possible cut notice around each file.
+            - 48 * attachments.len() as i64;
+        let (model_content, per_file) = compose(&question.content, &attachments, budget);
+        question.token_estimate = tokens::estimate(&model_content);
+        question.model_content = Some(model_content);
+        sent = per_file;
+    }
+    begin(state, ask, conversation, history, question, true, sent).await
+}
+
+fn reserved_for_answer(model: &Model, params: &Params) -> i64 {
+    params
+        .max_tokens
+        .unwrap_or_else(|| model.max_output_tokens.min(1024))
+}
+
+async fn begin(
     state: &AppState,
     ask: Ask<'_>,
     conversation: Option<Conversation>,
     history: Vec<Message>,
     question: Message,
     insert_question: bool,
+    sent_files: Vec<CallFile>,
 ) -> Result<Turn, TurnError> {
     let model = ask.model;
     let params = ask.params;
-    let reserved = params
-        .max_tokens
-        .unwrap_or_else(|| model.max_output_tokens.min(1024));
+    let reserved = reserved_for_answer(model, &params);
     let system = params
         .system_prompt
         .as_deref()
@@ -163,7 +273,7 @@ async fn start(
         .chain(std::iter::once(&question))
         .map(|m| HistoryTurn {
             role: &m.role,
-            content: &m.content,
+            content: m.model_content.as_deref().unwrap_or(&m.content),
             tokens: m.token_estimate,
         })
         .collect();
@@ -251,6 +361,7 @@ async fn start(
                 parent_id: question.parent_id.as_deref(),
                 role: "user",
                 content: &question.content,
+                model_content: question.model_content.as_deref(),
                 status: "ok",
                 model_id: None,
                 call_id: None,
@@ -269,6 +380,7 @@ async fn start(
             parent_id: Some(&question.id),
             role: "assistant",
             content: "",
+            model_content: None,
             status: "streaming",
             model_id: Some(&model.id),
             call_id: Some(&call.id),
@@ -278,6 +390,19 @@ async fn start(
     )
     .await?;
     crate::db::calls::insert(&mut tx, &call).await?;
+    if !sent_files.is_empty() {
+        if insert_question {
+            files::attach(&mut tx, &sent_files, &conversation_id, &question.id).await?;
+        }
+        let for_call: Vec<CallFile> = sent_files
+            .into_iter()
+            .map(|f| CallFile {
+                call_id: call.id.clone(),
+                ..f
+            })
+            .collect();
+        files::record_call_files(&mut tx, &for_call).await?;
+    }
     conversations::record_activity(
         &mut tx,
         &conversation_id,

@@ -39,6 +39,10 @@ pub struct Config {
     pub demo: bool,
     /// How fast the demo streams (tokens per second; 0 = instantly).
     pub demo_tokens_per_sec: f64,
+    /// Largest file accepted, per file (chat attachments and JSON documents).
+    pub max_upload_bytes: u64,
+    /// The executable that reads PDFs in a child process (`llmeta extract-pdf`); default: this program.
+    pub helper_exe: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,7 @@ struct FileConfig {
     trust_proxy: Option<bool>,
     demo: Option<bool>,
     demo_tokens_per_sec: Option<f64>,
+    max_upload_bytes: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -318,7 +323,20 @@ impl Config {
             None => 40.0,
         };
 
+        let max_upload_bytes = parse_num(
+            pick(
+                &["LLMETA_MAX_UPLOAD_BYTES"],
+                "max_upload_bytes",
+                file_cfg.max_upload_bytes.map(|n| n.to_string()),
+            ),
+            1024,
+            1 << 32,
+            30 * 1024 * 1024,
+        )?;
+
         Ok(Config {
+            max_upload_bytes,
+            helper_exe: None,
             providers,
             models,
             demo,
@@ -348,6 +366,14 @@ impl Config {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The program run as `extract-pdf` helper.
+    pub fn helper(&self) -> PathBuf {
+        self.helper_exe
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("llmeta"))
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -415,6 +441,7 @@ impl Config {
         let _ = writeln!(out, "max_body_bytes = {}", self.max_body_bytes);
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
+        let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         for p in &self.providers {

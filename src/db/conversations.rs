@@ -169,11 +169,17 @@ pub async fn set_pinned(
     )
 }
 
-/// Deletes a conversation with its messages and call records (foreign keys cascade).
+/// Deletes a conversation with its messages, call records and file rows (the caller removes the files
+/// from disk).
 pub async fn delete(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool> {
     let mut tx = db.pool.begin().await?;
     // Explicit deletes keep this correct even where a backend ignores ON DELETE CASCADE.
     sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM files WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
         .execute(&mut *tx)

@@ -10,6 +10,8 @@ pub struct Message {
     pub parent_id: Option<String>,
     pub role: String,
     pub content: String,
+    /// What the model was given for this message (attachments expanded), when it differs from `content`.
+    pub model_content: Option<String>,
     pub reasoning: String,
     pub status: String,
     pub model_id: Option<String>,
@@ -25,6 +27,7 @@ pub struct NewMessage<'a> {
     pub parent_id: Option<&'a str>,
     pub role: &'a str,
     pub content: &'a str,
+    pub model_content: Option<&'a str>,
     pub status: &'a str,
     pub model_id: Option<&'a str>,
     pub call_id: Option<&'a str>,
@@ -35,7 +38,8 @@ pub struct NewMessage<'a> {
 pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, user_id, parent_id, role, content, status, model_id, \
-         call_id, token_estimate, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         call_id, token_estimate, created_ms, model_content) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(m.id)
     .bind(m.conversation_id)
@@ -48,6 +52,7 @@ pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> sqlx::Resul
     .bind(m.call_id)
     .bind(m.token_estimate)
     .bind(m.created_ms)
+    .bind(m.model_content)
     .execute(conn)
     .await?;
     Ok(())
@@ -78,8 +83,8 @@ pub async fn finish_answer(
 /// All messages of a conversation, oldest first (callers pick the branch to show).
 pub async fn all_in(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
-        "SELECT id, conversation_id, parent_id, role, content, reasoning, status, model_id, call_id, \
-         token_estimate, created_ms FROM messages WHERE conversation_id = $1 ORDER BY created_ms, id",
+        "SELECT id, conversation_id, parent_id, role, content, model_content, reasoning, status, model_id, \
+         call_id, token_estimate, created_ms FROM messages WHERE conversation_id = $1 ORDER BY created_ms, id",
     )
     .bind(conversation_id)
     .fetch_all(&db.pool)
@@ -88,8 +93,8 @@ pub async fn all_in(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<Message>
 
 pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<Message>> {
     sqlx::query_as(
-        "SELECT id, conversation_id, parent_id, role, content, reasoning, status, model_id, call_id, \
-         token_estimate, created_ms FROM messages WHERE id = $1 AND user_id = $2",
+        "SELECT id, conversation_id, parent_id, role, content, model_content, reasoning, status, model_id, \
+         call_id, token_estimate, created_ms FROM messages WHERE id = $1 AND user_id = $2",
     )
     .bind(id)
     .bind(user_id)

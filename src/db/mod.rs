@@ -6,6 +6,7 @@
 
 pub mod calls;
 pub mod conversations;
+pub mod files;
 pub mod health;
 pub mod messages;
 pub mod prefs;

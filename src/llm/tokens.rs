@@ -15,6 +15,31 @@ pub fn estimate(text: &str) -> i64 {
     }
 }
 
+/// The first `max` tokens of `text` (the whole text when it is shorter).
+pub fn truncate(text: &str, max: i64) -> String {
+    let max = max.max(0) as usize;
+    match BPE.as_ref() {
+        Some(bpe) => {
+            let tokens = bpe.encode_ordinary(text);
+            if tokens.len() <= max {
+                return text.to_string();
+            }
+            // A cut can split a multi-byte character; back off until the prefix decodes.
+            let mut n = max;
+            loop {
+                if let Ok(s) = bpe.decode(&tokens[..n]) {
+                    return s;
+                }
+                if n == 0 {
+                    return String::new();
+                }
+                n -= 1;
+            }
+        }
+        None => text.chars().take(max * 4).collect(),
+    }
+}
+
 /// Per-message framing overhead of chat formats (role markers), as OpenAI documents for its models.
 pub const MESSAGE_OVERHEAD: i64 = 4;
 /// Tokens that prime the answer.
@@ -22,6 +47,18 @@ pub const REPLY_PRIMING: i64 = 3;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn truncation_keeps_the_first_tokens() {
+        let text = "one two three four five six";
+        assert_eq!(super::truncate(text, 3), "one two three");
+        assert_eq!(super::truncate(text, 100), text);
+        let cut = super::truncate("héllo wörld ünïcödé", 2);
+        assert!(
+            !cut.is_empty() && "héllo wörld ünïcödé".starts_with(&cut),
+            "{cut}"
+        );
+    }
+
     #[test]
     fn estimates_are_plausible() {
         assert_eq!(super::estimate(""), 0);

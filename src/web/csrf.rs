@@ -125,7 +125,13 @@ pub async fn protect(State(state): State<AppState>, mut req: Request, next: Next
     };
     let expected = token_for(state.csrf_key(), bound);
 
-    let submitted = match submitted_token(&mut req, state.config().max_body_bytes).await {
+    // Pasted JSON may be as large as an upload; every other form is small.
+    let limit = if req.uri().path() == "/json/paste" {
+        state.config().max_upload_bytes as usize + 1024 * 1024
+    } else {
+        state.config().max_body_bytes
+    };
+    let submitted = match submitted_token(&mut req, limit).await {
         Ok(t) => t,
         Err(res) => return res,
     };

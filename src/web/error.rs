@@ -16,6 +16,7 @@ pub enum AppError {
     NotFound,
     Forbidden,
     BadRequest(String),
+    PayloadTooLarge(String),
     TooManyRequests {
         message: String,
         retry_after_secs: u64,
@@ -42,6 +43,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -53,7 +55,7 @@ impl AppError {
             AppError::NotFound => "This page does not exist, or you do not have access to it.".into(),
             AppError::Forbidden => "You do not have permission to do this.".into(),
             AppError::Csrf => "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
-            AppError::BadRequest(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::BadRequest(m) | AppError::PayloadTooLarge(m) | AppError::Unavailable(m) => m.clone(),
             AppError::TooManyRequests { message, .. } => message.clone(),
             AppError::Internal(_) => "Something went wrong on our side. The error has been logged.".into(),
         }

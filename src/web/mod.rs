@@ -55,6 +55,30 @@ pub fn router(state: AppState) -> Router {
             get(pages::history::confirm_delete).post(pages::history::delete),
         )
         .route("/history", get(pages::history::list))
+        .route(
+            "/files",
+            post(pages::files::upload).layer(DefaultBodyLimit::max(
+                (state.config().max_upload_bytes * pages::files::MAX_FILES_PER_REQUEST
+                    + 1024 * 1024) as usize,
+            )),
+        )
+        .route("/files/{id}", get(pages::files::download))
+        .route("/json", get(pages::json_viewer::index))
+        .route(
+            "/json/upload",
+            post(pages::json_viewer::upload).layer(DefaultBodyLimit::max(
+                (state.config().max_upload_bytes + 1024 * 1024) as usize,
+            )),
+        )
+        .route(
+            "/json/paste",
+            post(pages::json_viewer::paste).layer(DefaultBodyLimit::max(
+                (state.config().max_upload_bytes + 1024 * 1024) as usize,
+            )),
+        )
+        .route("/json/f/{id}", get(pages::json_viewer::view_file))
+        .route("/json/m/{id}", get(pages::json_viewer::view_message))
+        .route("/files/{id}/delete", post(pages::files::remove))
         .route("/admin", get(pages::admin::overview))
         .route("/health", get(health::get).post(health::post))
         .route("/static/{*file}", get(assets::serve))

@@ -52,6 +52,7 @@ pub fn sse(state: AppState, turn: Turn) -> Response {
                             parent_id: None,
                             role: "assistant".into(),
                             content,
+                            model_content: None,
                             reasoning,
                             status: call.status.clone(),
                             model_id: Some(call.model.clone()),

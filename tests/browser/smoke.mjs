@@ -50,10 +50,22 @@ try {
   check((await pwned()) === undefined, "a payload ran on reload");
   check((await page.textContent("li.msg.user .body")).includes("<script>"), "the user's text is shown as text");
 
+  // Attach a file with the file picker: a chip appears, and the message is sent with it.
+  await page.setInputFiles("#attach-input", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("attached words here") });
+  await page.waitForSelector("#chips .chip");
+  check((await page.textContent("#chips")).includes("notes.txt"), "the chip names the file");
+  await page.fill("#content", "what is attached? mock:tokens=3");
+  await page.click("#send");
+  await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 2);
+  check((await page.inputValue("#files")) === "", "attachments are cleared after sending");
+  await page.reload();
+  const lastQuestion = await page.$$eval("li.msg.user", (items) => items[items.length - 1].textContent);
+  check(lastQuestion.includes("notes.txt"), "the sent message shows its file");
+
   // A normal streamed answer shows its metadata, then Stop cancels a long one.
   await page.fill("#content", "count for me mock:tokens=8 mock:delay_ms=10");
   await page.click("#send");
-  await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 2);
+  await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 3);
   const meta = await page.textContent("li.msg.assistant:last-of-type .meta");
   check(meta.includes("Tokens in / out") && meta.includes("/ 8"), "metadata under the answer: " + meta);
   if (shots) await page.screenshot({ path: shots + "/chat.png", fullPage: true });

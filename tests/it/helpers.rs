@@ -180,6 +180,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pg) = fresh_database(&dir).await;
     let mut config = test_config(&dir, &database_url);
+    // PDFs are read by the real binary in a child process.
+    config.helper_exe = Some(env!("CARGO_BIN_EXE_llmeta").into());
     adjust(&mut config);
     let app = Application::build(config).await.expect("build app");
     let base = format!("http://{}", app.local_addr());
@@ -243,6 +245,10 @@ impl TestApp {
 
     pub fn has_pg(&self) -> bool {
         self.pg.is_some()
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.state.config().data_dir.clone()
     }
 
     pub fn db(&self) -> &sqlx::AnyPool {
@@ -373,6 +379,42 @@ impl Browser {
             .send()
             .await
             .expect("POST stream")
+    }
+
+    /// The CSRF token of this browser's session (from the chat page).
+    pub async fn token(&self) -> String {
+        let (_, html) = self.get_text("/chat").await;
+        csrf_in(&html)
+    }
+
+    /// Uploads files as the chat page's script does; returns the response (JSON on success).
+    pub async fn upload(&self, files: &[(&str, Vec<u8>)]) -> Response {
+        let token = self.token().await;
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
+        }
+        self.client
+            .post(self.url("/files"))
+            .header("x-csrf-token", token)
+            .header("accept", "application/json")
+            .header("origin", &self.base)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+    }
+
+    /// Uploads one file and returns its id, failing the test on refusal.
+    pub async fn upload_ok(&self, name: &str, bytes: Vec<u8>) -> String {
+        let res = self.upload(&[(name, bytes)]).await;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        body["files"][0]["id"].as_str().expect("id").to_string()
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Response {

@@ -3,12 +3,12 @@
 //! With JavaScript the form is posted with `Accept: text/event-stream` and the answer streams back; without
 //! it, the same form posts normally, the server waits for the whole answer and redirects to the page.
 
-use super::views::MessageView;
+use super::views::{FileChip, MessageView};
 use super::{Chrome, render};
 use crate::app::AppState;
 use crate::chat::runner;
 use crate::chat::turn::{self, Ask, Turn, TurnError};
-use crate::db::{calls, conversations, messages, prefs};
+use crate::db::{calls, conversations, files, messages, prefs};
 use crate::domain::{Params, RawParams};
 use crate::llm::registry::Model;
 use crate::util::now_ms;
@@ -18,7 +18,7 @@ use crate::web::extract::CurrentUser;
 use crate::web::stream;
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -44,6 +44,9 @@ struct ChatPage {
     content: String,
     errors: Vec<String>,
     can_regenerate: bool,
+    pending: Vec<FileChip>,
+    pending_ids: String,
+    max_upload_mb: u64,
 }
 
 #[derive(Deserialize, Default)]
@@ -52,6 +55,9 @@ pub struct SendForm {
     content: String,
     #[serde(default)]
     model: String,
+    /// Ids of uploaded attachments, comma-separated.
+    #[serde(default)]
+    files: String,
     #[serde(flatten)]
     params: RawParams,
 }
@@ -62,6 +68,14 @@ struct FormState {
     params: RawParams,
     content: String,
     errors: Vec<String>,
+    /// Attachments uploaded but not sent yet.
+    files: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    files: String,
 }
 
 async fn saved_form(state: &AppState, user_id: &str) -> Result<FormState, AppError> {
@@ -74,6 +88,7 @@ async fn saved_form(state: &AppState, user_id: &str) -> Result<FormState, AppErr
         params,
         content: String::new(),
         errors: Vec::new(),
+        files: Vec::new(),
     })
 }
 
@@ -99,11 +114,27 @@ async fn page(
                     .into_iter()
                     .map(|c| (c.id.clone(), c))
                     .collect();
+            let attached = files::for_conversation(state.db(), &c.id).await?;
+            let sent_tokens: HashMap<String, i64> = sqlx::query_as::<_, (String, Option<i64>)>(
+                "SELECT id, tokens_sent FROM files WHERE conversation_id = $1",
+            )
+            .bind(&c.id)
+            .fetch_all(&state.db().pool)
+            .await?
+            .into_iter()
+            .filter_map(|(id, t)| t.map(|t| (id, t)))
+            .collect();
             let views = branch
                 .iter()
                 .map(|m| {
                     let call = m.call_id.as_ref().and_then(|id| calls.get(id));
-                    MessageView::new(m, call, registry)
+                    let mut v = MessageView::new(m, call, registry);
+                    v.files = attached
+                        .iter()
+                        .filter(|f| f.message_id.as_deref() == Some(m.id.as_str()))
+                        .map(|f| FileChip::new(f, sent_tokens.get(&f.id).copied()))
+                        .collect();
+                    v
                 })
                 .collect();
             (c.title, views)
@@ -125,6 +156,20 @@ async fn page(
         })
         .collect();
     let can_regenerate = views.iter().any(|v: &MessageView| !v.is_user);
+    let mut pending = Vec::new();
+    for id in &form.files {
+        if let Some(f) = files::get_owned(state.db(), id, &user.user.id).await?
+            && f.message_id.is_none()
+            && f.purpose == "chat"
+        {
+            pending.push(FileChip::new(&f, None));
+        }
+    }
+    let pending_ids = pending
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     render(
         status,
         &ChatPage {
@@ -141,6 +186,9 @@ async fn page(
             content: form.content,
             errors: form.errors,
             can_regenerate,
+            pending,
+            pending_ids,
+            max_upload_mb: state.config().max_upload_bytes / (1024 * 1024),
         },
     )
 }
@@ -149,8 +197,10 @@ pub async fn new_page(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let form = saved_form(&state, &user.user.id).await?;
+    let mut form = saved_form(&state, &user.user.id).await?;
+    form.files = file_ids(&q.files);
     page(&state, &user, &csrf, None, form, StatusCode::OK).await
 }
 
@@ -159,9 +209,21 @@ pub async fn show(
     user: CurrentUser,
     csrf: CsrfToken,
     Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let form = saved_form(&state, &user.user.id).await?;
+    let mut form = saved_form(&state, &user.user.id).await?;
+    form.files = file_ids(&q.files);
     page(&state, &user, &csrf, Some(&id), form, StatusCode::OK).await
+}
+
+/// `a,b,c` → ids (at most 20, each a plausible id).
+pub fn file_ids(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+        .take(20)
+        .map(str::to_string)
+        .collect()
 }
 
 fn wants_stream(headers: &HeaderMap) -> bool {
@@ -204,21 +266,24 @@ async fn send_inner(
     form: SendForm,
 ) -> Result<Response, AppError> {
     let streaming = wants_stream(&headers);
-    let invalid = |errors: Vec<String>, form: SendForm| async {
+    let (st, us, cs, cid) = (&state, &user, &csrf, conversation_id.as_deref());
+    // The form comes back with everything typed and attached, and the reasons.
+    let invalid = move |errors: Vec<String>, form: SendForm| async move {
         if streaming {
             return Err(AppError::BadRequest(errors.join(" ")));
         }
         let state_form = FormState {
+            files: file_ids(&form.files),
             model: form.model,
             params: form.params,
             content: form.content,
             errors,
         };
         page(
-            &state,
-            &user,
-            &csrf,
-            conversation_id.as_deref(),
+            st,
+            us,
+            cs,
+            cid,
             state_form,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -240,6 +305,7 @@ async fn send_inner(
             params,
             stream: streaming,
             source: "ui",
+            files: &file_ids(&form.files),
         },
     )
     .await;

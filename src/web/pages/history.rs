@@ -218,9 +218,11 @@ pub async fn delete(
     if f.confirm != "yes" {
         return Ok(Redirect::to(&format!("/c/{id}/delete")).into_response());
     }
+    let file_ids = crate::db::files::ids_in_conversation(state.db(), &id).await?;
     if !conversations::delete(state.db(), &id, &user.user.id).await? {
         return Err(AppError::NotFound);
     }
+    crate::files::store::remove(&state.config().data_dir, &file_ids).await;
     tracing::info!(conversation_id = %id, "conversation deleted");
     Ok(Redirect::to("/history").into_response())
 }

@@ -3,8 +3,10 @@
 pub mod accounts;
 pub mod admin;
 pub mod chat;
+pub mod files;
 pub mod history;
 pub mod home;
+pub mod json_viewer;
 pub mod settings;
 pub mod setup;
 pub mod views;

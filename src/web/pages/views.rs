@@ -6,8 +6,45 @@ use crate::llm::registry::Registry;
 use crate::web::markdown;
 use askama::Template;
 
+/// An attached file as a chip: name, size, token estimate, and what was sent when it was cut.
+pub struct FileChip {
+    pub id: String,
+    pub name: String,
+    pub size: String,
+    pub tokens: i64,
+    pub tokens_sent: Option<i64>,
+    pub is_json: bool,
+}
+
+impl FileChip {
+    pub fn new(f: &crate::db::files::FileRow, tokens_sent: Option<i64>) -> FileChip {
+        FileChip {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            size: human_size(f.size_bytes),
+            tokens: f.tokens,
+            tokens_sent: tokens_sent.filter(|s| *s < f.tokens),
+            is_json: f.kind == "json",
+        }
+    }
+}
+
+pub fn human_size(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 /// A message as the page shows it.
 pub struct MessageView {
+    pub files: Vec<FileChip>,
+    /// The answer parses as JSON: offer the viewer.
+    pub is_json: bool,
     pub id: String,
     pub is_user: bool,
     /// Raw text (user messages are shown escaped; also the Copy button's source).
@@ -118,7 +155,13 @@ impl MetaView {
 impl MessageView {
     pub fn new(m: &Message, call: Option<&CallRecord>, registry: &Registry) -> MessageView {
         let is_user = m.role == "user";
+        let trimmed = m.content.trim();
+        let is_json = !is_user
+            && (trimmed.starts_with('{') || trimmed.starts_with('['))
+            && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
         MessageView {
+            files: Vec::new(),
+            is_json,
             id: m.id.clone(),
             is_user,
             text: m.content.clone(),

@@ -1,0 +1,219 @@
+//! Uploaded files. Every lookup takes the owner's id.
+
+use super::Db;
+use sqlx::{AnyConnection, FromRow};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct FileRow {
+    pub id: String,
+    pub user_id: String,
+    pub conversation_id: Option<String>,
+    pub message_id: Option<String>,
+    pub purpose: String,
+    pub name: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub kind: String,
+    pub tokens: i64,
+    pub created_ms: i64,
+}
+
+/// A file with its extracted text.
+#[derive(Debug, Clone, FromRow)]
+pub struct FileText {
+    #[sqlx(flatten)]
+    pub file: FileRow,
+    pub text: String,
+}
+
+const COLUMNS: &str = "id, user_id, conversation_id, message_id, purpose, name, size_bytes, sha256, kind, tokens, created_ms";
+
+pub struct NewFile<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub purpose: &'a str,
+    pub name: &'a str,
+    pub size_bytes: i64,
+    pub sha256: &'a str,
+    pub kind: &'a str,
+    pub text: &'a str,
+    pub tokens: i64,
+    pub created_ms: i64,
+}
+
+pub async fn insert(db: &Db, f: &NewFile<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO files (id, user_id, purpose, name, size_bytes, sha256, kind, text, tokens, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(f.id)
+    .bind(f.user_id)
+    .bind(f.purpose)
+    .bind(f.name)
+    .bind(f.size_bytes)
+    .bind(f.sha256)
+    .bind(f.kind)
+    .bind(f.text)
+    .bind(f.tokens)
+    .bind(f.created_ms)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<FileRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM files WHERE id = $1 AND user_id = $2"
+    )))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// Chat attachments of this user not yet sent with a message, with their text, in the order asked.
+pub async fn pending_with_text(
+    db: &Db,
+    ids: &[String],
+    user_id: &str,
+) -> sqlx::Result<Vec<FileText>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row: Option<FileText> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, text FROM files WHERE id = $1 AND user_id = $2 AND purpose = 'chat' \
+             AND message_id IS NULL"
+        )))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?;
+        if let Some(r) = row {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Attaches files to the message they were sent with, and how many of their tokens fit.
+pub async fn attach(
+    conn: &mut AnyConnection,
+    sent: &[CallFile],
+    conversation_id: &str,
+    message_id: &str,
+) -> sqlx::Result<()> {
+    for f in sent {
+        sqlx::query(
+            "UPDATE files SET conversation_id = $1, message_id = $2, tokens_sent = $3 WHERE id = $4",
+        )
+        .bind(conversation_id)
+        .bind(message_id)
+        .bind(f.tokens_sent)
+        .bind(&f.file_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The files sent with a message, as they were given to its first call (for later calls on it).
+pub async fn sent_with(db: &Db, message_id: &str) -> sqlx::Result<Vec<CallFile>> {
+    sqlx::query_as(
+        "SELECT '' AS call_id, id AS file_id, name, COALESCE(tokens_sent, tokens) AS tokens_sent, \
+         tokens AS tokens_total FROM files WHERE message_id = $1 ORDER BY created_ms",
+    )
+    .bind(message_id)
+    .fetch_all(&db.pool)
+    .await
+}
+
+pub async fn for_conversation(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<FileRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM files WHERE conversation_id = $1 ORDER BY created_ms"
+    )))
+    .bind(conversation_id)
+    .fetch_all(&db.pool)
+    .await
+}
+
+pub async fn ids_in_conversation(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM files WHERE conversation_id = $1")
+        .bind(conversation_id)
+        .fetch_all(&db.pool)
+        .await
+}
+
+pub async fn delete_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM files WHERE id = $1 AND user_id = $2 AND message_id IS NULL")
+            .bind(id)
+            .bind(user_id)
+            .execute(&db.pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Chat uploads never sent within a day: removed by the sweep. Returns their ids.
+pub async fn delete_abandoned(db: &Db, before_ms: i64) -> sqlx::Result<Vec<String>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM files WHERE purpose = 'chat' AND message_id IS NULL AND created_ms < $1",
+    )
+    .bind(before_ms)
+    .fetch_all(&db.pool)
+    .await?;
+    for id in &ids {
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(id)
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(ids)
+}
+
+pub async fn exists(db: &Db, id: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Files given to a call, and how many of their tokens were sent.
+#[derive(Debug, Clone, FromRow)]
+pub struct CallFile {
+    pub call_id: String,
+    pub file_id: String,
+    pub name: String,
+    pub tokens_sent: i64,
+    pub tokens_total: i64,
+}
+
+pub async fn record_call_files(conn: &mut AnyConnection, files: &[CallFile]) -> sqlx::Result<()> {
+    for f in files {
+        sqlx::query(
+            "INSERT INTO call_files (call_id, file_id, name, tokens_sent, tokens_total) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&f.call_id)
+        .bind(&f.file_id)
+        .bind(&f.name)
+        .bind(f.tokens_sent)
+        .bind(f.tokens_total)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn call_files_in_conversation(
+    db: &Db,
+    conversation_id: &str,
+) -> sqlx::Result<Vec<CallFile>> {
+    sqlx::query_as(
+        "SELECT cf.call_id, cf.file_id, cf.name, cf.tokens_sent, cf.tokens_total FROM call_files cf \
+         JOIN calls c ON c.id = cf.call_id WHERE c.conversation_id = $1",
+    )
+    .bind(conversation_id)
+    .fetch_all(&db.pool)
+    .await
+}

@@ -1,0 +1,77 @@
+//! Files as context: type detection by content, text extraction off the async runtime, and storage.
+
+pub mod detect;
+pub mod doc;
+pub mod docx;
+pub mod extract;
+pub mod json_doc;
+pub mod pdf;
+pub mod store;
+
+pub use detect::{Kind, detect};
+
+/// A file name fit to show and to put in a header: the last path component, no control characters,
+/// at most 200 characters. The file is never stored under this name.
+pub fn sanitize_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '|' | '*' | '?' | ':'))
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    let mut name: String = trimmed.chars().take(200).collect();
+    if name.is_empty() {
+        name = "file".into();
+    }
+    name
+}
+
+/// The extension of a (sanitised) name, lower-cased.
+pub fn extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Removes chat uploads never sent within a day, files on disk without a row, and half-written uploads.
+pub async fn sweep(db: &crate::db::Db, data_dir: &std::path::Path) -> anyhow::Result<usize> {
+    let now = crate::util::now_ms();
+    let abandoned = crate::db::files::delete_abandoned(db, now - 86_400_000).await?;
+    store::remove(data_dir, &abandoned).await;
+    let mut removed = abandoned.len();
+    let Ok(mut entries) = tokio::fs::read_dir(store::dir(data_dir)).await else {
+        return Ok(removed);
+    };
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name().to_string_lossy().to_string();
+        // An upload in progress (being written or extracted) is recent; leave anything under an hour old.
+        let old = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 3600);
+        let orphan =
+            old && (name.ends_with(".part") || !crate::db::files::exists(db, &name).await?);
+        if orphan {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_name;
+
+    #[test]
+    fn names_lose_paths_and_control_characters() {
+        assert_eq!(sanitize_name("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_name("C:\\Users\\x\\report.docx"), "report.docx");
+        assert_eq!(sanitize_name("a\u{0}b\nc.txt"), "abc.txt");
+        assert_eq!(sanitize_name("..."), "file");
+        assert_eq!(sanitize_name("\"<img src=x>\".txt"), "img src=x.txt");
+    }
+}

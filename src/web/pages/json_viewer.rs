@@ -288,6 +288,25 @@ async fn view(
     )
 }
 
+/// The parsed document from the cache, or parsed now from `text` (read only on a cache miss).
+async fn cached_doc<F>(
+    state: &AppState,
+    key: &str,
+    what: &str,
+    text: F,
+) -> Result<Arc<Value>, AppError>
+where
+    F: std::future::Future<Output = Result<String, AppError>>,
+{
+    if let Some(doc) = state.json_cache_get(key) {
+        return Ok(doc);
+    }
+    let value = parse(text.await?)
+        .await
+        .map_err(|e| AppError::BadRequest(format!("This {what} is not valid JSON: {e}.")))?;
+    Ok(Arc::new(value))
+}
+
 pub async fn view_file(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -302,18 +321,17 @@ pub async fn view_file(
         return Err(AppError::BadRequest("This file is not JSON.".into()));
     }
     let key = format!("f:{id}");
-    let doc = match state.json_cache_get(&key) {
-        Some(d) => d,
-        None => Arc::new(
-            parse_stored(&state, &id)
-                .await?
-                .map_err(|e| AppError::BadRequest(format!("This file is not valid JSON: {e}.")))?,
-        ),
+    let path = store::path(&state.config().data_dir, &id);
+    let text = async move {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        Ok(decode_text(&bytes))
     };
-    let title = format!("{} ({})", f.name, human_size(f.size_bytes));
+    let doc = cached_doc(&state, &key, "file", text).await?;
     let src = Source {
         key,
-        title,
+        title: format!("{} ({})", f.name, human_size(f.size_bytes)),
         base: format!("/json/f/{id}"),
         doc,
     };
@@ -331,13 +349,10 @@ pub async fn view_message(
         .await?
         .ok_or(AppError::NotFound)?;
     let key = format!("m:{id}");
-    let doc =
-        match state.json_cache_get(&key) {
-            Some(d) => d,
-            None => Arc::new(parse(m.content.trim().to_string()).await.map_err(|e| {
-                AppError::BadRequest(format!("This message is not valid JSON: {e}."))
-            })?),
-        };
+    let doc = cached_doc(&state, &key, "message", async {
+        Ok(m.content.trim().to_string())
+    })
+    .await?;
     let src = Source {
         key,
         title: "An answer".into(),

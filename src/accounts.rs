@@ -101,7 +101,7 @@ pub async fn login(db: &Db, email_raw: &str, password: &str, ip: &str) -> Result
 }
 
 /// Errors of a form, as messages per field, for re-displaying the form.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FieldErrors {
     pub email: Option<String>,
     pub name: Option<String>,
@@ -129,6 +129,7 @@ pub struct Registration<'a> {
 }
 
 /// Why a registration failed: the form's messages, or a server error.
+#[derive(Debug)]
 pub enum RegisterError {
     Invalid(FieldErrors),
     Internal(anyhow::Error),
@@ -251,4 +252,58 @@ pub async fn change_password(
     sessions::delete_others(db, &user.id, keep_session)
         .await
         .map_err(|e| RegisterError::Internal(e.into()))
+}
+
+/// Sets a new password from a reset link (single use), and ends every session of the account.
+pub async fn reset_password(
+    db: &Db,
+    token: &str,
+    new: &str,
+    confirm: &str,
+) -> Result<User, RegisterError> {
+    let invalid = |m: &str| {
+        RegisterError::Invalid(FieldErrors {
+            form: Some(m.to_string()),
+            ..Default::default()
+        })
+    };
+    let id_hash = crate::util::sha256_hex(token);
+    let now = now_ms();
+    let user_id = crate::db::resets::peek(db, &id_hash, now)
+        .await
+        .map_err(|e| RegisterError::Internal(e.into()))?
+        .ok_or_else(|| {
+            invalid("This reset link is invalid, expired or already used. Ask for a new one.")
+        })?;
+    let user = users::by_id(db, &user_id)
+        .await
+        .map_err(|e| RegisterError::Internal(e.into()))?
+        .ok_or_else(|| invalid("This reset link is invalid."))?;
+    let email =
+        Email::parse(&user.email).map_err(|e| RegisterError::Internal(anyhow::anyhow!(e)))?;
+    let mut errors = FieldErrors::default();
+    let password = NewPassword::parse(new, &email)
+        .map_err(|e| errors.password = Some(e))
+        .ok();
+    if new != confirm {
+        errors.confirm = Some("The two passwords do not match.".into());
+    }
+    let Some(password) = password.filter(|_| errors.is_empty()) else {
+        return Err(RegisterError::Invalid(errors));
+    };
+    // Use the token up only now, atomically: a second request with it fails here.
+    crate::db::resets::take(db, &id_hash, now)
+        .await
+        .map_err(|e| RegisterError::Internal(e.into()))?
+        .ok_or_else(|| invalid("This reset link was already used."))?;
+    let hash = hash_blocking(password.expose().to_string())
+        .await
+        .map_err(RegisterError::Internal)?;
+    users::set_password_hash(db, &user.id, &hash)
+        .await
+        .map_err(|e| RegisterError::Internal(e.into()))?;
+    sessions::delete_all_for_user(db, &user.id)
+        .await
+        .map_err(|e| RegisterError::Internal(e.into()))?;
+    Ok(user)
 }

@@ -39,6 +39,9 @@ pub enum Command {
     /// Administrator accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage accounts (the admin area's user actions, from the shell).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print the effective configuration, secrets redacted, and check that it is valid.
     CheckConfig,
     /// Internal: print the text of a PDF (run by the server in a limited child process).
@@ -60,6 +63,173 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// List accounts: email, role, status, created, last login.
+    List,
+    /// Create an account. Asks for the password unless --password-stdin is given.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Promote to administrator (or demote with --off). The last administrator cannot be demoted.
+    SetAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Deactivate an account and end its sessions (or reactivate with --activate).
+    Deactivate {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Delete an account with all its data. Needs --yes.
+    Delete {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat the password: ")?;
+    if first != second {
+        anyhow::bail!("the two passwords do not match");
+    }
+    Ok(first)
+}
+
+async fn user_command(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    use crate::admin::{self, AdminError};
+    use crate::domain::{Email, Role};
+    let db = Db::connect(config).await?;
+    db.migrate().await?;
+    let find = |email: String| {
+        let db = db.clone();
+        async move {
+            let e = Email::parse(&email).map_err(anyhow::Error::msg)?;
+            crate::db::users::by_email(&db, &e)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no account with the email {email}"))
+        }
+    };
+    let admin_err = |e: AdminError| match e {
+        AdminError::Internal(e) => e,
+        other => anyhow::anyhow!(other.message()),
+    };
+    match cmd {
+        UserCommand::List => {
+            let (rows, _) = crate::db::admin::users_page(
+                &db,
+                "",
+                crate::db::admin::UserSort::Email,
+                false,
+                0,
+                100_000,
+            )
+            .await?;
+            println!(
+                "{:<40} {:<6} {:<12} {:<22} LAST LOGIN",
+                "EMAIL", "ROLE", "STATUS", "CREATED"
+            );
+            for r in rows {
+                println!(
+                    "{:<40} {:<6} {:<12} {:<22} {}",
+                    r.user.email,
+                    r.user.role.as_str(),
+                    if r.user.disabled_ms.is_some() {
+                        "deactivated"
+                    } else {
+                        "active"
+                    },
+                    crate::util::format_ms(r.user.created_ms),
+                    r.user
+                        .last_login_ms
+                        .map(crate::util::format_ms)
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        UserCommand::Create {
+            email,
+            name,
+            admin,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let form = crate::accounts::Registration {
+                email: &email,
+                name: &name,
+                password: &password,
+                confirm: &password,
+            };
+            let role = if admin { Role::Admin } else { Role::User };
+            let user = admin::create_user(&db, form, role)
+                .await
+                .map_err(|e| match e {
+                    crate::accounts::RegisterError::Internal(e) => e,
+                    crate::accounts::RegisterError::Invalid(f) => anyhow::anyhow!(
+                        "{}",
+                        [f.email, f.name, f.password, f.confirm, f.form]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                })?;
+            println!("{} created ({})", user.email, user.role.as_str());
+        }
+        UserCommand::SetAdmin { email, off } => {
+            let user = find(email).await?;
+            let role = if off { Role::User } else { Role::Admin };
+            let user = admin::set_role(&db, &user.id, role)
+                .await
+                .map_err(admin_err)?;
+            println!("{} is now {}", user.email, user.role.as_str());
+        }
+        UserCommand::Deactivate { email, activate } => {
+            let user = find(email).await?;
+            let user = admin::set_active(&db, &user.id, activate)
+                .await
+                .map_err(admin_err)?;
+            println!(
+                "{} is {}",
+                user.email,
+                if activate { "active" } else { "deactivated" }
+            );
+        }
+        UserCommand::Delete { email, yes } => {
+            if !yes {
+                anyhow::bail!("deleting removes all of the account's data; add --yes to confirm");
+            }
+            let user = find(email).await?;
+            admin::delete_user(&db, &config.data_dir, &user.id)
+                .await
+                .map_err(admin_err)?;
+            println!("{} and all their data were deleted", user.email);
+        }
+    }
+    db.close().await;
+    Ok(())
 }
 
 /// Loads the configuration the CLI points at.
@@ -95,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ExtractPdf { .. } => Ok(()),
+        Command::User(cmd) => user_command(&config, cmd).await,
         Command::CheckConfig => {
             print!("{}", config.describe());
             Ok(())
@@ -104,18 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             password_stdin,
         }) => {
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                line.trim_end_matches(['\r', '\n']).to_string()
-            } else {
-                let first = rpassword::prompt_password("Password: ")?;
-                let second = rpassword::prompt_password("Repeat the password: ")?;
-                if first != second {
-                    anyhow::bail!("the two passwords do not match");
-                }
-                first
-            };
+            let password = read_password(password_stdin)?;
             let db = Db::connect(&config).await?;
             db.migrate().await?;
             let user = crate::accounts::create_admin(&db, &email, &name, &password).await?;

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod chat;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod domain;
 pub mod files;
 pub mod housekeeping;
 pub mod llm;
+pub mod mail;
 pub mod mock;
 pub mod secret;
 pub mod telemetry;

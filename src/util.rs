@@ -57,6 +57,25 @@ pub fn rfc3339_ms(ms: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DD` to unix milliseconds at 00:00 UTC.
+pub fn parse_date_ms(s: &str) -> Option<i64> {
+    let mut it = s.trim().splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let d: i64 = it.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -80,6 +99,18 @@ mod tests {
         assert_eq!(format_ms(0), "1970-01-01 00:00 UTC");
         assert_eq!(rfc3339_ms(1_795_338_205_123), "2026-11-22T09:03:25.123Z");
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn dates_parse() {
+        assert_eq!(parse_date_ms("1970-01-01"), Some(0));
+        assert_eq!(parse_date_ms("2026-11-22"), Some(1_795_305_600_000));
+        assert_eq!(
+            parse_date_ms("2024-02-29").map(|ms| civil_from_days(ms / 86_400_000)),
+            Some((2024, 2, 29))
+        );
+        assert_eq!(parse_date_ms("2026-13-01"), None);
+        assert_eq!(parse_date_ms("yesterday"), None);
     }
 
     #[test]

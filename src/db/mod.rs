@@ -4,12 +4,14 @@
 //! always `$1..$N`; ids are UUIDv7 text; times are BIGINT unix milliseconds; there are no boolean columns
 //! (a flag is a nullable timestamp such as `disabled_ms`); sums are cast to BIGINT.
 
+pub mod admin;
 pub mod calls;
 pub mod conversations;
 pub mod files;
 pub mod health;
 pub mod messages;
 pub mod prefs;
+pub mod resets;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

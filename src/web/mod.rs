@@ -80,6 +80,39 @@ pub fn router(state: AppState) -> Router {
         .route("/json/m/{id}", get(pages::json_viewer::view_message))
         .route("/files/{id}/delete", post(pages::files::remove))
         .route("/admin", get(pages::admin::overview))
+        .route(
+            "/admin/users",
+            get(pages::admin::users::list).post(pages::admin::users::create),
+        )
+        .route("/admin/users/{id}", get(pages::admin::users::show))
+        .route(
+            "/admin/users/{id}/active",
+            post(pages::admin::users::set_active),
+        )
+        .route(
+            "/admin/users/{id}/role",
+            post(pages::admin::users::set_role),
+        )
+        .route(
+            "/admin/users/{id}/reset",
+            post(pages::admin::users::send_reset),
+        )
+        .route(
+            "/admin/users/{id}/delete",
+            post(pages::admin::users::delete),
+        )
+        .route("/admin/calls", get(pages::admin::calls::explorer))
+        .route("/admin/calls.csv", get(pages::admin::calls::csv))
+        .route("/admin/calls/{id}", get(pages::admin::calls::detail))
+        .route(
+            "/admin/conversations/{id}",
+            get(pages::admin::calls::conversation),
+        )
+        .route("/admin/usage", get(pages::admin::usage::overview))
+        .route(
+            "/accounts/reset/{token}",
+            get(pages::accounts::reset_form).post(pages::accounts::reset),
+        )
         .route("/health", get(health::get).post(health::post))
         .route("/static/{*file}", get(assets::serve))
         .fallback(pages::not_found);

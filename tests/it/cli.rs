@@ -135,3 +135,75 @@ async fn migrate_twice_then_admin_create_then_login() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("too common"));
 }
+
+#[tokio::test]
+async fn user_commands_mirror_the_admin_area() {
+    let app = app_with_admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = llmeta(&dir, &app.database_url);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(
+        &[
+            "user",
+            "create",
+            "--email",
+            "cli@example.com",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["user", "list"], None);
+    assert!(
+        ok && out.contains("cli@example.com") && out.contains("admin@example.com"),
+        "{out}"
+    );
+    let (ok, out) = run(&["user", "set-admin", "--email", "cli@example.com"], None);
+    assert!(ok && out.contains("is now admin"), "{out}");
+    let (ok, out) = run(&["user", "deactivate", "--email", "cli@example.com"], None);
+    assert!(ok && out.contains("deactivated"), "{out}");
+    // The other admin is now the last active one.
+    let (ok, out) = run(
+        &["user", "set-admin", "--email", "admin@example.com", "--off"],
+        None,
+    );
+    assert!(!ok && out.contains("last active administrator"), "{out}");
+    let (ok, out) = run(&["user", "delete", "--email", "cli@example.com"], None);
+    assert!(!ok && out.contains("--yes"), "{out}");
+    let (ok, out) = run(
+        &["user", "delete", "--email", "cli@example.com", "--yes"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let (ok, out) = run(
+        &["user", "deactivate", "--email", "nobody@example.com"],
+        None,
+    );
+    assert!(!ok && out.contains("no account"), "{out}");
+}

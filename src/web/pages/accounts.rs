@@ -216,3 +216,73 @@ pub async fn logout(
     let cookie = end_session(&state, cookies::get(&headers, cookies::SESSION)).await?;
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
 }
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage {
+    chrome: Chrome,
+    token: String,
+    errors: FieldErrors,
+}
+
+pub async fn reset_form(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let valid = crate::db::resets::peek(
+        state.db(),
+        &crate::util::sha256_hex(&token),
+        crate::util::now_ms(),
+    )
+    .await?
+    .is_some();
+    let mut errors = FieldErrors::default();
+    if !valid {
+        errors.form =
+            Some("This reset link is invalid, expired or already used. Ask for a new one.".into());
+    }
+    render(
+        if valid {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        },
+        &ResetPage {
+            chrome: Chrome::new(None, &csrf),
+            token,
+            errors,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn reset(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    Form(f): Form<ResetForm>,
+) -> Result<Response, AppError> {
+    match accounts::reset_password(state.db(), &token, &f.password, &f.confirm).await {
+        Ok(user) => {
+            tracing::info!(user_id = %user.id, "password reset");
+            Ok(Redirect::to("/accounts/login?reset=1").into_response())
+        }
+        Err(RegisterError::Invalid(errors)) => render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ResetPage {
+                chrome: Chrome::new(None, &csrf),
+                token,
+                errors,
+            },
+        ),
+        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
+    }
+}

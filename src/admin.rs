@@ -1,0 +1,150 @@
+//! Administration use cases, shared by the admin pages and the `llmeta user …` commands, so the rules (the
+//! last administrator, sessions ending at once) hold on both paths.
+
+use crate::accounts::{FieldErrors, RegisterError, Registration};
+use crate::db::users::{self, User};
+use crate::db::{Db, admin, resets, sessions};
+use crate::domain::Role;
+use crate::util::{now_ms, random_token, sha256_hex};
+use std::path::Path;
+
+#[derive(Debug)]
+pub enum AdminError {
+    NotFound,
+    LastAdmin,
+    Invalid(String),
+    Internal(anyhow::Error),
+}
+
+impl AdminError {
+    pub fn message(&self) -> String {
+        match self {
+            AdminError::NotFound => "No such user.".into(),
+            AdminError::LastAdmin => {
+                "This is the last active administrator: promote someone else first.".into()
+            }
+            AdminError::Invalid(m) => m.clone(),
+            AdminError::Internal(_) => "The change failed because of a server error.".into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for AdminError {
+    fn from(e: E) -> Self {
+        AdminError::Internal(e.into())
+    }
+}
+
+async fn target(db: &Db, id: &str) -> Result<User, AdminError> {
+    users::by_id(db, id).await?.ok_or(AdminError::NotFound)
+}
+
+/// Refuses to take away the last active administrator.
+async fn keep_one_admin(db: &Db, user: &User) -> Result<(), AdminError> {
+    if user.is_admin() && user.disabled_ms.is_none() && admin::active_admins(db).await? <= 1 {
+        return Err(AdminError::LastAdmin);
+    }
+    Ok(())
+}
+
+/// Deactivating ends the user's sessions at once; activating lets them sign in again.
+pub async fn set_active(db: &Db, id: &str, active: bool) -> Result<User, AdminError> {
+    let user = target(db, id).await?;
+    if !active {
+        keep_one_admin(db, &user).await?;
+    }
+    sqlx::query("UPDATE users SET disabled_ms = $1 WHERE id = $2")
+        .bind((!active).then(now_ms))
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    if !active {
+        sessions::delete_all_for_user(db, id).await?;
+    }
+    tracing::info!(user_id = %id, active, "account status changed");
+    target(db, id).await
+}
+
+pub async fn set_role(db: &Db, id: &str, role: Role) -> Result<User, AdminError> {
+    let user = target(db, id).await?;
+    if role == Role::User {
+        keep_one_admin(db, &user).await?;
+    }
+    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        .bind(role.as_str())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    tracing::info!(user_id = %id, role = role.as_str(), "role changed");
+    target(db, id).await
+}
+
+/// Deletes a user with everything they own: sessions, conversations, messages, calls, files (rows and disk).
+pub async fn delete_user(db: &Db, data_dir: &Path, id: &str) -> Result<(), AdminError> {
+    let user = target(db, id).await?;
+    keep_one_admin(db, &user).await?;
+    let file_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM files WHERE user_id = $1")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut tx = db.pool.begin().await?;
+    // Children first, so this is right even where cascades are off.
+    for sql in [
+        "DELETE FROM call_files WHERE call_id IN (SELECT id FROM calls WHERE user_id = $1)",
+        "DELETE FROM calls WHERE user_id = $1",
+        "DELETE FROM files WHERE user_id = $1",
+        "DELETE FROM messages WHERE user_id = $1",
+        "DELETE FROM conversations WHERE user_id = $1",
+        "DELETE FROM sessions WHERE user_id = $1",
+        "DELETE FROM user_prefs WHERE user_id = $1",
+        "DELETE FROM password_resets WHERE user_id = $1",
+        "DELETE FROM users WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    crate::files::store::remove(data_dir, &file_ids).await;
+    tracing::info!(user_id = %id, "user deleted with all their data");
+    Ok(())
+}
+
+/// Creates an account with a password and a role.
+pub async fn create_user(
+    db: &Db,
+    form: Registration<'_>,
+    role: Role,
+) -> Result<User, RegisterError> {
+    let user = crate::accounts::register(db, form, false).await?;
+    if role == Role::Admin {
+        return set_role(db, &user.id, Role::Admin)
+            .await
+            .map_err(|e| match e {
+                AdminError::Internal(e) => RegisterError::Internal(e),
+                other => RegisterError::Invalid(FieldErrors {
+                    form: Some(other.message()),
+                    ..Default::default()
+                }),
+            });
+    }
+    Ok(user)
+}
+
+/// How long a reset link works.
+pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
+
+/// Makes a single-use reset link and mails it to the user. Returns the link.
+pub async fn send_reset_link(db: &Db, id: &str, base_url: &str) -> Result<String, AdminError> {
+    let user = target(db, id).await?;
+    let token = random_token(32);
+    let now = now_ms();
+    resets::create(db, &sha256_hex(&token), &user.id, now, now + RESET_TTL_MS).await?;
+    let link = format!("{}/accounts/reset/{token}", base_url.trim_end_matches('/'));
+    crate::mail::send(
+        &user.email,
+        "Reset your llmeta password",
+        &format!(
+            "An administrator asked to reset your llmeta password.\n\nSet a new one here within the next hour:\n{link}\n"
+        ),
+    );
+    Ok(link)
+}

@@ -1,0 +1,270 @@
+//! Queries of the admin area: users with their usage, the call explorer, usage per model and per user.
+
+use super::Db;
+use super::users::User;
+use sqlx::FromRow;
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
+
+/// A user with totals of their calls.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserStats {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub conversations: i64,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost_micros: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    Created,
+    Email,
+    LastLogin,
+    Calls,
+    Tokens,
+    Cost,
+}
+
+impl UserSort {
+    pub fn parse(s: &str) -> UserSort {
+        match s {
+            "email" => UserSort::Email,
+            "last_login" => UserSort::LastLogin,
+            "calls" => UserSort::Calls,
+            "tokens" => UserSort::Tokens,
+            "cost" => UserSort::Cost,
+            _ => UserSort::Created,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSort::Created => "created",
+            UserSort::Email => "email",
+            UserSort::LastLogin => "last_login",
+            UserSort::Calls => "calls",
+            UserSort::Tokens => "tokens",
+            UserSort::Cost => "cost",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            UserSort::Created => "u.created_ms",
+            UserSort::Email => "u.email",
+            UserSort::LastLogin => "COALESCE(u.last_login_ms, 0)",
+            UserSort::Calls => "calls",
+            UserSort::Tokens => "tokens",
+            UserSort::Cost => "cost_micros",
+        }
+    }
+}
+
+const USER_STATS: &str = "SELECT u.id, u.email, u.display_name, u.password_hash, u.role, u.created_ms, \
+     u.last_login_ms, u.disabled_ms, \
+     (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id) AS conversations, \
+     COALESCE(s.calls, 0) AS calls, COALESCE(s.tokens, 0) AS tokens, COALESCE(s.cost, 0) AS cost_micros \
+     FROM users u LEFT JOIN (SELECT user_id, COUNT(*) AS calls, \
+        CAST(SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)) AS BIGINT) AS tokens, \
+        CAST(SUM(COALESCE(cost_micros, 0)) AS BIGINT) AS cost FROM calls GROUP BY user_id) s \
+     ON s.user_id = u.id";
+
+/// A page of users matching `search` (email or name), sorted, and the number of matches.
+pub async fn users_page(
+    db: &Db,
+    search: &str,
+    sort: UserSort,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<(Vec<UserStats>, i64)> {
+    let pattern = format!("%{}%", search.trim().to_lowercase());
+    let dir = if descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "{USER_STATS} WHERE LOWER(u.email) LIKE $1 OR LOWER(u.display_name) LIKE $1 \
+         ORDER BY {} {dir}, u.id {dir} LIMIT $2 OFFSET $3",
+        sort.sql()
+    );
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&db.pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users u WHERE LOWER(u.email) LIKE $1 OR LOWER(u.display_name) LIKE $1",
+    )
+    .bind(&pattern)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((rows, total))
+}
+
+pub async fn user_stats(db: &Db, id: &str) -> sqlx::Result<Option<UserStats>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{USER_STATS} WHERE u.id = $1")))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+/// Active administrators.
+pub async fn active_admins(db: &Db) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_ms IS NULL")
+        .fetch_one(&db.pool)
+        .await
+}
+
+/// A typed value for dynamic SQL: text-cast floats keep the `Any` driver's NULL-typing bug out (see `calls::float`).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Float(f64),
+}
+
+/// A WHERE clause under construction, numbering placeholders itself (`QueryBuilder<Any>` writes `?`).
+#[derive(Default, Debug, Clone)]
+pub struct Where {
+    pub clauses: Vec<String>,
+    pub args: Vec<Arg>,
+}
+
+impl Where {
+    /// Adds a clause in which `{}` stands for the next placeholder.
+    pub fn push(&mut self, clause: &str, arg: Arg) {
+        let n = self.args.len() + 1;
+        let placeholder = match arg {
+            Arg::Float(_) => format!("CAST(${n} AS DOUBLE PRECISION)"),
+            _ => format!("${n}"),
+        };
+        self.clauses.push(clause.replace("{}", &placeholder));
+        self.args.push(arg);
+    }
+
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    pub fn next_placeholder(&self) -> usize {
+        self.args.len() + 1
+    }
+}
+
+/// Binds the arguments in order.
+pub fn bind_all<'q, O>(
+    mut q: QueryAs<'q, sqlx::Any, O, AnyArguments>,
+    args: &'q [Arg],
+) -> QueryAs<'q, sqlx::Any, O, AnyArguments> {
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Text(s) => q.bind(s.as_str()),
+            Arg::Float(f) => q.bind(f.to_string()),
+        };
+    }
+    q
+}
+
+/// A row of the call explorer.
+#[derive(Debug, Clone, FromRow)]
+pub struct ExplorerRow {
+    pub id: String,
+    pub sent_ms: i64,
+    pub email: String,
+    pub user_role: String,
+    pub conversation_id: Option<String>,
+    pub source: String,
+    pub provider: String,
+    pub model: String,
+    pub status: String,
+    pub error_class: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub usage_source: String,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub cost_micros: Option<i64>,
+    pub finish_reason: Option<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<i64>,
+}
+
+pub const EXPLORER_COLUMNS: &str = "c.id, c.sent_ms, u.email, u.role AS user_role, c.conversation_id, c.source, \
+     c.provider, c.model, c.status, c.error_class, c.input_tokens, c.output_tokens, c.usage_source, c.latency_ms, \
+     c.ttft_ms, c.cost_micros, c.finish_reason, c.temperature, c.max_tokens";
+
+/// One usage line (per model or per user) for a period.
+#[derive(Debug, Clone, FromRow)]
+pub struct UsageRow {
+    pub key: String,
+    pub calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+    pub errors: i64,
+}
+
+/// Totals per `group` (`c.model` or `u.email`) between two times.
+pub async fn usage(db: &Db, group: &str, from_ms: i64, to_ms: i64) -> sqlx::Result<Vec<UsageRow>> {
+    let sql = format!(
+        "SELECT {group} AS key, COUNT(*) AS calls, \
+         CAST(COALESCE(SUM(c.input_tokens), 0) AS BIGINT) AS input_tokens, \
+         CAST(COALESCE(SUM(c.output_tokens), 0) AS BIGINT) AS output_tokens, \
+         CAST(COALESCE(SUM(c.cost_micros), 0) AS BIGINT) AS cost_micros, \
+         CAST(COALESCE(SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors \
+         FROM calls c JOIN users u ON u.id = c.user_id WHERE c.sent_ms >= $1 AND c.sent_ms < $2 \
+         GROUP BY {group} ORDER BY calls DESC LIMIT 500"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// Latency percentiles (p in 0..=1) for one group, by counting then fetching the value at that rank.
+pub async fn latency_percentiles(
+    db: &Db,
+    group: &str,
+    key: &str,
+    from_ms: i64,
+    to_ms: i64,
+    ps: &[f64],
+) -> sqlx::Result<Vec<Option<f64>>> {
+    let filter = format!(
+        "FROM calls c JOIN users u ON u.id = c.user_id WHERE {group} = $1 AND c.sent_ms >= $2 \
+         AND c.sent_ms < $3 AND c.latency_ms IS NOT NULL"
+    );
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) {filter}")))
+        .bind(key)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&db.pool)
+        .await?;
+    let mut out = Vec::new();
+    for p in ps {
+        if n == 0 {
+            out.push(None);
+            continue;
+        }
+        // Nearest-rank percentile.
+        let rank = ((p * n as f64).ceil() as i64).clamp(1, n) - 1;
+        let v: Option<f64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT c.latency_ms {filter} ORDER BY c.latency_ms LIMIT 1 OFFSET $4"
+        )))
+        .bind(key)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(rank)
+        .fetch_optional(&db.pool)
+        .await?;
+        out.push(v);
+    }
+    Ok(out)
+}

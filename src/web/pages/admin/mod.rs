@@ -1,0 +1,56 @@
+//! `/admin/…`: accounts, the call explorer, usage. Every handler takes [`AdminUser`], so a user gets 403 and an
+//! anonymous visitor is sent to sign in; `tests/it/admin.rs` walks every route to prove it.
+
+pub mod calls;
+pub mod usage;
+pub mod users;
+
+use super::{Chrome, render};
+use crate::app::AppState;
+use crate::web::csrf::CsrfToken;
+use crate::web::error::AppError;
+use crate::web::extract::AdminUser;
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+#[derive(Template)]
+#[template(path = "admin/overview.html")]
+struct Overview {
+    chrome: Chrome,
+    users: i64,
+    calls: i64,
+    errors: i64,
+    conversations: i64,
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    let (users, calls, errors, conversations): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM calls), \
+         (SELECT COUNT(*) FROM calls WHERE status = 'error'), (SELECT COUNT(*) FROM conversations)",
+    )
+    .fetch_one(&state.db().pool)
+    .await?;
+    render(
+        StatusCode::OK,
+        &Overview {
+            chrome: Chrome::new(Some(&admin), &csrf),
+            users,
+            calls,
+            errors,
+            conversations,
+        },
+    )
+}
+
+/// Query-string encoding of one value.
+pub fn enc(v: &str) -> String {
+    serde_urlencoded::to_string([("", v)])
+        .map(|s| s.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}

@@ -56,7 +56,7 @@ pub async fn set_active(db: &Db, id: &str, active: bool) -> Result<User, AdminEr
     sqlx::query("UPDATE users SET disabled_ms = $1 WHERE id = $2")
         .bind((!active).then(now_ms))
         .bind(id)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     if !active {
         sessions::delete_all_for_user(db, id).await?;
@@ -73,7 +73,7 @@ pub async fn set_role(db: &Db, id: &str, role: Role) -> Result<User, AdminError>
     sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
         .bind(role.as_str())
         .bind(id)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     tracing::info!(user_id = %id, role = role.as_str(), "role changed");
     target(db, id).await
@@ -87,7 +87,7 @@ pub async fn delete_user(db: &Db, data_dir: &Path, id: &str) -> Result<(), Admin
         .bind(id)
         .fetch_all(&db.pool)
         .await?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer().begin().await?;
     // Children first, so this is right even where cascades are off.
     for sql in [
         "DELETE FROM call_files WHERE call_id IN (SELECT id FROM calls WHERE user_id = $1)",

@@ -190,7 +190,7 @@ async fn record(
     text: &str,
     reasoning: &str,
 ) -> anyhow::Result<()> {
-    let mut tx = state.db().pool.begin().await?;
+    let mut tx = state.db().writer().begin().await?;
     calls::complete(&mut tx, call).await?;
     messages::finish_answer(
         &mut tx,

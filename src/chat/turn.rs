@@ -338,7 +338,7 @@ async fn begin(
         ..Default::default()
     };
 
-    let mut tx = state.db().pool.begin().await?;
+    let mut tx = state.db().writer().begin().await?;
     let mut added = 1;
     if conversation.is_none() {
         conversations::create(

@@ -144,7 +144,7 @@ pub async fn rename(db: &Db, id: &str, user_id: &str, title: &str) -> sqlx::Resu
             .bind(title)
             .bind(id)
             .bind(user_id)
-            .execute(&db.pool)
+            .execute(db.writer())
             .await?
             .rows_affected()
             == 1,
@@ -162,7 +162,7 @@ pub async fn set_pinned(
             .bind(pinned)
             .bind(id)
             .bind(user_id)
-            .execute(&db.pool)
+            .execute(db.writer())
             .await?
             .rows_affected()
             == 1,
@@ -172,7 +172,7 @@ pub async fn set_pinned(
 /// Deletes a conversation with its messages, call records and file rows (the caller removes the files
 /// from disk).
 pub async fn delete(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer().begin().await?;
     // Explicit deletes keep this correct even where a backend ignores ON DELETE CASCADE.
     sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)

@@ -56,7 +56,7 @@ pub async fn insert(db: &Db, f: &NewFile<'_>) -> sqlx::Result<()> {
     .bind(f.text)
     .bind(f.tokens)
     .bind(f.created_ms)
-    .execute(&db.pool)
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -147,7 +147,7 @@ pub async fn delete_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool
         sqlx::query("DELETE FROM files WHERE id = $1 AND user_id = $2 AND message_id IS NULL")
             .bind(id)
             .bind(user_id)
-            .execute(&db.pool)
+            .execute(db.writer())
             .await?
             .rows_affected()
             == 1,
@@ -165,7 +165,7 @@ pub async fn delete_abandoned(db: &Db, before_ms: i64) -> sqlx::Result<Vec<Strin
     for id in &ids {
         sqlx::query("DELETE FROM files WHERE id = $1")
             .bind(id)
-            .execute(&db.pool)
+            .execute(db.writer())
             .await?;
     }
     Ok(ids)

@@ -38,10 +38,16 @@ impl Backend {
     }
 }
 
-/// The pool plus the backend it talks to. Cheap to clone.
+/// The pools plus the backend they talk to. Cheap to clone.
+///
+/// SQLite allows one writer at a time; with several pooled connections, concurrent writers meet
+/// `SQLITE_BUSY` and back off in sleeps of up to 100 ms. So on SQLite every write goes through a pool of
+/// exactly one connection ([`Db::writer`]), where writers queue instead, and reads use the others. On
+/// PostgreSQL both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    writer: AnyPool,
     pub backend: Backend,
 }
 
@@ -70,32 +76,49 @@ impl Db {
             crate::config::SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
             crate::config::SqliteSync::Full => "PRAGMA synchronous = FULL",
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(config.db_max_connections)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-                        // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of
-                        // failing; foreign keys are off by default in SQLite.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(sync_pragma).await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
+        let options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                            // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of
+                            // failing; foreign keys are off by default in SQLite.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute(sync_pragma).await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
+        };
+        let context = || {
+            format!(
+                "cannot connect to the database ({})",
+                crate::secret::redact_url(&url)
+            )
+        };
+        let pool = options(config.db_max_connections)
             .connect(&url)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot connect to the database ({})",
-                    crate::secret::redact_url(&url)
-                )
-            })?;
-        Ok(Db { pool, backend })
+            .with_context(context)?;
+        let writer = match backend {
+            Backend::Sqlite => options(1).connect(&url).await.with_context(context)?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
+    }
+
+    /// The pool for writes (one connection on SQLite, see the type's documentation).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Applies pending migrations for this backend. Safe to run any number of times.
@@ -105,7 +128,7 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .context("database migration failed")?;
         Ok(())
@@ -113,6 +136,7 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

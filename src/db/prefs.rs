@@ -25,7 +25,7 @@ pub async fn set(
     .bind(model_id)
     .bind(params_json)
     .bind(now)
-    .execute(&db.pool)
+    .execute(db.writer())
     .await?;
     Ok(())
 }

@@ -16,7 +16,7 @@ pub async fn create(
     .bind(user_id)
     .bind(now)
     .bind(expires)
-    .execute(&db.pool)
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -40,6 +40,6 @@ pub async fn take(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Strin
     )
     .bind(id_hash)
     .bind(now)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.writer())
     .await
 }

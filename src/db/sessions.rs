@@ -32,7 +32,7 @@ pub async fn create(db: &Db, s: NewSession<'_>) -> sqlx::Result<()> {
     .bind(s.expires_ms)
     .bind(s.ip)
     .bind(s.user_agent)
-    .execute(&db.pool)
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -57,7 +57,7 @@ pub async fn extend(db: &Db, id_hash: &str, now_ms: i64, expires_ms: i64) -> sql
         .bind(expires_ms)
         .bind(now_ms)
         .bind(id_hash)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -65,7 +65,7 @@ pub async fn extend(db: &Db, id_hash: &str, now_ms: i64, expires_ms: i64) -> sql
 pub async fn delete(db: &Db, id_hash: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id_hash)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -76,7 +76,7 @@ pub async fn delete_others(db: &Db, user_id: &str, keep_hash: &str) -> sqlx::Res
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
             .bind(keep_hash)
-            .execute(&db.pool)
+            .execute(db.writer())
             .await?
             .rows_affected(),
     )
@@ -86,7 +86,7 @@ pub async fn delete_others(db: &Db, user_id: &str, keep_hash: &str) -> sqlx::Res
 pub async fn delete_all_for_user(db: &Db, user_id: &str) -> sqlx::Result<u64> {
     Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?
         .rows_affected())
 }
@@ -94,7 +94,7 @@ pub async fn delete_all_for_user(db: &Db, user_id: &str) -> sqlx::Result<u64> {
 pub async fn purge_expired(db: &Db, now_ms: i64) -> sqlx::Result<u64> {
     Ok(sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
         .bind(now_ms)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?
         .rows_affected())
 }

@@ -27,7 +27,7 @@ pub async fn record_failure(db: &Db, key: &str, now_ms: i64, window_ms: i64) -> 
     .bind(key)
     .bind(now_ms)
     .bind(now_ms - window_ms)
-    .execute(&db.pool)
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -35,7 +35,7 @@ pub async fn record_failure(db: &Db, key: &str, now_ms: i64, window_ms: i64) -> 
 pub async fn clear(db: &Db, key: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1")
         .bind(key)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -44,7 +44,7 @@ pub async fn purge_older_than(db: &Db, cutoff_ms: i64) -> sqlx::Result<u64> {
     Ok(
         sqlx::query("DELETE FROM login_throttle WHERE window_start_ms < $1")
             .bind(cutoff_ms)
-            .execute(&db.pool)
+            .execute(db.writer())
             .await?
             .rows_affected(),
     )

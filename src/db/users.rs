@@ -74,7 +74,7 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
     .bind(new.password_hash)
     .bind(new.role.as_str())
     .bind(now)
-    .execute(&db.pool)
+    .execute(db.writer())
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -93,7 +93,7 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
 /// transaction, so the loser fails and is told set-up is done.
 pub async fn create_first_admin(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> {
     let id = new_id();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer().begin().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
             .execute(&mut *tx)
@@ -148,7 +148,7 @@ pub async fn set_password_hash(db: &Db, id: &str, hash: &str) -> sqlx::Result<()
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(id)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -157,7 +157,7 @@ pub async fn set_display_name(db: &Db, id: &str, name: &str) -> sqlx::Result<()>
     sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
         .bind(name)
         .bind(id)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -166,7 +166,7 @@ pub async fn record_login(db: &Db, id: &str, at_ms: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET last_login_ms = $1 WHERE id = $2")
         .bind(at_ms)
         .bind(id)
-        .execute(&db.pool)
+        .execute(db.writer())
         .await?;
     Ok(())
 }

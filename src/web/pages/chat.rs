@@ -293,8 +293,12 @@ async fn send_inner(
         Ok(ok) => ok,
         Err(errors) => return invalid(errors, form).await,
     };
+    // Remember the choices for next time; a read is cheaper than a write, and they rarely change.
     let params_json = serde_json::to_string(&form.params).unwrap_or_default();
-    prefs::set(state.db(), &user.user.id, &model.id, &params_json, now_ms()).await?;
+    let remembered = prefs::get(state.db(), &user.user.id).await?;
+    if remembered.as_ref() != Some(&(model.id.clone(), params_json.clone())) {
+        prefs::set(state.db(), &user.user.id, &model.id, &params_json, now_ms()).await?;
+    }
     let started = turn::ask(
         &state,
         Ask {

@@ -1,0 +1,599 @@
+//! `llmeta-bench`: measures llmeta against the goals of PRODUCT.md §5, side by side with a baseline in the same
+//! run, and prints a table (optionally saved as JSON with `--json FILE`).
+//!
+//! It starts the repository's mock upstream (in this process) and llmeta (this same binary re-run as a child
+//! process with `__serve`, so its memory is measured alone) on loopback ports with a fresh database, seeds data,
+//! and drives load with its own async load generator. `--database-url postgres://…/db` repeats every scenario on
+//! PostgreSQL (a fresh database is created beside the given one and dropped afterwards).
+//!
+//! Run: `cargo run --release --bin llmeta-bench -- [--quick] [--json results.json] [--database-url URL]`
+
+mod load;
+mod seed;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Benchmark llmeta against its performance goals")]
+struct Args {
+    /// Smaller data and fewer requests: finishes in about two minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Save the results as JSON.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Also run every scenario on PostgreSQL (an admin URL such as postgres://postgres@127.0.0.1:5432/test).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Skip SQLite (with --database-url: PostgreSQL only).
+    #[arg(long)]
+    no_sqlite: bool,
+}
+
+/// One line of the result table.
+struct Row {
+    backend: &'static str,
+    scenario: String,
+    measured: String,
+    goal: String,
+    met: Option<bool>,
+    value: Value,
+}
+
+fn main() -> anyhow::Result<()> {
+    // The child: llmeta itself.
+    if std::env::args().nth(1).as_deref() == Some("__serve") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(async {
+            let cli = llmeta::cli::Cli::parse_from(["llmeta", "serve"]);
+            llmeta::cli::run(cli).await
+        });
+    }
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    sqlx::any::install_default_drivers();
+    let mock_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let mock = format!("http://{}/v1", mock_listener.local_addr()?);
+    tokio::spawn(llmeta::mock::serve(
+        mock_listener,
+        llmeta::mock::MockConfig::default(),
+    ));
+
+    let mut rows = Vec::new();
+    if !args.no_sqlite {
+        rows.extend(backend(&args, &mock, None).await?);
+    }
+    if let Some(url) = &args.database_url {
+        rows.extend(backend(&args, &mock, Some(url)).await?);
+    }
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({"backend": r.backend, "scenario": r.scenario, "measured": r.measured, "goal": r.goal,
+                       "met": r.met, "value": r.value})
+            })
+            .collect();
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json!({"quick": args.quick, "results": out}))?,
+        )?;
+        println!("\nsaved {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!("| backend | scenario | measured | goal | met |");
+    println!("| --- | --- | --- | --- | --- |");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.backend, r.scenario, r.measured, r.goal, met
+        );
+    }
+}
+
+/// The server under test.
+struct Server {
+    child: Child,
+    base: String,
+    pool: sqlx::AnyPool,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+}
+
+async fn start(mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let (url, pg) = match pg_admin {
+        Some(admin) => {
+            use sqlx::Connection as _;
+            let name = format!("llmeta_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::AnyConnection::connect(admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await?;
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+            (format!("{base}/{name}"), Some((admin.to_string(), name)))
+        }
+        None => (
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("bench.db").display()
+            ),
+            None,
+        ),
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(std::env::current_exe()?)
+        .arg("__serve")
+        .env_clear()
+        .env("LLMETA_BIND", format!("127.0.0.1:{port}"))
+        .env("LLMETA_DATA_DIR", dir.path())
+        .env("DATABASE_URL", &url)
+        .env("LLMETA_SECRET_KEY", "benchmark-secret-key-0123456789abcdef")
+        .env("API_URL", mock)
+        .env("API_KEY", "sk-bench")
+        .env("LLMETA_MODELS", "mock-a,mock-b")
+        .env("LLMETA_DEMO", "true")
+        .env("LLMETA_DEMO_TOKENS_PER_SEC", "0")
+        .env("LLMETA_LOG", "error")
+        .env(
+            "LLMETA_DB_MAX_CONNECTIONS",
+            if pg.is_some() { "32" } else { "8" },
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("llmeta did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await?;
+    Ok(Server {
+        child,
+        base,
+        pool,
+        _dir: dir,
+        pg,
+    })
+}
+
+async fn drop_pg(pg: Option<(String, String)>) {
+    if let Some((admin, name)) = pg {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+/// A signed-in browser session: the client with its cookie and the CSRF token.
+#[derive(Clone)]
+struct Session {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+async fn admin_session(base: &str) -> anyhow::Result<Session> {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(2000)
+        .build()?;
+    let page = http
+        .get(format!("{base}/setup"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let token = csrf(&page)?;
+    let pw = "benchmark passphrase 1";
+    http.post(format!("{base}/setup"))
+        .header("origin", base)
+        .form(&[
+            ("email", "bench@example.com"),
+            ("password", pw),
+            ("confirm", pw),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await?;
+    let page = http
+        .get(format!("{base}/chat"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(Session {
+        http,
+        base: base.into(),
+        token: csrf(&page)?,
+    })
+}
+
+fn csrf(html: &str) -> anyhow::Result<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html
+        .find(marker)
+        .ok_or_else(|| anyhow::anyhow!("no CSRF token"))?
+        + marker.len();
+    Ok(html[start..start + html[start..].find('"').unwrap_or(0)].to_string())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let backend: &'static str = if pg_admin.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    eprintln!("== {backend}");
+    let server = start(mock, pg_admin).await?;
+    let pid = server.child.id();
+    let mut rows = Vec::new();
+    let mut add =
+        |scenario: &str, measured: String, goal: &str, met: Option<bool>, value: Value| {
+            rows.push(Row {
+                backend,
+                scenario: scenario.into(),
+                measured,
+                goal: goal.into(),
+                met,
+                value,
+            });
+        };
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+    add(
+        "memory idle (RSS)",
+        format!("{idle:.1} MB"),
+        "≤ 25 MB",
+        Some(idle <= 25.0),
+        json!(idle),
+    );
+
+    let s = admin_session(&server.base).await?;
+    let direct = reqwest::Client::builder()
+        .pool_max_idle_per_host(2000)
+        .build()?;
+    let n = if args.quick { 600 } else { 6000 };
+
+    // a. Overhead of a recorded, non-streaming chat call (the UI form path) over the mock itself.
+    for concurrency in [1usize, 32] {
+        let requests = if concurrency == 1 { n / 6 } else { n };
+        let d = direct.clone();
+        let url = mock.to_string() + "/chat/completions";
+        let body = json!({"model": "mock-a", "messages": [{"role": "user", "content": "hello there"}], "stream": false});
+        let (base_s, _, _) = load::run(concurrency, requests, move |_| {
+            let d = d.clone();
+            let url = url.clone();
+            let body = body.clone();
+            async move {
+                let t = Instant::now();
+                let r = d.post(&url).json(&body).send().await?;
+                r.bytes().await?;
+                Ok(ms(t.elapsed()))
+            }
+        })
+        .await;
+        let s2 = s.clone();
+        let (via, elapsed, errors) = load::run(concurrency, requests, move |_| {
+            let s = s2.clone();
+            async move {
+                let t = Instant::now();
+                let r = s
+                    .http
+                    .post(format!("{}/chat", s.base))
+                    .header("origin", &s.base)
+                    .form(&[
+                        ("content", "hello there"),
+                        ("model", "mock-a"),
+                        ("csrf_token", &s.token),
+                    ])
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().as_u16() == 303, "status {}", r.status());
+                Ok(ms(t.elapsed()))
+            }
+        })
+        .await;
+        let p50 = via.percentile(0.5) - base_s.percentile(0.5);
+        let p99 = via.percentile(0.99) - base_s.percentile(0.99);
+        let rps = via.0.len() as f64 / elapsed.as_secs_f64();
+        add(
+            &format!("UI chat call overhead, concurrency {concurrency} (p50 / p99)"),
+            format!(
+                "{p50:.2} / {p99:.2} ms (direct {:.2} / {:.2}; {errors} errors)",
+                base_s.percentile(0.5),
+                base_s.percentile(0.99)
+            ),
+            "p50 ≤ 0.25 ms, p99 ≤ 2 ms",
+            Some(p50 <= 0.25 && p99 <= 2.0),
+            json!({"p50": p50, "p99": p99, "direct_p50": base_s.percentile(0.5), "via_p50": via.percentile(0.5)}),
+        );
+        if concurrency == 32 {
+            add(
+                "recorded calls per second (UI path, concurrency 32)",
+                format!("{rps:.0}/s"),
+                "≥ 5,000/s",
+                Some(rps >= 5000.0),
+                json!(rps),
+            );
+        }
+    }
+
+    // b. Time to first token added to a streamed call: 50 tokens at 5 ms, concurrency 32.
+    {
+        let requests = if args.quick { 128 } else { 640 };
+        let prompt = "stream mock:tokens=50 mock:delay_ms=5";
+        let d = direct.clone();
+        let url = mock.to_string() + "/chat/completions";
+        let body = json!({"model": "mock-a", "messages": [{"role": "user", "content": prompt}], "stream": true});
+        let (base_s, _, _) = load::run(32, requests, move |_| {
+            let d = d.clone();
+            let url = url.clone();
+            let body = body.clone();
+            async move {
+                let t = Instant::now();
+                let mut r = d.post(&url).json(&body).send().await?;
+                let mut first = None;
+                while let Some(chunk) = r.chunk().await? {
+                    if first.is_none() && String::from_utf8_lossy(&chunk).contains("content") {
+                        first = Some(ms(t.elapsed()));
+                    }
+                }
+                first.ok_or_else(|| anyhow::anyhow!("no token"))
+            }
+        })
+        .await;
+        let s2 = s.clone();
+        let (via, _, errors) = load::run(32, requests, move |_| {
+            let s = s2.clone();
+            async move {
+                let t = Instant::now();
+                let mut r = s
+                    .http
+                    .post(format!("{}/chat", s.base))
+                    .header("origin", &s.base)
+                    .header("accept", "text/event-stream")
+                    .header("x-csrf-token", &s.token)
+                    .form(&[("content", prompt), ("model", "mock-a")])
+                    .send()
+                    .await?;
+                let mut first = None;
+                while let Some(chunk) = r.chunk().await? {
+                    if first.is_none() && String::from_utf8_lossy(&chunk).contains("event: delta") {
+                        first = Some(ms(t.elapsed()));
+                    }
+                }
+                first.ok_or_else(|| anyhow::anyhow!("no token"))
+            }
+        })
+        .await;
+        let p50 = via.percentile(0.5) - base_s.percentile(0.5);
+        let p99 = via.percentile(0.99) - base_s.percentile(0.99);
+        add(
+            "TTFT added to a streamed call, concurrency 32 (p50 / p99)",
+            format!(
+                "{p50:.2} / {p99:.2} ms (direct {:.2} / {:.2}; {errors} errors)",
+                base_s.percentile(0.5),
+                base_s.percentile(0.99)
+            ),
+            "p99 ≤ 1 ms",
+            Some(p99 <= 1.0),
+            json!({"p50": p50, "p99": p99}),
+        );
+    }
+
+    // e. Memory with 1,000 open streams.
+    {
+        let streams = if args.quick { 200 } else { 1000 };
+        let mut open = Vec::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(streams);
+        for _ in 0..streams {
+            let s = s.clone();
+            let tx = tx.clone();
+            open.push(tokio::spawn(async move {
+                let r = s
+                    .http
+                    .post(format!("{}/chat", s.base))
+                    .header("origin", &s.base)
+                    .header("accept", "text/event-stream")
+                    .header("x-csrf-token", &s.token)
+                    .form(&[
+                        ("content", "hold mock:tokens=600 mock:delay_ms=50"),
+                        ("model", "mock-a"),
+                    ])
+                    .send()
+                    .await;
+                if let Ok(mut r) = r {
+                    let mut told = false;
+                    while let Ok(Some(chunk)) = r.chunk().await {
+                        if !told && String::from_utf8_lossy(&chunk).contains("event: delta") {
+                            let _ = tx.send(()).await;
+                            told = true;
+                        }
+                    }
+                }
+            }));
+        }
+        let mut started = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while started < streams && Instant::now() < deadline {
+            if tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
+                started += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+        add(
+            &format!("memory with {streams} open streams (RSS)"),
+            format!("{rss:.1} MB ({started} streaming)"),
+            "≤ 150 MB at 1,000",
+            Some(rss <= 150.0 && started == streams),
+            json!({"rss_mb": rss, "streams": started}),
+        );
+        for o in open {
+            o.abort();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    let user_id: String =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'bench@example.com'")
+            .fetch_one(&server.pool)
+            .await?;
+
+    // c. History page for a user with 100,000 messages in 10,000 conversations.
+    {
+        let (convs, per) = if args.quick { (1000, 10) } else { (10_000, 10) };
+        let t = Instant::now();
+        seed::history(&server.pool, &user_id, convs, per).await?;
+        eprintln!(
+            "seeded {} messages in {:.1} s",
+            convs * per,
+            t.elapsed().as_secs_f64()
+        );
+        let s2 = s.clone();
+        let (lat, _, errors) = load::run(1, if args.quick { 100 } else { 300 }, move |_| {
+            let s = s2.clone();
+            async move {
+                let t = Instant::now();
+                let r = s.http.get(format!("{}/history", s.base)).send().await?;
+                anyhow::ensure!(r.status().is_success());
+                r.bytes().await?;
+                Ok(ms(t.elapsed()))
+            }
+        })
+        .await;
+        add(
+            &format!("history page, {} messages (p50 / p99)", convs * per),
+            format!(
+                "{:.2} / {:.2} ms ({errors} errors)",
+                lat.percentile(0.5),
+                lat.percentile(0.99)
+            ),
+            "p50 ≤ 10 ms",
+            Some(lat.percentile(0.5) <= 10.0),
+            json!({"p50": lat.percentile(0.5), "p99": lat.percentile(0.99)}),
+        );
+    }
+
+    // d. Admin call explorer, first page filtered by model, over 1,000,000 call records.
+    {
+        let n = if args.quick { 100_000 } else { 1_000_000 };
+        let t = Instant::now();
+        seed::calls(
+            &server.pool,
+            &user_id,
+            n,
+            &["mock-a", "mock-b", "gpt-x", "demo"],
+        )
+        .await?;
+        let seeded = t.elapsed().as_secs_f64();
+        eprintln!("seeded {n} calls in {seeded:.1} s");
+        add(
+            &format!("seeding {n} call records"),
+            format!("{seeded:.1} s"),
+            "minutes at most",
+            Some(seeded < 300.0),
+            json!(seeded),
+        );
+        let s2 = s.clone();
+        let (lat, _, errors) = load::run(1, if args.quick { 50 } else { 200 }, move |_| {
+            let s = s2.clone();
+            async move {
+                let t = Instant::now();
+                let r = s
+                    .http
+                    .get(format!("{}/admin/calls?model=gpt-x", s.base))
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success());
+                r.bytes().await?;
+                Ok(ms(t.elapsed()))
+            }
+        })
+        .await;
+        add(
+            &format!("admin explorer first page by model, {n} calls (p50 / p99)"),
+            format!(
+                "{:.2} / {:.2} ms ({errors} errors)",
+                lat.percentile(0.5),
+                lat.percentile(0.99)
+            ),
+            "p50 < 100 ms",
+            Some(lat.percentile(0.5) < 100.0),
+            json!({"p50": lat.percentile(0.5), "p99": lat.percentile(0.99)}),
+        );
+    }
+
+    let pg = server.pg.clone();
+    drop(server);
+    drop_pg(pg).await;
+    Ok(rows)
+}

@@ -17,7 +17,7 @@ async fn insert_rows(
     float_cols: &[&str],
     rows: Vec<Vec<V>>,
 ) -> anyhow::Result<()> {
-    let per_batch = (30_000 / columns.len()).min(1000);
+    let per_batch = (30_000 / columns.len()).min(100);
     let mut tx = pool.begin().await?;
     let mut in_tx = 0;
     for chunk in rows.chunks(per_batch) {

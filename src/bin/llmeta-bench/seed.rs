@@ -1,65 +1,58 @@
-//! Bulk data for the page scenarios, written straight into the server's database in large transactions
-//! with multi-row inserts (a million rows in well under a minute).
+//! Bulk data for the page scenarios, generated inside the database by one `INSERT … SELECT` per 100,000 rows
+//! (a recursive CTE on SQLite, `generate_series` on PostgreSQL): a million rows in seconds, where row-by-row
+//! parameter binding through the `Any` driver manages a few thousand rows a second.
 
 use sqlx::AnyPool;
 
-enum V {
-    I(i64),
-    T(String),
-    F(f64),
+const CHUNK: i64 = 100_000;
+
+fn is_pg(pool: &AnyPool) -> bool {
+    pool.connect_options()
+        .database_url
+        .scheme()
+        .starts_with("postgres")
 }
 
-/// Inserts rows of `columns` in batches; `float_cols` are bound as text and cast (see `db::calls::float`).
-async fn insert_rows(
-    pool: &AnyPool,
-    table: &str,
-    columns: &[&str],
-    float_cols: &[&str],
-    rows: Vec<Vec<V>>,
-) -> anyhow::Result<()> {
-    let per_batch = (30_000 / columns.len()).min(100);
-    let mut tx = pool.begin().await?;
-    let mut in_tx = 0;
-    for chunk in rows.chunks(per_batch) {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        let mut n = 0;
-        for (r, _) in chunk.iter().enumerate() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for (c, col) in columns.iter().enumerate() {
-                n += 1;
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                if float_cols.contains(col) {
-                    sql.push_str(&format!("CAST(${n} AS DOUBLE PRECISION)"));
-                } else {
-                    sql.push_str(&format!("${n}"));
-                }
-            }
-            sql.push(')');
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for v in row {
-                q = match v {
-                    V::I(i) => q.bind(*i),
-                    V::T(s) => q.bind(s.clone()),
-                    V::F(f) => q.bind(f.to_string()),
-                };
-            }
-        }
-        q.execute(&mut *tx).await?;
-        in_tx += chunk.len();
-        if in_tx >= 50_000 {
-            tx.commit().await?;
-            tx = pool.begin().await?;
-            in_tx = 0;
-        }
+/// The row numbers `$1 .. $1 + $2` as `s(i)`, and a zero-padded text of `i` with `prefix`.
+fn rows_and_label(pg: bool, prefix: &str, width: usize) -> (String, String) {
+    if pg {
+        (
+            "generate_series(CAST($1 AS BIGINT), CAST($1 AS BIGINT) + $2 - 1) AS s(i)".to_string(),
+            format!("'{prefix}' || lpad(CAST(i AS TEXT), {width}, '0')"),
+        )
+    } else {
+        ("s".to_string(), format!("printf('{prefix}%0{width}d', i)"))
     }
-    tx.commit().await?;
+}
+
+/// Runs `select` (which reads `i` from the row source) as an insert over `n` rows, in chunks.
+async fn generate(
+    pool: &AnyPool,
+    insert: &str,
+    select: &str,
+    n: i64,
+    extra: &[&str],
+) -> anyhow::Result<()> {
+    let pg = is_pg(pool);
+    let mut start = 0;
+    while start < n {
+        let count = CHUNK.min(n - start);
+        let sql = if pg {
+            format!("{insert} {select}")
+        } else {
+            format!(
+                "WITH RECURSIVE s(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < $1 + $2) {insert} {select}"
+            )
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(start)
+            .bind(count);
+        for e in extra {
+            q = q.bind(e.to_string());
+        }
+        q.execute(pool).await?;
+        start += count;
+    }
     Ok(())
 }
 
@@ -67,133 +60,81 @@ async fn insert_rows(
 pub async fn history(
     pool: &AnyPool,
     user_id: &str,
-    conversations: usize,
-    per: usize,
+    conversations: i64,
+    per: i64,
 ) -> anyhow::Result<()> {
-    let now = llmeta::util::now_ms();
-    let mut convs = Vec::with_capacity(conversations);
-    let mut msgs = Vec::with_capacity(conversations * per);
-    for c in 0..conversations {
-        let id = format!("bench-c-{c:08}");
-        let updated = now - (c as i64) * 3_137_000;
-        let mut parent: Option<String> = None;
-        for m in 0..per {
-            let mid = format!("bench-m-{c:08}-{m:04}");
-            msgs.push(vec![
-                V::T(mid.clone()),
-                V::T(id.clone()),
-                V::T(user_id.to_string()),
-                parent.clone().map(V::T).unwrap_or(V::T(String::new())),
-                V::T(if m % 2 == 0 { "user" } else { "assistant" }.into()),
-                V::T(format!("benchmark message {m} of conversation {c}: the quick brown fox jumps over the lazy dog")),
-                V::I(20),
-                V::I(updated - ((per - m) as i64) * 1000),
-            ]);
-            parent = Some(mid);
-        }
-        convs.push(vec![
-            V::T(id),
-            V::T(user_id.to_string()),
-            V::T(format!("Benchmark conversation {c}")),
-            V::I(updated - 100_000),
-            V::I(updated),
-            V::T(parent.unwrap_or_default()),
-            V::T("mock-a".into()),
-            V::I(per as i64),
-            V::I(per as i64 * 40),
-        ]);
-    }
-    insert_rows(
+    let pg = is_pg(pool);
+    let now = llmeta::util::now_ms().to_string();
+    let (src, conv_id) = rows_and_label(pg, "bench-c-", 8);
+    let head = if pg {
+        format!(
+            "'bench-m-' || lpad(CAST(i * {per} + {last} AS TEXT), 10, '0')",
+            last = per - 1
+        )
+    } else {
+        format!(
+            "printf('bench-m-%010d', i * {per} + {last})",
+            last = per - 1
+        )
+    };
+    generate(
         pool,
-        "conversations",
-        &[
-            "id",
-            "user_id",
-            "title",
-            "created_ms",
-            "updated_ms",
-            "head_id",
-            "models",
-            "message_count",
-            "tokens",
-        ],
-        &[],
-        convs,
+        "INSERT INTO conversations (id, user_id, title, created_ms, updated_ms, head_id, models, message_count, tokens)",
+        &format!(
+            "SELECT {conv_id}, $3, 'Benchmark conversation ' || CAST(i AS TEXT), CAST($4 AS BIGINT) - i * 3137000 - 100000, \
+             CAST($4 AS BIGINT) - i * 3137000, {head}, 'mock-a', {per}, {tokens} FROM {src}",
+            tokens = per * 40
+        ),
+        conversations,
+        &[user_id, &now],
     )
     .await?;
-    insert_rows(
+    let (src, msg_id) = rows_and_label(pg, "bench-m-", 10);
+    let (conv_of, parent) = if pg {
+        (
+            format!("'bench-c-' || lpad(CAST(i / {per} AS TEXT), 8, '0')"),
+            "CASE WHEN i % {per} = 0 THEN NULL ELSE 'bench-m-' || lpad(CAST(i - 1 AS TEXT), 10, '0') END".replace("{per}", &per.to_string()),
+        )
+    } else {
+        (
+            format!("printf('bench-c-%08d', i / {per})"),
+            format!("CASE WHEN i % {per} = 0 THEN NULL ELSE printf('bench-m-%010d', i - 1) END"),
+        )
+    };
+    generate(
         pool,
-        "messages",
-        &[
-            "id",
-            "conversation_id",
-            "user_id",
-            "parent_id",
-            "role",
-            "content",
-            "token_estimate",
-            "created_ms",
-        ],
-        &[],
-        msgs,
+        "INSERT INTO messages (id, conversation_id, user_id, parent_id, role, content, token_estimate, created_ms)",
+        &format!(
+            "SELECT {msg_id}, {conv_of}, $3, {parent}, CASE WHEN i % 2 = 0 THEN 'user' ELSE 'assistant' END, \
+             'benchmark message ' || CAST(i AS TEXT) || ': the quick brown fox jumps over the lazy dog', 20, \
+             CAST($4 AS BIGINT) - (i / {per}) * 3137000 - ({per} - i % {per}) * 1000 FROM {src}"
+        ),
+        conversations * per,
+        &[user_id, &now],
     )
     .await
 }
 
-/// `n` call records for `user_id`, spread over models, statuses and the last 90 days.
-pub async fn calls(pool: &AnyPool, user_id: &str, n: usize, models: &[&str]) -> anyhow::Result<()> {
-    let now = llmeta::util::now_ms();
-    let mut rows = Vec::with_capacity(n.min(200_000));
-    let columns = [
-        "id",
-        "user_id",
-        "source",
-        "provider",
-        "model",
-        "upstream_model",
-        "streamed",
-        "request_json",
-        "sent_ms",
-        "status",
-        "input_tokens",
-        "output_tokens",
-        "usage_source",
-        "latency_ms",
-        "ttft_ms",
-        "cost_micros",
-        "finish_reason",
-    ];
-    for i in 0..n {
-        let model = models[i % models.len()];
-        rows.push(vec![
-            V::T(format!("bench-call-{i:09}")),
-            V::T(user_id.to_string()),
-            V::T(if i % 10 == 0 { "api" } else { "ui" }.into()),
-            V::T("default".into()),
-            V::T(model.into()),
-            V::T(model.into()),
-            V::I((i % 2) as i64),
-            V::T("{\"model\":\"bench\",\"messages\":[]}".into()),
-            V::I(now - (i as i64 % 7_776_000) * 1000),
-            V::T(if i % 50 == 0 { "error" } else { "ok" }.into()),
-            V::I(100 + (i % 900) as i64),
-            V::I(20 + (i % 400) as i64),
-            V::T("provider".into()),
-            V::F(50.0 + (i % 2000) as f64 * 0.7),
-            V::F(10.0 + (i % 300) as f64 * 0.3),
-            V::I((i % 5000) as i64),
-            V::T("stop".into()),
-        ]);
-        if rows.len() == 200_000 {
-            insert_rows(
-                pool,
-                "calls",
-                &columns,
-                &["latency_ms", "ttft_ms"],
-                std::mem::take(&mut rows),
-            )
-            .await?;
-        }
-    }
-    insert_rows(pool, "calls", &columns, &["latency_ms", "ttft_ms"], rows).await
+/// `n` call records for `user_id`, spread over four models, statuses, sources and the last 90 days.
+pub async fn calls(pool: &AnyPool, user_id: &str, n: i64) -> anyhow::Result<()> {
+    let pg = is_pg(pool);
+    let now = llmeta::util::now_ms().to_string();
+    let (src, id) = rows_and_label(pg, "bench-call-", 9);
+    let model =
+        "CASE i % 4 WHEN 0 THEN 'mock-a' WHEN 1 THEN 'mock-b' WHEN 2 THEN 'gpt-x' ELSE 'demo' END";
+    generate(
+        pool,
+        "INSERT INTO calls (id, user_id, source, provider, model, upstream_model, streamed, request_json, sent_ms, \
+         status, input_tokens, output_tokens, usage_source, latency_ms, ttft_ms, cost_micros, finish_reason)",
+        &format!(
+            "SELECT {id}, $3, CASE WHEN i % 10 = 0 THEN 'api' ELSE 'ui' END, 'default', {model}, {model}, i % 2, \
+             '{{\"model\":\"bench\",\"messages\":[]}}', CAST($4 AS BIGINT) - (i % 7776000) * 1000, \
+             CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END, 100 + i % 900, 20 + i % 400, 'provider', \
+             CAST(50 + (i % 2000) * 0.7 AS DOUBLE PRECISION), CAST(10 + (i % 300) * 0.3 AS DOUBLE PRECISION), \
+             i % 5000, 'stop' FROM {src}"
+        ),
+        n,
+        &[user_id, &now],
+    )
+    .await
 }

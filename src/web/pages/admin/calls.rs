@@ -104,14 +104,17 @@ impl Filter {
         let mut w = Where::default();
         let text = |s: &str| s.trim().to_string();
         if !self.user.trim().is_empty() {
+            // Resolved once by a scalar subquery, so the planner walks calls_user_sent in time order
+            // (an OR across the join would sort all of the user's calls).
             w.push(
-                "(u.email = {} OR u.id = {})",
+                "c.user_id = (SELECT id FROM users WHERE email = {} OR id = {} LIMIT 1)",
                 Arg::Text(text(&self.user).to_lowercase()),
             );
-            // The same value twice: numbered once, used twice.
             let n = w.args.len();
             let last = w.clauses.len() - 1;
-            w.clauses[last] = format!("(u.email = ${n} OR u.id = ${n})");
+            w.clauses[last] = format!(
+                "c.user_id = (SELECT id FROM users WHERE email = ${n} OR id = ${n} LIMIT 1)"
+            );
         }
         for (value, column) in [
             (&self.model, "c.model"),

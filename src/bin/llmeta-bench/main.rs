@@ -31,6 +31,15 @@ struct Args {
     /// Skip SQLite (with --database-url: PostgreSQL only).
     #[arg(long)]
     no_sqlite: bool,
+    /// Run only these scenarios (comma-separated): overhead, streaming, streams, history, explorer.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
 }
 
 /// One line of the result table.
@@ -322,6 +331,9 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
 
     // a. Overhead of a recorded, non-streaming chat call (the UI form path) over the mock itself.
     for concurrency in [1usize, 32] {
+        if !args.wants("overhead") {
+            break;
+        }
         let requests = if concurrency == 1 { n / 6 } else { n };
         let d = direct.clone();
         let url = mock.to_string() + "/chat/completions";
@@ -385,7 +397,7 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
     }
 
     // b. Time to first token added to a streamed call: 50 tokens at 5 ms, concurrency 32.
-    {
+    if args.wants("streaming") {
         let requests = if args.quick { 128 } else { 640 };
         let prompt = "stream mock:tokens=50 mock:delay_ms=5";
         let d = direct.clone();
@@ -448,7 +460,7 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
     }
 
     // e. Memory with 1,000 open streams.
-    {
+    if args.wants("streams") {
         let streams = if args.quick { 200 } else { 1000 };
         let mut open = Vec::new();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(streams);
@@ -512,7 +524,7 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
             .await?;
 
     // c. History page for a user with 100,000 messages in 10,000 conversations.
-    {
+    if args.wants("history") {
         let (convs, per): (i64, i64) = if args.quick { (1000, 10) } else { (10_000, 10) };
         let t = Instant::now();
         seed::history(&server.pool, &user_id, convs, per).await?;
@@ -547,7 +559,7 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
     }
 
     // d. Admin call explorer, first page filtered by model, over 1,000,000 call records.
-    {
+    if args.wants("explorer") {
         let n = if args.quick { 100_000 } else { 1_000_000 };
         let t = Instant::now();
         seed::calls(&server.pool, &user_id, n).await?;

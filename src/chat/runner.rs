@@ -6,8 +6,8 @@
 
 use super::turn::Turn;
 use crate::app::AppState;
-use crate::db::calls::{self, CallRecord};
-use crate::db::{conversations, messages};
+use crate::db::calls::CallRecord;
+use crate::db::group::{Activity, AnswerEnd, CallEnd, Write};
 use crate::llm::{Event, LlmError, Usage, tokens};
 use crate::util::now_ms;
 use futures_util::StreamExt as _;
@@ -190,28 +190,23 @@ async fn record(
     text: &str,
     reasoning: &str,
 ) -> anyhow::Result<()> {
-    let mut tx = state.db().writer().begin().await?;
-    calls::complete(&mut tx, call).await?;
-    messages::finish_answer(
-        &mut tx,
-        answer_id,
-        text,
-        reasoning,
-        &call.status,
-        tokens::estimate(text),
-    )
-    .await?;
-    let tokens = call.input_tokens.unwrap_or(0) + call.output_tokens.unwrap_or(0);
-    conversations::record_activity(
-        &mut tx,
-        conversation_id,
-        answer_id,
-        now_ms(),
-        0,
-        tokens,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let end = CallEnd {
+        call: call.clone(),
+        answer: AnswerEnd {
+            id: answer_id.to_string(),
+            content: text.to_string(),
+            reasoning: reasoning.to_string(),
+            status: call.status.clone(),
+            token_estimate: tokens::estimate(text),
+        },
+        activity: Activity {
+            conversation_id: conversation_id.to_string(),
+            head_id: answer_id.to_string(),
+            at_ms: now_ms(),
+            added_messages: 0,
+            added_tokens: call.input_tokens.unwrap_or(0) + call.output_tokens.unwrap_or(0),
+            model: None,
+        },
+    };
+    state.db().group().commit(Write::End(Box::new(end))).await
 }

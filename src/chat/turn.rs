@@ -6,7 +6,8 @@ use crate::app::AppState;
 use crate::db::calls::CallRecord;
 use crate::db::conversations::{self, Conversation};
 use crate::db::files::{self, CallFile, FileText};
-use crate::db::messages::{self, Message, NewMessage};
+use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, Write};
+use crate::db::messages::{self, Message};
 use crate::domain::Params;
 use crate::llm::registry::Model;
 use crate::llm::{CallRequest, Prepared, tokens};
@@ -338,82 +339,68 @@ async fn begin(
         ..Default::default()
     };
 
-    let mut tx = state.db().writer().begin().await?;
-    let mut added = 1;
-    if conversation.is_none() {
-        conversations::create(
-            &mut tx,
-            &conversation_id,
-            ask.user_id,
-            &title_from(&question.content),
-            now,
-        )
-        .await?;
-    }
+    let mut messages = Vec::with_capacity(2);
     if insert_question {
-        added += 1;
-        messages::insert(
-            &mut tx,
-            &NewMessage {
-                id: &question.id,
-                conversation_id: &conversation_id,
-                user_id: ask.user_id,
-                parent_id: question.parent_id.as_deref(),
-                role: "user",
-                content: &question.content,
-                model_content: question.model_content.as_deref(),
-                status: "ok",
-                model_id: None,
-                call_id: None,
-                token_estimate: question.token_estimate,
-                created_ms: now,
-            },
-        )
-        .await?;
+        messages.push(NewMessage {
+            id: question.id.clone(),
+            conversation_id: conversation_id.clone(),
+            user_id: ask.user_id.to_string(),
+            parent_id: question.parent_id.clone(),
+            role: "user".into(),
+            content: question.content.clone(),
+            model_content: question.model_content.clone(),
+            status: "ok".into(),
+            model_id: None,
+            call_id: None,
+            token_estimate: question.token_estimate,
+            created_ms: now,
+        });
     }
-    messages::insert(
-        &mut tx,
-        &NewMessage {
-            id: &answer_id,
-            conversation_id: &conversation_id,
-            user_id: ask.user_id,
-            parent_id: Some(&question.id),
-            role: "assistant",
-            content: "",
-            model_content: None,
-            status: "streaming",
-            model_id: Some(&model.id),
-            call_id: Some(&call.id),
-            token_estimate: 0,
-            created_ms: now + 1,
+    messages.push(NewMessage {
+        id: answer_id.clone(),
+        conversation_id: conversation_id.clone(),
+        user_id: ask.user_id.to_string(),
+        parent_id: Some(question.id.clone()),
+        role: "assistant".into(),
+        content: String::new(),
+        model_content: None,
+        status: "streaming".into(),
+        model_id: Some(model.id.clone()),
+        call_id: Some(call.id.clone()),
+        token_estimate: 0,
+        created_ms: now + 1,
+    });
+    let start = CallStart {
+        conversation: conversation.is_none().then(|| NewConversation {
+            id: conversation_id.clone(),
+            user_id: ask.user_id.to_string(),
+            title: title_from(&question.content),
+            created_ms: now,
+        }),
+        activity: Activity {
+            conversation_id: conversation_id.clone(),
+            head_id: answer_id.clone(),
+            at_ms: now,
+            added_messages: messages.len() as i64,
+            added_tokens: 0,
+            model: Some(model.id.clone()),
         },
-    )
-    .await?;
-    crate::db::calls::insert(&mut tx, &call).await?;
-    if !sent_files.is_empty() {
-        if insert_question {
-            files::attach(&mut tx, &sent_files, &conversation_id, &question.id).await?;
-        }
-        let for_call: Vec<CallFile> = sent_files
+        messages,
+        files: sent_files
             .into_iter()
             .map(|f| CallFile {
                 call_id: call.id.clone(),
                 ..f
             })
-            .collect();
-        files::record_call_files(&mut tx, &for_call).await?;
-    }
-    conversations::record_activity(
-        &mut tx,
-        &conversation_id,
-        &answer_id,
-        now,
-        added,
-        0,
-        Some(&model.id),
-    )
-    .await?;
-    tx.commit().await?;
+            .collect(),
+        attach_files_to: insert_question.then(|| question.id.clone()),
+        call: call.clone(),
+    };
+    state
+        .db()
+        .group()
+        .commit(Write::Start(Box::new(start)))
+        .await?;
 
     Ok(Turn {
         conversation_id,

@@ -82,111 +82,128 @@ const FLOAT_COLUMNS: &[&str] = &[
     "tokens_per_sec",
 ];
 
-/// Inserts the record as it is before the call (status `pending`).
-pub async fn insert(conn: &mut AnyConnection, c: &CallRecord) -> sqlx::Result<()> {
-    let placeholders: Vec<String> = COLUMNS
+/// Inserts records as they are before their calls (status `pending`), in one statement.
+pub async fn insert_many(conn: &mut AnyConnection, rows: &[&CallRecord]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let casts: Vec<Option<&str>> = COLUMNS
         .split(',')
-        .map(str::trim)
-        .enumerate()
-        .map(|(i, col)| {
-            if FLOAT_COLUMNS.contains(&col) {
-                format!("CAST(${} AS DOUBLE PRECISION)", i + 1)
-            } else {
-                format!("${}", i + 1)
-            }
+        .map(|col| {
+            FLOAT_COLUMNS
+                .contains(&col.trim())
+                .then_some("DOUBLE PRECISION")
         })
         .collect();
     let sql = format!(
-        "INSERT INTO calls ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
+        "INSERT INTO calls ({COLUMNS}) VALUES {}",
+        super::group::values(rows.len(), &casts)
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&c.id)
-        .bind(&c.user_id)
-        .bind(&c.conversation_id)
-        .bind(&c.request_message_id)
-        .bind(&c.response_message_id)
-        .bind(&c.source)
-        .bind(&c.provider)
-        .bind(&c.model)
-        .bind(&c.upstream_model)
-        .bind(&c.response_model)
-        .bind(&c.provider_response_id)
-        .bind(c.streamed)
-        .bind(float(c.temperature))
-        .bind(float(c.top_p))
-        .bind(c.top_k)
-        .bind(c.max_tokens)
-        .bind(c.seed)
-        .bind(float(c.presence_penalty))
-        .bind(float(c.frequency_penalty))
-        .bind(&c.stop)
-        .bind(&c.system_prompt)
-        .bind(&c.params_dropped)
-        .bind(&c.request_json)
-        .bind(c.context_messages)
-        .bind(c.context_dropped)
-        .bind(c.input_tokens)
-        .bind(c.output_tokens)
-        .bind(c.cached_input_tokens)
-        .bind(c.reasoning_tokens)
-        .bind(&c.usage_source)
-        .bind(c.sent_ms)
-        .bind(c.first_byte_ms)
-        .bind(c.first_token_ms)
-        .bind(c.ended_ms)
-        .bind(float(c.latency_ms))
-        .bind(float(c.first_byte_latency_ms))
-        .bind(float(c.ttft_ms))
-        .bind(float(c.tokens_per_sec))
-        .bind(&c.finish_reason)
-        .bind(&c.status)
-        .bind(&c.error_class)
-        .bind(&c.error_message)
-        .bind(c.http_status)
-        .bind(c.cost_micros)
-        .bind(c.price_input_micros)
-        .bind(c.price_cached_input_micros)
-        .bind(c.price_output_micros)
-        .execute(conn)
-        .await?;
+    let mut q = super::group::built(sql);
+    for c in rows {
+        q = q
+            .bind(&c.id)
+            .bind(&c.user_id)
+            .bind(&c.conversation_id)
+            .bind(&c.request_message_id)
+            .bind(&c.response_message_id)
+            .bind(&c.source)
+            .bind(&c.provider)
+            .bind(&c.model)
+            .bind(&c.upstream_model)
+            .bind(&c.response_model)
+            .bind(&c.provider_response_id)
+            .bind(c.streamed)
+            .bind(float(c.temperature))
+            .bind(float(c.top_p))
+            .bind(c.top_k)
+            .bind(c.max_tokens)
+            .bind(c.seed)
+            .bind(float(c.presence_penalty))
+            .bind(float(c.frequency_penalty))
+            .bind(&c.stop)
+            .bind(&c.system_prompt)
+            .bind(&c.params_dropped)
+            .bind(&c.request_json)
+            .bind(c.context_messages)
+            .bind(c.context_dropped)
+            .bind(c.input_tokens)
+            .bind(c.output_tokens)
+            .bind(c.cached_input_tokens)
+            .bind(c.reasoning_tokens)
+            .bind(&c.usage_source)
+            .bind(c.sent_ms)
+            .bind(c.first_byte_ms)
+            .bind(c.first_token_ms)
+            .bind(c.ended_ms)
+            .bind(float(c.latency_ms))
+            .bind(float(c.first_byte_latency_ms))
+            .bind(float(c.ttft_ms))
+            .bind(float(c.tokens_per_sec))
+            .bind(&c.finish_reason)
+            .bind(&c.status)
+            .bind(&c.error_class)
+            .bind(&c.error_message)
+            .bind(c.http_status)
+            .bind(c.cost_micros)
+            .bind(c.price_input_micros)
+            .bind(c.price_cached_input_micros)
+            .bind(c.price_output_micros);
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 
-/// Writes the outcome of a call: everything measured after it was sent.
-pub async fn complete(conn: &mut AnyConnection, c: &CallRecord) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE calls SET response_model = $1, provider_response_id = $2, input_tokens = $3, output_tokens = $4, \
-         cached_input_tokens = $5, reasoning_tokens = $6, usage_source = $7, first_byte_ms = $8, \
-         first_token_ms = $9, ended_ms = $10, latency_ms = CAST($11 AS DOUBLE PRECISION), \
-         first_byte_latency_ms = CAST($12 AS DOUBLE PRECISION), ttft_ms = CAST($13 AS DOUBLE PRECISION), \
-         tokens_per_sec = CAST($14 AS DOUBLE PRECISION), finish_reason = $15, status = $16, error_class = $17, error_message = $18, \
-         http_status = $19, cost_micros = $20, sent_ms = $22 WHERE id = $21",
-    )
-    .bind(&c.response_model)
-    .bind(&c.provider_response_id)
-    .bind(c.input_tokens)
-    .bind(c.output_tokens)
-    .bind(c.cached_input_tokens)
-    .bind(c.reasoning_tokens)
-    .bind(&c.usage_source)
-    .bind(c.first_byte_ms)
-    .bind(c.first_token_ms)
-    .bind(c.ended_ms)
-    .bind(float(c.latency_ms))
-    .bind(float(c.first_byte_latency_ms))
-    .bind(float(c.ttft_ms))
-    .bind(float(c.tokens_per_sec))
-    .bind(&c.finish_reason)
-    .bind(&c.status)
-    .bind(&c.error_class)
-    .bind(&c.error_message)
-    .bind(c.http_status)
-    .bind(c.cost_micros)
-    .bind(&c.id)
-    .bind(c.sent_ms)
-    .execute(conn)
-    .await?;
+/// Writes the outcome of calls — everything measured after each was sent — in one statement.
+pub async fn complete_many(conn: &mut AnyConnection, rows: &[&CallRecord]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    const DOUBLE: Option<&str> = Some("DOUBLE PRECISION");
+    // VALUES columns are named column1, column2, … on both databases.
+    let sql = format!(
+        "UPDATE calls SET response_model = v.column2, provider_response_id = v.column3, input_tokens = v.column4, \
+         output_tokens = v.column5, cached_input_tokens = v.column6, reasoning_tokens = v.column7, \
+         usage_source = v.column8, first_byte_ms = v.column9, first_token_ms = v.column10, ended_ms = v.column11, \
+         latency_ms = v.column12, first_byte_latency_ms = v.column13, ttft_ms = v.column14, \
+         tokens_per_sec = v.column15, finish_reason = v.column16, status = v.column17, error_class = v.column18, \
+         error_message = v.column19, http_status = v.column20, cost_micros = v.column21, sent_ms = v.column22 \
+         FROM (VALUES {}) AS v WHERE calls.id = v.column1",
+        super::group::values(
+            rows.len(),
+            &[
+                None, None, None, None, None, None, None, None, None, None, None, DOUBLE, DOUBLE,
+                DOUBLE, DOUBLE, None, None, None, None, None, None, None,
+            ]
+        )
+    );
+    let mut q = super::group::built(sql);
+    for c in rows {
+        q = q
+            .bind(&c.id)
+            .bind(&c.response_model)
+            .bind(&c.provider_response_id)
+            .bind(c.input_tokens)
+            .bind(c.output_tokens)
+            .bind(c.cached_input_tokens)
+            .bind(c.reasoning_tokens)
+            .bind(&c.usage_source)
+            .bind(c.first_byte_ms)
+            .bind(c.first_token_ms)
+            .bind(c.ended_ms)
+            .bind(float(c.latency_ms))
+            .bind(float(c.first_byte_latency_ms))
+            .bind(float(c.ttft_ms))
+            .bind(float(c.tokens_per_sec))
+            .bind(&c.finish_reason)
+            .bind(&c.status)
+            .bind(&c.error_class)
+            .bind(&c.error_message)
+            .bind(c.http_status)
+            .bind(c.cost_micros)
+            .bind(c.sent_ms);
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 

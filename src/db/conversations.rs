@@ -20,25 +20,6 @@ pub struct Conversation {
 const COLUMNS: &str =
     "id, user_id, title, created_ms, updated_ms, pinned_ms, head_id, models, message_count, tokens";
 
-pub async fn create(
-    conn: &mut AnyConnection,
-    id: &str,
-    user_id: &str,
-    title: &str,
-    now: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO conversations (id, user_id, title, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(title)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<Conversation>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM conversations WHERE id = $1 AND user_id = $2"
@@ -50,40 +31,6 @@ pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<
 }
 
 /// After messages were added: new head, counters, activity time, and the model list.
-pub async fn record_activity(
-    conn: &mut AnyConnection,
-    id: &str,
-    head_id: &str,
-    now: i64,
-    added_messages: i64,
-    added_tokens: i64,
-    model_id: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE conversations SET head_id = $1, updated_ms = $2, message_count = message_count + $3, \
-         tokens = tokens + $4 WHERE id = $5",
-    )
-    .bind(head_id)
-    .bind(now)
-    .bind(added_messages)
-    .bind(added_tokens)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    if let Some(model) = model_id {
-        // Append the model id once; the list is short, so a string match is enough.
-        sqlx::query(
-            "UPDATE conversations SET models = CASE WHEN models = '' THEN $1 ELSE models || ',' || $1 END \
-             WHERE id = $2 AND ',' || models || ',' NOT LIKE '%,' || $1 || ',%'",
-        )
-        .bind(model)
-        .bind(id)
-        .execute(conn)
-        .await?;
-    }
-    Ok(())
-}
-
 pub async fn set_head(conn: &mut AnyConnection, id: &str, head_id: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE conversations SET head_id = $1 WHERE id = $2")
         .bind(head_id)

@@ -1,7 +1,7 @@
 //! Messages of a conversation.
 
 use super::Db;
-use sqlx::{AnyConnection, FromRow};
+use sqlx::FromRow;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Message {
@@ -20,67 +20,6 @@ pub struct Message {
     pub created_ms: i64,
 }
 
-pub struct NewMessage<'a> {
-    pub id: &'a str,
-    pub conversation_id: &'a str,
-    pub user_id: &'a str,
-    pub parent_id: Option<&'a str>,
-    pub role: &'a str,
-    pub content: &'a str,
-    pub model_content: Option<&'a str>,
-    pub status: &'a str,
-    pub model_id: Option<&'a str>,
-    pub call_id: Option<&'a str>,
-    pub token_estimate: i64,
-    pub created_ms: i64,
-}
-
-pub async fn insert(conn: &mut AnyConnection, m: &NewMessage<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO messages (id, conversation_id, user_id, parent_id, role, content, status, model_id, \
-         call_id, token_estimate, created_ms, model_content) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(m.id)
-    .bind(m.conversation_id)
-    .bind(m.user_id)
-    .bind(m.parent_id)
-    .bind(m.role)
-    .bind(m.content)
-    .bind(m.status)
-    .bind(m.model_id)
-    .bind(m.call_id)
-    .bind(m.token_estimate)
-    .bind(m.created_ms)
-    .bind(m.model_content)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The final text and status of an answer.
-pub async fn finish_answer(
-    conn: &mut AnyConnection,
-    id: &str,
-    content: &str,
-    reasoning: &str,
-    status: &str,
-    token_estimate: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE messages SET content = $1, reasoning = $2, status = $3, token_estimate = $4 WHERE id = $5",
-    )
-    .bind(content)
-    .bind(reasoning)
-    .bind(status)
-    .bind(token_estimate)
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// All messages of a conversation, oldest first (callers pick the branch to show).
 pub async fn all_in(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
         "SELECT id, conversation_id, parent_id, role, content, model_content, reasoning, status, model_id, \

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod calls;
 pub mod conversations;
 pub mod files;
+pub mod group;
 pub mod health;
 pub mod messages;
 pub mod prefs;
@@ -48,6 +49,7 @@ impl Backend {
 pub struct Db {
     pub pool: AnyPool,
     writer: AnyPool,
+    group: group::GroupWriter,
     pub backend: Backend,
 }
 
@@ -109,9 +111,11 @@ impl Db {
             Backend::Sqlite => options(1).connect(&url).await.with_context(context)?,
             Backend::Postgres => pool.clone(),
         };
+        let group = group::GroupWriter::spawn(writer.clone());
         Ok(Db {
             pool,
             writer,
+            group,
             backend,
         })
     }
@@ -119,6 +123,11 @@ impl Db {
     /// The pool for writes (one connection on SQLite, see the type's documentation).
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Where model calls' writes go to be committed together (see [`group`]).
+    pub fn group(&self) -> &group::GroupWriter {
+        &self.group
     }
 
     /// Applies pending migrations for this backend. Safe to run any number of times.

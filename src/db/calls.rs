@@ -2,7 +2,8 @@
 //! when the call ends, however it ends.
 
 use super::Db;
-use sqlx::{AnyConnection, FromRow};
+use super::script::{Script, chunks};
+use sqlx::FromRow;
 
 /// A row of `calls`.
 #[derive(Debug, Clone, Default, FromRow)]
@@ -63,6 +64,7 @@ const COLUMNS: &str = "id, user_id, conversation_id, request_message_id, respons
     first_byte_ms, first_token_ms, ended_ms, latency_ms, first_byte_latency_ms, ttft_ms, tokens_per_sec, \
     finish_reason, status, error_class, error_message, http_status, cost_micros, price_input_micros, \
     price_cached_input_micros, price_output_micros";
+const COLUMN_COUNT: usize = 47;
 
 /// Floating-point columns are bound as text and cast in SQL. sqlx 0.9's `Any` driver binds a NULL
 /// `f64` as a PostgreSQL `float4`; a cached statement first run with a NULL then rejects a real `f64`
@@ -71,140 +73,113 @@ pub fn float(v: Option<f64>) -> Option<String> {
     v.filter(|f| f.is_finite()).map(|f| f.to_string())
 }
 
-const FLOAT_COLUMNS: &[&str] = &[
-    "temperature",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "latency_ms",
-    "first_byte_latency_ms",
-    "ttft_ms",
-    "tokens_per_sec",
-];
-
-/// Inserts records as they are before their calls (status `pending`), in one statement.
-pub async fn insert_many(conn: &mut AnyConnection, rows: &[&CallRecord]) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
+/// Adds statements inserting records as they are before their calls (status `pending`).
+pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
+    const DOUBLE: &str = "DOUBLE PRECISION";
+    for chunk in chunks(rows, script.rows_per_statement(COLUMN_COUNT)) {
+        script
+            .sql("INSERT INTO calls (")
+            .sql(COLUMNS)
+            .sql(") VALUES ");
+        for (i, c) in chunk.iter().enumerate() {
+            script.row(i == 0, |r| {
+                r.param(&c.id)
+                    .param(&c.user_id)
+                    .param(&c.conversation_id)
+                    .param(&c.request_message_id)
+                    .param(&c.response_message_id)
+                    .param(&c.source)
+                    .param(&c.provider)
+                    .param(&c.model)
+                    .param(&c.upstream_model)
+                    .param(&c.response_model)
+                    .param(&c.provider_response_id)
+                    .param(c.streamed)
+                    .cast(float(c.temperature), DOUBLE)
+                    .cast(float(c.top_p), DOUBLE)
+                    .param(c.top_k)
+                    .param(c.max_tokens)
+                    .param(c.seed)
+                    .cast(float(c.presence_penalty), DOUBLE)
+                    .cast(float(c.frequency_penalty), DOUBLE)
+                    .param(&c.stop)
+                    .param(&c.system_prompt)
+                    .param(&c.params_dropped)
+                    .param(&c.request_json)
+                    .param(c.context_messages)
+                    .param(c.context_dropped)
+                    .param(c.input_tokens)
+                    .param(c.output_tokens)
+                    .param(c.cached_input_tokens)
+                    .param(c.reasoning_tokens)
+                    .param(&c.usage_source)
+                    .param(c.sent_ms)
+                    .param(c.first_byte_ms)
+                    .param(c.first_token_ms)
+                    .param(c.ended_ms)
+                    .cast(float(c.latency_ms), DOUBLE)
+                    .cast(float(c.first_byte_latency_ms), DOUBLE)
+                    .cast(float(c.ttft_ms), DOUBLE)
+                    .cast(float(c.tokens_per_sec), DOUBLE)
+                    .param(&c.finish_reason)
+                    .param(&c.status)
+                    .param(&c.error_class)
+                    .param(&c.error_message)
+                    .param(c.http_status)
+                    .param(c.cost_micros)
+                    .param(c.price_input_micros)
+                    .param(c.price_cached_input_micros)
+                    .param(c.price_output_micros);
+            });
+        }
+        script.end();
     }
-    let casts: Vec<Option<&str>> = COLUMNS
-        .split(',')
-        .map(|col| {
-            FLOAT_COLUMNS
-                .contains(&col.trim())
-                .then_some("DOUBLE PRECISION")
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO calls ({COLUMNS}) VALUES {}",
-        super::group::values(rows.len(), &casts)
-    );
-    let mut q = super::group::built(sql);
-    for c in rows {
-        q = q
-            .bind(&c.id)
-            .bind(&c.user_id)
-            .bind(&c.conversation_id)
-            .bind(&c.request_message_id)
-            .bind(&c.response_message_id)
-            .bind(&c.source)
-            .bind(&c.provider)
-            .bind(&c.model)
-            .bind(&c.upstream_model)
-            .bind(&c.response_model)
-            .bind(&c.provider_response_id)
-            .bind(c.streamed)
-            .bind(float(c.temperature))
-            .bind(float(c.top_p))
-            .bind(c.top_k)
-            .bind(c.max_tokens)
-            .bind(c.seed)
-            .bind(float(c.presence_penalty))
-            .bind(float(c.frequency_penalty))
-            .bind(&c.stop)
-            .bind(&c.system_prompt)
-            .bind(&c.params_dropped)
-            .bind(&c.request_json)
-            .bind(c.context_messages)
-            .bind(c.context_dropped)
-            .bind(c.input_tokens)
-            .bind(c.output_tokens)
-            .bind(c.cached_input_tokens)
-            .bind(c.reasoning_tokens)
-            .bind(&c.usage_source)
-            .bind(c.sent_ms)
-            .bind(c.first_byte_ms)
-            .bind(c.first_token_ms)
-            .bind(c.ended_ms)
-            .bind(float(c.latency_ms))
-            .bind(float(c.first_byte_latency_ms))
-            .bind(float(c.ttft_ms))
-            .bind(float(c.tokens_per_sec))
-            .bind(&c.finish_reason)
-            .bind(&c.status)
-            .bind(&c.error_class)
-            .bind(&c.error_message)
-            .bind(c.http_status)
-            .bind(c.cost_micros)
-            .bind(c.price_input_micros)
-            .bind(c.price_cached_input_micros)
-            .bind(c.price_output_micros);
-    }
-    q.execute(conn).await?;
-    Ok(())
 }
 
-/// Writes the outcome of calls — everything measured after each was sent — in one statement.
-pub async fn complete_many(conn: &mut AnyConnection, rows: &[&CallRecord]) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
+/// Adds statements writing the outcome of calls: everything measured after each was sent.
+pub fn complete_many(script: &mut Script, rows: &[&CallRecord]) {
+    const DOUBLE: &str = "DOUBLE PRECISION";
+    for chunk in chunks(rows, script.rows_per_statement(22)) {
+        // VALUES columns are named column1, column2, … on both databases.
+        script.sql(
+            "UPDATE calls SET response_model = v.column2, provider_response_id = v.column3, \
+             input_tokens = v.column4, output_tokens = v.column5, cached_input_tokens = v.column6, \
+             reasoning_tokens = v.column7, usage_source = v.column8, first_byte_ms = v.column9, \
+             first_token_ms = v.column10, ended_ms = v.column11, latency_ms = v.column12, \
+             first_byte_latency_ms = v.column13, ttft_ms = v.column14, tokens_per_sec = v.column15, \
+             finish_reason = v.column16, status = v.column17, error_class = v.column18, \
+             error_message = v.column19, http_status = v.column20, cost_micros = v.column21, \
+             sent_ms = v.column22 FROM (VALUES ",
+        );
+        for (i, c) in chunk.iter().enumerate() {
+            script.row(i == 0, |r| {
+                r.param(&c.id)
+                    .param(&c.response_model)
+                    .param(&c.provider_response_id)
+                    .param(c.input_tokens)
+                    .param(c.output_tokens)
+                    .param(c.cached_input_tokens)
+                    .param(c.reasoning_tokens)
+                    .param(&c.usage_source)
+                    .param(c.first_byte_ms)
+                    .param(c.first_token_ms)
+                    .param(c.ended_ms)
+                    .cast(float(c.latency_ms), DOUBLE)
+                    .cast(float(c.first_byte_latency_ms), DOUBLE)
+                    .cast(float(c.ttft_ms), DOUBLE)
+                    .cast(float(c.tokens_per_sec), DOUBLE)
+                    .param(&c.finish_reason)
+                    .param(&c.status)
+                    .param(&c.error_class)
+                    .param(&c.error_message)
+                    .param(c.http_status)
+                    .param(c.cost_micros)
+                    .param(c.sent_ms);
+            });
+        }
+        script.sql(") AS v WHERE calls.id = v.column1");
+        script.end();
     }
-    const DOUBLE: Option<&str> = Some("DOUBLE PRECISION");
-    // VALUES columns are named column1, column2, … on both databases.
-    let sql = format!(
-        "UPDATE calls SET response_model = v.column2, provider_response_id = v.column3, input_tokens = v.column4, \
-         output_tokens = v.column5, cached_input_tokens = v.column6, reasoning_tokens = v.column7, \
-         usage_source = v.column8, first_byte_ms = v.column9, first_token_ms = v.column10, ended_ms = v.column11, \
-         latency_ms = v.column12, first_byte_latency_ms = v.column13, ttft_ms = v.column14, \
-         tokens_per_sec = v.column15, finish_reason = v.column16, status = v.column17, error_class = v.column18, \
-         error_message = v.column19, http_status = v.column20, cost_micros = v.column21, sent_ms = v.column22 \
-         FROM (VALUES {}) AS v WHERE calls.id = v.column1",
-        super::group::values(
-            rows.len(),
-            &[
-                None, None, None, None, None, None, None, None, None, None, None, DOUBLE, DOUBLE,
-                DOUBLE, DOUBLE, None, None, None, None, None, None, None,
-            ]
-        )
-    );
-    let mut q = super::group::built(sql);
-    for c in rows {
-        q = q
-            .bind(&c.id)
-            .bind(&c.response_model)
-            .bind(&c.provider_response_id)
-            .bind(c.input_tokens)
-            .bind(c.output_tokens)
-            .bind(c.cached_input_tokens)
-            .bind(c.reasoning_tokens)
-            .bind(&c.usage_source)
-            .bind(c.first_byte_ms)
-            .bind(c.first_token_ms)
-            .bind(c.ended_ms)
-            .bind(float(c.latency_ms))
-            .bind(float(c.first_byte_latency_ms))
-            .bind(float(c.ttft_ms))
-            .bind(float(c.tokens_per_sec))
-            .bind(&c.finish_reason)
-            .bind(&c.status)
-            .bind(&c.error_class)
-            .bind(&c.error_message)
-            .bind(c.http_status)
-            .bind(c.cost_micros)
-            .bind(c.sent_ms);
-    }
-    q.execute(conn).await?;
-    Ok(())
 }
 
 pub async fn for_conversation(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<CallRecord>> {
@@ -248,4 +223,12 @@ pub async fn sweep_stale(db: &Db, older_than_ms: i64, now: i64) -> sqlx::Result<
     .rows_affected();
     tx.commit().await?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn column_count_matches_the_column_list() {
+        assert_eq!(super::COLUMNS.split(',').count(), super::COLUMN_COUNT);
+    }
 }

@@ -10,16 +10,17 @@
 //! A batch that fails (say, a conversation deleted while its call ran) is retried one write at a time, so one
 //! request's bad write never fails another's.
 
+use super::Backend;
 use super::calls::{self, CallRecord};
 use super::files::{self, CallFile};
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool};
+use super::script::{MAX_ROWS, Script, chunks};
+use sqlx::AnyPool;
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-/// Most writes committed in one transaction (keeps every statement far below both databases' parameter limits).
-const MAX_BATCH: usize = 64;
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = MAX_ROWS;
 /// Writes waiting beyond this make new requests wait for room (back-pressure instead of unbounded memory).
 const QUEUE: usize = 4096;
 
@@ -101,10 +102,14 @@ pub struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the committing task on `pool` (on SQLite, the single-writer pool).
-    pub fn spawn(pool: AnyPool) -> GroupWriter {
+    /// Starts `committers` committing tasks on `pool` (on SQLite one, on its single-writer pool; on PostgreSQL
+    /// several, so that one batch forms while another waits for its commit to be flushed).
+    pub fn spawn(pool: AnyPool, backend: Backend, committers: usize) -> GroupWriter {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..committers.max(1) {
+            tokio::spawn(run(pool.clone(), backend, rx.clone()));
+        }
         GroupWriter { queue }
     }
 
@@ -121,11 +126,22 @@ impl GroupWriter {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
+async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Write, Reply)>>>) {
     let mut batch: Vec<(Write, Reply)> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // Only the taking is shared; committing happens outside the lock.
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
-        let result = apply(&pool, &writes).await;
+        let started = std::time::Instant::now();
+        let result = apply(&pool, backend, &writes).await;
+        tracing::debug!(
+            writes = writes.len(),
+            us = started.elapsed().as_micros() as u64,
+            ok = result.is_ok(),
+            "group commit"
+        );
         match result {
             Ok(()) => {
                 for (_, reply) in batch.drain(..) {
@@ -139,9 +155,9 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
                 }
             }
             Err(_) => {
-                // Find the write that failed: retry each alone.
+                // Find the write that failed (or outlive a deadlock with another batch): retry each alone.
                 for (write, reply) in batch.drain(..) {
-                    let one = apply(&pool, &[&write]).await;
+                    let one = apply(&pool, backend, &[&write]).await;
                     if let Err(e) = &one {
                         tracing::error!(error = %e, "could not record a call");
                     }
@@ -153,7 +169,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
 }
 
 /// Writes `writes` in one transaction.
-async fn apply(pool: &AnyPool, writes: &[&Write]) -> sqlx::Result<()> {
+async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> sqlx::Result<()> {
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     for w in writes {
@@ -162,147 +178,103 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> sqlx::Result<()> {
             Write::End(e) => ends.push(e.as_ref()),
         }
     }
-    let mut tx = pool.begin().await?;
-    let conn: &mut AnyConnection = &mut tx;
-
+    let mut script = Script::new(backend);
     let new_conversations: Vec<&NewConversation> = starts
         .iter()
         .filter_map(|s| s.conversation.as_ref())
         .collect();
-    insert_conversations(conn, &new_conversations).await?;
+    insert_conversations(&mut script, &new_conversations);
     let messages: Vec<&NewMessage> = starts.iter().flat_map(|s| &s.messages).collect();
-    for chunk in messages.chunks(MAX_BATCH) {
-        insert_messages(conn, chunk).await?;
-    }
+    insert_messages(&mut script, &messages);
     let new_calls: Vec<&CallRecord> = starts.iter().map(|s| &s.call).collect();
-    calls::insert_many(conn, &new_calls).await?;
+    calls::insert_many(&mut script, &new_calls);
+    let ended: Vec<&CallRecord> = ends.iter().map(|e| &e.call).collect();
+    calls::complete_many(&mut script, &ended);
+    let answers: Vec<&AnswerEnd> = ends.iter().map(|e| &e.answer).collect();
+    finish_answers(&mut script, &answers);
+    let activity = starts
+        .iter()
+        .map(|s| &s.activity)
+        .chain(ends.iter().map(|e| &e.activity));
+    record_activity(&mut script, activity);
+
+    let mut tx = pool.begin().await?;
+    script.run(&mut tx).await?;
+    // Attachments are rare: their statements run on their own.
     for s in &starts {
         if s.files.is_empty() {
             continue;
         }
         if let Some(question) = &s.attach_files_to {
-            files::attach(conn, &s.files, &s.activity.conversation_id, question).await?;
+            files::attach(&mut tx, &s.files, &s.activity.conversation_id, question).await?;
         }
-        files::record_call_files(conn, &s.files).await?;
+        files::record_call_files(&mut tx, &s.files).await?;
     }
-
-    let ended: Vec<&CallRecord> = ends.iter().map(|e| &e.call).collect();
-    calls::complete_many(conn, &ended).await?;
-    let answers: Vec<&AnswerEnd> = ends.iter().map(|e| &e.answer).collect();
-    finish_answers(conn, &answers).await?;
-
-    let activity = starts
-        .iter()
-        .map(|s| &s.activity)
-        .chain(ends.iter().map(|e| &e.activity));
-    record_activity(conn, activity).await?;
     tx.commit().await
 }
 
-/// `($1, $2), ($3, $4)`-style placeholders for `rows` rows of `columns`; a column with a cast wraps its
-/// placeholder in `CAST(… AS type)`.
-pub fn values(rows: usize, columns: &[Option<&str>]) -> String {
-    let mut out = String::with_capacity(rows * columns.len() * 6);
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
+fn insert_conversations(script: &mut Script, rows: &[&NewConversation]) {
+    for chunk in chunks(rows, script.rows_per_statement(5)) {
+        script
+            .sql("INSERT INTO conversations (id, user_id, title, created_ms, updated_ms) VALUES ");
+        for (i, c) in chunk.iter().enumerate() {
+            script.row(i == 0, |r| {
+                r.param(&c.id)
+                    .param(&c.user_id)
+                    .param(&c.title)
+                    .param(c.created_ms)
+                    .param(c.created_ms);
+            });
         }
-        out.push('(');
-        for (c, cast) in columns.iter().enumerate() {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            n += 1;
-            match cast {
-                Some(ty) => out.push_str(&format!("CAST(${n} AS {ty})")),
-                None => out.push_str(&format!("${n}")),
-            }
+        script.end();
+    }
+}
+
+fn insert_messages(script: &mut Script, rows: &[&NewMessage]) {
+    for chunk in chunks(rows, script.rows_per_statement(12)) {
+        script.sql(
+            "INSERT INTO messages (id, conversation_id, user_id, parent_id, role, content, status, model_id, \
+             call_id, token_estimate, created_ms, model_content) VALUES ",
+        );
+        for (i, m) in chunk.iter().enumerate() {
+            script.row(i == 0, |r| {
+                r.param(&m.id)
+                    .param(&m.conversation_id)
+                    .param(&m.user_id)
+                    .param(&m.parent_id)
+                    .param(&m.role)
+                    .param(&m.content)
+                    .param(&m.status)
+                    .param(&m.model_id)
+                    .param(&m.call_id)
+                    .param(m.token_estimate)
+                    .param(m.created_ms)
+                    .param(&m.model_content);
+            });
         }
-        out.push(')');
+        script.end();
     }
-    out
 }
 
-/// A query over SQL built by this module from fixed fragments and placeholders only.
-pub fn built(sql: String) -> Query<'static, Any, AnyArguments> {
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-}
-
-async fn insert_conversations(
-    conn: &mut AnyConnection,
-    rows: &[&NewConversation],
-) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
+fn finish_answers(script: &mut Script, rows: &[&AnswerEnd]) {
+    for chunk in chunks(rows, script.rows_per_statement(5)) {
+        // VALUES columns are named column1, column2, … on both databases.
+        script.sql(
+            "UPDATE messages SET content = v.column2, reasoning = v.column3, status = v.column4, \
+             token_estimate = v.column5 FROM (VALUES ",
+        );
+        for (i, a) in chunk.iter().enumerate() {
+            script.row(i == 0, |r| {
+                r.param(&a.id)
+                    .param(&a.content)
+                    .param(&a.reasoning)
+                    .param(&a.status)
+                    .param(a.token_estimate);
+            });
+        }
+        script.sql(") AS v WHERE messages.id = v.column1");
+        script.end();
     }
-    let sql = format!(
-        "INSERT INTO conversations (id, user_id, title, created_ms, updated_ms) VALUES {}",
-        values(rows.len(), &[None; 5])
-    );
-    let mut q = built(sql);
-    for c in rows {
-        q = q
-            .bind(&c.id)
-            .bind(&c.user_id)
-            .bind(&c.title)
-            .bind(c.created_ms)
-            .bind(c.created_ms);
-    }
-    q.execute(conn).await?;
-    Ok(())
-}
-
-async fn insert_messages(conn: &mut AnyConnection, rows: &[&NewMessage]) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO messages (id, conversation_id, user_id, parent_id, role, content, status, model_id, \
-         call_id, token_estimate, created_ms, model_content) VALUES {}",
-        values(rows.len(), &[None; 12])
-    );
-    let mut q = built(sql);
-    for m in rows {
-        q = q
-            .bind(&m.id)
-            .bind(&m.conversation_id)
-            .bind(&m.user_id)
-            .bind(&m.parent_id)
-            .bind(&m.role)
-            .bind(&m.content)
-            .bind(&m.status)
-            .bind(&m.model_id)
-            .bind(&m.call_id)
-            .bind(m.token_estimate)
-            .bind(m.created_ms)
-            .bind(&m.model_content);
-    }
-    q.execute(conn).await?;
-    Ok(())
-}
-
-async fn finish_answers(conn: &mut AnyConnection, rows: &[&AnswerEnd]) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // VALUES columns are named column1, column2, … on both databases.
-    let sql = format!(
-        "UPDATE messages SET content = v.column2, reasoning = v.column3, status = v.column4, \
-         token_estimate = v.column5 FROM (VALUES {}) AS v WHERE messages.id = v.column1",
-        values(rows.len(), &[None; 5])
-    );
-    let mut q = built(sql);
-    for a in rows {
-        q = q
-            .bind(&a.id)
-            .bind(&a.content)
-            .bind(&a.reasoning)
-            .bind(&a.status)
-            .bind(a.token_estimate);
-    }
-    q.execute(conn).await?;
-    Ok(())
 }
 
 /// One conversation's activity within a batch, summed.
@@ -315,10 +287,7 @@ struct Summed<'a> {
 }
 
 /// Updates each touched conversation once: the latest head, the summed counts, and new models.
-async fn record_activity<'a>(
-    conn: &mut AnyConnection,
-    activity: impl Iterator<Item = &'a Activity>,
-) -> sqlx::Result<()> {
+fn record_activity<'a>(script: &mut Script, activity: impl Iterator<Item = &'a Activity>) {
     let mut by_conversation: HashMap<&str, Summed> = HashMap::new();
     for a in activity {
         let s = by_conversation
@@ -341,64 +310,49 @@ async fn record_activity<'a>(
             s.models.push(m);
         }
     }
-    if by_conversation.is_empty() {
-        return Ok(());
-    }
     // A fixed order, so that concurrent batches on PostgreSQL lock rows in the same order.
     let mut rows: Vec<(&str, Summed)> = by_conversation.into_iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
     // The first new model of each conversation goes in with the counts; a second one in the same batch (rare:
     // two models answering in one conversation at once) takes its own statement.
-    let sql = format!(
-        "UPDATE conversations SET head_id = v.column2, updated_ms = v.column3, \
-         message_count = message_count + v.column4, tokens = tokens + v.column5, \
-         models = CASE WHEN v.column6 IS NULL OR ',' || models || ',' LIKE '%,' || v.column6 || ',%' THEN models \
-         WHEN models = '' THEN v.column6 ELSE models || ',' || v.column6 END \
-         FROM (VALUES {}) AS v WHERE conversations.id = v.column1",
-        values(rows.len(), &[None; 6])
-    );
-    let mut q = built(sql);
-    for (id, s) in &rows {
-        q = q
-            .bind(*id)
-            .bind(s.head_id)
-            .bind(s.at_ms)
-            .bind(s.added_messages)
-            .bind(s.added_tokens)
-            .bind(s.models.first().copied());
+    for chunk in chunks(&rows, script.rows_per_statement(6)) {
+        script.sql(
+            "UPDATE conversations SET head_id = v.column2, updated_ms = v.column3, \
+             message_count = message_count + v.column4, tokens = tokens + v.column5, \
+             models = CASE WHEN v.column6 IS NULL OR ',' || models || ',' LIKE '%,' || v.column6 || ',%' \
+             THEN models WHEN models = '' THEN v.column6 ELSE models || ',' || v.column6 END FROM (VALUES ",
+        );
+        for (i, (id, s)) in chunk.iter().enumerate() {
+            script.row(i == 0, |r| {
+                r.param(*id)
+                    .param(s.head_id)
+                    .param(s.at_ms)
+                    .param(s.added_messages)
+                    .param(s.added_tokens)
+                    .param(s.models.first().copied());
+            });
+        }
+        script.sql(") AS v WHERE conversations.id = v.column1");
+        script.end();
     }
-    q.execute(&mut *conn).await?;
     for (id, s) in &rows {
         for model in s.models.iter().skip(1) {
-            add_model(conn, id, model).await?;
+            add_model(script, id, model);
         }
     }
-    Ok(())
 }
 
 /// Appends a model id to a conversation's list once; the list is short, so a string match is enough.
-async fn add_model(conn: &mut AnyConnection, id: &str, model: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE conversations SET models = CASE WHEN models = '' THEN $1 ELSE models || ',' || $1 END \
-         WHERE id = $2 AND ',' || models || ',' NOT LIKE '%,' || $1 || ',%'",
-    )
-    .bind(model)
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::values;
-
-    #[test]
-    fn placeholders_number_across_rows_and_cast_where_asked() {
-        assert_eq!(values(1, &[None, None]), "($1, $2)");
-        assert_eq!(
-            values(2, &[None, Some("DOUBLE PRECISION")]),
-            "($1, CAST($2 AS DOUBLE PRECISION)), ($3, CAST($4 AS DOUBLE PRECISION))"
-        );
-    }
+fn add_model(script: &mut Script, id: &str, model: &str) {
+    script
+        .sql("UPDATE conversations SET models = CASE WHEN models = '' THEN ")
+        .param(model)
+        .sql(" ELSE models || ',' || ")
+        .param(model)
+        .sql(" END WHERE id = ")
+        .param(id)
+        .sql(" AND ',' || models || ',' NOT LIKE '%,' || ")
+        .param(model)
+        .sql(" || ',%'");
+    script.end();
 }

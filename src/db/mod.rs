@@ -13,6 +13,7 @@ pub mod health;
 pub mod messages;
 pub mod prefs;
 pub mod resets;
+pub mod script;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -111,7 +112,11 @@ impl Db {
             Backend::Sqlite => options(1).connect(&url).await.with_context(context)?,
             Backend::Postgres => pool.clone(),
         };
-        let group = group::GroupWriter::spawn(writer.clone());
+        let committers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (config.db_max_connections / 4).clamp(1, 4) as usize,
+        };
+        let group = group::GroupWriter::spawn(writer.clone(), backend, committers);
         Ok(Db {
             pool,
             writer,

@@ -52,7 +52,8 @@ try {
 
   // Attach a file with the file picker: a chip appears, and the message is sent with it.
   await page.setInputFiles("#attach-input", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("attached words here") });
-  await page.waitForSelector("#chips .chip");
+  // The "Uploading…" chip comes first; the file's own chip carries its id.
+  await page.waitForSelector("#chips .chip[data-id]");
   check((await page.textContent("#chips")).includes("notes.txt"), "the chip names the file");
   await page.fill("#content", "what is attached? mock:tokens=3");
   await page.click("#send");

@@ -13,4 +13,5 @@ mod helpers;
 mod history;
 mod json;
 mod pages;
+mod recording;
 mod safety;

@@ -1,0 +1,203 @@
+//! Group commit: calls running at the same time are recorded together, each exactly once, and one bad write
+//! never costs another request its record.
+
+use crate::helpers::*;
+use llmeta::db::calls::CallRecord;
+use llmeta::db::group::{Activity, CallStart, NewConversation, NewMessage, Write};
+use reqwest::StatusCode;
+use sqlx::Row as _;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_are_each_recorded_once_and_conversations_add_up() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    let res = b.chat("/chat", "first mock:tokens=2", "mock", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let shared: String = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+
+    // 12 calls into the shared conversation and 12 that each start a new one, all at once.
+    let mut sends = Vec::new();
+    for i in 0..24usize {
+        let b = app.browser();
+        let action = if i % 2 == 0 {
+            format!("/c/{shared}")
+        } else {
+            "/chat".to_string()
+        };
+        sends.push(tokio::spawn(async move {
+            let content = format!("question {i} mock:tokens={}", i + 1);
+            b.chat(&action, &content, "mock", &[]).await.status()
+        }));
+    }
+    for s in sends {
+        assert_eq!(s.await.unwrap(), StatusCode::SEE_OTHER);
+    }
+
+    let rows = sqlx::query(
+        "SELECT c.status, c.output_tokens, c.input_tokens, m.content FROM calls c \
+         JOIN messages m ON m.id = c.request_message_id",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 25, "one record per call");
+    for r in &rows {
+        assert_eq!(r.get::<String, _>("status"), "ok");
+        let content: String = r.get("content");
+        if let Some(i) = content
+            .strip_prefix("question ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<i64>().ok())
+        {
+            assert_eq!(
+                r.get::<Option<i64>, _>("output_tokens"),
+                Some(i + 1),
+                "{content}"
+            );
+        }
+    }
+    let unfinished: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE role = 'assistant' AND (status <> 'ok' OR content = '')",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(unfinished, 0, "every answer is stored complete");
+
+    // The summary row of the shared conversation agrees with its messages and calls.
+    let conv = sqlx::query("SELECT message_count, tokens, models FROM conversations WHERE id = $1")
+        .bind(&shared)
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let messages: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = $1")
+            .bind(&shared)
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    let tokens: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM calls WHERE conversation_id = $1",
+    )
+    .bind(&shared)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(messages, 2 + 12 * 2);
+    assert_eq!(conv.get::<i64, _>("message_count"), messages);
+    assert_eq!(conv.get::<i64, _>("tokens"), tokens);
+    assert_eq!(conv.get::<String, _>("models"), "mock");
+    let conversations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conversations")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(conversations, 13);
+}
+
+/// A call start as the chat would write it, for `user_id`.
+fn start(user_id: &str, n: usize) -> Write {
+    let conversation = format!("conv-{n}");
+    let question = format!("q-{n}");
+    let answer = format!("a-{n}");
+    let call = format!("call-{n}");
+    let message = |id: &str, role: &str, parent: Option<String>, call: Option<String>| NewMessage {
+        id: id.to_string(),
+        conversation_id: conversation.clone(),
+        user_id: user_id.to_string(),
+        parent_id: parent,
+        role: role.into(),
+        content: format!("{role} {n}"),
+        model_content: None,
+        status: "ok".into(),
+        model_id: None,
+        call_id: call,
+        token_estimate: 1,
+        created_ms: 1,
+    };
+    Write::Start(Box::new(CallStart {
+        conversation: Some(NewConversation {
+            id: conversation.clone(),
+            user_id: user_id.to_string(),
+            title: format!("t{n}"),
+            created_ms: 1,
+        }),
+        messages: vec![
+            message(&question, "user", None, None),
+            message(
+                &answer,
+                "assistant",
+                Some(question.clone()),
+                Some(call.clone()),
+            ),
+        ],
+        call: CallRecord {
+            id: call,
+            user_id: user_id.to_string(),
+            conversation_id: Some(conversation.clone()),
+            request_message_id: Some(question),
+            response_message_id: Some(answer.clone()),
+            source: "ui".into(),
+            provider: "mock".into(),
+            model: "mock".into(),
+            upstream_model: "mock".into(),
+            temperature: Some(0.25),
+            usage_source: "none".into(),
+            status: "pending".into(),
+            ..Default::default()
+        },
+        files: Vec::new(),
+        attach_files_to: None,
+        activity: Activity {
+            conversation_id: conversation,
+            head_id: answer,
+            at_ms: 2,
+            added_messages: 2,
+            added_tokens: 0,
+            model: Some("mock".into()),
+        },
+    }))
+}
+
+#[tokio::test]
+async fn a_bad_write_fails_alone_and_its_batch_is_still_recorded() {
+    let (app, _) = app_with_mock().await;
+    let user: String = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let group = app.state.db().group().clone();
+    // Queued together, so they are committed as one batch; the third names a user that does not exist.
+    let writes: Vec<_> = (0..6)
+        .map(|n| {
+            let owner = if n == 2 {
+                "no-such-user"
+            } else {
+                user.as_str()
+            };
+            let write = start(owner, n);
+            let group = group.clone();
+            async move { group.commit(write).await }
+        })
+        .collect();
+    let results = futures_util::future::join_all(writes).await;
+    for (n, r) in results.iter().enumerate() {
+        assert_eq!(r.is_ok(), n != 2, "write {n}: {r:?}");
+    }
+    let calls: Vec<(String, Option<f64>)> =
+        sqlx::query_as("SELECT id, temperature FROM calls ORDER BY id")
+            .fetch_all(app.db())
+            .await
+            .unwrap();
+    let ids: Vec<&str> = calls.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["call-0", "call-1", "call-3", "call-4", "call-5"]);
+    assert!(calls.iter().all(|(_, t)| *t == Some(0.25)));
+    let counts: Vec<i64> =
+        sqlx::query_scalar("SELECT message_count FROM conversations ORDER BY id")
+            .fetch_all(app.db())
+            .await
+            .unwrap();
+    assert_eq!(counts, [2, 2, 2, 2, 2]);
+}

@@ -115,9 +115,13 @@ pub async fn run(
 
     // Tokens: the provider's numbers where it gave them; otherwise estimates, marked as such.
     let u = usage.unwrap_or_default();
-    let estimated_output = tokens::estimate(&text) + tokens::estimate(&reasoning);
+    // The answer's own estimate is stored with it either way; the reasoning is counted only when needed.
+    let text_tokens = tokens::estimate(&text);
     call.input_tokens = Some(u.input.unwrap_or(turn.input_estimate));
-    call.output_tokens = Some(u.output.unwrap_or(estimated_output));
+    call.output_tokens = Some(
+        u.output
+            .unwrap_or_else(|| text_tokens + tokens::estimate(&reasoning)),
+    );
     call.cached_input_tokens = u.cached_input;
     call.reasoning_tokens = u.reasoning;
     call.usage_source = if u.input.is_some() && u.output.is_some() {
@@ -163,7 +167,7 @@ pub async fn run(
         &turn.answer_id,
         &turn.conversation_id,
         &call,
-        &text,
+        (&text, text_tokens),
         &reasoning,
     )
     .await
@@ -187,7 +191,7 @@ async fn record(
     answer_id: &str,
     conversation_id: &str,
     call: &CallRecord,
-    text: &str,
+    (text, text_tokens): (&str, i64),
     reasoning: &str,
 ) -> anyhow::Result<()> {
     let end = CallEnd {
@@ -197,7 +201,7 @@ async fn record(
             content: text.to_string(),
             reasoning: reasoning.to_string(),
             status: call.status.clone(),
-            token_estimate: tokens::estimate(text),
+            token_estimate: text_tokens,
         },
         activity: Activity {
             conversation_id: conversation_id.to_string(),

@@ -2,7 +2,7 @@
 //! when the call ends, however it ends.
 
 use super::Db;
-use super::script::{Script, chunks};
+use super::script::{Row, Script, chunks};
 use sqlx::FromRow;
 
 /// A row of `calls`.
@@ -73,9 +73,56 @@ pub fn float(v: Option<f64>) -> Option<String> {
     v.filter(|f| f.is_finite()).map(|f| f.to_string())
 }
 
+const DOUBLE: &str = "DOUBLE PRECISION";
+
+/// The columns a call's end writes after `response_model` and `provider_response_id`, in [`COLUMNS`] order.
+const OUTCOME: [&str; 19] = [
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "usage_source",
+    "sent_ms",
+    "first_byte_ms",
+    "first_token_ms",
+    "ended_ms",
+    "latency_ms",
+    "first_byte_latency_ms",
+    "ttft_ms",
+    "tokens_per_sec",
+    "finish_reason",
+    "status",
+    "error_class",
+    "error_message",
+    "http_status",
+    "cost_micros",
+];
+
+/// Binds the values of [`OUTCOME`].
+fn outcome(r: &mut Row<'_>, c: &CallRecord) {
+    r.param(c.input_tokens)
+        .param(c.output_tokens)
+        .param(c.cached_input_tokens)
+        .param(c.reasoning_tokens)
+        .param(&c.usage_source)
+        .param(c.sent_ms)
+        .param(c.first_byte_ms)
+        .param(c.first_token_ms)
+        .param(c.ended_ms)
+        .cast(float(c.latency_ms), DOUBLE)
+        .cast(float(c.first_byte_latency_ms), DOUBLE)
+        .cast(float(c.ttft_ms), DOUBLE)
+        .cast(float(c.tokens_per_sec), DOUBLE)
+        .param(&c.finish_reason)
+        .param(&c.status)
+        .param(&c.error_class)
+        .param(&c.error_message)
+        .param(c.http_status)
+        .param(c.cost_micros);
+}
+
 /// Adds statements inserting records as they are before their calls (status `pending`).
 pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
-    const DOUBLE: &str = "DOUBLE PRECISION";
     for chunk in chunks(rows, script.rows_per_statement(COLUMN_COUNT)) {
         script
             .sql("INSERT INTO calls (")
@@ -107,27 +154,9 @@ pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
                     .param(&c.params_dropped)
                     .param(&c.request_json)
                     .param(c.context_messages)
-                    .param(c.context_dropped)
-                    .param(c.input_tokens)
-                    .param(c.output_tokens)
-                    .param(c.cached_input_tokens)
-                    .param(c.reasoning_tokens)
-                    .param(&c.usage_source)
-                    .param(c.sent_ms)
-                    .param(c.first_byte_ms)
-                    .param(c.first_token_ms)
-                    .param(c.ended_ms)
-                    .cast(float(c.latency_ms), DOUBLE)
-                    .cast(float(c.first_byte_latency_ms), DOUBLE)
-                    .cast(float(c.ttft_ms), DOUBLE)
-                    .cast(float(c.tokens_per_sec), DOUBLE)
-                    .param(&c.finish_reason)
-                    .param(&c.status)
-                    .param(&c.error_class)
-                    .param(&c.error_message)
-                    .param(c.http_status)
-                    .param(c.cost_micros)
-                    .param(c.price_input_micros)
+                    .param(c.context_dropped);
+                outcome(r, c);
+                r.param(c.price_input_micros)
                     .param(c.price_cached_input_micros)
                     .param(c.price_output_micros);
             });
@@ -138,43 +167,22 @@ pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
 
 /// Adds statements writing the outcome of calls: everything measured after each was sent.
 pub fn complete_many(script: &mut Script, rows: &[&CallRecord]) {
-    const DOUBLE: &str = "DOUBLE PRECISION";
-    for chunk in chunks(rows, script.rows_per_statement(22)) {
-        // VALUES columns are named column1, column2, … on both databases.
-        script.sql(
-            "UPDATE calls SET response_model = v.column2, provider_response_id = v.column3, \
-             input_tokens = v.column4, output_tokens = v.column5, cached_input_tokens = v.column6, \
-             reasoning_tokens = v.column7, usage_source = v.column8, first_byte_ms = v.column9, \
-             first_token_ms = v.column10, ended_ms = v.column11, latency_ms = v.column12, \
-             first_byte_latency_ms = v.column13, ttft_ms = v.column14, tokens_per_sec = v.column15, \
-             finish_reason = v.column16, status = v.column17, error_class = v.column18, \
-             error_message = v.column19, http_status = v.column20, cost_micros = v.column21, \
-             sent_ms = v.column22 FROM (VALUES ",
-        );
+    // VALUES columns are named column1, column2, … on both databases; column1 is the id.
+    let mut set = String::from(
+        "UPDATE calls SET response_model = v.column2, provider_response_id = v.column3",
+    );
+    for (i, col) in OUTCOME.iter().enumerate() {
+        set.push_str(&format!(", {col} = v.column{}", i + 4));
+    }
+    set.push_str(" FROM (VALUES ");
+    for chunk in chunks(rows, script.rows_per_statement(3 + OUTCOME.len())) {
+        script.sql(&set);
         for (i, c) in chunk.iter().enumerate() {
             script.row(i == 0, |r| {
                 r.param(&c.id)
                     .param(&c.response_model)
-                    .param(&c.provider_response_id)
-                    .param(c.input_tokens)
-                    .param(c.output_tokens)
-                    .param(c.cached_input_tokens)
-                    .param(c.reasoning_tokens)
-                    .param(&c.usage_source)
-                    .param(c.first_byte_ms)
-                    .param(c.first_token_ms)
-                    .param(c.ended_ms)
-                    .cast(float(c.latency_ms), DOUBLE)
-                    .cast(float(c.first_byte_latency_ms), DOUBLE)
-                    .cast(float(c.ttft_ms), DOUBLE)
-                    .cast(float(c.tokens_per_sec), DOUBLE)
-                    .param(&c.finish_reason)
-                    .param(&c.status)
-                    .param(&c.error_class)
-                    .param(&c.error_message)
-                    .param(c.http_status)
-                    .param(c.cost_micros)
-                    .param(c.sent_ms);
+                    .param(&c.provider_response_id);
+                outcome(r, c);
             });
         }
         script.sql(") AS v WHERE calls.id = v.column1");
@@ -228,7 +236,17 @@ pub async fn sweep_stale(db: &Db, older_than_ms: i64, now: i64) -> sqlx::Result<
 #[cfg(test)]
 mod tests {
     #[test]
-    fn column_count_matches_the_column_list() {
-        assert_eq!(super::COLUMNS.split(',').count(), super::COLUMN_COUNT);
+    fn column_lists_agree() {
+        let columns: Vec<&str> = super::COLUMNS.split(',').map(str::trim).collect();
+        assert_eq!(columns.len(), super::COLUMN_COUNT);
+        // The outcome columns are one run of the full list, so one binder serves the insert and the update.
+        let start = columns
+            .iter()
+            .position(|c| *c == super::OUTCOME[0])
+            .unwrap();
+        assert_eq!(
+            &columns[start..start + super::OUTCOME.len()],
+            super::OUTCOME
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::Backend;
 use super::calls::{self, CallRecord};
 use super::files::{self, CallFile};
 use super::script::{MAX_ROWS, Script, chunks};
+use futures_util::FutureExt as _;
 use sqlx::AnyPool;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,7 +136,7 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Writ
         }
         let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
         let started = std::time::Instant::now();
-        let result = apply(&pool, backend, &writes).await;
+        let result = apply_guarded(&pool, backend, &writes).await;
         tracing::debug!(
             writes = writes.len(),
             us = started.elapsed().as_micros() as u64,
@@ -151,20 +152,32 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Writ
             Err(e) if batch.len() == 1 => {
                 tracing::error!(error = %e, "could not record a call");
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
             Err(_) => {
                 // Find the write that failed (or outlive a deadlock with another batch): retry each alone.
                 for (write, reply) in batch.drain(..) {
-                    let one = apply(&pool, backend, &[&write]).await;
+                    let one = apply_guarded(&pool, backend, &[&write]).await;
                     if let Err(e) = &one {
                         tracing::error!(error = %e, "could not record a call");
                     }
-                    let _ = reply.send(one.map_err(|e| e.to_string()));
+                    let _ = reply.send(one);
                 }
             }
         }
+    }
+}
+
+/// [`apply`], with a panic turned into an error: the committing task must outlive any one batch, or every
+/// later call would go unrecorded.
+async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), String> {
+    match std::panic::AssertUnwindSafe(apply(pool, backend, writes))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("the database writer failed unexpectedly".into()),
     }
 }
 

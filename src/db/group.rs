@@ -191,15 +191,7 @@ async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> sqlx::Res
             Write::End(e) => ends.push(e.as_ref()),
         }
     }
-    // A lone write on SQLite (the common case while the server is not busy) goes in one trip; see `script`.
-    let one_trip = backend == Backend::Sqlite
-        && writes.len() == 1
-        && starts.iter().all(|s| s.files.is_empty());
-    let mut script = if one_trip {
-        Script::one_trip()
-    } else {
-        Script::new(backend)
-    };
+    let mut script = Script::new(backend);
     let new_conversations: Vec<&NewConversation> = starts
         .iter()
         .filter_map(|s| s.conversation.as_ref())
@@ -219,10 +211,6 @@ async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> sqlx::Res
         .chain(ends.iter().map(|e| &e.activity));
     record_activity(&mut script, activity);
 
-    if one_trip {
-        let mut conn = pool.acquire().await?;
-        return script.run_as_transaction(&mut conn).await;
-    }
     let mut tx = pool.begin().await?;
     script.run(&mut tx).await?;
     // Attachments are rare: their statements run on their own.

@@ -4,12 +4,9 @@
 //! apart. Each statement keeps to a few row counts (see [`chunks`]) so that both databases can keep every
 //! shape prepared in their statement caches.
 //!
-//! On SQLite each statement is a trip to the driver's worker thread (tens of microseconds each, more under
-//! load), but the driver also runs a string of several statements in one trip. A script built with
-//! [`Script::one_trip`] is such a string, wrapped in BEGIN … COMMIT: worth it only while its shape repeats (a
-//! batch of one write, the common case when the server is not busy), because a statement cache keyed by the
-//! text keeps it prepared. Measured and rejected: sending every batch that way — the shapes of larger batches
-//! rarely repeat, and re-parsing them cost more CPU than the trips saved (2,950 → 2,450 recorded calls/s).
+//! Measured and rejected: sending the whole script to SQLite as one multi-statement string (one trip to the
+//! driver's worker thread instead of one per statement). It saved the trips but re-parsed the script on every
+//! batch, which cost more CPU than the trips: 2,950 → 2,450 recorded calls/s.
 
 use super::Backend;
 use sqlx::any::AnyArguments;
@@ -23,7 +20,6 @@ const SQLITE_PARAMS_PER_STATEMENT: usize = 512;
 
 pub struct Script {
     sqlite: bool,
-    one_trip: bool,
     done: Vec<(String, AnyArguments)>,
     sql: String,
     args: AnyArguments,
@@ -34,19 +30,10 @@ impl Script {
     pub fn new(backend: Backend) -> Script {
         Script {
             sqlite: backend == Backend::Sqlite,
-            one_trip: false,
             done: Vec::new(),
             sql: String::new(),
             args: AnyArguments::default(),
             error: None,
-        }
-    }
-
-    /// A SQLite script sent as one string and run as one transaction by [`Script::run_as_transaction`].
-    pub fn one_trip() -> Script {
-        Script {
-            one_trip: true,
-            ..Script::new(Backend::Sqlite)
         }
     }
 
@@ -82,11 +69,6 @@ impl Script {
 
     /// Ends the current statement.
     pub fn end(&mut self) {
-        if self.one_trip {
-            // Placeholders number on across the statements: the driver binds `$N` by its number.
-            self.sql.push_str(";\n");
-            return;
-        }
         let sql = std::mem::take(&mut self.sql);
         let args = std::mem::take(&mut self.args);
         self.done.push((sql, args));
@@ -102,26 +84,8 @@ impl Script {
         }
     }
 
-    /// Runs a [`Script::one_trip`] script as one transaction on `conn`, in one trip.
-    pub async fn run_as_transaction(self, conn: &mut AnyConnection) -> sqlx::Result<()> {
-        debug_assert!(self.one_trip);
-        if let Some(e) = self.error {
-            return Err(sqlx::Error::Encode(e.into()));
-        }
-        let sql = format!("BEGIN;\n{}COMMIT", self.sql);
-        let result = sqlx::query_with(sqlx::AssertSqlSafe(sql), self.args)
-            .execute(&mut *conn)
-            .await;
-        if result.is_err() {
-            // A statement failed inside the transaction: undo the ones before it.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        }
-        result.map(|_| ())
-    }
-
-    /// Runs every statement, in order, on `conn` (inside the caller's transaction).
+    /// Runs every statement, in order, on `conn`.
     pub async fn run(mut self, conn: &mut AnyConnection) -> sqlx::Result<()> {
-        debug_assert!(!self.one_trip);
         if let Some(e) = self.error {
             return Err(sqlx::Error::Encode(e.into()));
         }
@@ -218,16 +182,6 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1, CAST($2 AS DOUBLE PRECISION)), ($3, $4)"
         );
         assert_eq!(s.sql, "UPDATE t SET a = $1");
-
-        let mut s = Script::one_trip();
-        s.sql("INSERT INTO t (a) VALUES ").param(1i64);
-        s.end();
-        s.sql("UPDATE t SET a = ").param(2i64);
-        s.end();
-        assert_eq!(
-            s.sql,
-            "INSERT INTO t (a) VALUES $1;\nUPDATE t SET a = $2;\n"
-        );
         assert_eq!(Script::new(Backend::Sqlite).rows_per_statement(47), 8);
         assert_eq!(Script::new(Backend::Sqlite).rows_per_statement(5), 64);
         assert_eq!(Script::new(Backend::Postgres).rows_per_statement(47), 64);

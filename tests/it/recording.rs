@@ -201,3 +201,34 @@ async fn a_bad_write_fails_alone_and_its_batch_is_still_recorded() {
             .unwrap();
     assert_eq!(counts, [2, 2, 2, 2, 2]);
 }
+
+#[tokio::test]
+async fn a_lone_failing_write_leaves_nothing_behind() {
+    let (app, _) = app_with_mock().await;
+    let user: String = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let group = app.state.db().group().clone();
+    // The conversation and messages go in before the call record, whose status breaks a CHECK constraint.
+    let mut bad = start(&user, 1);
+    if let Write::Start(s) = &mut bad {
+        s.call.status = "bogus".into();
+    }
+    assert!(group.commit(bad).await.is_err());
+    for table in ["conversations", "messages", "calls"] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(app.db())
+                .await
+                .unwrap();
+        assert_eq!(n, 0, "{table} rolled back");
+    }
+    // The writer's connection is usable again.
+    group.commit(start(&user, 2)).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}

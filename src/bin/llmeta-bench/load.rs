@@ -1,7 +1,11 @@
 //! A small async load generator: N workers, each sending requests back to back, latencies recorded.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Requests that failed in this run, over all scenarios: a run with failures is not a valid measurement.
+pub static FAILED: AtomicUsize = AtomicUsize::new(0);
 
 /// Latencies in milliseconds, sorted.
 pub struct Samples(pub Vec<f64>);
@@ -53,6 +57,7 @@ where
         }
     }
     let elapsed = started.elapsed();
+    FAILED.fetch_add(errors, Ordering::Relaxed);
     all.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     (Samples(all), elapsed, errors)
 }

@@ -106,6 +106,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         )?;
         println!("\nsaved {}", path.display());
     }
+    let failed = load::FAILED.load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} requests failed or streams did not start: the numbers above are not valid"
+    );
     Ok(())
 }
 
@@ -535,6 +540,7 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+        load::FAILED.fetch_add(streams - started, std::sync::atomic::Ordering::Relaxed);
         add(
             &format!("memory with {streams} open streams (RSS)"),
             format!("{rss:.1} MB ({started} streaming)"),

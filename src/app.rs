@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::llm::registry::Registry;
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -191,8 +192,13 @@ impl Application {
             // Running calls stop, record themselves as interrupted and end their streams.
             state.shutdown.send_replace(true);
         };
+        // Tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the previous is
+        // acknowledged, and a client that delays its ACKs adds up to 40 ms to a token.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)

@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,10 @@ struct MockState {
 
 /// Serves the mock on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, config: MockConfig) -> std::io::Result<()> {
+    // Streamed tokens are small writes: send each at once, as real servers do (see `app.rs`).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(config)).await
 }
 

@@ -93,6 +93,9 @@ impl Db {
                             conn.execute(sync_pragma).await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
+                            // Checkpoints run in the background (see `checkpoints`), not inside whichever
+                            // commit happens to cross the threshold.
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                         }
                         Ok(())
                     })
@@ -117,6 +120,9 @@ impl Db {
             Backend::Postgres => (config.db_max_connections / 4).clamp(1, 4) as usize,
         };
         let group = group::GroupWriter::spawn(writer.clone(), backend, committers);
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoints(pool.clone()));
+        }
         Ok(Db {
             pool,
             writer,
@@ -151,6 +157,27 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Copies the SQLite write-ahead log back into the database file every quarter second, from a reading
+/// connection. Left to SQLite, the commit that crosses 1,000 log pages does the copy and its fsync itself, and
+/// that request waits for it. A passive checkpoint never blocks the writer; when a reader still needs older
+/// pages it copies what it can and the next one goes on.
+async fn checkpoints(pool: AnyPool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 }
 

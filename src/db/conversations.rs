@@ -30,7 +30,7 @@ pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<
     .await
 }
 
-/// After messages were added: new head, counters, activity time, and the model list.
+/// Points the conversation at another branch (its newest message).
 pub async fn set_head(conn: &mut AnyConnection, id: &str, head_id: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE conversations SET head_id = $1 WHERE id = $2")
         .bind(head_id)

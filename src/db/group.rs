@@ -149,16 +149,18 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Writ
                     let _ = reply.send(Ok(()));
                 }
             }
-            Err(e) if batch.len() == 1 => {
-                tracing::error!(error = %e, "could not record a call");
+            Err(e) if batch.len() == 1 || !e.retry => {
+                tracing::error!(error = %e.message, writes = batch.len(), "could not record calls");
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
+                    let _ = reply.send(Err(e.message.clone()));
                 }
             }
             Err(_) => {
                 // Find the write that failed (or outlive a deadlock with another batch): retry each alone.
                 for (write, reply) in batch.drain(..) {
-                    let one = apply_guarded(&pool, backend, &[&write]).await;
+                    let one = apply_guarded(&pool, backend, &[&write])
+                        .await
+                        .map_err(|e| e.message);
                     if let Err(e) = &one {
                         tracing::error!(error = %e, "could not record a call");
                     }
@@ -171,18 +173,22 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Writ
 
 /// [`apply`], with a panic turned into an error: the committing task must outlive any one batch, or every
 /// later call would go unrecorded.
-async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), String> {
+async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
     match std::panic::AssertUnwindSafe(apply(pool, backend, writes))
         .catch_unwind()
         .await
     {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("the database writer failed unexpectedly".into()),
+        Ok(result) => result,
+        // The transaction was dropped unfinished, so it rolled back: trying again is safe.
+        Err(_) => Err(Failure {
+            message: "the database writer failed unexpectedly".into(),
+            retry: true,
+        }),
     }
 }
 
 /// Writes `writes` in one transaction.
-async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> sqlx::Result<()> {
+async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     for w in writes {
@@ -205,25 +211,50 @@ async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> sqlx::Res
     calls::complete_many(&mut script, &ended);
     let answers: Vec<&AnswerEnd> = ends.iter().map(|e| &e.answer).collect();
     finish_answers(&mut script, &answers);
-    let activity = starts
-        .iter()
-        .map(|s| &s.activity)
-        .chain(ends.iter().map(|e| &e.activity));
+    // In arrival order, so that the newest write names the conversation's head.
+    let activity = writes.iter().map(|w| match w {
+        Write::Start(s) => &s.activity,
+        Write::End(e) => &e.activity,
+    });
     record_activity(&mut script, activity);
 
-    let mut tx = pool.begin().await?;
-    script.run(&mut tx).await?;
+    let mut tx = pool.begin().await.map_err(Failure::retry)?;
+    script.run(&mut tx).await.map_err(Failure::retry)?;
     // Attachments are rare: their statements run on their own.
     for s in &starts {
         if s.files.is_empty() {
             continue;
         }
         if let Some(question) = &s.attach_files_to {
-            files::attach(&mut tx, &s.files, &s.activity.conversation_id, question).await?;
+            files::attach(&mut tx, &s.files, &s.activity.conversation_id, question)
+                .await
+                .map_err(Failure::retry)?;
         }
-        files::record_call_files(&mut tx, &s.files).await?;
+        files::record_call_files(&mut tx, &s.files)
+            .await
+            .map_err(Failure::retry)?;
     }
-    tx.commit().await
+    // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
+    // retrying would count a call's tokens twice, so it is reported as it is.
+    tx.commit().await.map_err(|e| Failure {
+        message: e.to_string(),
+        retry: false,
+    })
+}
+
+/// Why a batch failed, and whether its writes may be tried again one by one.
+struct Failure {
+    message: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn retry(e: sqlx::Error) -> Failure {
+        Failure {
+            message: e.to_string(),
+            retry: true,
+        }
+    }
 }
 
 fn insert_conversations(script: &mut Script, rows: &[&NewConversation]) {

@@ -20,6 +20,7 @@ pub struct Message {
     pub created_ms: i64,
 }
 
+/// All messages of a conversation, oldest first (callers pick the branch to show).
 pub async fn all_in(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
         "SELECT id, conversation_id, parent_id, role, content, model_content, reasoning, status, model_id, \

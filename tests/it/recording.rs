@@ -3,7 +3,9 @@
 
 use crate::helpers::*;
 use llmeta::db::calls::CallRecord;
-use llmeta::db::group::{Activity, CallStart, NewConversation, NewMessage, Write};
+use llmeta::db::group::{
+    Activity, AnswerEnd, CallEnd, CallStart, NewConversation, NewMessage, Write,
+};
 use reqwest::StatusCode;
 use sqlx::Row as _;
 
@@ -240,12 +242,13 @@ async fn sqlite_copies_the_write_ahead_log_back_in_the_background() {
         return;
     }
     let file = app.data_dir().join("test.db");
-    // Every connection has automatic checkpoints off; until a checkpoint runs, new pages live only in the log.
+    // Automatic checkpoints wait for 4,000 log pages, far more than this test writes; until a checkpoint
+    // runs, new pages live only in the log.
     let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
         .fetch_one(app.db())
         .await
         .unwrap();
-    assert_eq!(auto, 0);
+    assert_eq!(auto, 4000);
     let before = std::fs::metadata(&file).unwrap().len();
     let b = app.browser();
     let long = "words ".repeat(2000);
@@ -262,4 +265,115 @@ async fn sqlite_copies_the_write_ahead_log_back_in_the_background() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the_head() {
+    let (app, _) = app_with_mock().await;
+    let user: String = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let group = app.state.db().group().clone();
+    group.commit(start(&user, 1)).await.unwrap();
+
+    // Queued together (one batch): call-1 ends, then another model answers the same question again.
+    let end = Write::End(Box::new(CallEnd {
+        call: CallRecord {
+            id: "call-1".into(),
+            usage_source: "provider".into(),
+            status: "ok".into(),
+            input_tokens: Some(3),
+            output_tokens: Some(7),
+            sent_ms: 1,
+            ..Default::default()
+        },
+        answer: AnswerEnd {
+            id: "a-1".into(),
+            content: "first answer".into(),
+            reasoning: String::new(),
+            status: "ok".into(),
+            token_estimate: 2,
+        },
+        activity: Activity {
+            conversation_id: "conv-1".into(),
+            head_id: "a-1".into(),
+            at_ms: 5,
+            added_messages: 0,
+            added_tokens: 10,
+            model: None,
+        },
+    }));
+    let again = Write::Start(Box::new(CallStart {
+        conversation: None,
+        messages: vec![NewMessage {
+            id: "a-2".into(),
+            conversation_id: "conv-1".into(),
+            user_id: user.clone(),
+            parent_id: Some("q-1".into()),
+            role: "assistant".into(),
+            content: String::new(),
+            model_content: None,
+            status: "streaming".into(),
+            model_id: Some("other".into()),
+            call_id: Some("call-2".into()),
+            token_estimate: 0,
+            created_ms: 6,
+        }],
+        call: CallRecord {
+            id: "call-2".into(),
+            user_id: user.clone(),
+            conversation_id: Some("conv-1".into()),
+            request_message_id: Some("q-1".into()),
+            response_message_id: Some("a-2".into()),
+            source: "ui".into(),
+            provider: "mock".into(),
+            model: "other".into(),
+            upstream_model: "other".into(),
+            usage_source: "none".into(),
+            status: "pending".into(),
+            sent_ms: 6,
+            ..Default::default()
+        },
+        files: Vec::new(),
+        attach_files_to: None,
+        activity: Activity {
+            conversation_id: "conv-1".into(),
+            head_id: "a-2".into(),
+            at_ms: 6,
+            added_messages: 1,
+            added_tokens: 0,
+            model: Some("other".into()),
+        },
+    }));
+    let (a, b) = tokio::join!(group.commit(end), group.commit(again));
+    a.unwrap();
+    b.unwrap();
+
+    let (head, count, tokens, models): (Option<String>, i64, i64, String) = sqlx::query_as(
+        "SELECT head_id, message_count, tokens, models FROM conversations WHERE id = 'conv-1'",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(
+        head.as_deref(),
+        Some("a-2"),
+        "the newest write names the head"
+    );
+    assert_eq!(count, 3);
+    assert_eq!(tokens, 10);
+    assert_eq!(models, "mock,other");
+    let (content, status): (String, String) =
+        sqlx::query_as("SELECT content, status FROM messages WHERE id = 'a-1'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!((content.as_str(), status.as_str()), ("first answer", "ok"));
+    let output: Option<i64> =
+        sqlx::query_scalar("SELECT output_tokens FROM calls WHERE id = 'call-1'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(output, Some(7));
 }

@@ -93,11 +93,6 @@ impl Db {
                             conn.execute(sync_pragma).await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
-                            // Checkpoints run in the background (see `checkpoints`); the commit that takes the
-                            // log past 4,000 pages (16 MB) still runs one itself, which then has little left to
-                            // copy, and restarts the log — under steady writes a background checkpoint rarely
-                            // catches the log fully copied at the moment a write begins, so only this bounds it.
-                            conn.execute("PRAGMA wal_autocheckpoint = 4000").await?;
                         }
                         Ok(())
                     })
@@ -122,9 +117,6 @@ impl Db {
             Backend::Postgres => (config.db_max_connections / 4).clamp(1, 4) as usize,
         };
         let group = group::GroupWriter::spawn(writer.clone(), backend, committers);
-        if backend == Backend::Sqlite {
-            tokio::spawn(checkpoints(pool.clone()));
-        }
         Ok(Db {
             pool,
             writer,
@@ -159,27 +151,6 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
-    }
-}
-
-/// Copies the SQLite write-ahead log back into the database file every quarter second, from a reading
-/// connection. Left to SQLite alone, the commit that crosses the threshold does all the copying and its fsync
-/// itself, and that request waits for it. A passive checkpoint never blocks the writer; when a reader still
-/// needs older pages it copies what it can and the next one goes on.
-async fn checkpoints(pool: AnyPool) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
     }
 }
 

@@ -236,38 +236,6 @@ async fn a_lone_failing_write_leaves_nothing_behind() {
 }
 
 #[tokio::test]
-async fn sqlite_copies_the_write_ahead_log_back_in_the_background() {
-    let (app, _) = app_with_mock().await;
-    if app.has_pg() {
-        return;
-    }
-    let file = app.data_dir().join("test.db");
-    // Automatic checkpoints wait for 4,000 log pages, far more than this test writes; until a checkpoint
-    // runs, new pages live only in the log.
-    let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
-    assert_eq!(auto, 4000);
-    let before = std::fs::metadata(&file).unwrap().len();
-    let b = app.browser();
-    let long = "words ".repeat(2000);
-    for _ in 0..10 {
-        let res = b.chat("/chat", &long, "mock", &[]).await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    }
-    // The background checkpointer moves them into the database file.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::metadata(&file).unwrap().len() <= before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the database file never grew: no checkpoint ran"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test]
 async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the_head() {
     let (app, _) = app_with_mock().await;
     let user: String = sqlx::query_scalar("SELECT id FROM users")

@@ -490,3 +490,11 @@ pub async fn app_with_admin() -> TestApp {
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "setup");
     app
 }
+
+/// How many rows `table` holds.
+pub async fn rows_in(app: &TestApp, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(app.db())
+        .await
+        .unwrap()
+}

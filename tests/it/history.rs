@@ -56,11 +56,7 @@ async fn history_groups_renames_pins_and_deletes() {
         .await;
     assert_eq!(location(&res), "/history");
     for table in ["conversations", "messages", "calls"] {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(app.db())
-                .await
-                .unwrap();
+        let n = rows_in(&app, table).await;
         assert_eq!(n, 0, "{table}");
     }
     assert_eq!(

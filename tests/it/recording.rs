@@ -4,7 +4,7 @@
 use crate::helpers::*;
 use llmeta::db::calls::CallRecord;
 use llmeta::db::group::{
-    Activity, AnswerEnd, CallEnd, CallStart, NewConversation, NewMessage, Write,
+    Activity, AnswerEnd, CallEnd, CallStart, GroupWriter, NewConversation, NewMessage, Write,
 };
 use reqwest::StatusCode;
 use sqlx::Row as _;
@@ -92,11 +92,18 @@ async fn concurrent_calls_are_each_recorded_once_and_conversations_add_up() {
     assert_eq!(conv.get::<i64, _>("message_count"), messages);
     assert_eq!(conv.get::<i64, _>("tokens"), tokens);
     assert_eq!(conv.get::<String, _>("models"), "mock");
-    let conversations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conversations")
+    assert_eq!(rows_in(&app, "conversations").await, 13);
+}
+
+/// An app, its administrator's user id, and the group writer, for writing batches directly.
+async fn app_and_writer() -> (TestApp, String, GroupWriter) {
+    let (app, _) = app_with_mock().await;
+    let user: String = sqlx::query_scalar("SELECT id FROM users")
         .fetch_one(app.db())
         .await
         .unwrap();
-    assert_eq!(conversations, 13);
+    let group = app.state.db().group().clone();
+    (app, user, group)
 }
 
 /// A call start as the chat would write it, for `user_id`.
@@ -165,12 +172,7 @@ fn start(user_id: &str, n: usize) -> Write {
 
 #[tokio::test]
 async fn a_bad_write_fails_alone_and_its_batch_is_still_recorded() {
-    let (app, _) = app_with_mock().await;
-    let user: String = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
-    let group = app.state.db().group().clone();
+    let (app, user, group) = app_and_writer().await;
     // Queued together, so they are committed as one batch; the third names a user that does not exist.
     let writes: Vec<_> = (0..6)
         .map(|n| {
@@ -206,12 +208,7 @@ async fn a_bad_write_fails_alone_and_its_batch_is_still_recorded() {
 
 #[tokio::test]
 async fn a_lone_failing_write_leaves_nothing_behind() {
-    let (app, _) = app_with_mock().await;
-    let user: String = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
-    let group = app.state.db().group().clone();
+    let (app, user, group) = app_and_writer().await;
     // The conversation and messages go in before the call record, whose status breaks a CHECK constraint.
     let mut bad = start(&user, 1);
     if let Write::Start(s) = &mut bad {
@@ -219,30 +216,17 @@ async fn a_lone_failing_write_leaves_nothing_behind() {
     }
     assert!(group.commit(bad).await.is_err());
     for table in ["conversations", "messages", "calls"] {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(app.db())
-                .await
-                .unwrap();
+        let n = rows_in(&app, table).await;
         assert_eq!(n, 0, "{table} rolled back");
     }
     // The writer's connection is usable again.
     group.commit(start(&user, 2)).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(rows_in(&app, "messages").await, 2);
 }
 
 #[tokio::test]
 async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the_head() {
-    let (app, _) = app_with_mock().await;
-    let user: String = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
-    let group = app.state.db().group().clone();
+    let (app, user, group) = app_and_writer().await;
     group.commit(start(&user, 1)).await.unwrap();
 
     // Queued together (one batch): call-1 ends, then another model answers the same question again.

@@ -352,10 +352,12 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
     let n = if args.quick { 600 } else { 6000 };
 
     // a. Overhead of a recorded, non-streaming chat call (the UI form path) over the mock itself.
-    for concurrency in [1usize, 32] {
-        if !args.wants("overhead") {
-            break;
-        }
+    let levels: &[usize] = if args.wants("overhead") {
+        &[1, 32]
+    } else {
+        &[]
+    };
+    for &concurrency in levels {
         let requests = if concurrency == 1 { n / 6 } else { n };
         let d = direct.clone();
         let url = mock.to_string() + "/chat/completions";

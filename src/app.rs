@@ -136,15 +136,8 @@ impl Application {
         let db = Db::connect(&config).await?;
         db.migrate().await?;
         let llm = Registry::build(&config).await?;
-        // Calls left pending by a server that died mid-call (kill -9, power loss).
-        let now = crate::util::now_ms();
-        let swept = crate::db::calls::sweep_stale(&db, now - stale_call_ms(&config), now).await?;
-        if swept > 0 {
-            tracing::warn!(
-                calls = swept,
-                "marked calls of a stopped server as interrupted"
-            );
-        }
+        // Calls left pending by a server that died mid-call (kill -9, power loss), and expired sessions.
+        crate::housekeeping::once(&db, stale_call_ms(&config)).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;

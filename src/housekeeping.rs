@@ -1,26 +1,37 @@
-//! Periodic clean-up: expired sessions, stale login-throttle counters, and calls left `pending` by a server
-//! that died mid-call (older than any provider deadline).
+//! Clean-up: expired sessions, stale login-throttle counters, and calls left `pending` by a server that died
+//! mid-call (older than any provider deadline). Start-up runs it once before serving; the periodic task runs it
+//! again each hour after that.
 
 use crate::app::AppState;
-use crate::db::{sessions, throttle};
+use crate::db::{Db, calls, sessions, throttle};
 use crate::util::now_ms;
 use std::time::Duration;
 
+const PERIOD: Duration = Duration::from_secs(3600);
+
+/// One pass. `stale_call_ms` is how long a call may stay pending before it counts as abandoned.
+pub async fn once(db: &Db, stale_call_ms: i64) -> sqlx::Result<()> {
+    let now = now_ms();
+    sessions::purge_expired(db, now).await?;
+    throttle::purge_older_than(db, now - 86_400_000).await?;
+    let swept = calls::sweep_stale(db, now - stale_call_ms, now).await?;
+    if swept > 0 {
+        tracing::warn!(
+            calls = swept,
+            "marked calls of a stopped server as interrupted"
+        );
+    }
+    Ok(())
+}
+
+/// The periodic passes. The first is one period after start, since start-up has just run one: an immediate
+/// second pass would race whatever the first requests write.
 pub async fn run(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
     loop {
         tick.tick().await;
-        let now = now_ms();
-        if let Err(e) = sessions::purge_expired(state.db(), now).await {
-            tracing::warn!(error = %e, "session purge failed");
-        }
-        if let Err(e) = throttle::purge_older_than(state.db(), now - 86_400_000).await {
-            tracing::warn!(error = %e, "throttle purge failed");
-        }
-        if let Err(e) =
-            crate::db::calls::sweep_stale(state.db(), now - state.stale_call_ms(), now).await
-        {
-            tracing::warn!(error = %e, "stale call sweep failed");
+        if let Err(e) = once(state.db(), state.stale_call_ms()).await {
+            tracing::warn!(error = %e, "housekeeping failed");
         }
     }
 }

@@ -29,17 +29,18 @@ async fn the_app_works_in_a_real_browser() {
     .await;
     let shots = std::env::var("LLMETA_SCREENSHOTS").unwrap_or_default();
     let url = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(dir.join("smoke.mjs"))
-            .arg(url)
-            .arg(shots)
-            .env("CHROMIUM", chromium)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("run node");
+    // A stuck browser fails the test instead of hanging CI.
+    let node = tokio::process::Command::new("node")
+        .arg(dir.join("smoke.mjs"))
+        .arg(url)
+        .arg(shots)
+        .env("CHROMIUM", chromium)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), node)
+        .await
+        .expect("the browser checks finish within 5 minutes")
+        .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -126,11 +126,12 @@ pub fn mock_provider(name: &str, base_url: &str) -> ProviderConfig {
         api_key: Some(llmeta::secret::Secret::new(MOCK_KEY.into())),
         extra: Default::default(),
         unsupported_params: Vec::new(),
+        // Generous, so a loaded CI machine never turns an answer into a timeout; the fault test sets short ones.
         timeouts: Timeouts {
-            connect_ms: 2_000,
-            first_byte_ms: 1_500,
-            idle_ms: 700,
-            total_ms: 20_000,
+            connect_ms: 10_000,
+            first_byte_ms: 30_000,
+            idle_ms: 10_000,
+            total_ms: 60_000,
         },
         discover_models: false,
     }
@@ -153,13 +154,30 @@ pub fn mock_model(id: &str, provider: &str, context_window: i64) -> ModelConfig 
     }
 }
 
+/// Deadlines short enough for a test to see the mock's `hang` and `stall` faults time out.
+pub const SHORT_DEADLINES: Timeouts = Timeouts {
+    connect_ms: 2_000,
+    first_byte_ms: 1_500,
+    idle_ms: 700,
+    total_ms: 20_000,
+};
+
 /// An app with the demo and a mock provider (`mock` model, and `tiny` with a 400-token window), and a signed-in
 /// administrator.
 pub async fn app_with_mock() -> (TestApp, String) {
+    app_with_mock_deadlines(None).await
+}
+
+/// As [`app_with_mock`], with the mock provider's deadlines replaced when `timeouts` is given.
+pub async fn app_with_mock_deadlines(timeouts: Option<Timeouts>) -> (TestApp, String) {
     let mock = spawn_mock().await;
     let base = mock.clone();
     let app = spawn_app_with(move |c| {
-        c.providers = vec![mock_provider("mock", &base)];
+        let mut provider = mock_provider("mock", &base);
+        if let Some(t) = timeouts {
+            provider.timeouts = t;
+        }
+        c.providers = vec![provider];
         c.models = vec![
             mock_model("mock", "mock", 8192),
             mock_model("tiny", "mock", 400),

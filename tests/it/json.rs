@@ -168,7 +168,7 @@ async fn json_attachments_and_answers_open_in_the_viewer() {
     let (_, html) = b.get_text(&format!("/c/{conv}")).await;
     assert!(html.contains(&format!("href=\"/json/f/{id}\"")));
     let answer: String = sqlx::query_scalar(
-        "SELECT id FROM messages WHERE role = 'assistant' ORDER BY created_ms DESC LIMIT 1",
+        "SELECT id FROM messages WHERE role = 'assistant' ORDER BY created_ms DESC, id DESC LIMIT 1",
     )
     .fetch_one(app.db())
     .await

@@ -191,7 +191,7 @@ async fn start(mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(std::env::current_exe()?)
         .arg("__serve")
         .env_clear()
         .env("LLMETA_BIND", format!("127.0.0.1:{port}"))
@@ -223,6 +223,9 @@ async fn start(mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Server> {
             && r.status().is_success()
         {
             break;
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("llmeta exited before it served ({status}); its log is above");
         }
         if Instant::now() > deadline {
             anyhow::bail!("llmeta did not start");

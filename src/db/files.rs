@@ -1,7 +1,8 @@
 //! Uploaded files. Every lookup takes the owner's id.
 
 use super::Db;
-use sqlx::{AnyConnection, FromRow};
+use super::script::Script;
+use sqlx::FromRow;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct FileRow {
@@ -94,25 +95,20 @@ pub async fn pending_with_text(
     Ok(out)
 }
 
-/// Attaches files to the message they were sent with, and how many of their tokens fit.
-pub async fn attach(
-    conn: &mut AnyConnection,
-    sent: &[CallFile],
-    conversation_id: &str,
-    message_id: &str,
-) -> sqlx::Result<()> {
+/// Adds statements that tie newly attached files to the conversation and question they were sent with.
+pub fn attach(script: &mut Script, sent: &[CallFile], conversation_id: &str, message_id: &str) {
     for f in sent {
-        sqlx::query(
-            "UPDATE files SET conversation_id = $1, message_id = $2, tokens_sent = $3 WHERE id = $4",
-        )
-        .bind(conversation_id)
-        .bind(message_id)
-        .bind(f.tokens_sent)
-        .bind(&f.file_id)
-        .execute(&mut *conn)
-        .await?;
+        script
+            .sql("UPDATE files SET conversation_id = ")
+            .param(conversation_id)
+            .sql(", message_id = ")
+            .param(message_id)
+            .sql(", tokens_sent = ")
+            .param(f.tokens_sent)
+            .sql(" WHERE id = ")
+            .param(&f.file_id);
+        script.end();
     }
-    Ok(())
 }
 
 /// The files sent with a message, as they were given to its first call (for later calls on it).
@@ -189,20 +185,20 @@ pub struct CallFile {
     pub tokens_total: i64,
 }
 
-pub async fn record_call_files(conn: &mut AnyConnection, files: &[CallFile]) -> sqlx::Result<()> {
+/// Adds statements recording which files, and how many of their tokens, a call sent.
+pub fn record_call_files(script: &mut Script, files: &[CallFile]) {
     for f in files {
-        sqlx::query(
-            "INSERT INTO call_files (call_id, file_id, name, tokens_sent, tokens_total) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&f.call_id)
-        .bind(&f.file_id)
-        .bind(&f.name)
-        .bind(f.tokens_sent)
-        .bind(f.tokens_total)
-        .execute(&mut *conn)
-        .await?;
+        script
+            .sql("INSERT INTO call_files (call_id, file_id, name, tokens_sent, tokens_total) VALUES ")
+            .row(true, |r| {
+                r.param(&f.call_id)
+                    .param(&f.file_id)
+                    .param(&f.name)
+                    .param(f.tokens_sent)
+                    .param(f.tokens_total);
+            });
+        script.end();
     }
-    Ok(())
 }
 
 pub async fn call_files_in_conversation(

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// Most writes committed in one transaction.
-const MAX_BATCH: usize = MAX_ROWS;
+pub(super) const MAX_BATCH: usize = MAX_ROWS;
 /// Writes waiting beyond this make new requests wait for room (back-pressure instead of unbounded memory).
 const QUEUE: usize = 4096;
 
@@ -94,7 +94,9 @@ pub enum Write {
     End(Box<CallEnd>),
 }
 
-type Reply = oneshot::Sender<Result<(), String>>;
+pub(super) type Reply = oneshot::Sender<Result<(), String>>;
+/// A write waiting in the queue, with where its result goes.
+pub(super) type Queued = (Write, Reply);
 
 /// The handle requests use. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -103,8 +105,8 @@ pub struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts `committers` committing tasks on `pool` (on SQLite one, on its single-writer pool; on PostgreSQL
-    /// several, so that one batch forms while another waits for its commit to be flushed).
+    /// Starts `committers` committing tasks on `pool` (on PostgreSQL several, so that one batch forms while
+    /// another waits for its commit to be flushed).
     pub fn spawn(pool: AnyPool, backend: Backend, committers: usize) -> GroupWriter {
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
@@ -112,6 +114,16 @@ impl GroupWriter {
             tokio::spawn(run(pool.clone(), backend, rx.clone()));
         }
         GroupWriter { queue }
+    }
+
+    /// Starts the committing thread that owns `conn`, a SQLite connection of its own (see
+    /// [`super::sqlite_writer`]).
+    pub fn spawn_sqlite(conn: rusqlite::Connection) -> std::io::Result<GroupWriter> {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("llmeta-sqlite-writer".into())
+            .spawn(move || super::sqlite_writer::run(conn, rx))?;
+        Ok(GroupWriter { queue })
     }
 
     /// Commits `write` (with whatever else is queued) and returns once it is durable.
@@ -127,8 +139,8 @@ impl GroupWriter {
     }
 }
 
-async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Write, Reply)>>>) {
-    let mut batch: Vec<(Write, Reply)> = Vec::with_capacity(MAX_BATCH);
+async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     loop {
         // Only the taking is shared; committing happens outside the lock.
         if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
@@ -137,38 +149,53 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<(Writ
         let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
         let started = std::time::Instant::now();
         let result = apply_guarded(&pool, backend, &writes).await;
-        tracing::debug!(
-            writes = writes.len(),
-            us = started.elapsed().as_micros() as u64,
-            ok = result.is_ok(),
-            "group commit"
-        );
-        match result {
-            Ok(()) => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            Err(e) if batch.len() == 1 || !e.retry => {
-                tracing::error!(error = %e.message, writes = batch.len(), "could not record calls");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.message.clone()));
-                }
-            }
-            Err(_) => {
-                // Find the write that failed (or outlive a deadlock with another batch): retry each alone.
-                for (write, reply) in batch.drain(..) {
-                    let one = apply_guarded(&pool, backend, &[&write])
-                        .await
-                        .map_err(|e| e.message);
-                    if let Err(e) = &one {
-                        tracing::error!(error = %e, "could not record a call");
-                    }
-                    let _ = reply.send(one);
-                }
+        if answer(&mut batch, result, started) {
+            for (write, reply) in batch.drain(..) {
+                answer_one(reply, apply_guarded(&pool, backend, &[&write]).await);
             }
         }
     }
+}
+
+/// Answers each write of a committed or failed batch, and returns false. When the batch failed in a way one of
+/// its writes alone may have caused (or a deadlock with another batch), answers nothing and returns true: each
+/// write is then to be tried alone and answered with [`answer_one`].
+pub(super) fn answer(
+    batch: &mut Vec<Queued>,
+    result: Result<(), Failure>,
+    started: std::time::Instant,
+) -> bool {
+    tracing::debug!(
+        writes = batch.len(),
+        us = started.elapsed().as_micros() as u64,
+        ok = result.is_ok(),
+        "group commit"
+    );
+    match result {
+        Ok(()) => {
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Ok(()));
+            }
+            false
+        }
+        Err(e) if batch.len() == 1 || !e.retry => {
+            tracing::error!(error = %e.message, writes = batch.len(), "could not record calls");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(e.message.clone()));
+            }
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Answers one write tried alone.
+pub(super) fn answer_one(reply: Reply, result: Result<(), Failure>) {
+    let result = result.map_err(|e| e.message);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "could not record a call");
+    }
+    let _ = reply.send(result);
 }
 
 /// [`apply`], with a panic turned into an error: the committing task must outlive any one batch, or every
@@ -180,15 +207,22 @@ async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> R
     {
         Ok(result) => result,
         // The transaction was dropped unfinished, so it rolled back: trying again is safe.
-        Err(_) => Err(Failure {
-            message: "the database writer failed unexpectedly".into(),
-            retry: true,
-        }),
+        Err(_) => Err(Failure::retry(PANICKED)),
     }
 }
 
 /// Writes `writes` in one transaction.
 async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
+    let script = script(backend, writes);
+    let mut tx = pool.begin().await.map_err(Failure::retry)?;
+    script.run(&mut tx).await.map_err(Failure::retry)?;
+    // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
+    // retrying would count a call's tokens twice, so it is reported as it is.
+    tx.commit().await.map_err(Failure::unknown)
+}
+
+/// The statements that write `writes`, rows of a kind together.
+pub(super) fn script(backend: Backend, writes: &[&Write]) -> Script {
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     for w in writes {
@@ -217,42 +251,39 @@ async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<()
         Write::End(e) => &e.activity,
     });
     record_activity(&mut script, activity);
-
-    let mut tx = pool.begin().await.map_err(Failure::retry)?;
-    script.run(&mut tx).await.map_err(Failure::retry)?;
-    // Attachments are rare: their statements run on their own.
+    // Attachments are rare: a statement per file, after the messages and calls they point to.
     for s in &starts {
-        if s.files.is_empty() {
-            continue;
-        }
         if let Some(question) = &s.attach_files_to {
-            files::attach(&mut tx, &s.files, &s.activity.conversation_id, question)
-                .await
-                .map_err(Failure::retry)?;
+            files::attach(&mut script, &s.files, &s.activity.conversation_id, question);
         }
-        files::record_call_files(&mut tx, &s.files)
-            .await
-            .map_err(Failure::retry)?;
+        files::record_call_files(&mut script, &s.files);
     }
-    // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
-    // retrying would count a call's tokens twice, so it is reported as it is.
-    tx.commit().await.map_err(|e| Failure {
-        message: e.to_string(),
-        retry: false,
-    })
+    script
 }
 
+/// The message of a batch whose writing panicked.
+pub(super) const PANICKED: &str = "the database writer failed unexpectedly";
+
 /// Why a batch failed, and whether its writes may be tried again one by one.
-struct Failure {
-    message: String,
-    retry: bool,
+pub(super) struct Failure {
+    pub message: String,
+    pub retry: bool,
 }
 
 impl Failure {
-    fn retry(e: sqlx::Error) -> Failure {
+    /// A failure before the commit: everything rolled back, so trying again is safe.
+    pub fn retry(e: impl std::fmt::Display) -> Failure {
         Failure {
             message: e.to_string(),
             retry: true,
+        }
+    }
+
+    /// A failed commit: whether the database committed is unknown.
+    pub fn unknown(e: impl std::fmt::Display) -> Failure {
+        Failure {
+            message: e.to_string(),
+            retry: false,
         }
     }
 }

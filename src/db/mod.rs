@@ -15,6 +15,7 @@ pub mod prefs;
 pub mod resets;
 pub mod script;
 pub mod sessions;
+pub mod sqlite_writer;
 pub mod throttle;
 pub mod users;
 
@@ -116,7 +117,17 @@ impl Db {
             Backend::Sqlite => 1,
             Backend::Postgres => (config.db_max_connections / 4).clamp(1, 4) as usize,
         };
-        let group = group::GroupWriter::spawn(writer.clone(), backend, committers);
+        // A SQLite file gets a committing thread with its own connection; an in-memory database (one per
+        // connection) cannot, and keeps the sqlx path.
+        let group = match sqlite_path(&url) {
+            Some(path) if backend == Backend::Sqlite => {
+                let conn = sqlite_writer::open(&path, sync_pragma)
+                    .with_context(|| format!("cannot open the database file {}", path.display()))?;
+                group::GroupWriter::spawn_sqlite(conn)
+                    .context("cannot start the database writer")?
+            }
+            _ => group::GroupWriter::spawn(writer.clone(), backend, committers),
+        };
         Ok(Db {
             pool,
             writer,

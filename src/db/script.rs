@@ -11,20 +11,73 @@
 
 use super::Backend;
 use sqlx::any::AnyArguments;
-use sqlx::{Any, AnyConnection, Arguments as _, Encode, Type};
+use sqlx::{AnyConnection, Arguments as _};
 
 /// Most rows in one multi-row statement.
 pub const MAX_ROWS: usize = 64;
-/// On SQLite, most parameters in one statement: the driver binds each parameter by looking its name up in a
-/// list, so a statement's binding time grows with the square of its parameter count.
+/// On SQLite, most parameters in one statement: the sqlx driver binds each parameter by looking its name up in
+/// a list, so a statement's binding time grows with the square of its parameter count.
 const SQLITE_PARAMS_PER_STATEMENT: usize = 512;
+
+/// A bound value. A NULL keeps its type: PostgreSQL checks a parameter's type against its column's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Value {
+        Value::Int(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(Some(v.to_string()))
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Value {
+        Value::Text(Some(v.clone()))
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Value {
+        Value::Text(v.map(str::to_string))
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Value {
+        Value::Text(v)
+    }
+}
+impl From<&Option<String>> for Value {
+    fn from(v: &Option<String>) -> Value {
+        Value::Text(v.clone())
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Int(Some(i)) => ValueRef::Integer(*i),
+            Value::Text(Some(t)) => ValueRef::Text(t.as_bytes()),
+            Value::Int(None) | Value::Text(None) => ValueRef::Null,
+        }))
+    }
+}
 
 pub struct Script {
     sqlite: bool,
-    done: Vec<(String, AnyArguments)>,
+    done: Vec<(String, Vec<Value>)>,
     sql: String,
-    args: AnyArguments,
-    error: Option<String>,
+    values: Vec<Value>,
 }
 
 impl Script {
@@ -33,8 +86,7 @@ impl Script {
             sqlite: backend == Backend::Sqlite,
             done: Vec::new(),
             sql: String::new(),
-            args: AnyArguments::default(),
-            error: None,
+            values: Vec::new(),
         }
     }
 
@@ -45,12 +97,10 @@ impl Script {
     }
 
     /// Appends a placeholder bound to `value`.
-    pub fn param<'t, T: Encode<'t, Any> + Type<Any>>(&mut self, value: T) -> &mut Script {
-        if let Err(e) = self.args.add(value) {
-            self.error.get_or_insert_with(|| e.to_string());
-        }
+    pub fn param(&mut self, value: impl Into<Value>) -> &mut Script {
+        self.values.push(value.into());
         self.sql.push('$');
-        self.sql.push_str(&self.args.len().to_string());
+        self.sql.push_str(&self.values.len().to_string());
         self
     }
 
@@ -71,8 +121,8 @@ impl Script {
     /// Ends the current statement.
     pub fn end(&mut self) {
         let sql = std::mem::take(&mut self.sql);
-        let args = std::mem::take(&mut self.args);
-        self.done.push((sql, args));
+        let values = std::mem::take(&mut self.values);
+        self.done.push((sql, values));
     }
 
     /// How many rows of `columns` columns one statement should take.
@@ -85,18 +135,38 @@ impl Script {
         }
     }
 
-    /// Runs every statement, in order, on `conn`.
-    pub async fn run(mut self, conn: &mut AnyConnection) -> sqlx::Result<()> {
-        if let Some(e) = self.error {
-            return Err(sqlx::Error::Encode(e.into()));
-        }
+    /// The statements, in order, each with its values.
+    fn statements(mut self) -> Vec<(String, Vec<Value>)> {
         if !self.sql.is_empty() {
             self.end();
         }
-        for (sql, args) in self.done {
+        self.done
+    }
+
+    /// Runs every statement, in order, on `conn`.
+    pub async fn run(self, conn: &mut AnyConnection) -> sqlx::Result<()> {
+        for (sql, values) in self.statements() {
+            let mut args = AnyArguments::default();
+            for v in values {
+                let added = match v {
+                    Value::Int(i) => args.add(i),
+                    Value::Text(t) => args.add(t),
+                };
+                added.map_err(sqlx::Error::Encode)?;
+            }
             sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
                 .execute(&mut *conn)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every statement, in order, on a SQLite connection of its own (see [`super::sqlite_writer`]). The
+    /// `$n` placeholders are numbered in order of appearance, so SQLite's parameter index `n` is `$n`.
+    pub fn run_sqlite(self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        for (sql, values) in self.statements() {
+            conn.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values.iter()))?;
         }
         Ok(())
     }
@@ -109,14 +179,14 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
-    pub fn param<'t, T: Encode<'t, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
+    pub fn param(&mut self, value: impl Into<Value>) -> &mut Self {
         self.separate();
         self.script.param(value);
         self
     }
 
     /// A value written as `CAST($n AS ty)`.
-    pub fn cast<'t, T: Encode<'t, Any> + Type<Any>>(&mut self, value: T, ty: &str) -> &mut Self {
+    pub fn cast(&mut self, value: impl Into<Value>, ty: &str) -> &mut Self {
         self.separate();
         self.script.sql("CAST(");
         self.script.param(value);

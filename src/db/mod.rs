@@ -85,6 +85,9 @@ impl Db {
                 .max_connections(max)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
+                // A SQLite connection is a file handle that cannot drop like a network connection, so the
+                // check before each use would be a wasted round trip to its worker thread.
+                .test_before_acquire(backend == Backend::Postgres)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if conn.backend_name().eq_ignore_ascii_case("sqlite") {

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::db::calls::CallRecord;
 use crate::db::conversations::{self, Conversation};
 use crate::db::files::{self, CallFile, FileText};
-use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, Write};
+use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, Remembered, Write};
 use crate::db::messages::{self, Message};
 use crate::domain::Params;
 use crate::llm::registry::Model;
@@ -52,6 +52,8 @@ pub struct Ask<'a> {
     pub source: &'a str,
     /// Ids of uploaded files to send with the message.
     pub files: &'a [String],
+    /// The form's parameters as JSON, to offer next time with the model (stored with the call's start).
+    pub remember: Option<String>,
 }
 
 /// A conversation title from its first message: the first line, at most 80 characters.
@@ -155,6 +157,7 @@ pub async fn regenerate(
         stream,
         source: "ui",
         files: &[],
+        remember: None,
     };
     start_existing(state, ask, c, branch, question).await
 }
@@ -394,6 +397,12 @@ async fn begin(
             })
             .collect(),
         attach_files_to: insert_question.then(|| question.id.clone()),
+        remember: ask.remember.map(|params_json| Remembered {
+            user_id: ask.user_id.to_string(),
+            model_id: model.id.clone(),
+            params_json,
+            at_ms: now,
+        }),
         call: call.clone(),
     };
     state

@@ -71,6 +71,16 @@ pub struct CallStart {
     /// When the files are new with this question: the question they now belong to.
     pub attach_files_to: Option<String>,
     pub activity: Activity,
+    /// The model and parameters to offer this person next time (chat form calls).
+    pub remember: Option<Remembered>,
+}
+
+/// A person's last-used model and parameters.
+pub struct Remembered {
+    pub user_id: String,
+    pub model_id: String,
+    pub params_json: String,
+    pub at_ms: i64,
 }
 
 /// The final text of an answer.
@@ -251,6 +261,10 @@ pub(super) fn script(backend: Backend, writes: &[&Write]) -> Script {
         Write::End(e) => &e.activity,
     });
     record_activity(&mut script, activity);
+    remember(
+        &mut script,
+        starts.iter().filter_map(|s| s.remember.as_ref()),
+    );
     // Attachments are rare: a statement per file, after the messages and calls they point to.
     for s in &starts {
         if let Some(question) = &s.attach_files_to {
@@ -414,6 +428,33 @@ fn record_activity<'a>(script: &mut Script, activity: impl Iterator<Item = &'a A
         for model in s.models.iter().skip(1) {
             add_model(script, id, model);
         }
+    }
+}
+
+/// Upserts each person's last choices once (the newest in the batch: one statement may not change a row twice).
+fn remember<'a>(script: &mut Script, choices: impl Iterator<Item = &'a Remembered>) {
+    let mut newest: HashMap<&str, &Remembered> = HashMap::new();
+    for r in choices {
+        newest.insert(&r.user_id, r);
+    }
+    // A fixed order, as for conversations, so that concurrent batches on PostgreSQL lock rows alike.
+    let mut rows: Vec<&Remembered> = newest.into_values().collect();
+    rows.sort_unstable_by(|a, b| a.user_id.cmp(&b.user_id));
+    for chunk in chunks(&rows, script.rows_per_statement(4)) {
+        script.sql("INSERT INTO user_prefs (user_id, model_id, params_json, updated_ms) VALUES ");
+        for (i, r) in chunk.iter().enumerate() {
+            script.row(i == 0, |row| {
+                row.param(&r.user_id)
+                    .param(&r.model_id)
+                    .param(&r.params_json)
+                    .param(r.at_ms);
+            });
+        }
+        script.sql(
+            " ON CONFLICT (user_id) DO UPDATE SET model_id = excluded.model_id, \
+             params_json = excluded.params_json, updated_ms = excluded.updated_ms",
+        );
+        script.end();
     }
 }
 

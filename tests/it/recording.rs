@@ -4,7 +4,8 @@
 use crate::helpers::*;
 use llmeta::db::calls::CallRecord;
 use llmeta::db::group::{
-    Activity, AnswerEnd, CallEnd, CallStart, GroupWriter, NewConversation, NewMessage, Write,
+    Activity, AnswerEnd, CallEnd, CallStart, GroupWriter, NewConversation, NewMessage, Remembered,
+    Write,
 };
 use reqwest::StatusCode;
 use sqlx::Row as _;
@@ -159,6 +160,12 @@ fn start(user_id: &str, n: usize) -> Write {
         },
         files: Vec::new(),
         attach_files_to: None,
+        remember: Some(Remembered {
+            user_id: user_id.to_string(),
+            model_id: "mock".into(),
+            params_json: format!("{{\"n\":{n}}}"),
+            at_ms: 2,
+        }),
         activity: Activity {
             conversation_id: conversation,
             head_id: answer,
@@ -204,6 +211,12 @@ async fn a_bad_write_fails_alone_and_its_batch_is_still_recorded() {
             .await
             .unwrap();
     assert_eq!(counts, [2, 2, 2, 2, 2]);
+    // Five starts by one person remembered their choices once, the newest last.
+    let remembered: Vec<String> = sqlx::query_scalar("SELECT params_json FROM user_prefs")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(remembered, [r#"{"n":5}"#]);
 }
 
 #[tokio::test]
@@ -289,6 +302,7 @@ async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the
         },
         files: Vec::new(),
         attach_files_to: None,
+        remember: None,
         activity: Activity {
             conversation_id: "conv-1".into(),
             head_id: "a-2".into(),

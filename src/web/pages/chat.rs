@@ -11,7 +11,6 @@ use crate::chat::turn::{self, Ask, Turn, TurnError};
 use crate::db::{calls, conversations, files, messages, prefs};
 use crate::domain::{Params, RawParams};
 use crate::llm::registry::Model;
-use crate::util::now_ms;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::CurrentUser;
@@ -293,12 +292,6 @@ async fn send_inner(
         Ok(ok) => ok,
         Err(errors) => return invalid(errors, form).await,
     };
-    // Remember the choices for next time; a read is cheaper than a write, and they rarely change.
-    let params_json = serde_json::to_string(&form.params).unwrap_or_default();
-    let remembered = prefs::get(state.db(), &user.user.id).await?;
-    if remembered.as_ref() != Some(&(model.id.clone(), params_json.clone())) {
-        prefs::set(state.db(), &user.user.id, &model.id, &params_json, now_ms()).await?;
-    }
     let started = turn::ask(
         &state,
         Ask {
@@ -310,6 +303,8 @@ async fn send_inner(
             stream: streaming,
             source: "ui",
             files: &file_ids(&form.files),
+            // Offered next time; written with the call's start, in the same transaction.
+            remember: Some(serde_json::to_string(&form.params).unwrap_or_default()),
         },
     )
     .await;

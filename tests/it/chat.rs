@@ -95,6 +95,8 @@ async fn a_streamed_call_sends_events_and_records_usage() {
     assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(5));
     assert_eq!(c.get::<Option<i64>, _>("input_tokens"), Some(4));
     assert_eq!(c.get::<String, _>("usage_source"), "provider");
+    // The answer's size for later context fitting is the provider's exact count (an estimate would say 10).
+    assert_eq!(answer_tokens(&app).await, [5]);
     let sent: serde_json::Value = reqwest::get(
         format!("{}/../_mock/requests", mock.trim_end_matches("/v1")).replace("/..", ""),
     )
@@ -120,9 +122,20 @@ async fn without_usage_the_counts_are_estimates_and_marked() {
         assert!(c.get::<Option<i64>, _>("output_tokens").unwrap() > 0);
         assert!(c.get::<Option<i64>, _>("input_tokens").unwrap() > 0);
     }
+    assert!(answer_tokens(&app).await.iter().all(|n| *n > 0));
     let id = only_conversation_newest(&app).await;
     let (_, html) = b.get_text(&format!("/c/{id}")).await;
     assert!(html.contains("est.</abbr>"));
+}
+
+/// The stored token size of each answer, oldest first.
+async fn answer_tokens(app: &TestApp) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT token_estimate FROM messages WHERE role = 'assistant' ORDER BY created_ms, id",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap()
 }
 
 async fn only_conversation_newest(app: &TestApp) -> String {

@@ -120,13 +120,13 @@ pub async fn run(
     // both exact and free; otherwise an estimate (a BPE pass was 15% of llmeta's CPU per call in a profile).
     let text_tokens = match u.output {
         Some(output) if reasoning.is_empty() => (output - u.reasoning.unwrap_or(0)).max(0),
-        _ => tokens::estimate(&text),
+        _ => tokens::estimate_async(&text).await,
     };
     call.input_tokens = Some(u.input.unwrap_or(turn.input_estimate));
-    call.output_tokens = Some(
-        u.output
-            .unwrap_or_else(|| text_tokens + tokens::estimate(&reasoning)),
-    );
+    call.output_tokens = Some(match u.output {
+        Some(output) => output,
+        None => text_tokens + tokens::estimate_async(&reasoning).await,
+    });
     call.cached_input_tokens = u.cached_input;
     call.reasoning_tokens = u.reasoning;
     call.usage_source = if u.input.is_some() && u.output.is_some() {

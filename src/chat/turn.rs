@@ -108,7 +108,7 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
         found
     };
     let user_message_id = new_id();
-    let tokens = tokens::estimate(content);
+    let tokens = tokens::estimate_async(content).await;
     let user_msg = Message {
         id: user_message_id.clone(),
         conversation_id: String::new(),
@@ -135,6 +135,7 @@ pub async fn regenerate(
     params: Params,
     stream: bool,
 ) -> Result<Turn, TurnError> {
+    tokens::ready().await;
     let c = conversations::get_owned(state.db(), conversation_id, user_id)
         .await?
         .ok_or(TurnError::NotFound)?;
@@ -242,8 +243,15 @@ async fn start(
             - tokens::REPLY_PRIMING
             // The delimiter and a possible cut notice around each file.
             - 48 * attachments.len() as i64;
-        let (model_content, per_file) = compose(&question.content, &attachments, budget);
-        question.token_estimate = tokens::estimate(&model_content);
+        // Files can be megabytes of text: cutting and counting them is CPU work for a blocking thread.
+        let text = question.content.clone();
+        let (model_content, per_file, estimate) = tokio::task::spawn_blocking(move || {
+            let (model_content, per_file) = compose(&text, &attachments, budget);
+            let estimate = tokens::estimate(&model_content);
+            (model_content, per_file, estimate)
+        })
+        .await?;
+        question.token_estimate = estimate;
         question.model_content = Some(model_content);
         sent = per_file;
     }

@@ -224,11 +224,11 @@ async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> R
 /// Writes `writes` in one transaction.
 async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
     let script = script(backend, writes);
-    let mut tx = pool.begin().await.map_err(Failure::retry)?;
+    let mut tx = pool.begin().await.map_err(Failure::all)?;
     script.run(&mut tx).await.map_err(Failure::retry)?;
     // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
     // retrying would count a call's tokens twice, so it is reported as it is.
-    tx.commit().await.map_err(Failure::unknown)
+    tx.commit().await.map_err(Failure::all)
 }
 
 /// The statements that write `writes`, rows of a kind together.
@@ -285,7 +285,7 @@ pub(super) struct Failure {
 }
 
 impl Failure {
-    /// A failure before the commit: everything rolled back, so trying again is safe.
+    /// A statement failed and everything rolled back: one write may be at fault, so each is tried alone.
     pub fn retry(e: impl std::fmt::Display) -> Failure {
         Failure {
             message: e.to_string(),
@@ -293,8 +293,10 @@ impl Failure {
         }
     }
 
-    /// A failed commit: whether the database committed is unknown.
-    pub fn unknown(e: impl std::fmt::Display) -> Failure {
+    /// The transaction itself failed — it could not begin (no write is at fault, and trying each alone would
+    /// only wait again for each), or its commit failed (whether it committed is unknown): every write of the
+    /// batch gets this error.
+    pub fn all(e: impl std::fmt::Display) -> Failure {
         Failure {
             message: e.to_string(),
             retry: false,

@@ -73,7 +73,7 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
     let script = group::script(Backend::Sqlite, writes);
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
-        .map_err(Failure::retry)?;
+        .map_err(Failure::all)?;
     if let Err(e) = script.run_sqlite(conn) {
         rollback(conn);
         return Err(Failure::retry(e));
@@ -84,7 +84,7 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
         .and_then(|mut s| s.execute([]));
     if let Err(e) = committed {
         rollback(conn);
-        return Err(Failure::unknown(e));
+        return Err(Failure::all(e));
     }
     Ok(())
 }

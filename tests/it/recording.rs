@@ -96,6 +96,61 @@ async fn concurrent_calls_are_each_recorded_once_and_conversations_add_up() {
     assert_eq!(rows_in(&app, "conversations").await, 13);
 }
 
+/// On SQLite two connections write: the call committer's own and sqlx's writer pool (everything else). Calls,
+/// renames and write probes all at once must each succeed, the one connection waiting for the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_other_writes_at_once_all_succeed() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    b.chat("/chat", "first mock:tokens=2", "mock", &[]).await;
+    let id: String = sqlx::query_scalar("SELECT id FROM conversations")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..36usize {
+        let b = app.browser();
+        let (id, health) = (id.clone(), app.url("/health"));
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                0 => b
+                    .chat("/chat", &format!("q {i} mock:tokens=3"), "mock", &[])
+                    .await
+                    .status(),
+                1 => b
+                    .submit(
+                        &format!("/c/{id}"),
+                        &format!("/c/{id}/rename"),
+                        &[("title", &format!("title {i}"))],
+                    )
+                    .await
+                    .status(),
+                _ => reqwest::Client::new()
+                    .post(health)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+            }
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let status = t.await.unwrap();
+        let expected = if i % 3 == 2 {
+            StatusCode::OK
+        } else {
+            StatusCode::SEE_OTHER
+        };
+        assert_eq!(status, expected, "request {i}");
+    }
+    assert_eq!(rows_in(&app, "calls").await, 13);
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT DISTINCT status FROM calls")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["ok"]);
+}
+
 /// An app, its administrator's user id, and the group writer, for writing batches directly.
 async fn app_and_writer() -> (TestApp, String, GroupWriter) {
     let (app, _) = app_with_mock().await;

@@ -168,17 +168,22 @@ impl Db {
     }
 }
 
-/// The file path inside a `sqlite:` URL, if it names a file.
+/// The file a `sqlite:` URL names, read as sqlx reads it (percent-decoded), or None for an in-memory database
+/// (`:memory:` or `mode=memory`), which has no file for a second connection to open.
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or("");
-    if path.is_empty() || path == ":memory:" {
-        None
-    } else {
-        Some(std::path::PathBuf::from(path))
+    use std::str::FromStr as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let in_memory_mode = url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("mode=memory"))
+    });
+    let file = options.get_filename();
+    // sqlx names its shared in-memory databases `file:sqlx-in-memory-N`.
+    if in_memory_mode || file.to_string_lossy().starts_with("file:sqlx-in-memory") {
+        return None;
     }
+    Some(file.to_path_buf())
 }
 
 /// True when a database error is a unique-constraint violation (e.g. a duplicate email).
@@ -186,5 +191,25 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => db.is_unique_violation(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+    use std::path::PathBuf;
+
+    #[test]
+    fn sqlite_files_are_read_as_sqlx_reads_them() {
+        assert_eq!(
+            sqlite_path("sqlite://data/llmeta.db?mode=rwc"),
+            Some(PathBuf::from("data/llmeta.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/a%20b.db"),
+            Some(PathBuf::from("/tmp/a b.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite://x.db?mode=memory"), None);
     }
 }

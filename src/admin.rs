@@ -87,7 +87,7 @@ pub async fn delete_user(db: &Db, data_dir: &Path, id: &str) -> Result<(), Admin
         .bind(id)
         .fetch_all(&db.pool)
         .await?;
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     // Children first, so this is right even where cascades are off.
     for sql in [
         "DELETE FROM call_files WHERE call_id IN (SELECT id FROM calls WHERE user_id = $1)",

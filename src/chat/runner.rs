@@ -118,9 +118,14 @@ pub async fn run(
     // The answer's own size, stored with it to fit later turns into the context window: the provider's count when
     // it covers exactly this text (no reasoning text beside it; hidden reasoning it reports apart), since that is
     // both exact and free; otherwise an estimate (a BPE pass was 15% of llmeta's CPU per call in a profile).
-    let text_tokens = match u.output {
-        Some(output) if reasoning.is_empty() => (output - u.reasoning.unwrap_or(0)).max(0),
-        _ => tokens::estimate_async(&text).await,
+    let provider_count = u
+        .output
+        .filter(|_| reasoning.is_empty())
+        .map(|output| output - u.reasoning.unwrap_or(0))
+        .filter(|n| plausible_tokens(*n, &text));
+    let text_tokens = match provider_count {
+        Some(n) => n,
+        None => tokens::estimate_async(&text).await,
     };
     call.input_tokens = Some(u.input.unwrap_or(turn.input_estimate));
     call.output_tokens = Some(match u.output {
@@ -191,6 +196,18 @@ pub async fn run(
     call
 }
 
+/// Whether a provider's token count can describe `text`: none for no text, and between one token per 32 bytes
+/// and one per byte otherwise. A server that reports 0, or counts reasoning it does not show, fails this, and
+/// the answer is estimated instead: the count decides what fits into later turns' context window.
+fn plausible_tokens(n: i64, text: &str) -> bool {
+    let bytes = text.len() as i64;
+    if bytes == 0 {
+        n == 0
+    } else {
+        n >= 1 && n <= bytes && n * 32 >= bytes
+    }
+}
+
 async fn record(
     state: &AppState,
     answer_id: &str,
@@ -218,4 +235,19 @@ async fn record(
         },
     };
     state.db().group().commit(Write::End(Box::new(end))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plausible_tokens;
+
+    #[test]
+    fn provider_counts_are_used_only_when_plausible() {
+        assert!(plausible_tokens(5, "tok1 tok2 tok3 tok4 tok5"));
+        assert!(plausible_tokens(0, ""));
+        assert!(!plausible_tokens(0, "some text"));
+        assert!(!plausible_tokens(3, ""));
+        assert!(!plausible_tokens(500, "short"));
+        assert!(!plausible_tokens(1, &"x".repeat(100)));
+    }
 }

@@ -211,7 +211,7 @@ pub async fn get(db: &Db, id: &str) -> sqlx::Result<Option<CallRecord>> {
 /// Calls still `pending` long after any deadline: their server stopped mid-call. Marks them and their
 /// answers `interrupted`, keeping any partial text.
 pub async fn sweep_stale(db: &Db, older_than_ms: i64, now: i64) -> sqlx::Result<u64> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming' AND call_id IN \
          (SELECT id FROM calls WHERE status = 'pending' AND sent_ms < $1)",

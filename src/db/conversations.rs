@@ -119,7 +119,7 @@ pub async fn set_pinned(
 /// Deletes a conversation with its messages, call records and file rows (the caller removes the files
 /// from disk).
 pub async fn delete(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     // Explicit deletes keep this correct even where a backend ignores ON DELETE CASCADE.
     sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)

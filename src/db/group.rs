@@ -3,9 +3,10 @@
 //! Every call writes twice: when it starts (the question, the answer placeholder, the pending call record) and
 //! when it ends (the outcome). Written one statement at a time that is about thirteen round trips to the
 //! database per call, and on SQLite they all queue for its single writer. Here requests hand their writes to
-//! one task instead, which takes everything that has queued up, writes it in one transaction with a few
-//! multi-row statements, commits, and only then answers each request — so every write is still durable before
-//! its request is told it is done, and under load the cost per call falls to a fraction of a round trip.
+//! a committer instead — on a SQLite file one thread with its own connection ([`super::sqlite_writer`]),
+//! otherwise one or more tasks — which takes everything that has queued up, writes it in one transaction with a
+//! few multi-row statements, commits, and only then answers each request — so every write is still durable
+//! before its request is told it is done, and under load the cost per call falls to a fraction of a round trip.
 //!
 //! A batch that fails (say, a conversation deleted while its call ran) is retried one write at a time, so one
 //! request's bad write never fails another's.

@@ -30,7 +30,7 @@ pub async fn counts(db: &Db) -> sqlx::Result<Counts> {
 
 /// Writes a row and deletes it again in one transaction, proving the database accepts writes.
 pub async fn prove_write(db: &Db) -> sqlx::Result<()> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let id = new_id();
     sqlx::query("INSERT INTO health_probes (id, created_ms) VALUES ($1, $2)")
         .bind(&id)

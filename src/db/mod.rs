@@ -44,9 +44,11 @@ impl Backend {
 /// The pools plus the backend they talk to. Cheap to clone.
 ///
 /// SQLite allows one writer at a time; with several pooled connections, concurrent writers meet
-/// `SQLITE_BUSY` and back off in sleeps of up to 100 ms. So on SQLite every write goes through a pool of
-/// exactly one connection ([`Db::writer`]), where writers queue instead, and reads use the others. On
-/// PostgreSQL both are the same pool.
+/// `SQLITE_BUSY` and back off in sleeps of up to 100 ms. So on SQLite writes go through a pool of exactly one
+/// connection ([`Db::writer`]), where writers queue instead, and reads use the others. The one exception is
+/// the call records' group commit, which on a SQLite file has a connection of its own (see [`sqlite_writer`]):
+/// the two writers wait for each other under `busy_timeout`, and both take the write lock when their
+/// transaction begins ([`Db::begin_write`]). On PostgreSQL both pools are the same.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
@@ -120,9 +122,9 @@ impl Db {
             Backend::Sqlite => 1,
             Backend::Postgres => (config.db_max_connections / 4).clamp(1, 4) as usize,
         };
-        // A SQLite file gets a committing thread with its own connection; an in-memory database (one per
-        // connection) cannot, and keeps the sqlx path.
-        let group = match sqlite_path(&url) {
+        // A SQLite file gets a committing thread with its own connection; an in-memory database (a second
+        // connection would not see it) or one opened with special options keeps the sqlx path.
+        let group = match sqlite_writer_path(&url) {
             Some(path) if backend == Backend::Sqlite => {
                 let conn = sqlite_writer::open(&path, sync_pragma)
                     .with_context(|| format!("cannot open the database file {}", path.display()))?;
@@ -142,6 +144,16 @@ impl Db {
     /// The pool for writes (one connection on SQLite, see the type's documentation).
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// A write transaction on the writer pool. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, so it
+    /// waits for the other writer under `busy_timeout`; a deferred transaction that read first and wrote later
+    /// would get `SQLITE_BUSY` at once, without waiting.
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
     }
 
     /// Where model calls' writes go to be committed together (see [`group`]).
@@ -168,22 +180,29 @@ impl Db {
     }
 }
 
-/// The file a `sqlite:` URL names, read as sqlx reads it (percent-decoded), or None for an in-memory database
-/// (`:memory:` or `mode=memory`), which has no file for a second connection to open.
+/// The file a `sqlite:` URL names, read as sqlx reads it (percent-decoded); None for an in-memory database.
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     use std::str::FromStr as _;
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    let in_memory_mode = url.split_once('?').is_some_and(|(_, query)| {
-        query
-            .split('&')
-            .any(|pair| pair.eq_ignore_ascii_case("mode=memory"))
-    });
-    let file = options.get_filename();
-    // sqlx names its shared in-memory databases `file:sqlx-in-memory-N`.
-    if in_memory_mode || file.to_string_lossy().starts_with("file:sqlx-in-memory") {
+    let (database, query) = url.split_once('?').unwrap_or((url, ""));
+    let name = database
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    if name.is_empty() || name == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         return None;
     }
-    Some(file.to_path_buf())
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
+/// [`sqlite_path`], when a second connection may safely write that file: no query options beyond
+/// `mode=rw`/`mode=rwc`. Anything else (read-only, immutable, another VFS or cache mode) keeps every write on
+/// sqlx's connection.
+fn sqlite_writer_path(url: &str) -> Option<std::path::PathBuf> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let plain = query
+        .split('&')
+        .all(|pair| pair.is_empty() || pair == "mode=rw" || pair == "mode=rwc");
+    if plain { sqlite_path(url) } else { None }
 }
 
 /// True when a database error is a unique-constraint violation (e.g. a duplicate email).
@@ -196,7 +215,7 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_path;
+    use super::{sqlite_path, sqlite_writer_path};
     use std::path::PathBuf;
 
     #[test]
@@ -211,5 +230,12 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_path("sqlite://"), None);
+        assert_eq!(
+            sqlite_writer_path("sqlite://x.db?mode=rwc"),
+            Some(PathBuf::from("x.db"))
+        );
+        assert_eq!(sqlite_writer_path("sqlite://x.db?mode=ro"), None);
+        assert_eq!(sqlite_writer_path("sqlite://x.db?vfs=unix-dotfile"), None);
     }
 }

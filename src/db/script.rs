@@ -15,8 +15,9 @@ use sqlx::{AnyConnection, Arguments as _};
 
 /// Most rows in one multi-row statement.
 pub const MAX_ROWS: usize = 64;
-/// On SQLite, most parameters in one statement: the sqlx driver binds each parameter by looking its name up in
-/// a list, so a statement's binding time grows with the square of its parameter count.
+/// On SQLite, most parameters in one statement. Through sqlx (used for an in-memory database) each parameter is
+/// bound by looking its name up in a list, so binding time grows with the square of the count; the SQLite
+/// committer thread binds by index and would not need it, but one statement shape serves both.
 const SQLITE_PARAMS_PER_STATEMENT: usize = 512;
 
 /// A bound value. A NULL keeps its type: PostgreSQL checks a parameter's type against its column's.

@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 /// Distinct statements kept prepared: each statement kind in each of its few row counts.
 const STATEMENT_CACHE: usize = 256;
+/// How long a batch waits for the other writer's transaction to end.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens the writer's connection with the settings sqlx's connections get (see [`super::Db::connect`]).
 pub fn open(path: &Path, synchronous_pragma: &str) -> rusqlite::Result<Connection> {
@@ -25,7 +27,9 @@ pub fn open(path: &Path, synchronous_pragma: &str) -> rusqlite::Result<Connectio
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    // As long as a request waits for the sqlx writer pool (its acquire timeout): a batch that cannot begin
+    // fails whole, so a long delete or a CLI write must not be able to outlast this.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; {synchronous_pragma}; PRAGMA foreign_keys = ON;"
     ))?;
@@ -71,6 +75,8 @@ fn apply_guarded(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
 /// writer happens there, under `busy_timeout`, and never as a failed upgrade halfway through.
 fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
     let script = group::script(Backend::Sqlite, writes);
+    // A transaction left open by a failed ROLLBACK would make every later BEGIN fail.
+    rollback(conn);
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
         .map_err(Failure::all)?;

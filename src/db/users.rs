@@ -93,7 +93,7 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
 /// transaction, so the loser fails and is told set-up is done.
 pub async fn create_first_admin(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> {
     let id = new_id();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
             .execute(&mut *tx)

@@ -137,6 +137,11 @@ impl GroupWriter {
         Ok(GroupWriter { queue })
     }
 
+    /// False once the committer has stopped (its thread or tasks ended): no call could be recorded.
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Commits `write` (with whatever else is queued) and returns once it is durable.
     pub async fn commit(&self, write: Write) -> anyhow::Result<()> {
         let (reply, done) = oneshot::channel();

@@ -74,6 +74,10 @@ async fn check(state: &AppState, write: bool) -> (StatusCode, Json<Value>) {
             false
         }
     };
+    // The committer that records model calls (on SQLite a thread of its own) must still be taking writes.
+    let recording = state.db().group().is_running();
+    body["database"]["call_recorder"] = json!(if recording { "running" } else { "stopped" });
+    let healthy = healthy && recording;
     body["status"] = json!(if healthy { "ok" } else { "unavailable" });
     let status = if healthy {
         StatusCode::OK

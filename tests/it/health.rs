@@ -13,6 +13,7 @@ async fn get_reports_status_counts_and_no_secrets() {
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"]["reachable"], true);
+    assert_eq!(body["database"]["call_recorder"], "running");
     assert_eq!(body["counts"]["users"], 1);
     assert_eq!(body["counts"]["conversations"], 0);
     assert!(body["latest_message_at"].is_null());

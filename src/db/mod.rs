@@ -25,6 +25,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor as _};
 use std::time::Duration;
 
+/// How long a write waits for its turn: for a pooled connection, and on SQLite for the other writer's lock.
+pub const WRITE_WAIT: Duration = Duration::from_secs(30);
+
 /// Which database is behind the pool; a few statements differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -86,7 +89,7 @@ impl Db {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(WRITE_WAIT)
                 // A SQLite connection is a file handle that cannot drop like a network connection, so the
                 // check before each use would be a wasted round trip to its worker thread.
                 .test_before_acquire(backend == Backend::Postgres)

@@ -11,13 +11,11 @@ use super::Backend;
 use super::group::{self, Failure, MAX_BATCH, PANICKED, Queued, Write};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Distinct statements kept prepared: each statement kind in each of its few row counts.
 const STATEMENT_CACHE: usize = 256;
-/// How long a batch waits for the other writer's transaction to end.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens the writer's connection with the settings sqlx's connections get (see [`super::Db::connect`]).
 pub fn open(path: &Path, synchronous_pragma: &str) -> rusqlite::Result<Connection> {
@@ -27,9 +25,9 @@ pub fn open(path: &Path, synchronous_pragma: &str) -> rusqlite::Result<Connectio
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // As long as a request waits for the sqlx writer pool (its acquire timeout): a batch that cannot begin
-    // fails whole, so a long delete or a CLI write must not be able to outlast this.
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // As long as a request waits for the sqlx writer pool: a batch that cannot begin fails whole, so a long
+    // delete or a CLI write must not be able to outlast this.
+    conn.busy_timeout(super::WRITE_WAIT)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; {synchronous_pragma}; PRAGMA foreign_keys = ON;"
     ))?;

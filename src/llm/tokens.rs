@@ -37,7 +37,7 @@ pub async fn estimate_async(text: &str) -> i64 {
     match tokio::task::spawn_blocking(move || estimate(&owned)).await {
         Ok(n) => n,
         // The count panicked (it should not): the plain character rule, not a second try on this thread.
-        Err(_) => (text.chars().count() as i64 + 3) / 4,
+        Err(_) => by_characters(text),
     }
 }
 
@@ -45,9 +45,13 @@ pub async fn estimate_async(text: &str) -> i64 {
 pub fn estimate(text: &str) -> i64 {
     match bpe() {
         Some(bpe) => bpe.encode_ordinary(text).len() as i64,
-        // Fallback: about four characters per token for English text.
-        None => (text.chars().count() as i64 + 3) / 4,
+        None => by_characters(text),
     }
+}
+
+/// The fallback rule: about four characters per token for English text.
+fn by_characters(text: &str) -> i64 {
+    (text.chars().count() as i64 + 3) / 4
 }
 
 /// The first `max` tokens of `text` (the whole text when it is shorter).

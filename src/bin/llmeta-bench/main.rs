@@ -8,6 +8,7 @@
 //!
 //! Run: `cargo run --release --bin llmeta-bench -- [--quick] [--json results.json] [--database-url URL]`
 
+mod hostile;
 mod load;
 mod seed;
 
@@ -31,7 +32,7 @@ struct Args {
     /// Skip SQLite (with --database-url: PostgreSQL only).
     #[arg(long)]
     no_sqlite: bool,
-    /// Run only these scenarios (comma-separated): overhead, streaming, streams, history, explorer.
+    /// Run only these scenarios (comma-separated): overhead, streaming, streams, history, explorer, hostile.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -64,6 +65,11 @@ fn main() -> anyhow::Result<()> {
             let cli = llmeta::cli::Cli::parse_from(["llmeta", "serve"]);
             llmeta::cli::run(cli).await
         });
+    }
+    // The PDF reader's child process: the server runs this same binary as `extract-pdf FILE`.
+    if std::env::args().nth(1).as_deref() == Some("extract-pdf") {
+        let file = std::env::args().nth(2).unwrap_or_default();
+        std::process::exit(llmeta::files::pdf::run_helper(std::path::Path::new(&file)));
     }
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -647,6 +653,23 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
                 "p50 < 100 ms",
                 Some(lat.percentile(0.5) < 100.0),
                 json!({"filter": filter, "p50": lat.percentile(0.5), "p99": lat.percentile(0.99)}),
+            );
+        }
+    }
+
+    // f. Peak memory added by each hostile input (the full sizes of the original reports; a tenth with --quick).
+    if args.wants("hostile") {
+        let scale = if args.quick { 0.1 } else { 1.0 };
+        for o in hostile::run(&s, pid, scale).await? {
+            add(
+                &format!("peak memory added: {}", o.name),
+                format!(
+                    "{:.1} MB ({:.1} s, HTTP {})",
+                    o.added_mb, o.seconds, o.statuses
+                ),
+                "≤ 256 MB",
+                Some(o.added_mb <= 256.0),
+                json!({"added_mb": o.added_mb, "seconds": o.seconds, "statuses": o.statuses}),
             );
         }
     }

@@ -14,4 +14,5 @@ mod history;
 mod json;
 mod pages;
 mod recording;
+mod running;
 mod safety;

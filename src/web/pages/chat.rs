@@ -243,6 +243,14 @@ fn choose(state: &AppState, form: &SendForm) -> Result<(Model, Params), Vec<Stri
     Ok((model.clone(), params.or(&model.defaults)))
 }
 
+/// 429 for a person at their limit of calls at once; a running call usually ends within seconds.
+fn busy(message: String) -> AppError {
+    AppError::TooManyRequests {
+        message,
+        retry_after_secs: 5,
+    }
+}
+
 /// Runs a started turn: streamed to the browser, or awaited and redirected.
 async fn respond(state: AppState, turn: Turn, stream: bool) -> Result<Response, AppError> {
     if stream {
@@ -312,6 +320,7 @@ async fn send_inner(
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => invalid(vec![msg], form).await,
+        Err(TurnError::Busy(msg)) => Err(busy(msg)),
         Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }
@@ -350,6 +359,7 @@ pub async fn regenerate(
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => Err(AppError::BadRequest(msg)),
+        Err(TurnError::Busy(msg)) => Err(busy(msg)),
         Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }

@@ -269,13 +269,15 @@ pub async fn set_active(
     Form(f): Form<ValueForm>,
 ) -> Result<Response, AppError> {
     let active = f.value == "1";
-    let r = admin::set_active(state.db(), &id, active).await.map(|_| {
-        if active {
-            "The account is active again.".to_string()
-        } else {
-            "The account is deactivated and its sessions have ended.".to_string()
-        }
-    });
+    let r = admin::set_active(state.db(), state.running(), &id, active)
+        .await
+        .map(|_| {
+            if active {
+                "The account is active again.".to_string()
+            } else {
+                "The account is deactivated and its sessions have ended.".to_string()
+            }
+        });
     outcome(&id, r)
 }
 
@@ -338,7 +340,7 @@ pub async fn delete(
             )),
         );
     }
-    match admin::delete_user(state.db(), &state.config().data_dir, &id).await {
+    match admin::delete_user(state.db(), state.running(), &state.config().data_dir, &id).await {
         Ok(()) => Ok(Redirect::to(&format!(
             "/admin/users?notice={}",
             enc(&format!("{} and all their data were deleted.", user.email))

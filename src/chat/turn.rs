@@ -83,6 +83,12 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
     if content.trim().is_empty() {
         return Err(TurnError::Invalid("Write a message first.".into()));
     }
+    // PostgreSQL text cannot hold U+0000 (forms are refused earlier, in `web::nul`; this covers other callers).
+    if content.contains('\0') {
+        return Err(TurnError::Invalid(
+            "Messages cannot contain the NUL character (U+0000).".into(),
+        ));
+    }
     if content.chars().count() > MAX_MESSAGE_CHARS {
         return Err(TurnError::Invalid(format!(
             "Messages are limited to {MAX_MESSAGE_CHARS} characters."

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod history;
 mod json;
+mod nul;
 mod pages;
 mod recording;
 mod running;

@@ -103,6 +103,8 @@ pub async fn delete_user(
 ) -> Result<(), AdminError> {
     let user = target(db, id).await?;
     keep_one_admin(db, &user).await?;
+    // Signed out first, so no new call can start while the running ones stop.
+    sessions::delete_all_for_user(db, id).await?;
     if running.stop_user(id, StopReason::Deleted) > 0
         && !running.wait_user_idle(id, STOP_WAIT).await
     {

@@ -113,44 +113,52 @@ pub async fn stop_calls_of_inactive_users(state: &AppState) {
     }
 }
 
-/// `boot-id pid-namespace pid start-time` of a process on Linux, which names it uniquely on this machine (a
+/// `boot-id pid-namespace uid pid start-time` of a process on Linux, which names it uniquely on this machine (a
 /// pid alone may be reused, and means another process in another namespace); None elsewhere.
 pub fn process_identity(pid: u32) -> Option<String> {
-    let (boot, ns) = this_machine()?;
+    let (boot, ns, uid) = this_machine()?;
     let started = start_time(pid)?;
-    Some(format!("{boot} {ns} {pid} {started}"))
+    Some(format!("{boot} {ns} {uid} {pid} {started}"))
 }
 
 /// Whether `identity` (from [`process_identity`]) names a process of this machine and PID namespace that no
 /// longer runs. False whenever that cannot be known, so a live instance is never judged dead by it.
 pub fn process_gone(identity: &str) -> bool {
-    let mut parts = identity.split(' ');
-    let (Some(boot), Some(ns), Some(pid), Some(started), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let parts: Vec<&str> = identity.split(' ').collect();
+    let [boot, ns, uid, pid, started] = parts[..] else {
         return false;
     };
     let Ok(pid) = pid.parse::<u32>() else {
         return false;
     };
+    // Same boot and PID namespace: the pid means the same process here. Same user: with `/proc` mounted
+    // `hidepid`, another user's processes are invisible, which must not read as gone.
     match this_machine() {
-        Some((b, n)) if b == boot && n == ns => start_time(pid).as_deref() != Some(started),
+        Some((b, n, u)) if b == boot && n == ns && u.to_string() == uid => {
+            start_time(pid).as_deref() != Some(started)
+        }
         _ => false,
     }
 }
 
-/// This boot's id and this process's PID namespace.
-fn this_machine() -> Option<(String, String)> {
+/// This boot's id, this process's PID namespace, and its user id.
+#[cfg(target_os = "linux")]
+fn this_machine() -> Option<(String, String, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
     Some((
         boot.trim().to_string(),
         ns.to_string_lossy().replace(' ', "_"),
+        uid,
     ))
+}
+
+/// Elsewhere a process cannot be named this way: instances are judged by their heartbeats alone.
+#[cfg(not(target_os = "linux"))]
+fn this_machine() -> Option<(String, String, u32)> {
+    None
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks after boot.
@@ -178,6 +186,6 @@ mod tests {
             assert!(process_gone(&id));
         }
         assert!(!process_gone(""));
-        assert!(!process_gone("other-boot ns 1 1"));
+        assert!(!process_gone("other-boot ns 0 1 1"));
     }
 }

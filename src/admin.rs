@@ -2,6 +2,7 @@
 //! last administrator, sessions ending at once) hold on both paths.
 
 use crate::accounts::{FieldErrors, RegisterError, Registration};
+use crate::chat::running::{Running, StopReason};
 use crate::db::users::{self, User};
 use crate::db::{Db, admin, resets, sessions};
 use crate::domain::Role;
@@ -47,8 +48,15 @@ async fn keep_one_admin(db: &Db, user: &User) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Deactivating ends the user's sessions at once; activating lets them sign in again.
-pub async fn set_active(db: &Db, id: &str, active: bool) -> Result<User, AdminError> {
+/// Deactivating ends the user's sessions and their calls running in this process (`running`) at once, each
+/// recorded `cancelled`; their calls on other instances stop at those instances' next heartbeat. Activating
+/// lets them sign in again.
+pub async fn set_active(
+    db: &Db,
+    running: &Running,
+    id: &str,
+    active: bool,
+) -> Result<User, AdminError> {
     let user = target(db, id).await?;
     if !active {
         keep_one_admin(db, &user).await?;
@@ -60,6 +68,7 @@ pub async fn set_active(db: &Db, id: &str, active: bool) -> Result<User, AdminEr
         .await?;
     if !active {
         sessions::delete_all_for_user(db, id).await?;
+        running.stop_user(id, StopReason::Deactivated);
     }
     tracing::info!(user_id = %id, active, "account status changed");
     target(db, id).await
@@ -79,10 +88,28 @@ pub async fn set_role(db: &Db, id: &str, role: Role) -> Result<User, AdminError>
     target(db, id).await
 }
 
+/// How long a deletion waits for the user's running calls to record themselves as cancelled.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Deletes a user with everything they own: sessions, conversations, messages, calls, files (rows and disk).
-pub async fn delete_user(db: &Db, data_dir: &Path, id: &str) -> Result<(), AdminError> {
+/// Their calls running in this process (`running`) are stopped first and deletion waits (at most
+/// [`STOP_WAIT`]) until each is recorded, so no call goes on spending tokens for an account that is gone; calls
+/// on other instances stop at those instances' next heartbeat.
+pub async fn delete_user(
+    db: &Db,
+    running: &Running,
+    data_dir: &Path,
+    id: &str,
+) -> Result<(), AdminError> {
     let user = target(db, id).await?;
     keep_one_admin(db, &user).await?;
+    // Signed out first, so no new call can start while the running ones stop.
+    sessions::delete_all_for_user(db, id).await?;
+    if running.stop_user(id, StopReason::Deleted) > 0
+        && !running.wait_user_idle(id, STOP_WAIT).await
+    {
+        tracing::warn!(user_id = %id, "calls of a deleted user did not stop in time; deleting anyway");
+    }
     let file_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM files WHERE user_id = $1")
         .bind(id)
         .fetch_all(&db.pool)

@@ -25,6 +25,10 @@ pub struct Inner {
     started: Instant,
     shutdown: watch::Sender<bool>,
     inflight: InFlight,
+    /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted).
+    running: Arc<crate::chat::running::Running>,
+    /// This process among the instances sharing the database (stamped on its pending calls).
+    instance: crate::instance::Instance,
     /// The last few parsed JSON viewer documents, so paging a 30 MB document does not re-parse it.
     json_cache: std::sync::Mutex<Vec<(String, Arc<serde_json::Value>)>>,
 }
@@ -116,6 +120,12 @@ impl Inner {
     pub fn inflight(&self) -> &InFlight {
         &self.inflight
     }
+    pub fn running(&self) -> &Arc<crate::chat::running::Running> {
+        &self.running
+    }
+    pub fn instance(&self) -> &crate::instance::Instance {
+        &self.instance
+    }
     /// Becomes true when the server starts shutting down; running calls stop and record `interrupted`.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
@@ -138,6 +148,9 @@ impl Application {
         let llm = Registry::build(&config).await?;
         // Calls left pending by a server that died mid-call (kill -9, power loss), and expired sessions.
         crate::housekeeping::once(&db, stale_call_ms(&config)).await?;
+        // Calls of instances that are gone (a process killed a moment ago included) are interrupted at once.
+        let instance = crate::instance::Instance::new(config.instance_heartbeat_ms);
+        crate::instance::start(&db, &instance).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -156,6 +169,8 @@ impl Application {
             started: Instant::now(),
             shutdown: watch::channel(false).0,
             inflight: InFlight::default(),
+            running: Default::default(),
+            instance,
             json_cache: std::sync::Mutex::new(Vec::new()),
         }));
         Ok(Application { listener, state })
@@ -177,6 +192,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(crate::housekeeping::run(self.state.clone()));
+        let heartbeat = tokio::spawn(crate::instance::run(self.state.clone()));
         let router = crate::web::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
         let state = self.state.clone();
@@ -202,6 +218,12 @@ impl Application {
         )
         .await;
         housekeeping.abort();
+        heartbeat.abort();
+        // With every call recorded, this instance leaves no pending call behind; otherwise its row stays, its
+        // heartbeat stops, and another instance (or the next start) interrupts what is left.
+        if self.state.inflight.count() == 0 {
+            let _ = crate::db::instances::remove(&self.state.db, &self.state.instance.id).await;
+        }
         self.state.db.close().await;
         tracing::info!("llmeta stopped");
         Ok(())

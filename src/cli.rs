@@ -1,6 +1,7 @@
 //! The command line: `llmeta [serve]`, `migrate`, `admin create`, `check-config`.
 
 use crate::app::{Application, shutdown_signal};
+use crate::chat::running::Running;
 use crate::config::{Config, LogFormat};
 use crate::db::Db;
 use clap::{Parser, Subcommand};
@@ -208,7 +209,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Deactivate { email, activate } => {
             let user = find(email).await?;
-            let user = admin::set_active(&db, &user.id, activate)
+            // This process runs no calls: servers stop theirs at their next heartbeat.
+            let user = admin::set_active(&db, &Running::default(), &user.id, activate)
                 .await
                 .map_err(admin_err)?;
             println!(
@@ -222,7 +224,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 anyhow::bail!("deleting removes all of the account's data; add --yes to confirm");
             }
             let user = find(email).await?;
-            admin::delete_user(&db, &config.data_dir, &user.id)
+            admin::delete_user(&db, &Running::default(), &config.data_dir, &user.id)
                 .await
                 .map_err(admin_err)?;
             println!("{} and all their data were deleted", user.email);

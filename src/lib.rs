@@ -14,6 +14,7 @@ pub mod db;
 pub mod domain;
 pub mod files;
 pub mod housekeeping;
+pub mod instance;
 pub mod llm;
 pub mod mail;
 pub mod mock;

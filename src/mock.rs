@@ -8,6 +8,7 @@
 //! - `echo` answer with the message itself (directives removed), `split=N` in chunks of N characters
 //! - `reasoning=N` reasoning tokens first (`reasoning_content`), `cached=N` cached input tokens in usage
 //! - `crlf` CRLF line ends and keep-alive comments in the stream
+//! - `nul` a U+0000 character (JSON `\u0000`) at the end of every answer chunk
 //!
 //! Usage is exact and predictable: prompt tokens = words in all messages, completion tokens = chunks sent.
 //! `GET /_mock/requests` returns the request bodies received (newest last); `GET /_mock/auth` the
@@ -230,6 +231,11 @@ async fn chat(
     {
         chunks.truncate(max as usize);
         finish = "length";
+    }
+    if d.contains_key("nul") {
+        for c in &mut chunks {
+            c.push('\0');
+        }
     }
     let reasoning: Vec<String> = (1..=num("reasoning", 0))
         .map(|i| format!("think{i} "))

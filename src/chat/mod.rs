@@ -3,4 +3,5 @@
 pub mod context;
 pub mod groups;
 pub mod runner;
+pub mod running;
 pub mod turn;

@@ -4,6 +4,7 @@
 //! The runner owns the call in its own task: a client that goes away cancels the upstream request, but the
 //! record is still written. The answer is durable before the listener hears `Done`.
 
+use super::running::StopReason;
 use super::turn::Turn;
 use crate::app::AppState;
 use crate::db::calls::CallRecord;
@@ -34,6 +35,8 @@ enum End {
     Failed(LlmError),
     Cancelled,
     Interrupted,
+    /// The account was deactivated or deleted during the call.
+    Stopped(StopReason),
 }
 
 /// Runs the call to its end and returns the stored record. `listener` gets the text as it arrives; when it is
@@ -46,6 +49,9 @@ pub async fn run(
     let _inflight = state.inflight().enter();
     let mut shutdown = state.shutdown_signal();
     let mut call = turn.call;
+    // Held until the record is written: the person's place under the cap, and deletion waits for it.
+    let mut ticket = turn.ticket;
+    let mut nul_removed = 0usize;
     let Some(provider) = state.llm().provider(&turn.model.provider) else {
         // The registry is fixed at start-up and the turn was built from it, so this cannot happen.
         call.status = "error".into();
@@ -73,6 +79,7 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break End::Interrupted,
+            reason = ticket.stopped() => break End::Stopped(reason),
             _ = listener_gone => break End::Cancelled,
             event = stream.next() => match event {
                 None => break End::Finished,
@@ -85,7 +92,9 @@ pub async fn run(
                     call.provider_response_id = response_id.or(call.provider_response_id.take());
                     call.response_model = model.or(call.response_model.take());
                 }
-                Some(Ok(Event::Delta { content, reasoning: thinking })) => {
+                Some(Ok(Event::Delta { mut content, reasoning: mut thinking })) => {
+                    // PostgreSQL text cannot hold U+0000: what the provider sent is kept without it, and said so.
+                    nul_removed += strip_nul(&mut content) + strip_nul(&mut thinking);
                     let now = Instant::now();
                     if first_token.is_none() {
                         first_token = Some(now);
@@ -112,6 +121,16 @@ pub async fn run(
     call.first_byte_latency_ms = first_byte.map(|t| ms(sent, t));
     call.ttft_ms = first_token.map(|t| ms(sent, t));
     call.finish_reason = finish;
+    for field in [
+        &mut call.finish_reason,
+        &mut call.response_model,
+        &mut call.provider_response_id,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        nul_removed += strip_nul(field);
+    }
 
     // Tokens: the provider's numbers where it gave them; otherwise estimates, marked as such.
     let u = usage.unwrap_or_default();
@@ -170,6 +189,20 @@ pub async fn run(
             call.error_class = Some("interrupted".into());
             call.error_message = Some("The server shut down during the call.".into());
         }
+        End::Stopped(reason) => {
+            call.status = "cancelled".into();
+            call.error_class = Some("cancelled".into());
+            call.error_message = Some(reason.message().into());
+        }
+    }
+    if let Some(m) = call.error_message.as_mut() {
+        nul_removed += strip_nul(m);
+    }
+    if nul_removed > 0 {
+        call.notes = Some(format!(
+            "{nul_removed} NUL character{} (U+0000) removed from the provider's output.",
+            if nul_removed == 1 { "" } else { "s" }
+        ));
     }
 
     if let Err(e) = record(
@@ -184,6 +217,7 @@ pub async fn run(
     {
         tracing::error!(call_id = %call.id, error = %e, "could not record the call");
     }
+    drop(ticket);
     if let Some(l) = listener {
         let _ = l
             .send(Update::Done {
@@ -194,6 +228,15 @@ pub async fn run(
             .await;
     }
     call
+}
+
+/// Removes U+0000 from `s` (no text column of PostgreSQL can store it); returns how many were removed.
+fn strip_nul(s: &mut String) -> usize {
+    let n = s.matches('\0').count();
+    if n > 0 {
+        s.retain(|c| c != '\0');
+    }
+    n
 }
 
 /// Whether a provider's token count can describe `text`: none for no text, and between one token per 32 bytes
@@ -239,7 +282,15 @@ async fn record(
 
 #[cfg(test)]
 mod tests {
-    use super::plausible_tokens;
+    use super::{plausible_tokens, strip_nul};
+
+    #[test]
+    fn nul_is_removed_and_counted() {
+        let mut s = "a\0b\0\0c".to_string();
+        assert_eq!(strip_nul(&mut s), 3);
+        assert_eq!(s, "abc");
+        assert_eq!(strip_nul(&mut s), 0);
+    }
 
     #[test]
     fn provider_counts_are_used_only_when_plausible() {

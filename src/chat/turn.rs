@@ -26,12 +26,16 @@ pub struct Turn {
     pub call: CallRecord,
     /// Estimated input tokens (used when the provider reports none).
     pub input_estimate: i64,
+    /// This call's place among the person's running calls, held until its record is written.
+    pub ticket: super::running::Ticket,
 }
 
 #[derive(Debug)]
 pub enum TurnError {
     NotFound,
     Invalid(String),
+    /// The person runs as many calls as allowed at once.
+    Busy(String),
     Internal(anyhow::Error),
 }
 
@@ -78,6 +82,12 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
     let content = ask.content.trim_end();
     if content.trim().is_empty() {
         return Err(TurnError::Invalid("Write a message first.".into()));
+    }
+    // PostgreSQL text cannot hold U+0000 (forms are refused earlier, in `web::nul`; this covers other callers).
+    if content.contains('\0') {
+        return Err(TurnError::Invalid(
+            "Messages cannot contain the NUL character (U+0000).".into(),
+        ));
     }
     if content.chars().count() > MAX_MESSAGE_CHARS {
         return Err(TurnError::Invalid(format!(
@@ -273,6 +283,11 @@ async fn begin(
     insert_question: bool,
     sent_files: Vec<CallFile>,
 ) -> Result<Turn, TurnError> {
+    // Taken before anything is written, so a refused call leaves no trace; freed however the call ends.
+    let ticket = state
+        .running()
+        .enter(ask.user_id, state.config().max_calls_per_user)
+        .map_err(|b| TurnError::Busy(b.message()))?;
     let model = ask.model;
     let params = ask.params;
     let reserved = reserved_for_answer(model, &params);
@@ -347,6 +362,7 @@ async fn begin(
         price_input_micros: model.prices.input,
         price_cached_input_micros: model.prices.cached_input,
         price_output_micros: model.prices.output,
+        instance_id: Some(state.instance().id.clone()),
         ..Default::default()
     };
 
@@ -427,6 +443,7 @@ async fn begin(
         prepared,
         call,
         input_estimate: fitted.estimated_tokens,
+        ticket,
     })
 }
 

@@ -43,6 +43,11 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// The executable that reads PDFs in a child process (`llmeta extract-pdf`); default: this program.
     pub helper_exe: Option<PathBuf>,
+    /// Most model calls one person may run at once in one instance (0 = no limit).
+    pub max_calls_per_user: usize,
+    /// How often an instance refreshes its heartbeat, sweeps the calls of dead instances and checks that the
+    /// users of its running calls are still active (milliseconds).
+    pub instance_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,8 @@ struct FileConfig {
     demo: Option<bool>,
     demo_tokens_per_sec: Option<f64>,
     max_upload_bytes: Option<u64>,
+    max_calls_per_user: Option<usize>,
+    instance_heartbeat_ms: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -334,7 +341,30 @@ impl Config {
             30 * 1024 * 1024,
         )?;
 
+        let max_calls_per_user = parse_num(
+            pick(
+                &["LLMETA_MAX_CALLS_PER_USER"],
+                "max_calls_per_user",
+                file_cfg.max_calls_per_user.map(|n| n.to_string()),
+            ),
+            0,
+            10_000,
+            4,
+        )?;
+        let instance_heartbeat_ms = parse_num(
+            pick(
+                &["LLMETA_INSTANCE_HEARTBEAT_MS"],
+                "instance_heartbeat_ms",
+                file_cfg.instance_heartbeat_ms.map(|n| n.to_string()),
+            ),
+            100,
+            600_000,
+            10_000,
+        )?;
+
         Ok(Config {
+            max_calls_per_user,
+            instance_heartbeat_ms,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -444,6 +474,12 @@ impl Config {
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
+        let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
+        let _ = writeln!(
+            out,
+            "instance_heartbeat_ms = {}",
+            self.instance_heartbeat_ms
+        );
         for p in &self.providers {
             let _ = writeln!(out, "\n[[providers]]");
             let _ = writeln!(out, "name = \"{}\"", p.name);

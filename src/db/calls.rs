@@ -55,6 +55,10 @@ pub struct CallRecord {
     pub price_input_micros: i64,
     pub price_cached_input_micros: i64,
     pub price_output_micros: i64,
+    /// What a reader should know about the record's data (e.g. NUL characters removed from the output).
+    pub notes: Option<String>,
+    /// The instance running the call, so a dead instance's pending calls can be found ([`sweep_dead_instances`]).
+    pub instance_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, user_id, conversation_id, request_message_id, response_message_id, source, provider, \
@@ -62,9 +66,9 @@ const COLUMNS: &str = "id, user_id, conversation_id, request_message_id, respons
     seed, presence_penalty, frequency_penalty, stop, system_prompt, params_dropped, request_json, context_messages, \
     context_dropped, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, usage_source, sent_ms, \
     first_byte_ms, first_token_ms, ended_ms, latency_ms, first_byte_latency_ms, ttft_ms, tokens_per_sec, \
-    finish_reason, status, error_class, error_message, http_status, cost_micros, price_input_micros, \
-    price_cached_input_micros, price_output_micros";
-const COLUMN_COUNT: usize = 47;
+    finish_reason, status, error_class, error_message, http_status, cost_micros, notes, price_input_micros, \
+    price_cached_input_micros, price_output_micros, instance_id";
+const COLUMN_COUNT: usize = 49;
 
 /// Floating-point columns are bound as text and cast in SQL. sqlx 0.9's `Any` driver binds a NULL
 /// `f64` as a PostgreSQL `float4`; a cached statement first run with a NULL then rejects a real `f64`
@@ -76,7 +80,7 @@ pub fn float(v: Option<f64>) -> Option<String> {
 const DOUBLE: &str = "DOUBLE PRECISION";
 
 /// The columns a call's end writes after `response_model` and `provider_response_id`, in [`COLUMNS`] order.
-const OUTCOME: [&str; 19] = [
+const OUTCOME: [&str; 20] = [
     "input_tokens",
     "output_tokens",
     "cached_input_tokens",
@@ -96,6 +100,7 @@ const OUTCOME: [&str; 19] = [
     "error_message",
     "http_status",
     "cost_micros",
+    "notes",
 ];
 
 /// Binds the values of [`OUTCOME`].
@@ -118,7 +123,8 @@ fn outcome(r: &mut Row<'_>, c: &CallRecord) {
         .param(&c.error_class)
         .param(&c.error_message)
         .param(c.http_status)
-        .param(c.cost_micros);
+        .param(c.cost_micros)
+        .param(&c.notes);
 }
 
 /// Adds statements inserting records as they are before their calls (status `pending`).
@@ -158,7 +164,8 @@ pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
                 outcome(r, c);
                 r.param(c.price_input_micros)
                     .param(c.price_cached_input_micros)
-                    .param(c.price_output_micros);
+                    .param(c.price_output_micros)
+                    .param(&c.instance_id);
             });
         }
         script.end();

@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod files;
 pub mod group;
 pub mod health;
+pub mod instances;
 pub mod messages;
 pub mod prefs;
 pub mod resets;

@@ -173,6 +173,17 @@ impl Params {
                 ),
             });
         }
+        // Forms are checked at the edge (`web::nul`); this holds for every other way parameters arrive.
+        if system.contains('\0') || raw.stop.contains('\0') {
+            e.push(ParamError {
+                field: if system.contains('\0') {
+                    "system_prompt"
+                } else {
+                    "stop"
+                },
+                message: "Text cannot contain the NUL character (U+0000).".into(),
+            });
+        }
         if !e.is_empty() {
             return Err(e);
         }

@@ -179,6 +179,30 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The id in a path such as `/c/{id}` or `/files/{id}`, well formed: anything else names nothing and is 404,
+/// before any query (a NUL in an id failed PostgreSQL lookups with a 500).
+#[derive(Clone, Debug)]
+pub struct IdPath(pub String);
+
+/// Whether `s` is an id as this app writes them: UUIDs (`new_id`), and the benchmark's seeded `bench-…` ids —
+/// 1 to 64 ASCII letters, digits, `-` and `_`.
+pub fn is_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) if is_id(&id) => Ok(IdPath(id)),
+            _ => Err(AppError::NotFound),
+        }
+    }
+}
+
 /// The `User-Agent`, cut to a sane length, for the session list.
 pub fn user_agent(parts_headers: &axum::http::HeaderMap) -> String {
     parts_headers

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod markdown;
+pub mod nul;
 pub mod pages;
 pub mod security;
 pub mod stream;
@@ -121,6 +122,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::protect,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            nul::refuse,
         ))
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(

@@ -12,6 +12,8 @@ mod health;
 mod helpers;
 mod history;
 mod json;
+mod nul;
 mod pages;
 mod recording;
+mod running;
 mod safety;

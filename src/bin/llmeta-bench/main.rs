@@ -209,6 +209,8 @@ async fn start(mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Server> {
         .env("LLMETA_MODELS", "mock-a,mock-b")
         .env("LLMETA_DEMO", "true")
         .env("LLMETA_DEMO_TOKENS_PER_SEC", "0")
+        // One account drives every scenario (up to 1,000 streams at once): no per-user cap.
+        .env("LLMETA_MAX_CALLS_PER_USER", "0")
         // LLMETA_BENCH_LOG sets the server's log filter, to look inside a run.
         .env(
             "LLMETA_LOG",

@@ -13,11 +13,11 @@ use crate::domain::{Params, RawParams};
 use crate::llm::registry::Model;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
-use crate::web::extract::CurrentUser;
+use crate::web::extract::{CurrentUser, IdPath, is_id};
 use crate::web::stream;
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -207,7 +207,7 @@ pub async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
     let mut form = saved_form(&state, &user.user.id).await?;
@@ -219,7 +219,7 @@ pub async fn show(
 pub fn file_ids(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 64)
+        .filter(|s| is_id(s))
         .take(20)
         .map(str::to_string)
         .collect()
@@ -241,6 +241,14 @@ fn choose(state: &AppState, form: &SendForm) -> Result<(Model, Params), Vec<Stri
     let params = Params::parse(&form.params, model.max_output_tokens)
         .map_err(|e| e.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
     Ok((model.clone(), params.or(&model.defaults)))
+}
+
+/// 429 for a person at their limit of calls at once; a running call usually ends within seconds.
+fn busy(message: String) -> AppError {
+    AppError::TooManyRequests {
+        message,
+        retry_after_secs: 5,
+    }
 }
 
 /// Runs a started turn: streamed to the browser, or awaited and redirected.
@@ -312,6 +320,7 @@ async fn send_inner(
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => invalid(vec![msg], form).await,
+        Err(TurnError::Busy(msg)) => Err(busy(msg)),
         Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }
@@ -331,7 +340,7 @@ pub async fn send(
     user: CurrentUser,
     csrf: CsrfToken,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
     send_inner(state, user, csrf, headers, Some(id), form).await
@@ -341,7 +350,7 @@ pub async fn regenerate(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
     let streaming = wants_stream(&headers);
@@ -350,6 +359,7 @@ pub async fn regenerate(
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => Err(AppError::BadRequest(msg)),
+        Err(TurnError::Busy(msg)) => Err(busy(msg)),
         Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }

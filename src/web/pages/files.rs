@@ -11,9 +11,9 @@ use crate::files::{detect, extract, sanitize_name, store};
 use crate::llm::tokens;
 use crate::util::now_ms;
 use crate::web::error::{AppError, wants_json};
-use crate::web::extract::CurrentUser;
+use crate::web::extract::{CurrentUser, IdPath};
 use axum::body::Body;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,23 @@ fn too_large(limit: u64) -> AppError {
         "Files are limited to {} each.",
         super::views::human_size(limit as i64)
     ))
+}
+
+/// Text without U+0000, which no PostgreSQL text column can hold. A text file with it is refused (it is what
+/// the person wrote, and a NUL usually means a binary file named as text); from a document format (docx, doc,
+/// pdf) it is an artefact of extraction, and dropped.
+fn without_nul(kind: crate::files::Kind, name: &str, text: String) -> Result<String, String> {
+    use crate::files::Kind;
+    if !text.contains('\0') {
+        return Ok(text);
+    }
+    match kind {
+        Kind::Docx | Kind::Doc | Kind::Pdf => Ok(text.replace('\0', "")),
+        _ => Err(format!(
+            "'{name}' contains NUL characters (U+0000), which text cannot hold: it may not be a text file. \
+             Remove them and attach it again."
+        )),
+    }
 }
 
 /// Stores one uploaded stream as a chat attachment or a JSON document; returns the row's summary.
@@ -92,14 +109,14 @@ where
             state.config().helper(),
         )
         .await;
-        match extracted {
-            Ok(text) => tokio::task::spawn_blocking(move || {
+        match extracted.map(|text| without_nul(kind, &name, text)) {
+            Ok(Err(msg)) | Err(msg) => return Err(discard(msg).await),
+            Ok(Ok(text)) => tokio::task::spawn_blocking(move || {
                 let n = tokens::estimate(&text);
                 (text, n)
             })
             .await
             .map_err(|e| AppError::Internal(e.into()))?,
-            Err(msg) => return Err(discard(msg).await),
         }
     };
     files::insert(
@@ -187,7 +204,7 @@ pub async fn upload(
 pub async fn download(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, AppError> {
     let f = files::get_owned(state.db(), &id, &user.user.id)
         .await?
@@ -272,7 +289,7 @@ pub async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     axum::Form(f): axum::Form<RemoveForm>,
 ) -> Result<Response, AppError> {
     if !files::delete_owned(state.db(), &id, &user.user.id).await? {

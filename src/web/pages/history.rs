@@ -8,10 +8,10 @@ use crate::db::conversations::{self, Conversation};
 use crate::util::{format_ms, now_ms};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
-use crate::web::extract::CurrentUser;
+use crate::web::extract::{CurrentUser, IdPath, is_id};
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -60,9 +60,11 @@ fn row(c: Conversation) -> Row {
     }
 }
 
-/// `1795305600000.0193…` → (time, id): the last row of the previous page.
+/// `1795305600000.0193…` → (time, id): the last row of the previous page. Anything else (a malformed id
+/// included) is no cursor, so it never reaches a query.
 fn parse_cursor(s: &str) -> Option<(i64, String)> {
     let (ts, id) = s.split_once('.')?;
+    is_id(id).then_some(())?;
     Some((ts.parse().ok()?, id.to_string()))
 }
 
@@ -133,7 +135,7 @@ pub struct RenameForm {
 pub async fn rename(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(f): Form<RenameForm>,
 ) -> Result<Response, AppError> {
     let title = f.title.trim();
@@ -159,7 +161,7 @@ pub struct PinForm {
 pub async fn pin(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(f): Form<PinForm>,
 ) -> Result<Response, AppError> {
     let pinned = (f.pin == "1").then(now_ms);
@@ -187,7 +189,7 @@ pub async fn confirm_delete(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, AppError> {
     let c = conversations::get_owned(state.db(), &id, &user.user.id)
         .await?
@@ -212,7 +214,7 @@ pub struct DeleteForm {
 pub async fn delete(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(f): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
     if f.confirm != "yes" {

@@ -12,10 +12,10 @@ use crate::files::json_doc::{self, Child, Table};
 use crate::files::store;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
-use crate::web::extract::CurrentUser;
+use crate::web::extract::{CurrentUser, IdPath};
 use askama::Template;
 use axum::Form;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -311,7 +311,7 @@ pub async fn view_file(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Query(q): Query<ViewQuery>,
 ) -> Result<Response, AppError> {
     let f = files::get_owned(state.db(), &id, &user.user.id)
@@ -342,7 +342,7 @@ pub async fn view_message(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Query(q): Query<ViewQuery>,
 ) -> Result<Response, AppError> {
     let m = messages::get_owned(state.db(), &id, &user.user.id)

@@ -75,6 +75,8 @@ pub struct MetaView {
     pub error: Option<String>,
     pub dropped_params: String,
     pub context_dropped: i64,
+    /// What the record says about its own data (e.g. characters removed from the output).
+    pub notes: Option<String>,
 }
 
 /// `$0.000123` from micro-dollars.
@@ -148,6 +150,7 @@ impl MetaView {
             error: c.error_message.clone(),
             dropped_params: c.params_dropped.replace(',', ", "),
             context_dropped: c.context_dropped,
+            notes: c.notes.clone(),
         }
     }
 }

@@ -12,10 +12,10 @@ use crate::db::{conversations, messages};
 use crate::util::{format_ms, parse_date_ms, rfc3339_ms};
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
-use crate::web::extract::AdminUser;
+use crate::web::extract::{AdminUser, IdPath, is_id};
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::StreamExt as _;
@@ -232,6 +232,9 @@ fn explorer_query(f: &Filter, limit: Option<i64>) -> Result<(String, Vec<Arg>), 
     let desc = f.descending();
     let mut w = f.to_where()?;
     if let Some((value, id)) = f.after.split_once('|') {
+        if !is_id(id) {
+            return Err(bad("Invalid page link."));
+        }
         let cmp = if desc { "<" } else { ">" };
         let value_arg = match sort {
             Sort::Latency => Arg::Float(value.parse().map_err(|_| bad("Invalid page link."))?),
@@ -497,7 +500,7 @@ pub async fn detail(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, AppError> {
     let c = calls::get(state.db(), &id)
         .await?
@@ -541,6 +544,7 @@ pub async fn detail(
         ("Status", c.status.clone()),
         ("Error class", o(c.error_class.clone())),
         ("Error", o(c.error_message.clone())),
+        ("Notes", o(c.notes.clone())),
         ("HTTP status", oi(c.http_status)),
         ("Source", c.source.clone()),
         ("Provider", c.provider.clone()),
@@ -609,7 +613,7 @@ pub async fn conversation(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, AppError> {
     let owner_id: String = sqlx::query_scalar("SELECT user_id FROM conversations WHERE id = $1")
         .bind(&id)

@@ -12,10 +12,10 @@ use crate::domain::Role;
 use crate::util::format_ms;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
-use crate::web::extract::AdminUser;
+use crate::web::extract::{AdminUser, IdPath};
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -95,8 +95,23 @@ async fn list_page(
 ) -> Result<Response, AppError> {
     let sort = UserSort::parse(&q.sort);
     let desc = q.dir.as_deref() != Some("asc");
-    let page = q.page.unwrap_or(1).max(1);
-    let (rows, total) = users_page(state.db(), &q.q, sort, desc, (page - 1) * PAGE, PAGE).await?;
+    let mut page = q.page.unwrap_or(1).max(1);
+    // Saturating, so a huge page number is a far offset rather than an overflowed, negative one.
+    let (mut rows, mut total) = users_page(
+        state.db(),
+        &q.q,
+        sort,
+        desc,
+        (page - 1).saturating_mul(PAGE),
+        PAGE,
+    )
+    .await?;
+    let last = ((total + PAGE - 1) / PAGE).max(1);
+    if page > last {
+        // Past the end (an old link after deletions, or an edited address): the last page.
+        page = last;
+        (rows, total) = users_page(state.db(), &q.q, sort, desc, (page - 1) * PAGE, PAGE).await?;
+    }
     let sort_links = [
         ("email", "Email"),
         ("created", "Created"),
@@ -224,7 +239,7 @@ pub async fn show(
     State(state): State<AppState>,
     admin: AdminUser,
     csrf: CsrfToken,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
     let stats = user_stats(state.db(), &id)
@@ -265,24 +280,26 @@ pub struct ValueForm {
 pub async fn set_active(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(f): Form<ValueForm>,
 ) -> Result<Response, AppError> {
     let active = f.value == "1";
-    let r = admin::set_active(state.db(), &id, active).await.map(|_| {
-        if active {
-            "The account is active again.".to_string()
-        } else {
-            "The account is deactivated and its sessions have ended.".to_string()
-        }
-    });
+    let r = admin::set_active(state.db(), state.running(), &id, active)
+        .await
+        .map(|_| {
+            if active {
+                "The account is active again.".to_string()
+            } else {
+                "The account is deactivated and its sessions have ended.".to_string()
+            }
+        });
     outcome(&id, r)
 }
 
 pub async fn set_role(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(f): Form<ValueForm>,
 ) -> Result<Response, AppError> {
     let role = if f.value == "admin" {
@@ -299,7 +316,7 @@ pub async fn set_role(
 pub async fn send_reset(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, AppError> {
     let base = state
         .config()
@@ -324,7 +341,7 @@ pub struct DeleteForm {
 pub async fn delete(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Form(f): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
     let user = crate::db::users::by_id(state.db(), &id)
@@ -338,7 +355,7 @@ pub async fn delete(
             )),
         );
     }
-    match admin::delete_user(state.db(), &state.config().data_dir, &id).await {
+    match admin::delete_user(state.db(), state.running(), &state.config().data_dir, &id).await {
         Ok(()) => Ok(Redirect::to(&format!(
             "/admin/users?notice={}",
             enc(&format!("{} and all their data were deleted.", user.email))

@@ -1,0 +1,197 @@
+//! The model calls running in this process, by user: a cap on how many one person may run at once, and a way
+//! to stop them all when the account is deactivated or deleted.
+//!
+//! A [`Ticket`] is taken before a call's start is written and held by the runner until its record is written;
+//! dropping it (however the call ends, or if the turn fails before the call starts) frees the place. Other
+//! instances on the same database do not see this registry: their runners learn of a deactivation from the
+//! periodic check in [`crate::instance`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Why a running call is being stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Deactivated,
+    Deleted,
+}
+
+impl StopReason {
+    /// The message recorded with the cancelled call.
+    pub fn message(self) -> &'static str {
+        match self {
+            StopReason::Deactivated => "Stopped because the account was deactivated.",
+            StopReason::Deleted => "Stopped because the account was deleted.",
+        }
+    }
+}
+
+/// The person already runs as many calls as allowed.
+#[derive(Debug)]
+pub struct Busy {
+    pub limit: usize,
+}
+
+impl Busy {
+    pub fn message(&self) -> String {
+        format!(
+            "You already have {} answers being written, the most allowed at once. Wait for one to finish or \
+             stop one, then try again.",
+            self.limit
+        )
+    }
+}
+
+struct Slot {
+    key: u64,
+    stop: watch::Sender<Option<StopReason>>,
+}
+
+/// Shared by the whole process.
+#[derive(Default)]
+pub struct Running {
+    by_user: Mutex<HashMap<String, Vec<Slot>>>,
+    next_key: AtomicU64,
+    /// Woken whenever a call leaves, for [`Running::wait_user_idle`].
+    left: Notify,
+}
+
+/// One running call's place; frees it when dropped.
+pub struct Ticket {
+    running: Arc<Running>,
+    user_id: String,
+    key: u64,
+    stop: watch::Receiver<Option<StopReason>>,
+}
+
+impl Running {
+    /// Takes a place for one more call of `user_id`, unless they already run `limit` (0 = no limit).
+    pub fn enter(self: &Arc<Self>, user_id: &str, limit: usize) -> Result<Ticket, Busy> {
+        let mut by_user = self.lock();
+        let slots = by_user.entry(user_id.to_string()).or_default();
+        if limit > 0 && slots.len() >= limit {
+            return Err(Busy { limit });
+        }
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let (stop, rx) = watch::channel(None);
+        slots.push(Slot { key, stop });
+        Ok(Ticket {
+            running: self.clone(),
+            user_id: user_id.to_string(),
+            key,
+            stop: rx,
+        })
+    }
+
+    /// How many calls `user_id` runs here now.
+    pub fn count(&self, user_id: &str) -> usize {
+        self.lock().get(user_id).map_or(0, Vec::len)
+    }
+
+    /// The users with calls running here.
+    pub fn users(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Tells every running call of `user_id` to stop; returns how many were told.
+    pub fn stop_user(&self, user_id: &str, reason: StopReason) -> usize {
+        let by_user = self.lock();
+        let Some(slots) = by_user.get(user_id) else {
+            return 0;
+        };
+        for s in slots {
+            s.stop.send_replace(Some(reason));
+        }
+        slots.len()
+    }
+
+    /// Waits until `user_id` has no call running here (each has written its record), at most `limit`.
+    /// Returns whether that happened in time.
+    pub async fn wait_user_idle(&self, user_id: &str, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                let left = self.left.notified();
+                if self.count(user_id) == 0 {
+                    return;
+                }
+                left.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Slot>>> {
+        // A panic while holding this lock leaves the map consistent (each change is one push or retain).
+        self.by_user.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Ticket {
+    /// Completes when the call is told to stop, with the reason.
+    pub async fn stopped(&mut self) -> StopReason {
+        // The guard `wait_for` returns is not `Send`: read the reason and let it go before awaiting again.
+        let reason = self
+            .stop
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| *r);
+        match reason {
+            Some(r) => r,
+            // The sender lives in the registry as long as this ticket: not reached.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        {
+            let mut by_user = self.running.lock();
+            if let Some(slots) = by_user.get_mut(&self.user_id) {
+                slots.retain(|s| s.key != self.key);
+                if slots.is_empty() {
+                    by_user.remove(&self.user_id);
+                }
+            }
+        }
+        self.running.left.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_running_calls_and_frees_places_on_drop() {
+        let r = Arc::new(Running::default());
+        let a = r.enter("u", 2).unwrap();
+        let _b = r.enter("u", 2).unwrap();
+        assert!(r.enter("u", 2).is_err());
+        assert!(r.enter("other", 2).is_ok());
+        drop(a);
+        assert!(r.enter("u", 2).is_ok());
+        assert!(r.enter("u", 0).is_ok(), "0 means no limit");
+    }
+
+    #[tokio::test]
+    async fn stopping_a_user_reaches_their_tickets_only() {
+        let r = Arc::new(Running::default());
+        let mut a = r.enter("u", 0).unwrap();
+        let other = r.enter("v", 0).unwrap();
+        assert_eq!(r.stop_user("u", StopReason::Deleted), 1);
+        assert_eq!(a.stopped().await, StopReason::Deleted);
+        assert!(other.stop.borrow().is_none());
+        let waiter = {
+            let r = r.clone();
+            tokio::spawn(async move { r.wait_user_idle("u", Duration::from_secs(5)).await })
+        };
+        drop(a);
+        assert!(waiter.await.unwrap());
+    }
+}

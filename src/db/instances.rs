@@ -1,0 +1,109 @@
+//! The `instances` table: every serving process registers itself with a heartbeat, and the pending calls of an
+//! instance that is gone are marked `interrupted` by whichever instance is alive (see [`crate::instance`]).
+
+use super::Db;
+use sqlx::FromRow;
+
+/// Another instance's row.
+#[derive(Debug, Clone, FromRow)]
+pub struct InstanceRow {
+    pub id: String,
+    pub heartbeat_ms: i64,
+    pub period_ms: i64,
+    pub process: String,
+}
+
+/// Inserts this instance, or refreshes its heartbeat (a row removed by another instance that thought it dead
+/// comes back).
+pub async fn beat(db: &Db, id: &str, process: &str, period_ms: i64, now: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO instances (id, started_ms, heartbeat_ms, period_ms, process) VALUES ($1, $2, $2, $3, $4) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(period_ms)
+    .bind(process)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Removes this instance's row at a clean shutdown: its calls are recorded by then.
+pub async fn remove(db: &Db, id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM instances WHERE id = $1")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Every instance but `me`.
+pub async fn others(db: &Db, me: &str) -> sqlx::Result<Vec<InstanceRow>> {
+    sqlx::query_as("SELECT id, heartbeat_ms, period_ms, process FROM instances WHERE id <> $1")
+        .bind(me)
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// Forgets the instances in `dead`, then marks `interrupted` every pending call (and its answer) of an instance
+/// other than `me` that has no row: the dead ones, and any removed earlier. Calls of live instances (with a
+/// row) and of `me` are never touched. Returns how many calls were marked.
+pub async fn sweep_dead(db: &Db, me: &str, dead: &[String], now: i64) -> sqlx::Result<u64> {
+    let mut tx = db.begin_write().await?;
+    for id in dead {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    const ORPHANED: &str = "status = 'pending' AND instance_id IS NOT NULL AND instance_id <> $1 \
+         AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = calls.instance_id)";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming' AND call_id IN \
+         (SELECT id FROM calls WHERE {ORPHANED})"
+    )))
+    .bind(me)
+    .execute(&mut *tx)
+    .await?;
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE calls SET status = 'interrupted', error_class = 'interrupted', \
+         error_message = 'the server stopped during the call', ended_ms = $2 WHERE {ORPHANED}"
+    )))
+    .bind(me)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Of `user_ids`, those that may no longer make calls: (deactivated, deleted).
+pub async fn inactive_users(
+    db: &Db,
+    user_ids: &[String],
+) -> sqlx::Result<(Vec<String>, Vec<String>)> {
+    let (mut deactivated, mut deleted) = (Vec::new(), Vec::new());
+    // A statement per 500 ids keeps far below every backend's parameter limit.
+    for chunk in user_ids.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, disabled_ms FROM users WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, Option<i64>)>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        let found = q.fetch_all(&db.pool).await?;
+        for id in chunk {
+            match found.iter().find(|(f, _)| f == id) {
+                None => deleted.push(id.clone()),
+                Some((_, Some(_))) => deactivated.push(id.clone()),
+                Some((_, None)) => {}
+            }
+        }
+    }
+    Ok((deactivated, deleted))
+}

@@ -1,0 +1,77 @@
+//! U+0000 never reaches the database from a request: PostgreSQL text cannot hold it, and it failed inserts and
+//! lookups with a 500 (`invalid byte sequence for encoding "UTF8": 0x00`) where SQLite stored it silently.
+//!
+//! One check at the edge instead of one per field: in a URL or an urlencoded form, NUL can only be written as
+//! `%00` (or, in a body, a raw zero byte), so the raw bytes are searched without decoding. A path with it
+//! names nothing (404); a query string or a form with it is refused with a message saying why (400). Uploaded
+//! files are checked where their text is extracted (`pages::files`), and provider output is cleaned by the call
+//! runner.
+
+use crate::app::AppState;
+use crate::web::error::AppError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use http_body_util::BodyExt as _;
+
+/// Whether raw URL or urlencoded bytes hold a NUL.
+pub fn has_nul(raw: &[u8]) -> bool {
+    raw.contains(&0) || raw.windows(3).any(|w| w == b"%00")
+}
+
+const REFUSED: &str = "Text cannot contain the NUL character (U+0000). Remove it and try again.";
+
+/// The middleware.
+pub async fn refuse(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if has_nul(req.uri().path().as_bytes()) {
+        return AppError::NotFound.into_response();
+    }
+    if req.uri().query().is_some_and(|q| has_nul(q.as_bytes())) {
+        return AppError::BadRequest(REFUSED.into()).into_response();
+    }
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if form {
+        // The same limits as the CSRF check, which buffers these bodies too: pasted JSON may be upload-sized.
+        let limit = if req.uri().path() == "/json/paste" {
+            state.config().max_upload_bytes as usize + 1024 * 1024
+        } else {
+            state.config().max_body_bytes
+        };
+        let body = std::mem::replace(req.body_mut(), Body::empty());
+        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return AppError::BadRequest("The form is larger than this server accepts.".into())
+                    .into_response();
+            }
+        };
+        if has_nul(&bytes) {
+            return AppError::BadRequest(REFUSED.into()).into_response();
+        }
+        *req.body_mut() = Body::from(bytes);
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul;
+
+    #[test]
+    fn finds_nul_written_any_way_a_request_can() {
+        assert!(has_nul(b"content=a%00b"));
+        assert!(has_nul(b"a\0b"));
+        assert!(has_nul(b"%00"));
+        assert!(!has_nul(b"content=100%25&x=%0A%200"));
+        assert!(!has_nul(b""));
+    }
+}

@@ -2,5 +2,6 @@
 
 pub mod context;
 pub mod groups;
+pub mod record;
 pub mod runner;
 pub mod turn;

@@ -2,12 +2,14 @@
 //! and writes the outcome — ok, error, cancelled or interrupted — with any partial text.
 //!
 //! The runner owns the call in its own task: a client that goes away cancels the upstream request, but the
-//! record is still written. The answer is durable before the listener hears `Done`.
+//! record is still written. The answer is durable before the listener hears `Done`, which says whether it was
+//! saved (see [`super::record`]).
 
+use super::record::{self, NotSaved};
 use super::turn::Turn;
 use crate::app::AppState;
 use crate::db::calls::CallRecord;
-use crate::db::group::{Activity, AnswerEnd, CallEnd, Write};
+use crate::db::group::{Activity, AnswerEnd, CallEnd};
 use crate::llm::{Event, LlmError, Usage, tokens};
 use crate::util::now_ms;
 use futures_util::StreamExt as _;
@@ -21,12 +23,21 @@ pub enum Update {
         content: String,
         reasoning: String,
     },
-    /// The call is over and recorded.
+    /// The call is over: recorded, or (`saved` says) not.
     Done {
         call: Box<CallRecord>,
         content: String,
         reasoning: String,
+        saved: Result<(), NotSaved>,
     },
+}
+
+/// A finished call: its record as measured, and whether it was saved.
+pub struct Ran {
+    pub call: CallRecord,
+    pub saved: Result<(), NotSaved>,
+    /// The answer's text when it could not be saved (and so exists nowhere else), to show it to the person.
+    pub unsaved_answer: Option<String>,
 }
 
 enum End {
@@ -36,13 +47,9 @@ enum End {
     Interrupted,
 }
 
-/// Runs the call to its end and returns the stored record. `listener` gets the text as it arrives; when it is
-/// dropped, the call is cancelled.
-pub async fn run(
-    state: AppState,
-    turn: Turn,
-    listener: Option<mpsc::Sender<Update>>,
-) -> CallRecord {
+/// Runs the call to its end and returns its record and whether it was saved. `listener` gets the text as it
+/// arrives; when it is dropped, the call is cancelled.
+pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Update>>) -> Ran {
     let _inflight = state.inflight().enter();
     let mut shutdown = state.shutdown_signal();
     let mut call = turn.call;
@@ -50,7 +57,13 @@ pub async fn run(
         // The registry is fixed at start-up and the turn was built from it, so this cannot happen.
         call.status = "error".into();
         call.error_class = Some("config".into());
-        return call;
+        return Ran {
+            call,
+            saved: Err(NotSaved {
+                storage_full: false,
+            }),
+            unsaved_answer: None,
+        };
     };
     let sent = Instant::now();
     call.sent_ms = now_ms();
@@ -172,7 +185,7 @@ pub async fn run(
         }
     }
 
-    if let Err(e) = record(
+    let saved = record(
         &state,
         &turn.answer_id,
         &turn.conversation_id,
@@ -180,20 +193,23 @@ pub async fn run(
         (&text, text_tokens),
         &reasoning,
     )
-    .await
-    {
-        tracing::error!(call_id = %call.id, error = %e, "could not record the call");
-    }
+    .await;
+    let unsaved_answer = saved.is_err().then(|| text.clone());
     if let Some(l) = listener {
         let _ = l
             .send(Update::Done {
                 call: Box::new(call.clone()),
                 content: text,
                 reasoning,
+                saved: saved.clone(),
             })
             .await;
     }
-    call
+    Ran {
+        call,
+        saved,
+        unsaved_answer,
+    }
 }
 
 /// Whether a provider's token count can describe `text`: none for no text, and between one token per 32 bytes
@@ -215,7 +231,7 @@ async fn record(
     call: &CallRecord,
     (text, text_tokens): (&str, i64),
     reasoning: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), NotSaved> {
     let end = CallEnd {
         call: call.clone(),
         answer: AnswerEnd {
@@ -234,7 +250,7 @@ async fn record(
             model: None,
         },
     };
-    state.db().group().commit(Write::End(Box::new(end))).await
+    record::save(state, end).await
 }
 
 #[cfg(test)]

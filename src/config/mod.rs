@@ -43,6 +43,9 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// The executable that reads PDFs in a child process (`llmeta extract-pdf`); default: this program.
     pub helper_exe: Option<PathBuf>,
+    /// How long a call's final write is retried (seconds) when the database refuses it, before the person is
+    /// told the answer could not be saved.
+    pub record_retry_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,7 @@ struct FileConfig {
     demo: Option<bool>,
     demo_tokens_per_sec: Option<f64>,
     max_upload_bytes: Option<u64>,
+    record_retry_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -334,7 +338,19 @@ impl Config {
             30 * 1024 * 1024,
         )?;
 
+        let record_retry_secs = parse_num(
+            pick(
+                &["LLMETA_RECORD_RETRY_SECS"],
+                "record_retry_secs",
+                file_cfg.record_retry_secs.map(|n| n.to_string()),
+            ),
+            0,
+            3600,
+            60,
+        )?;
+
         Ok(Config {
+            record_retry_secs,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -442,6 +458,7 @@ impl Config {
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
+        let _ = writeln!(out, "record_retry_secs = {}", self.record_retry_secs);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         for p in &self.providers {

@@ -52,6 +52,7 @@ pub struct NewMessage {
 }
 
 /// What a write changes in its conversation's summary row.
+#[derive(Clone)]
 pub struct Activity {
     pub conversation_id: String,
     pub head_id: String,
@@ -85,6 +86,7 @@ pub struct Remembered {
 }
 
 /// The final text of an answer.
+#[derive(Clone)]
 pub struct AnswerEnd {
     pub id: String,
     pub content: String,
@@ -94,6 +96,7 @@ pub struct AnswerEnd {
 }
 
 /// The writes when a call has ended, however it ended.
+#[derive(Clone)]
 pub struct CallEnd {
     pub call: CallRecord,
     pub answer: AnswerEnd,
@@ -105,7 +108,25 @@ pub enum Write {
     End(Box<CallEnd>),
 }
 
-pub(super) type Reply = oneshot::Sender<Result<(), String>>;
+pub(super) type Reply = oneshot::Sender<Result<(), CommitError>>;
+
+/// Why a write was not committed: the database's message, and whether its storage is full (the one cause
+/// people can be told plainly, and that an administrator must fix).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CommitError {
+    pub message: String,
+    pub storage_full: bool,
+}
+
+impl CommitError {
+    fn stopped() -> CommitError {
+        CommitError {
+            message: "the database writer has stopped".into(),
+            storage_full: false,
+        }
+    }
+}
 /// A write waiting in the queue, with where its result goes.
 pub(super) type Queued = (Write, Reply);
 
@@ -148,11 +169,37 @@ impl GroupWriter {
         self.queue
             .send((write, reply))
             .await
-            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
-        done.await
-            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(|_| CommitError::stopped())?;
+        Ok(done.await.map_err(|_| CommitError::stopped())??)
     }
+}
+
+/// Writes a call's end alone, in a transaction of its own on the writer pool: off the committers' queue, so
+/// that a call whose end keeps failing retries it from its own task without holding up other calls' batches.
+///
+/// Safe to repeat: a call that is no longer `pending` has its end written already (a commit reported as failed
+/// may have gone through), or is gone with its conversation; then nothing is written, so no tokens are counted
+/// twice.
+pub async fn commit_end_alone(db: &super::Db, end: &CallEnd) -> Result<(), CommitError> {
+    let failed = |e: sqlx::Error| CommitError {
+        storage_full: super::is_storage_full(&e),
+        message: e.to_string(),
+    };
+    let mut tx = db.begin_write().await.map_err(failed)?;
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM calls WHERE id = $1")
+        .bind(&end.call.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed)?;
+    if status.as_deref() != Some("pending") {
+        return Ok(());
+    }
+    let write = Write::End(Box::new(end.clone()));
+    script(db.backend, &[&write])
+        .run(&mut tx)
+        .await
+        .map_err(failed)?;
+    tx.commit().await.map_err(failed)
 }
 
 async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
@@ -196,8 +243,9 @@ pub(super) fn answer(
         }
         Err(e) if batch.len() == 1 || !e.retry => {
             tracing::error!(error = %e.message, writes = batch.len(), "could not record calls");
+            let error = e.into_error();
             for (_, reply) in batch.drain(..) {
-                let _ = reply.send(Err(e.message.clone()));
+                let _ = reply.send(Err(error.clone()));
             }
             false
         }
@@ -207,7 +255,7 @@ pub(super) fn answer(
 
 /// Answers one write tried alone.
 pub(super) fn answer_one(reply: Reply, result: Result<(), Failure>) {
-    let result = result.map_err(|e| e.message);
+    let result = result.map_err(Failure::into_error);
     if let Err(e) = &result {
         tracing::error!(error = %e, "could not record a call");
     }
@@ -230,11 +278,14 @@ async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> R
 /// Writes `writes` in one transaction.
 async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
     let script = script(backend, writes);
-    let mut tx = pool.begin().await.map_err(Failure::all)?;
-    script.run(&mut tx).await.map_err(Failure::retry)?;
+    let mut tx = pool.begin().await.map_err(|e| Failure::all(&e).full(&e))?;
+    script
+        .run(&mut tx)
+        .await
+        .map_err(|e| Failure::retry(&e).full(&e))?;
     // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
     // retrying would count a call's tokens twice, so it is reported as it is.
-    tx.commit().await.map_err(Failure::all)
+    tx.commit().await.map_err(|e| Failure::all(&e).full(&e))
 }
 
 /// The statements that write `writes`, rows of a kind together.
@@ -288,14 +339,35 @@ pub(super) const PANICKED: &str = "the database writer failed unexpectedly";
 pub(super) struct Failure {
     pub message: String,
     pub retry: bool,
+    pub storage_full: bool,
 }
 
 impl Failure {
+    /// Marks the failure as the database's storage being full when `e` says so.
+    pub fn full(mut self, e: &sqlx::Error) -> Failure {
+        self.storage_full = super::is_storage_full(e);
+        self
+    }
+
+    /// Marks the failure as storage being full (the SQLite committer's own connection).
+    pub fn full_if(mut self, storage_full: bool) -> Failure {
+        self.storage_full = storage_full;
+        self
+    }
+
+    fn into_error(self) -> CommitError {
+        CommitError {
+            message: self.message,
+            storage_full: self.storage_full,
+        }
+    }
+
     /// A statement failed and everything rolled back: one write may be at fault, so each is tried alone.
     pub fn retry(e: impl std::fmt::Display) -> Failure {
         Failure {
             message: e.to_string(),
             retry: true,
+            storage_full: false,
         }
     }
 
@@ -306,6 +378,7 @@ impl Failure {
         Failure {
             message: e.to_string(),
             retry: false,
+            storage_full: false,
         }
     }
 }

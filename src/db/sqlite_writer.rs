@@ -77,10 +77,10 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
     rollback(conn);
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
-        .map_err(Failure::all)?;
+        .map_err(|e| Failure::all(&e).full_if(is_full(&e)))?;
     if let Err(e) = script.run_sqlite(conn) {
         rollback(conn);
-        return Err(Failure::retry(e));
+        return Err(Failure::retry(&e).full_if(is_full(&e)));
     }
     // As on the sqlx path: after a failed COMMIT, whether it committed is not known, so it is not retried.
     let committed = conn
@@ -88,9 +88,14 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
         .and_then(|mut s| s.execute([]));
     if let Err(e) = committed {
         rollback(conn);
-        return Err(Failure::all(e));
+        return Err(Failure::all(&e).full_if(is_full(&e)));
     }
     Ok(())
+}
+
+/// `SQLITE_FULL`: the disk (or the database's page limit) has no room for the write.
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 fn rollback(conn: &Connection) {

@@ -15,3 +15,4 @@ mod json;
 mod pages;
 mod recording;
 mod safety;
+mod storage;

@@ -213,8 +213,15 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<Queue
         let started = std::time::Instant::now();
         let result = apply_guarded(&pool, backend, &writes).await;
         if answer(&mut batch, result, started) {
+            let mut given_up: Option<CommitError> = None;
             for (write, reply) in batch.drain(..) {
-                answer_one(reply, apply_guarded(&pool, backend, &[&write]).await);
+                if let Some(e) = &given_up {
+                    let _ = reply.send(Err(e.clone()));
+                    continue;
+                }
+                let result = apply_guarded(&pool, backend, &[&write]).await;
+                given_up = alone_failed_for_all(&result);
+                answer_one(reply, result);
             }
         }
     }
@@ -253,6 +260,20 @@ pub(super) fn answer(
     }
 }
 
+/// When a write tried alone failed in a way that is not its own (the transaction could not begin or commit:
+/// the database is unreachable or busy), the error for every write of its batch not tried yet. Trying each of
+/// them would wait out the same timeout once per write — up to 30 s each — while every call queued behind the
+/// batch waited; they fail at once instead, and a call's end is then retried from its own task.
+pub(super) fn alone_failed_for_all(result: &Result<(), Failure>) -> Option<CommitError> {
+    match result {
+        Err(e) if !e.retry => Some(CommitError {
+            message: e.message.clone(),
+            storage_full: e.storage_full,
+        }),
+        _ => None,
+    }
+}
+
 /// Answers one write tried alone.
 pub(super) fn answer_one(reply: Reply, result: Result<(), Failure>) {
     let result = result.map_err(Failure::into_error);
@@ -279,10 +300,15 @@ async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> R
 async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
     let script = script(backend, writes);
     let mut tx = pool.begin().await.map_err(|e| Failure::all(&e).full(&e))?;
-    script
-        .run(&mut tx)
-        .await
-        .map_err(|e| Failure::retry(&e).full(&e))?;
+    script.run(&mut tx).await.map_err(|e| {
+        // A statement the database refused may be one write's fault; a lost connection or a timed-out pool
+        // is no write's, and trying each alone would only meet it again.
+        if matches!(e, sqlx::Error::Database(_)) {
+            Failure::retry(&e).full(&e)
+        } else {
+            Failure::all(&e)
+        }
+    })?;
     // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
     // retrying would count a call's tokens twice, so it is reported as it is.
     tx.commit().await.map_err(|e| Failure::all(&e).full(&e))

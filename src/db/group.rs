@@ -177,22 +177,27 @@ impl GroupWriter {
 /// Writes a call's end alone, in a transaction of its own on the writer pool: off the committers' queue, so
 /// that a call whose end keeps failing retries it from its own task without holding up other calls' batches.
 ///
-/// Safe to repeat: a call that is no longer `pending` has its end written already (a commit reported as failed
-/// may have gone through), or is gone with its conversation; then nothing is written, so no tokens are counted
-/// twice.
+/// Safe to repeat: when the record already holds this end (a commit reported as failed may have gone through:
+/// its `ended_ms` is this end's), or is gone with its conversation, nothing is written, so no tokens are
+/// counted twice. A record the hourly sweep marked `interrupted` meanwhile is completed with the real outcome.
 pub async fn commit_end_alone(db: &super::Db, end: &CallEnd) -> Result<(), CommitError> {
     let failed = |e: sqlx::Error| CommitError {
         storage_full: super::is_storage_full(&e),
         message: e.to_string(),
     };
     let mut tx = db.begin_write().await.map_err(failed)?;
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM calls WHERE id = $1")
-        .bind(&end.call.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(failed)?;
-    if status.as_deref() != Some("pending") {
-        return Ok(());
+    let stored: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT status, ended_ms FROM calls WHERE id = $1")
+            .bind(&end.call.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
+    match stored {
+        None => return Ok(()),
+        Some((status, ended_ms)) if status == end.call.status && ended_ms == end.call.ended_ms => {
+            return Ok(());
+        }
+        Some(_) => {}
     }
     let write = Write::End(Box::new(end.clone()));
     script(db.backend, &[&write])

@@ -577,6 +577,16 @@ mod tests {
     }
 
     #[test]
+    fn the_record_retry_time_is_bounded_and_shown() {
+        assert_eq!(load(&[]).unwrap().record_retry_secs, 60);
+        let c = load(&[("LLMETA_RECORD_RETRY_SECS", "5")]).unwrap();
+        assert_eq!(c.record_retry_secs, 5);
+        assert!(c.describe().contains("record_retry_secs = 5"));
+        let e = load(&[("LLMETA_RECORD_RETRY_SECS", "7200")]).unwrap_err();
+        assert_eq!(e.setting, "LLMETA_RECORD_RETRY_SECS");
+    }
+
+    #[test]
     fn the_seed_secret_name_works_and_the_new_one_wins() {
         let k1 = "a".repeat(40);
         let k2 = "b".repeat(40);

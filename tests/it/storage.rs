@@ -110,11 +110,17 @@ async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call(
     )
     .await;
 
-    let res = b
+    let mut res = b
         .chat_stream_response("/chat", "held answer mock:tokens=3", "tiny", &[])
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let held = tokio::spawn(read_all(res));
+    // The whole answer arrives (its end is written right after), then the rest waits for the record.
+    let mut seen = String::new();
+    while !seen.contains("tok3") {
+        let chunk = res.chunk().await.unwrap().expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let held = tokio::spawn(async move { seen + &read_all(res).await });
 
     // Meanwhile other calls start, stream and are recorded as usual.
     for i in 0..3 {

@@ -59,14 +59,16 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 1u32;
     let mut stopping = *shutdown.borrow();
-    while !stopping && Instant::now() < deadline {
-        let wake = (Instant::now() + backoff).min(deadline);
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake) => {}
-            // On shutdown one more attempt is made at once, then the call is given up.
-            _ = shutdown.wait_for(|stop| *stop) => stopping = true,
+    while Instant::now() < deadline {
+        if !stopping {
+            let wake = (Instant::now() + backoff).min(deadline);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                // On shutdown one more attempt is made at once, then the call is given up.
+                _ = shutdown.wait_for(|stop| *stop) => stopping = true,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         // Each attempt ends by the deadline too (a pool waiting for a database that is down would wait 30 s).
@@ -87,6 +89,9 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
                     storage_full: error.storage_full,
                 }
             }
+        }
+        if stopping {
+            break;
         }
     }
     // Said loudly, with what was lost (sizes, not the text: answers are personal data).

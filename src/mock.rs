@@ -4,7 +4,9 @@
 //! `mock:tokens=50 mock:ttft_ms=20 mock:delay_ms=5 mock:fault=cut`:
 //! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens
 //! - `fault=500|429|401|hang|invalid_json|cut|stall|no_usage|error_event` an upstream fault (`401` echoes the
-//!   key it was given, as some providers do, to prove llmeta never shows it)
+//!   key it was given, as some providers do, to prove llmeta never shows it; `error_event` is an `error`
+//!   object mid-stream, or as a 200 body when not streamed)
+//! - `leak_key` the `error_event` message echoes the key too; `pad=N` adds N characters to it
 //! - `echo` answer with the message itself (directives removed), `split=N` in chunks of N characters
 //! - `reasoning=N` reasoning tokens first (`reasoning_content`), `cached=N` cached input tokens in usage
 //! - `crlf` CRLF line ends and keep-alive comments in the stream
@@ -179,6 +181,14 @@ async fn chat(
             .unwrap_or(default)
     };
     let fault = d.get("fault").map(String::as_str).unwrap_or("");
+    let mut error_event = "mock overloaded mid-stream".to_string();
+    if d.contains_key("leak_key") {
+        error_event.push_str(&format!(
+            " (key {})",
+            authorization.trim_start_matches("Bearer ")
+        ));
+    }
+    error_event.push_str(&"x".repeat(num("pad", 0) as usize));
     match fault {
         "500" => return error(StatusCode::INTERNAL_SERVER_ERROR, "mock internal error"),
         "429" => {
@@ -254,6 +264,10 @@ async fn chat(
 
     if !stream {
         tokio::time::sleep(ttft + delay * chunks.len().saturating_sub(1) as u32).await;
+        if fault == "error_event" {
+            return Json(json!({"error": {"message": error_event, "type": "server_error"}}))
+                .into_response();
+        }
         if fault == "invalid_json" {
             return (
                 StatusCode::OK,
@@ -319,9 +333,7 @@ async fn chat(
             }
             if fault == "error_event" && cut_here {
                 let _ = tx
-                    .send(Ok(event(
-                        json!({"error": {"message": "mock overloaded mid-stream"}}),
-                    )))
+                    .send(Ok(event(json!({"error": {"message": error_event}}))))
                     .await;
                 return;
             }

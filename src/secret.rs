@@ -53,9 +53,69 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Provider text fit to store and show: `secret` (a provider key, when at least 8 characters) and anything
+/// shaped like an API key or bearer token replaced by `[redacted]`, then cut to `max_chars` characters (with an
+/// ellipsis). Providers echo keys in error messages, and an error message lands in the call record, the page
+/// and the log.
+pub fn scrub(text: &str, secret: Option<&str>, max_chars: usize) -> String {
+    let mut out = text.to_string();
+    if let Some(key) = secret.filter(|k| k.len() >= 8) {
+        out = out.replace(key, "[redacted]");
+    }
+    let out = out
+        .split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .map(|word| {
+            let token = word
+                .trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                .trim_end_matches(['.', ',', ';', ')']);
+            if looks_like_key(token) {
+                format!("[redacted]{}", &word[token.len()..])
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<String>();
+    if out.chars().count() <= max_chars {
+        return out;
+    }
+    let mut cut: String = out.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `sk-…`-style keys (OpenAI, Anthropic, OpenRouter…): a known prefix and a long run of key characters.
+fn looks_like_key(word: &str) -> bool {
+    let body = ["sk-", "sk_", "rk-", "pk-"]
+        .iter()
+        .find_map(|p| word.strip_prefix(p));
+    body.is_some_and(|b| {
+        b.len() >= 16
+            && b.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_text_is_scrubbed_and_bounded() {
+        let key = "local-key-0123456789";
+        assert_eq!(
+            scrub(
+                &format!("bad key {key}: sk-abcdefghijklmnop1234, retry"),
+                Some(key),
+                100
+            ),
+            "bad key [redacted]: [redacted], retry"
+        );
+        assert_eq!(scrub("short sk-abc stays", None, 100), "short sk-abc stays");
+        let long = "é".repeat(5000);
+        let cut = scrub(&long, None, 1000);
+        assert_eq!(cut.chars().count(), 1000);
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn debug_and_display_hide_the_value() {

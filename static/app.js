@@ -215,6 +215,12 @@ if (chatForm) {
           const block = tpl.content.firstElementChild;
           if (block) { answer.replaceWith(block); enableCopy(block); }
           finished = true;
+        } else if (name === "error") {
+          // The answer was not saved: the streamed text stays on the page, with the reason.
+          answer.classList.remove("streaming");
+          answer.classList.add("status-error");
+          showError(d.message || "The answer could not be saved.");
+          finished = true;
         }
       };
       for (;;) {

@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod groups;
+pub mod record;
 pub mod runner;
 pub mod running;
 pub mod turn;

@@ -2,13 +2,15 @@
 //! and writes the outcome — ok, error, cancelled or interrupted — with any partial text.
 //!
 //! The runner owns the call in its own task: a client that goes away cancels the upstream request, but the
-//! record is still written. The answer is durable before the listener hears `Done`.
+//! record is still written. The answer is durable before the listener hears `Done`, which says whether it was
+//! saved (see [`super::record`]).
 
+use super::record::{self, NotSaved};
 use super::running::StopReason;
 use super::turn::Turn;
 use crate::app::AppState;
 use crate::db::calls::CallRecord;
-use crate::db::group::{Activity, AnswerEnd, CallEnd, Write};
+use crate::db::group::{Activity, AnswerEnd, CallEnd};
 use crate::llm::{Event, LlmError, Usage, tokens};
 use crate::util::now_ms;
 use futures_util::StreamExt as _;
@@ -22,12 +24,21 @@ pub enum Update {
         content: String,
         reasoning: String,
     },
-    /// The call is over and recorded.
+    /// The call is over: recorded, or (`saved` says) not.
     Done {
         call: Box<CallRecord>,
         content: String,
         reasoning: String,
+        saved: Result<(), NotSaved>,
     },
+}
+
+/// A finished call: its record as measured, and whether it was saved.
+pub struct Ran {
+    pub call: CallRecord,
+    pub saved: Result<(), NotSaved>,
+    /// The answer's text when it could not be saved (and so exists nowhere else), to show it to the person.
+    pub unsaved_answer: Option<String>,
 }
 
 enum End {
@@ -39,13 +50,9 @@ enum End {
     Stopped(StopReason),
 }
 
-/// Runs the call to its end and returns the stored record. `listener` gets the text as it arrives; when it is
-/// dropped, the call is cancelled.
-pub async fn run(
-    state: AppState,
-    turn: Turn,
-    listener: Option<mpsc::Sender<Update>>,
-) -> CallRecord {
+/// Runs the call to its end and returns its record and whether it was saved. `listener` gets the text as it
+/// arrives; when it is dropped, the call is cancelled.
+pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Update>>) -> Ran {
     let _inflight = state.inflight().enter();
     let mut shutdown = state.shutdown_signal();
     let mut call = turn.call;
@@ -56,7 +63,13 @@ pub async fn run(
         // The registry is fixed at start-up and the turn was built from it, so this cannot happen.
         call.status = "error".into();
         call.error_class = Some("config".into());
-        return call;
+        return Ran {
+            call,
+            saved: Err(NotSaved {
+                storage_full: false,
+            }),
+            unsaved_answer: None,
+        };
     };
     let sent = Instant::now();
     call.sent_ms = now_ms();
@@ -205,7 +218,7 @@ pub async fn run(
         ));
     }
 
-    if let Err(e) = record(
+    let saved = record(
         &state,
         &turn.answer_id,
         &turn.conversation_id,
@@ -213,10 +226,9 @@ pub async fn run(
         (&text, text_tokens),
         &reasoning,
     )
-    .await
-    {
-        tracing::error!(call_id = %call.id, error = %e, "could not record the call");
-    }
+    .await;
+    let unsaved_answer = saved.is_err().then(|| text.clone());
+    // The place among the person's running calls is freed once the outcome is written (or given up).
     drop(ticket);
     if let Some(l) = listener {
         let _ = l
@@ -224,10 +236,15 @@ pub async fn run(
                 call: Box::new(call.clone()),
                 content: text,
                 reasoning,
+                saved: saved.clone(),
             })
             .await;
     }
-    call
+    Ran {
+        call,
+        saved,
+        unsaved_answer,
+    }
 }
 
 /// Removes U+0000 from `s` (no text column of PostgreSQL can store it); returns how many were removed.
@@ -258,7 +275,7 @@ async fn record(
     call: &CallRecord,
     (text, text_tokens): (&str, i64),
     reasoning: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), NotSaved> {
     let end = CallEnd {
         call: call.clone(),
         answer: AnswerEnd {
@@ -277,7 +294,7 @@ async fn record(
             model: None,
         },
     };
-    state.db().group().commit(Write::End(Box::new(end))).await
+    record::save(state, end).await
 }
 
 #[cfg(test)]

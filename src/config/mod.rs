@@ -48,6 +48,9 @@ pub struct Config {
     /// How often an instance refreshes its heartbeat, sweeps the calls of dead instances and checks that the
     /// users of its running calls are still active (milliseconds).
     pub instance_heartbeat_ms: u64,
+    /// How long a call's final write is retried (seconds) when the database refuses it, before the person is
+    /// told the answer could not be saved.
+    pub record_retry_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +110,7 @@ struct FileConfig {
     max_upload_bytes: Option<u64>,
     max_calls_per_user: Option<usize>,
     instance_heartbeat_ms: Option<u64>,
+    record_retry_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -361,10 +365,21 @@ impl Config {
             600_000,
             10_000,
         )?;
+        let record_retry_secs = parse_num(
+            pick(
+                &["LLMETA_RECORD_RETRY_SECS"],
+                "record_retry_secs",
+                file_cfg.record_retry_secs.map(|n| n.to_string()),
+            ),
+            0,
+            3600,
+            60,
+        )?;
 
         Ok(Config {
             max_calls_per_user,
             instance_heartbeat_ms,
+            record_retry_secs,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -472,6 +487,7 @@ impl Config {
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
+        let _ = writeln!(out, "record_retry_secs = {}", self.record_retry_secs);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
@@ -593,6 +609,16 @@ mod tests {
         assert_eq!(e.setting, "LLMETA_PUBLIC_URL");
         let e = load(&[("LLMETA_DB_MAX_CONNECTIONS", "0")]).unwrap_err();
         assert_eq!(e.setting, "LLMETA_DB_MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn the_record_retry_time_is_bounded_and_shown() {
+        assert_eq!(load(&[]).unwrap().record_retry_secs, 60);
+        let c = load(&[("LLMETA_RECORD_RETRY_SECS", "5")]).unwrap();
+        assert_eq!(c.record_retry_secs, 5);
+        assert!(c.describe().contains("record_retry_secs = 5"));
+        let e = load(&[("LLMETA_RECORD_RETRY_SECS", "7200")]).unwrap_err();
+        assert_eq!(e.setting, "LLMETA_RECORD_RETRY_SECS");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub struct NewMessage {
 }
 
 /// What a write changes in its conversation's summary row.
+#[derive(Clone)]
 pub struct Activity {
     pub conversation_id: String,
     pub head_id: String,
@@ -85,6 +86,7 @@ pub struct Remembered {
 }
 
 /// The final text of an answer.
+#[derive(Clone)]
 pub struct AnswerEnd {
     pub id: String,
     pub content: String,
@@ -94,6 +96,7 @@ pub struct AnswerEnd {
 }
 
 /// The writes when a call has ended, however it ended.
+#[derive(Clone)]
 pub struct CallEnd {
     pub call: CallRecord,
     pub answer: AnswerEnd,
@@ -105,7 +108,25 @@ pub enum Write {
     End(Box<CallEnd>),
 }
 
-pub(super) type Reply = oneshot::Sender<Result<(), String>>;
+pub(super) type Reply = oneshot::Sender<Result<(), CommitError>>;
+
+/// Why a write was not committed: the database's message, and whether its storage is full (the one cause
+/// people can be told plainly, and that an administrator must fix).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CommitError {
+    pub message: String,
+    pub storage_full: bool,
+}
+
+impl CommitError {
+    fn stopped() -> CommitError {
+        CommitError {
+            message: "the database writer has stopped".into(),
+            storage_full: false,
+        }
+    }
+}
 /// A write waiting in the queue, with where its result goes.
 pub(super) type Queued = (Write, Reply);
 
@@ -148,11 +169,42 @@ impl GroupWriter {
         self.queue
             .send((write, reply))
             .await
-            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
-        done.await
-            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(|_| CommitError::stopped())?;
+        Ok(done.await.map_err(|_| CommitError::stopped())??)
     }
+}
+
+/// Writes a call's end alone, in a transaction of its own on the writer pool: off the committers' queue, so
+/// that a call whose end keeps failing retries it from its own task without holding up other calls' batches.
+///
+/// Safe to repeat: when the record already holds this end (a commit reported as failed may have gone through:
+/// its `ended_ms` is this end's), or is gone with its conversation, nothing is written, so no tokens are
+/// counted twice. A record the hourly sweep marked `interrupted` meanwhile is completed with the real outcome.
+pub async fn commit_end_alone(db: &super::Db, end: &CallEnd) -> Result<(), CommitError> {
+    let failed = |e: sqlx::Error| CommitError {
+        storage_full: super::is_storage_full(&e),
+        message: e.to_string(),
+    };
+    let mut tx = db.begin_write().await.map_err(failed)?;
+    let stored: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT status, ended_ms FROM calls WHERE id = $1")
+            .bind(&end.call.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
+    match stored {
+        None => return Ok(()),
+        Some((status, ended_ms)) if status == end.call.status && ended_ms == end.call.ended_ms => {
+            return Ok(());
+        }
+        Some(_) => {}
+    }
+    let write = Write::End(Box::new(end.clone()));
+    script(db.backend, &[&write])
+        .run(&mut tx)
+        .await
+        .map_err(failed)?;
+    tx.commit().await.map_err(failed)
 }
 
 async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
@@ -166,8 +218,15 @@ async fn run(pool: AnyPool, backend: Backend, rx: Arc<Mutex<mpsc::Receiver<Queue
         let started = std::time::Instant::now();
         let result = apply_guarded(&pool, backend, &writes).await;
         if answer(&mut batch, result, started) {
+            let mut given_up: Option<CommitError> = None;
             for (write, reply) in batch.drain(..) {
-                answer_one(reply, apply_guarded(&pool, backend, &[&write]).await);
+                if let Some(e) = &given_up {
+                    let _ = reply.send(Err(e.clone()));
+                    continue;
+                }
+                let result = apply_guarded(&pool, backend, &[&write]).await;
+                given_up = alone_failed_for_all(&result);
+                answer_one(reply, result);
             }
         }
     }
@@ -196,8 +255,9 @@ pub(super) fn answer(
         }
         Err(e) if batch.len() == 1 || !e.retry => {
             tracing::error!(error = %e.message, writes = batch.len(), "could not record calls");
+            let error = e.into_error();
             for (_, reply) in batch.drain(..) {
-                let _ = reply.send(Err(e.message.clone()));
+                let _ = reply.send(Err(error.clone()));
             }
             false
         }
@@ -205,9 +265,23 @@ pub(super) fn answer(
     }
 }
 
+/// When a write tried alone failed in a way that is not its own (the transaction could not begin or commit:
+/// the database is unreachable or busy), the error for every write of its batch not tried yet. Trying each of
+/// them would wait out the same timeout once per write — up to 30 s each — while every call queued behind the
+/// batch waited; they fail at once instead, and a call's end is then retried from its own task.
+pub(super) fn alone_failed_for_all(result: &Result<(), Failure>) -> Option<CommitError> {
+    match result {
+        Err(e) if !e.retry => Some(CommitError {
+            message: e.message.clone(),
+            storage_full: e.storage_full,
+        }),
+        _ => None,
+    }
+}
+
 /// Answers one write tried alone.
 pub(super) fn answer_one(reply: Reply, result: Result<(), Failure>) {
-    let result = result.map_err(|e| e.message);
+    let result = result.map_err(Failure::into_error);
     if let Err(e) = &result {
         tracing::error!(error = %e, "could not record a call");
     }
@@ -230,11 +304,19 @@ async fn apply_guarded(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> R
 /// Writes `writes` in one transaction.
 async fn apply(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<(), Failure> {
     let script = script(backend, writes);
-    let mut tx = pool.begin().await.map_err(Failure::all)?;
-    script.run(&mut tx).await.map_err(Failure::retry)?;
+    let mut tx = pool.begin().await.map_err(|e| Failure::all(&e).full(&e))?;
+    script.run(&mut tx).await.map_err(|e| {
+        // A statement the database refused may be one write's fault; a lost connection or a timed-out pool
+        // is no write's, and trying each alone would only meet it again.
+        if matches!(e, sqlx::Error::Database(_)) {
+            Failure::retry(&e).full(&e)
+        } else {
+            Failure::all(&e)
+        }
+    })?;
     // A failed COMMIT leaves the outcome unknown (the connection may have dropped after the database committed):
     // retrying would count a call's tokens twice, so it is reported as it is.
-    tx.commit().await.map_err(Failure::all)
+    tx.commit().await.map_err(|e| Failure::all(&e).full(&e))
 }
 
 /// The statements that write `writes`, rows of a kind together.
@@ -288,14 +370,35 @@ pub(super) const PANICKED: &str = "the database writer failed unexpectedly";
 pub(super) struct Failure {
     pub message: String,
     pub retry: bool,
+    pub storage_full: bool,
 }
 
 impl Failure {
+    /// Marks the failure as the database's storage being full when `e` says so.
+    pub fn full(mut self, e: &sqlx::Error) -> Failure {
+        self.storage_full = super::is_storage_full(e);
+        self
+    }
+
+    /// Marks the failure as storage being full (the SQLite committer's own connection).
+    pub fn full_if(mut self, storage_full: bool) -> Failure {
+        self.storage_full = storage_full;
+        self
+    }
+
+    fn into_error(self) -> CommitError {
+        CommitError {
+            message: self.message,
+            storage_full: self.storage_full,
+        }
+    }
+
     /// A statement failed and everything rolled back: one write may be at fault, so each is tried alone.
     pub fn retry(e: impl std::fmt::Display) -> Failure {
         Failure {
             message: e.to_string(),
             retry: true,
+            storage_full: false,
         }
     }
 
@@ -306,6 +409,7 @@ impl Failure {
         Failure {
             message: e.to_string(),
             retry: false,
+            storage_full: false,
         }
     }
 }

@@ -94,6 +94,24 @@ impl Db {
                 // A SQLite connection is a file handle that cannot drop like a network connection, so the
                 // check before each use would be a wasted round trip to its worker thread.
                 .test_before_acquire(backend == Backend::Postgres)
+                // A connection still counted inside a transaction is discarded rather than handed out. When a
+                // write fails with SQLITE_FULL (or IOERR), SQLite has already rolled the transaction back, so the
+                // ROLLBACK sqlx sends when the transaction is dropped fails, and sqlx keeps counting the
+                // connection at depth 1: every later `begin_with` on it failed ("attempted to call begin_with
+                // at non-zero transaction depth") until a restart — on SQLite's one-connection writer pool, every
+                // write but the chat's. Checked here, after the release's ping has flushed that rollback, it
+                // is a counter read.
+                .before_acquire(|conn, _meta| {
+                    Box::pin(async move {
+                        let stuck = sqlx::Connection::is_in_transaction(conn);
+                        if stuck {
+                            tracing::warn!(
+                                "discarding a database connection left in a failed transaction"
+                            );
+                        }
+                        Ok(!stuck)
+                    })
+                })
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -207,6 +225,28 @@ fn sqlite_writer_path(url: &str) -> Option<std::path::PathBuf> {
         .split('&')
         .all(|pair| pair.is_empty() || pair == "mode=rw" || pair == "mode=rwc");
     if plain { sqlite_path(url) } else { None }
+}
+
+/// What people are told when a write fails because the database's storage is full.
+pub const STORAGE_FULL: &str = "The server's storage is full, so this could not be saved. Try again once an \
+     administrator has freed space.";
+
+/// True when the database refused a write for want of space: SQLite `SQLITE_FULL` (13, the disk or the page
+/// limit), PostgreSQL `53100 disk_full`.
+pub fn is_storage_full(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("13" | "53100")),
+        _ => false,
+    }
+}
+
+/// [`is_storage_full`] anywhere in an error's chain (also for the group writer's [`group::CommitError`]).
+pub fn is_storage_full_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<sqlx::Error>().is_some_and(is_storage_full)
+            || e.downcast_ref::<group::CommitError>()
+                .is_some_and(|c| c.storage_full)
+    })
 }
 
 /// True when a database error is a unique-constraint violation (e.g. a duplicate email).

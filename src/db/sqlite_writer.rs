@@ -50,8 +50,15 @@ pub fn run(conn: Connection, mut rx: mpsc::Receiver<Queued>) {
         let started = Instant::now();
         let result = apply_guarded(&conn, &writes);
         if group::answer(&mut batch, result, started) {
+            let mut given_up = None;
             for (write, reply) in batch.drain(..) {
-                group::answer_one(reply, apply_guarded(&conn, &[&write]));
+                if let Some(e) = &given_up {
+                    let _ = reply.send(Err(Clone::clone(e)));
+                    continue;
+                }
+                let result = apply_guarded(&conn, &[&write]);
+                given_up = group::alone_failed_for_all(&result);
+                group::answer_one(reply, result);
             }
         }
     }
@@ -77,10 +84,10 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
     rollback(conn);
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
-        .map_err(Failure::all)?;
+        .map_err(|e| Failure::all(&e).full_if(is_full(&e)))?;
     if let Err(e) = script.run_sqlite(conn) {
         rollback(conn);
-        return Err(Failure::retry(e));
+        return Err(Failure::retry(&e).full_if(is_full(&e)));
     }
     // As on the sqlx path: after a failed COMMIT, whether it committed is not known, so it is not retried.
     let committed = conn
@@ -88,13 +95,104 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
         .and_then(|mut s| s.execute([]));
     if let Err(e) = committed {
         rollback(conn);
-        return Err(Failure::all(e));
+        return Err(Failure::all(&e).full_if(is_full(&e)));
     }
     Ok(())
+}
+
+/// `SQLITE_FULL`: the disk (or the database's page limit) has no room for the write.
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 fn rollback(conn: &Connection) {
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Connection, apply, is_full};
+    use crate::db::calls::CallRecord;
+    use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, Write};
+
+    /// A database with the app's schema, on a connection that may not grow it by a page more.
+    fn full_database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            conn.execute_batch(&std::fs::read_to_string(f).unwrap())
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, role, created_ms) VALUES ('u', 'u@x', 'h', 'user', 0)",
+        )
+        .unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        let conn = full_database();
+        let text = "x".repeat(64 * 1024);
+        let start = Write::Start(Box::new(CallStart {
+            conversation: Some(NewConversation {
+                id: "c".into(),
+                user_id: "u".into(),
+                title: "t".into(),
+                created_ms: 0,
+            }),
+            messages: vec![NewMessage {
+                id: "m".into(),
+                conversation_id: "c".into(),
+                user_id: "u".into(),
+                parent_id: None,
+                role: "user".into(),
+                content: text,
+                model_content: None,
+                status: "ok".into(),
+                model_id: None,
+                call_id: None,
+                token_estimate: 1,
+                created_ms: 0,
+            }],
+            call: CallRecord {
+                id: "k".into(),
+                user_id: "u".into(),
+                status: "pending".into(),
+                usage_source: "none".into(),
+                ..Default::default()
+            },
+            files: Vec::new(),
+            attach_files_to: None,
+            activity: Activity {
+                conversation_id: "c".into(),
+                head_id: "m".into(),
+                at_ms: 0,
+                added_messages: 1,
+                added_tokens: 0,
+                model: None,
+            },
+            remember: None,
+        }));
+        let failure = apply(&conn, &[&start]).unwrap_err();
+        assert!(failure.storage_full, "{}", failure.message);
+        assert!(conn.is_autocommit(), "rolled back");
+        // Another failure (a missing value) is not taken for a full disk.
+        let err = conn
+            .execute("INSERT INTO sessions (id) VALUES ('s')", [])
+            .unwrap_err();
+        assert!(!is_full(&err));
     }
 }

@@ -102,7 +102,14 @@ pub enum LlmError {
     BadResponse(String),
     #[error("the provider's stream ended early: {0}")]
     StreamCut(String),
+    /// The provider answered with an error of its own (an `error` object in the stream or in a 200 body),
+    /// with its message, scrubbed and bounded.
+    #[error("the provider reported an error: {0}")]
+    Provider(String),
 }
+
+/// Most characters of a provider's message kept in a record (they are stored with every failed call).
+pub const MAX_PROVIDER_MESSAGE: usize = 1000;
 
 impl LlmError {
     /// A short, stable class for analysis (`error_class` column).
@@ -118,6 +125,7 @@ impl LlmError {
             LlmError::Http { .. } => "upstream_4xx",
             LlmError::BadResponse(_) => "bad_response",
             LlmError::StreamCut(_) => "stream_cut",
+            LlmError::Provider(_) => "provider_error",
         }
     }
 
@@ -149,10 +157,14 @@ impl LlmError {
             LlmError::Http {
                 status, message, ..
             } => format!("The model provider returned an error (HTTP {status}): {message}"),
-            LlmError::BadResponse(_) => {
-                "The model provider sent a response that could not be read.".into()
+            // The reasons are llmeta's own words (or provider text already scrubbed): worth keeping in the record.
+            LlmError::BadResponse(reason) => {
+                format!("The model provider sent a response that could not be read: {reason}")
             }
             LlmError::StreamCut(_) => "The model provider's answer was cut off.".into(),
+            LlmError::Provider(message) => {
+                format!("The model provider reported an error: {message}")
+            }
         }
     }
 }

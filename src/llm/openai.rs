@@ -263,7 +263,7 @@ impl Running {
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| LlmError::BadResponse(format!("the body is not JSON ({e})")))?;
         if let Some(err) = value.get("error") {
-            return Err(LlmError::BadResponse(self.redact(&provider_error(err))));
+            return Err(LlmError::Provider(self.redact(&provider_error(err))));
         }
         self.meta(&value);
         let choice = value.pointer("/choices/0").cloned().unwrap_or(Value::Null);
@@ -328,10 +328,7 @@ impl Running {
             }
         };
         if let Some(err) = chunk.get("error") {
-            let msg = self.redact(&provider_error(err));
-            self.fail(LlmError::StreamCut(format!(
-                "the provider reported an error: {msg}"
-            )));
+            self.fail(LlmError::Provider(self.redact(&provider_error(err))));
             return;
         }
         self.meta(&chunk);
@@ -355,13 +352,8 @@ impl Running {
 
     /// Provider messages sometimes echo part of the key; never pass it on.
     fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        if let Some(key) = &self.inner.api_key
-            && key.expose().len() >= 8
-        {
-            out = out.replace(key.expose().as_str(), "[redacted]");
-        }
-        out.chars().take(300).collect()
+        let key = self.inner.api_key.as_ref().map(|k| k.expose().as_str());
+        crate::secret::scrub(text, key, super::MAX_PROVIDER_MESSAGE)
     }
 }
 
@@ -412,7 +404,8 @@ fn provider_error(err: &Value) -> String {
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| err.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown error".into())
+        // Some servers send only a code or a type: their JSON says more than nothing.
+        .unwrap_or_else(|| err.to_string())
 }
 
 /// The message inside an error body (`{"error":{"message":…}}`, `{"error":"…"}`, `{"detail":…}`), or its start.

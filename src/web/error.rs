@@ -40,6 +40,9 @@ impl<E: Into<anyhow::Error>> From<E> for AppError {
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
+            AppError::Internal(e) if crate::db::is_storage_full_error(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -50,8 +53,12 @@ impl AppError {
         }
     }
 
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
+            // The one internal cause worth naming: people can wait for it, and nothing they do will help.
+            AppError::Internal(e) if crate::db::is_storage_full_error(e) => {
+                crate::db::STORAGE_FULL.into()
+            }
             AppError::NotFound => "This page does not exist, or you do not have access to it.".into(),
             AppError::Forbidden => "You do not have permission to do this.".into(),
             AppError::Csrf => "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
@@ -62,12 +69,19 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        if let AppError::Internal(err) = &self {
-            // Inside the request span, so the log line carries the request id shown to the user.
+impl AppError {
+    /// Logs the cause of an internal error (inside the request span, so the line carries the request id shown
+    /// to the user).
+    pub fn log(&self) {
+        if let AppError::Internal(err) = self {
             tracing::error!(error = format!("{err:#}"), "request failed");
         }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
         let mut res = self.status().into_response();
         res.extensions_mut()
             .insert(ErrorMessage(self.public_message()));

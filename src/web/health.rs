@@ -52,6 +52,10 @@ async fn check(state: &AppState, write: bool) -> (StatusCode, Json<Value>) {
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "health write check failed");
                         body["database"]["write"] = json!("failed");
+                        if crate::db::is_storage_full(&e) {
+                            // The one cause worth naming here: an operator can act on it at once.
+                            body["database"]["error"] = json!("storage is full");
+                        }
                         false
                     }
                     Err(_) => {

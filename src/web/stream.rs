@@ -1,8 +1,10 @@
 //! The streamed answer: Server-Sent Events from the call runner to the browser.
 //!
 //! Events: `start` (ids), `delta` (`{"t": text, "r": reasoning}` — shown as plain text), `done` (the
-//! server-rendered, sanitised message block, sent after the call is recorded). If the browser goes away
-//! (Stop, closed tab), the runner notices, cancels the upstream request and records `cancelled`.
+//! server-rendered, sanitised message block, sent after the call is recorded), or instead `error`
+//! (`{"message": …}`) when the answer could not be saved: the page keeps the streamed text and says so. If the
+//! browser goes away (Stop, closed tab), the runner notices, cancels the upstream request and records
+//! `cancelled`.
 
 use super::pages::views::{MessageBlock, MessageView};
 use crate::app::AppState;
@@ -41,10 +43,19 @@ pub fn sse(state: AppState, turn: Turn) -> Response {
                     Update::Delta { content, reasoning } => {
                         event("delta", &json!({ "t": content, "r": reasoning }))
                     }
+                    // "ok" is said only of an answer that is stored.
+                    Update::Done {
+                        saved: Err(not_saved),
+                        ..
+                    } => event(
+                        "error",
+                        &json!({ "message": not_saved.message(), "status": "not_saved" }),
+                    ),
                     Update::Done {
                         call,
                         content,
                         reasoning,
+                        saved: Ok(()),
                     } => {
                         let message = Message {
                             id: answer_id.clone(),

@@ -183,7 +183,18 @@ async fn every_upstream_fault_gives_a_clear_error_and_one_record() {
         ("invalid_json", true, "bad_response", "could not be read"),
         ("cut", true, "stream_cut", "cut off"),
         ("stall", true, "timeout_idle", "stopped sending text"),
-        ("error_event", true, "stream_cut", "cut off"),
+        (
+            "error_event",
+            true,
+            "provider_error",
+            "mock overloaded mid-stream",
+        ),
+        (
+            "error_event",
+            false,
+            "provider_error",
+            "mock overloaded mid-stream",
+        ),
     ];
     for (i, (fault, streamed, class, shown)) in cases.iter().enumerate() {
         let text = format!("question {i} mock:fault={fault} mock:tokens=6");
@@ -237,6 +248,71 @@ async fn every_upstream_fault_gives_a_clear_error_and_one_record() {
             .await
             .unwrap();
     assert_eq!(http, Some(429));
+}
+
+#[tokio::test]
+async fn provider_error_details_are_recorded_scrubbed_and_bounded() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    let record = |id: String| {
+        let db = app.db().clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+                "SELECT status, error_class, error_message FROM calls WHERE conversation_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+
+    // An error event that echoes the key and runs long: its class, and its own words, without the key.
+    let (_, sse) = b
+        .chat_stream(
+            "/chat",
+            "a mock:fault=error_event mock:leak_key mock:pad=5000 mock:tokens=6",
+            "mock",
+            &[],
+        )
+        .await;
+    assert!(!sse.contains(MOCK_KEY), "{sse}");
+    let (status, class, message) = record(only_conversation_newest(&app).await).await;
+    assert_eq!(status, "error");
+    assert_eq!(class.as_deref(), Some("provider_error"));
+    let message = message.unwrap();
+    assert!(
+        message.contains("mock overloaded mid-stream (key [redacted])"),
+        "{message}"
+    );
+    assert!(!message.contains(MOCK_KEY));
+    assert!(
+        message.chars().count() <= 1100,
+        "{}",
+        message.chars().count()
+    );
+    assert!(message.ends_with('…'), "cut with a mark");
+
+    // A stream that cannot be read keeps its reason, streamed or not.
+    b.chat_stream(
+        "/chat",
+        "b mock:fault=invalid_json mock:tokens=6",
+        "mock",
+        &[],
+    )
+    .await;
+    let (_, class, message) = record(only_conversation_newest(&app).await).await;
+    assert_eq!(class.as_deref(), Some("bad_response"));
+    assert!(
+        message
+            .unwrap()
+            .contains("malformed JSON in the event stream")
+    );
+    b.chat("/chat", "c mock:fault=invalid_json", "mock", &[])
+        .await;
+    let (_, class, message) = record(only_conversation_newest(&app).await).await;
+    assert_eq!(class.as_deref(), Some("bad_response"));
+    assert!(message.unwrap().contains("the body is not JSON"));
 }
 
 #[tokio::test]

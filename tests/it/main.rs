@@ -17,3 +17,4 @@ mod pages;
 mod recording;
 mod running;
 mod safety;
+mod storage;

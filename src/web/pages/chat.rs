@@ -42,6 +42,7 @@ struct ChatPage {
     params: RawParams,
     content: String,
     errors: Vec<String>,
+    unsaved_answer: Option<String>,
     can_regenerate: bool,
     pending: Vec<FileChip>,
     pending_ids: String,
@@ -69,6 +70,8 @@ struct FormState {
     errors: Vec<String>,
     /// Attachments uploaded but not sent yet.
     files: Vec<String>,
+    /// An answer received but not saved, shown so that it is not lost unseen.
+    unsaved: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -88,6 +91,7 @@ async fn saved_form(state: &AppState, user_id: &str) -> Result<FormState, AppErr
         content: String::new(),
         errors: Vec::new(),
         files: Vec::new(),
+        unsaved: None,
     })
 }
 
@@ -184,6 +188,7 @@ async fn page(
             params: form.params,
             content: form.content,
             errors: form.errors,
+            unsaved_answer: form.unsaved,
             can_regenerate,
             pending,
             pending_ids,
@@ -251,17 +256,38 @@ fn busy(message: String) -> AppError {
     }
 }
 
-/// Runs a started turn: streamed to the browser, or awaited and redirected.
+/// Runs a started turn: streamed to the browser, or awaited and redirected (regenerate, which has no typed text to
+/// keep: when the answer could not be saved, the reason is the page).
 async fn respond(state: AppState, turn: Turn, stream: bool) -> Result<Response, AppError> {
     if stream {
         return Ok(stream::sse(state, turn));
     }
+    match wait_for(state, turn).await? {
+        Ok(target) => Ok(Redirect::to(&target).into_response()),
+        Err(unsaved) => Err(AppError::Unavailable(unsaved.reason)),
+    }
+}
+
+/// An answer that was received but could not be saved, for the form to show.
+struct Unsaved {
+    reason: String,
+    text: String,
+}
+
+/// Runs the call to its end (in its own task: if this request is dropped, the call still finishes and is
+/// recorded); the page to go to, or what was not saved.
+async fn wait_for(state: AppState, turn: Turn) -> Result<Result<String, Unsaved>, AppError> {
     let target = format!("/c/{}#m-{}", turn.conversation_id, turn.answer_id);
-    // Its own task: if this request is dropped, the call still finishes and is recorded.
-    tokio::spawn(runner::run(state, turn, None))
+    let ran = tokio::spawn(runner::run(state, turn, None))
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(Redirect::to(&target).into_response())
+    Ok(match ran.saved {
+        Ok(()) => Ok(target),
+        Err(e) => Err(Unsaved {
+            reason: e.message().to_string(),
+            text: ran.unsaved_answer.unwrap_or_default(),
+        }),
+    })
 }
 
 async fn send_inner(
@@ -273,32 +299,29 @@ async fn send_inner(
     form: SendForm,
 ) -> Result<Response, AppError> {
     let streaming = wants_stream(&headers);
-    let (st, us, cs, cid) = (&state, &user, &csrf, conversation_id.as_deref());
-    // The form comes back with everything typed and attached, and the reasons.
-    let invalid = move |errors: Vec<String>, form: SendForm| async move {
-        if streaming {
-            return Err(AppError::BadRequest(errors.join(" ")));
+    // Without JavaScript every error brings the form back with everything typed and attached, and the reasons;
+    // the script shows the reason beside the text it still has.
+    let again = |form: SendForm, errors: Vec<String>, status: StatusCode, cid: Option<String>| {
+        let (state, user, csrf) = (&state, &user, &csrf);
+        async move {
+            let form_state = FormState {
+                files: file_ids(&form.files),
+                model: form.model,
+                params: form.params,
+                content: form.content,
+                errors,
+                unsaved: None,
+            };
+            page(state, user, csrf, cid.as_deref(), form_state, status).await
         }
-        let state_form = FormState {
-            files: file_ids(&form.files),
-            model: form.model,
-            params: form.params,
-            content: form.content,
-            errors,
-        };
-        page(
-            st,
-            us,
-            cs,
-            cid,
-            state_form,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await
     };
     let (model, params) = match choose(&state, &form) {
         Ok(ok) => ok,
-        Err(errors) => return invalid(errors, form).await,
+        Err(errors) if streaming => return Err(AppError::BadRequest(errors.join(" "))),
+        Err(errors) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return again(form, errors, status, conversation_id).await;
+        }
     };
     let started = turn::ask(
         &state,
@@ -316,12 +339,56 @@ async fn send_inner(
         },
     )
     .await;
-    match started {
-        Ok(t) => respond(state.clone(), t, streaming).await,
-        Err(TurnError::NotFound) => Err(AppError::NotFound),
-        Err(TurnError::Invalid(msg)) => invalid(vec![msg], form).await,
-        Err(TurnError::Busy(msg)) => Err(busy(msg)),
-        Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
+    let turn = match started {
+        Ok(t) => t,
+        Err(TurnError::NotFound) => return Err(AppError::NotFound),
+        Err(TurnError::Invalid(msg)) if streaming => return Err(AppError::BadRequest(msg)),
+        Err(TurnError::Invalid(msg)) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return again(form, vec![msg], status, conversation_id).await;
+        }
+        Err(TurnError::Busy(msg)) if streaming => return Err(busy(msg)),
+        Err(TurnError::Busy(msg)) => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            return again(form, vec![msg], status, conversation_id).await;
+        }
+        Err(TurnError::Internal(e)) => {
+            let error = AppError::Internal(e);
+            if streaming {
+                return Err(error);
+            }
+            error.log();
+            let (message, status) = (error.public_message(), error.status());
+            return again(form, vec![message], status, conversation_id).await;
+        }
+    };
+    if streaming {
+        return Ok(stream::sse(state, turn));
+    }
+    let conversation = turn.conversation_id.clone();
+    match wait_for(state.clone(), turn).await? {
+        Ok(target) => Ok(Redirect::to(&target).into_response()),
+        Err(unsaved) => {
+            // The question is stored (its conversation now exists); the answer is shown with the reason.
+            let form_state = FormState {
+                files: file_ids(&form.files),
+                model: form.model,
+                params: form.params,
+                content: form.content,
+                errors: vec![unsaved.reason],
+                unsaved: Some(unsaved.text),
+            };
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            page(
+                &state,
+                &user,
+                &csrf,
+                Some(&conversation),
+                form_state,
+                status,
+            )
+            .await
+        }
     }
 }
 

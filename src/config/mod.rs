@@ -43,6 +43,14 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// The executable that reads PDFs in a child process (`llmeta extract-pdf`); default: this program.
     pub helper_exe: Option<PathBuf>,
+    /// Password hashes (argon2id, 19 MiB each) computed at once in this process; more wait in a queue.
+    pub hash_concurrency: usize,
+    /// How long a sign-in or sign-up waits for a hashing slot before it is answered 503 with `Retry-After`.
+    pub hash_queue_ms: u64,
+    /// Sign-ups allowed per client IP per hour (0: no limit).
+    pub signups_per_ip_hour: u32,
+    /// A bearer token that lets a monitoring system see `/health`'s counts without an admin session.
+    pub monitoring_token: Option<Secret<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +108,10 @@ struct FileConfig {
     demo: Option<bool>,
     demo_tokens_per_sec: Option<f64>,
     max_upload_bytes: Option<u64>,
+    hash_concurrency: Option<usize>,
+    hash_queue_ms: Option<u64>,
+    signups_per_ip_hour: Option<u32>,
+    monitoring_token: Option<String>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -334,7 +346,59 @@ impl Config {
             30 * 1024 * 1024,
         )?;
 
+        let hash_concurrency = parse_num(
+            pick(
+                &["LLMETA_HASH_CONCURRENCY"],
+                "hash_concurrency",
+                file_cfg.hash_concurrency.map(|n| n.to_string()),
+            ),
+            1,
+            256,
+            4,
+        )?;
+        let hash_queue_ms = parse_num(
+            pick(
+                &["LLMETA_HASH_QUEUE_MS"],
+                "hash_queue_ms",
+                file_cfg.hash_queue_ms.map(|n| n.to_string()),
+            ),
+            0,
+            60_000,
+            5_000,
+        )?;
+        let signups_per_ip_hour = parse_num(
+            pick(
+                &["LLMETA_SIGNUPS_PER_IP_HOUR"],
+                "signups_per_ip_hour",
+                file_cfg.signups_per_ip_hour.map(|n| n.to_string()),
+            ),
+            0,
+            1_000_000,
+            10,
+        )?;
+        let monitoring_token = match pick(
+            &["LLMETA_MONITORING_TOKEN"],
+            "monitoring_token",
+            file_cfg.monitoring_token,
+        ) {
+            Some((name, v)) => {
+                let v = v.trim().to_string();
+                if v.len() < 16 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(invalid(
+                        &name,
+                        "must be at least 16 visible ASCII characters (no spaces)",
+                    ));
+                }
+                Some(Secret::new(v))
+            }
+            None => None,
+        };
+
         Ok(Config {
+            hash_concurrency,
+            hash_queue_ms,
+            signups_per_ip_hour,
+            monitoring_token,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -442,6 +506,18 @@ impl Config {
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
+        let _ = writeln!(out, "hash_concurrency = {}", self.hash_concurrency);
+        let _ = writeln!(out, "hash_queue_ms = {}", self.hash_queue_ms);
+        let _ = writeln!(out, "signups_per_ip_hour = {}", self.signups_per_ip_hour);
+        let _ = writeln!(
+            out,
+            "monitoring_token = \"{}\"",
+            if self.monitoring_token.is_some() {
+                "[redacted]"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         for p in &self.providers {

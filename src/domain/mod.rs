@@ -10,5 +10,5 @@ mod role;
 pub use email::Email;
 pub use name::DisplayName;
 pub use params::{ParamError, Params, RawParams};
-pub use password::{NewPassword, hash_password, verify_password};
+pub use password::{NewPassword, hash_password, is_invisible, verify_password};
 pub use role::Role;

@@ -25,12 +25,25 @@ pub struct NewPassword(String);
 
 impl NewPassword {
     pub fn parse(raw: &str, email: &Email) -> Result<NewPassword, String> {
-        let chars = raw.chars().count();
-        if chars > MAX_PASSWORD_CHARS {
+        if raw.chars().count() > MAX_PASSWORD_CHARS {
             return Err(format!(
                 "Passwords are limited to {MAX_PASSWORD_CHARS} characters."
             ));
         }
+        // NULs, tabs, newlines and other control characters are never typed on purpose, and some systems cut
+        // a password at a NUL, which would make `x` + 7 NULs the one-character password `x`.
+        if raw.chars().any(char::is_control) {
+            return Err(
+                "Your password cannot contain control characters (such as tabs, line breaks or NUL)."
+                    .into(),
+            );
+        }
+        if raw.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+            return Err("Your password cannot consist only of spaces or invisible characters.".into());
+        }
+        // Invisible characters (zero-width spaces, joiners, direction marks) are allowed, e.g. inside emoji
+        // sequences, but they add nothing anyone could see or remember, so they do not count toward the length.
+        let chars = raw.chars().filter(|c| !is_invisible(*c)).count();
         if chars < MIN_PASSWORD_CHARS {
             return Err(format!(
                 "Use at least {MIN_PASSWORD_CHARS} characters for your password."
@@ -52,6 +65,34 @@ impl NewPassword {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that render as nothing: zero-width spaces and joiners, direction marks and isolates, word
+/// joiners and invisible operators, the BOM, soft hyphen, Hangul fillers, variation selectors and tag characters.
+/// (The standard library has no Unicode general category; this is the default-ignorable set that can be typed.)
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 fn hasher() -> Argon2<'static> {
@@ -100,6 +141,26 @@ mod tests {
         assert!(NewPassword::parse("12345678901", &email()).is_err());
         assert!(NewPassword::parse(&"x".repeat(1001), &email()).is_err());
         assert!(NewPassword::parse("correct horse battery", &email()).is_ok());
+    }
+
+    #[test]
+    fn blank_invisible_and_control_passwords_are_refused() {
+        let cases = [
+            " ".repeat(8),
+            "\u{200B}".repeat(8),
+            format!("x{}", "\0".repeat(7)),
+            "\u{3000}\u{00A0} \u{2003}\u{200D}\u{FEFF}\u{2060}\u{200E}".to_string(),
+            "abc\u{200B}\u{200B}\u{200B}\u{200B}\u{200B}".to_string(),
+            "tab\there ok".to_string(),
+            "line\nbreak here".to_string(),
+            "delete\u{7F}this".to_string(),
+        ];
+        for raw in cases {
+            assert!(NewPassword::parse(&raw, &email()).is_err(), "{raw:?}");
+        }
+        // Spaces inside a passphrase, and a joiner inside an emoji sequence, are fine.
+        assert!(NewPassword::parse("  four words  with spaces ", &email()).is_ok());
+        assert!(NewPassword::parse("family \u{1F468}\u{200D}\u{1F469} tree", &email()).is_ok());
     }
 
     #[test]

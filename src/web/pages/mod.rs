@@ -86,13 +86,61 @@ pub async fn not_found() -> AppError {
 }
 
 /// A safe place to go after signing in: a local path only, never another site.
+///
+/// Browsers drop tabs and line breaks from a `Location` and treat `\\` like `/`, so `/\t/evil.example` and
+/// `/\\evil.example` lead off-site, and a line break cannot go in a header at all. The value is checked as
+/// given and after percent-decoding (until it no longer changes, so `%2509` is caught too): it must start with
+/// exactly one `/` (not `//` or `/\\`) and hold no control characters or whitespace. Anything else is `/`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
-        }
+        Some(n) if is_local_path(n) => n.to_string(),
         _ => "/".to_string(),
     }
+}
+
+fn is_local_path(raw: &str) -> bool {
+    // Every decoded form must pass; a value still changing after a few rounds is refused outright.
+    let mut current = raw.to_string();
+    for _ in 0..4 {
+        let ok = current.starts_with('/')
+            && !current.starts_with("//")
+            && !current.starts_with("/\\")
+            && !current
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || crate::domain::is_invisible(c));
+        if !ok {
+            return false;
+        }
+        let decoded = percent_decode(&current);
+        if decoded == current {
+            return true;
+        }
+        current = decoded;
+    }
+    false
+}
+
+/// `%XX` sequences decoded as bytes (invalid UTF-8 becomes U+FFFD); a `%` without two hex digits stays.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ pub use login::{
     LoginAttempt, LoginError, SignedIn, THROTTLE_WINDOW_MS, clear_account, login,
 };
 
-use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::db::resets::{self, LinkState};
+use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::db::{Db, sessions, throttle};
 use crate::domain::{DisplayName, Email, NewPassword, Role};
 use crate::hashing::{HashError, HashPool};
@@ -51,9 +51,13 @@ pub struct Registration<'a> {
 pub enum RegisterError {
     Invalid(FieldErrors),
     /// Too many sign-ups from this client IP (429).
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        retry_after_secs: u64,
+    },
     /// Every password-hashing slot stayed busy (503).
-    Busy { retry_after_secs: u64 },
+    Busy {
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -64,7 +68,11 @@ impl RegisterError {
             RegisterError::Throttled { retry_after_secs } => format!(
                 "Too many accounts were created from your network. Try again in {} minute{}.",
                 retry_after_secs.div_ceil(60),
-                if retry_after_secs.div_ceil(60) == 1 { "" } else { "s" }
+                if retry_after_secs.div_ceil(60) == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             ),
             RegisterError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
             RegisterError::Invalid(_) => "The form has errors.".into(),
@@ -185,10 +193,13 @@ pub async fn create_admin(
     let email = Email::parse(email).map_err(anyhow::Error::msg)?;
     let name = DisplayName::parse(name).map_err(anyhow::Error::msg)?;
     let password = NewPassword::parse(password, &email).map_err(anyhow::Error::msg)?;
-    let hash = hashes.hash(password.expose().to_string()).await.map_err(|e| match e {
-        HashError::Busy { .. } => anyhow::anyhow!("password hashing is busy; try again"),
-        HashError::Failed(e) => e,
-    })?;
+    let hash = hashes
+        .hash(password.expose().to_string())
+        .await
+        .map_err(|e| match e {
+            HashError::Busy { .. } => anyhow::anyhow!("password hashing is busy; try again"),
+            HashError::Failed(e) => e,
+        })?;
     users::create(
         db,
         NewUser {
@@ -260,7 +271,10 @@ pub async fn reset_password(
     };
     let internal = |e: sqlx::Error| RegisterError::Internal(e.into());
     let id_hash = crate::util::sha256_hex(token);
-    let user_id = match resets::state(db, &id_hash, now_ms()).await.map_err(internal)? {
+    let user_id = match resets::state(db, &id_hash, now_ms())
+        .await
+        .map_err(internal)?
+    {
         LinkState::Live(user_id) => user_id,
         other => return Err(invalid(other.message())),
     };
@@ -288,7 +302,9 @@ pub async fn reset_password(
         .map_err(internal)?
         .is_none()
     {
-        let state = resets::state(db, &id_hash, now_ms()).await.map_err(internal)?;
+        let state = resets::state(db, &id_hash, now_ms())
+            .await
+            .map_err(internal)?;
         return Err(invalid(state.message()));
     }
     clear_account(db, &user.email).await.map_err(internal)?;

@@ -183,7 +183,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 confirm: &password,
             };
             let role = if admin { Role::Admin } else { Role::User };
-            let hashes = crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
+            let hashes =
+                crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
             let user = admin::create_user(&db, &hashes, form, role)
                 .await
                 .map_err(|e| match e {
@@ -281,7 +282,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let db = Db::connect(&config).await?;
             db.migrate().await?;
-            let hashes = crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
+            let hashes =
+                crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
             let user =
                 crate::accounts::create_admin(&db, &hashes, &email, &name, &password).await?;
             db.close().await;

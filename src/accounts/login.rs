@@ -31,9 +31,13 @@ pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 pub enum LoginError {
     BadCredentials,
     Disabled,
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        retry_after_secs: u64,
+    },
     /// Every password-hashing slot stayed busy: try again shortly (503).
-    Busy { retry_after_secs: u64 },
+    Busy {
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -111,7 +115,10 @@ pub async fn login(
         .map(|(_, device_id)| device_id);
     // Own counters (cleared on success) and shared ones (only this attempt taken back on success).
     let (own, shared): (Vec<(String, i64)>, Vec<(String, i64)>) = match device {
-        Some(d) => (vec![(format!("{account} dev:{d}"), DEVICE_FAILURE_LIMIT)], vec![]),
+        Some(d) => (
+            vec![(format!("{account} dev:{d}"), DEVICE_FAILURE_LIMIT)],
+            vec![],
+        ),
         None => (
             vec![(format!("{account} ip:{}", attempt.ip), CLIENT_FAILURE_LIMIT)],
             vec![

@@ -74,7 +74,9 @@ impl LinkState {
             LinkState::Revoked => {
                 "This reset link was replaced by a newer one, or the password was changed since. Use the newest link, or ask for a new one."
             }
-            LinkState::Expired => "This reset link has expired. Ask an administrator for a new one.",
+            LinkState::Expired => {
+                "This reset link has expired. Ask an administrator for a new one."
+            }
             LinkState::Unknown => "This reset link is not valid. Check that you copied all of it.",
         }
     }

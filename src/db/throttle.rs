@@ -47,14 +47,14 @@ pub async fn clear(db: &Db, key: &str) -> sqlx::Result<()> {
 /// per-device counters; emails hold no spaces, so no other account's keys match).
 pub async fn clear_family(db: &Db, key: &str) -> sqlx::Result<u64> {
     let prefix = format!("{key} ");
-    Ok(sqlx::query(
-        "DELETE FROM login_throttle WHERE key = $1 OR substr(key, 1, length($2)) = $2",
+    Ok(
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1 OR substr(key, 1, length($2)) = $2")
+            .bind(key)
+            .bind(&prefix)
+            .execute(db.writer())
+            .await?
+            .rows_affected(),
     )
-    .bind(key)
-    .bind(&prefix)
-    .execute(db.writer())
-    .await?
-    .rows_affected())
 }
 
 pub async fn purge_older_than(db: &Db, cutoff_ms: i64) -> sqlx::Result<u64> {

@@ -37,7 +37,10 @@ fn device_mac(key: &[u8], user_id: &str, device_id: &str) -> String {
 
 /// The cookie value for a device of `user_id`: `user_id.device_id.mac`.
 pub fn device_value(key: &[u8], user_id: &str, device_id: &str) -> String {
-    format!("{user_id}.{device_id}.{}", device_mac(key, user_id, device_id))
+    format!(
+        "{user_id}.{device_id}.{}",
+        device_mac(key, user_id, device_id)
+    )
 }
 
 /// The device cookie of this request, if there is one and its signature is right.

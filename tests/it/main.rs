@@ -14,4 +14,7 @@ mod history;
 mod json;
 mod pages;
 mod recording;
+mod resets_and_admins;
 mod safety;
+mod signin_limits;
+mod signin_process;

@@ -125,8 +125,10 @@ pub async fn login(
             tracing::info!(user_id = %user.id, known_device = signed_in.known_device, "signed in");
             let mut res = Redirect::to(&next).into_response();
             res.headers_mut().append(header::SET_COOKIE, cookie);
-            res.headers_mut()
-                .append(header::SET_COOKIE, device_cookie(&state, &headers, &user.id));
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                device_cookie(&state, &headers, &user.id),
+            );
             Ok(res)
         }
         Err(LoginError::Internal(e)) => Err(AppError::Internal(e)),

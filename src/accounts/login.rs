@@ -85,6 +85,9 @@ pub struct SignedIn {
     pub known_device: bool,
 }
 
+/// A throttle key and its limit in one window.
+type Counter = (String, i64);
+
 /// The throttle key of all of an account's counters (its per-client and per-device keys extend it).
 fn account_key(email: &str) -> String {
     format!("acct:{email}")
@@ -114,7 +117,7 @@ pub async fn login(
         .filter(|(user_id, _)| user.as_ref().is_some_and(|u| u.id == *user_id))
         .map(|(_, device_id)| device_id);
     // Own counters (cleared on success) and shared ones (only this attempt taken back on success).
-    let (own, shared): (Vec<(String, i64)>, Vec<(String, i64)>) = match device {
+    let (own, shared): (Vec<Counter>, Vec<Counter>) = match device {
         Some(d) => (
             vec![(format!("{account} dev:{d}"), DEVICE_FAILURE_LIMIT)],
             vec![],

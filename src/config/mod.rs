@@ -636,6 +636,24 @@ mod tests {
     }
 
     #[test]
+    fn sign_in_limits_are_validated_and_the_monitoring_token_redacted() {
+        let c = load(&[]).unwrap();
+        assert_eq!((c.hash_concurrency, c.signups_per_ip_hour), (4, 10));
+        for (name, value) in [
+            ("LLMETA_HASH_CONCURRENCY", "0"),
+            ("LLMETA_HASH_QUEUE_MS", "-1"),
+            ("LLMETA_SIGNUPS_PER_IP_HOUR", "many"),
+            ("LLMETA_MONITORING_TOKEN", "short"),
+            ("LLMETA_MONITORING_TOKEN", "has spaces in the middle"),
+        ] {
+            assert_eq!(load(&[(name, value)]).unwrap_err().setting, name, "{value}");
+        }
+        let c = load(&[("LLMETA_MONITORING_TOKEN", "monitor-0123456789abcdef")]).unwrap();
+        assert!(c.describe().contains("monitoring_token = \"[redacted]\""));
+        assert!(!c.describe().contains("monitor-0123456789abcdef"));
+    }
+
+    #[test]
     fn the_seed_secret_name_works_and_the_new_one_wins() {
         let k1 = "a".repeat(40);
         let k2 = "b".repeat(40);

@@ -1,104 +1,22 @@
 //! Account use cases: sign-up, sign-in with throttling, password changes, first administrator.
 //! Pages and the CLI call these; they talk to the database through `db::*`.
 
+mod login;
+
+pub use login::{
+    ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, IP_FAILURE_LIMIT,
+    LoginAttempt, LoginError, SignedIn, THROTTLE_WINDOW_MS, clear_account, login,
+};
+
+use crate::db::resets::{self, LinkState};
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::db::{Db, sessions, throttle};
-use crate::domain::{DisplayName, Email, NewPassword, Role, hash_password, verify_password};
+use crate::domain::{DisplayName, Email, NewPassword, Role};
+use crate::hashing::{HashError, HashPool};
 use crate::util::now_ms;
 
-/// Failed sign-ins allowed per account, and per client IP, in one window.
-pub const ACCOUNT_FAILURE_LIMIT: i64 = 5;
-pub const IP_FAILURE_LIMIT: i64 = 30;
-pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
-
-/// Why a sign-in failed. `BadCredentials` is the same for an unknown email and a wrong password.
-#[derive(Debug)]
-pub enum LoginError {
-    BadCredentials,
-    Disabled,
-    Throttled { retry_after_secs: u64 },
-    Internal(anyhow::Error),
-}
-
-impl LoginError {
-    pub fn message(&self) -> String {
-        match self {
-            LoginError::BadCredentials => "The email or password is incorrect.".into(),
-            LoginError::Disabled => {
-                "This account has been deactivated. Contact an administrator.".into()
-            }
-            LoginError::Throttled { retry_after_secs } => format!(
-                "Too many failed sign-in attempts. Try again in {} minute{}.",
-                retry_after_secs.div_ceil(60),
-                if retry_after_secs.div_ceil(60) == 1 {
-                    ""
-                } else {
-                    "s"
-                }
-            ),
-            LoginError::Internal(_) => "Sign-in failed because of a server error.".into(),
-        }
-    }
-}
-
-impl<E: Into<anyhow::Error>> From<E> for LoginError {
-    fn from(e: E) -> Self {
-        LoginError::Internal(e.into())
-    }
-}
-
-async fn hash_blocking(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password)).await?
-}
-
-async fn verify_blocking(password: String, hash: Option<String>) -> anyhow::Result<bool> {
-    Ok(tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref())).await?)
-}
-
-/// Checks credentials, counting failures per account and per IP so that guessing is slow.
-pub async fn login(db: &Db, email_raw: &str, password: &str, ip: &str) -> Result<User, LoginError> {
-    let now = now_ms();
-    // An unparseable email still counts against the IP, and gets the same answer as a wrong password.
-    let email = Email::parse(email_raw).ok();
-    let account_key = format!(
-        "account:{}",
-        email.as_ref().map(Email::as_str).unwrap_or("")
-    );
-    let ip_key = format!("ip:{ip}");
-    for (key, limit) in [
-        (&account_key, ACCOUNT_FAILURE_LIMIT),
-        (&ip_key, IP_FAILURE_LIMIT),
-    ] {
-        let (failures, window_start) = throttle::failures(db, key, now, THROTTLE_WINDOW_MS).await?;
-        if failures >= limit {
-            let retry_ms = (window_start + THROTTLE_WINDOW_MS - now).max(1000);
-            return Err(LoginError::Throttled {
-                retry_after_secs: (retry_ms as u64).div_ceil(1000),
-            });
-        }
-    }
-    let user = match &email {
-        Some(e) => users::by_email(db, e).await?,
-        None => None,
-    };
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = verify_blocking(password.to_string(), hash).await?;
-    match user {
-        Some(user) if ok => {
-            if user.disabled_ms.is_some() {
-                return Err(LoginError::Disabled);
-            }
-            throttle::clear(db, &account_key).await?;
-            users::record_login(db, &user.id, now).await?;
-            Ok(user)
-        }
-        _ => {
-            throttle::record_failure(db, &account_key, now, THROTTLE_WINDOW_MS).await?;
-            throttle::record_failure(db, &ip_key, now, THROTTLE_WINDOW_MS).await?;
-            Err(LoginError::BadCredentials)
-        }
-    }
-}
+/// The window of the sign-ups-per-IP limit.
+pub const SIGNUP_WINDOW_MS: i64 = 60 * 60 * 1000;
 
 /// Errors of a form, as messages per field, for re-displaying the form.
 #[derive(Debug, Default, Clone)]
@@ -128,18 +46,66 @@ pub struct Registration<'a> {
     pub confirm: &'a str,
 }
 
-/// Why a registration failed: the form's messages, or a server error.
+/// Why a registration (or a password change) failed: the form's messages, a limit, or a server error.
 #[derive(Debug)]
 pub enum RegisterError {
     Invalid(FieldErrors),
+    /// Too many sign-ups from this client IP (429).
+    Throttled {
+        retry_after_secs: u64,
+    },
+    /// Every password-hashing slot stayed busy (503).
+    Busy {
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
-/// Validates a registration and creates the account (`first_admin`: only while no user exists).
+impl RegisterError {
+    /// The message for `Throttled` and `Busy` (the other variants carry their own).
+    pub fn message(&self) -> String {
+        match self {
+            RegisterError::Throttled { retry_after_secs } => format!(
+                "Too many accounts were created from your network. Try again in {} minute{}.",
+                retry_after_secs.div_ceil(60),
+                if retry_after_secs.div_ceil(60) == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            RegisterError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
+            RegisterError::Invalid(_) => "The form has errors.".into(),
+            RegisterError::Internal(_) => "The change failed because of a server error.".into(),
+        }
+    }
+}
+
+impl From<HashError> for RegisterError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy { retry_after_secs } => RegisterError::Busy { retry_after_secs },
+            HashError::Failed(e) => RegisterError::Internal(e),
+        }
+    }
+}
+
+/// A sign-up limit: at most `per_hour` accounts per client IP (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct SignupLimit<'a> {
+    pub ip: &'a str,
+    pub per_hour: u32,
+}
+
+/// Validates a registration and creates the account (`first_admin`: only while no user exists). With a
+/// `limit`, the attempt is counted against the client IP once the form is valid and before the hash is
+/// computed, so simultaneous sign-ups cannot all pass.
 pub async fn register(
     db: &Db,
+    hashes: &HashPool,
     form: Registration<'_>,
     first_admin: bool,
+    limit: Option<SignupLimit<'_>>,
 ) -> Result<User, RegisterError> {
     let mut errors = FieldErrors::default();
     let email = Email::parse(form.email)
@@ -163,9 +129,33 @@ pub async fn register(
     if !errors.is_empty() {
         return Err(RegisterError::Invalid(errors));
     }
-    let hash = hash_blocking(password.expose().to_string())
-        .await
-        .map_err(RegisterError::Internal)?;
+    let key = limit
+        .filter(|l| l.per_hour > 0)
+        .map(|l| (format!("signup:{}", l.ip), i64::from(l.per_hour)));
+    if let Some((key, per_hour)) = &key {
+        let now = now_ms();
+        let (count, window_start) = throttle::hit(db, key, now, SIGNUP_WINDOW_MS)
+            .await
+            .map_err(|e| RegisterError::Internal(e.into()))?;
+        if count > *per_hour {
+            let retry_ms = (window_start + SIGNUP_WINDOW_MS - now).max(1000);
+            return Err(RegisterError::Throttled {
+                retry_after_secs: (retry_ms as u64).div_ceil(1000),
+            });
+        }
+    }
+    let hash = match hashes.hash(password.expose().to_string()).await {
+        Ok(hash) => hash,
+        Err(e) => {
+            // Not hashed, so no account was made: give the attempt back.
+            if let Some((key, _)) = &key {
+                throttle::undo(db, key)
+                    .await
+                    .map_err(|e| RegisterError::Internal(e.into()))?;
+            }
+            return Err(e.into());
+        }
+    };
     let new = NewUser {
         email: &email,
         display_name: name.as_str(),
@@ -195,6 +185,7 @@ pub async fn register(
 /// Creates an administrator from the command line (no throttling, no first-run restriction).
 pub async fn create_admin(
     db: &Db,
+    hashes: &HashPool,
     email: &str,
     name: &str,
     password: &str,
@@ -202,7 +193,13 @@ pub async fn create_admin(
     let email = Email::parse(email).map_err(anyhow::Error::msg)?;
     let name = DisplayName::parse(name).map_err(anyhow::Error::msg)?;
     let password = NewPassword::parse(password, &email).map_err(anyhow::Error::msg)?;
-    let hash = hash_blocking(password.expose().to_string()).await?;
+    let hash = hashes
+        .hash(password.expose().to_string())
+        .await
+        .map_err(|e| match e {
+            HashError::Busy { .. } => anyhow::anyhow!("password hashing is busy; try again"),
+            HashError::Failed(e) => e,
+        })?;
     users::create(
         db,
         NewUser {
@@ -216,9 +213,11 @@ pub async fn create_admin(
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Changes a password after checking the current one, and ends the user's other sessions.
+/// Changes a password after checking the current one, and ends the user's other sessions. Reset links
+/// issued earlier stop working (see `users::set_password_hash`) and sign-in locks on the account are cleared.
 pub async fn change_password(
     db: &Db,
+    hashes: &HashPool,
     user: &User,
     keep_session: &str,
     current: &str,
@@ -228,9 +227,9 @@ pub async fn change_password(
     let mut errors = FieldErrors::default();
     let email =
         Email::parse(&user.email).map_err(|e| RegisterError::Internal(anyhow::anyhow!(e)))?;
-    let ok = verify_blocking(current.to_string(), user.password_hash.clone())
-        .await
-        .map_err(RegisterError::Internal)?;
+    let ok = hashes
+        .verify(current.to_string(), user.password_hash.clone())
+        .await?;
     if !ok {
         errors.form = Some("Your current password is incorrect.".into());
     }
@@ -243,10 +242,11 @@ pub async fn change_password(
     let Some(password) = password.filter(|_| errors.is_empty()) else {
         return Err(RegisterError::Invalid(errors));
     };
-    let hash = hash_blocking(password.expose().to_string())
-        .await
-        .map_err(RegisterError::Internal)?;
+    let hash = hashes.hash(password.expose().to_string()).await?;
     users::set_password_hash(db, &user.id, &hash)
+        .await
+        .map_err(|e| RegisterError::Internal(e.into()))?;
+    clear_account(db, &user.email)
         .await
         .map_err(|e| RegisterError::Internal(e.into()))?;
     sessions::delete_others(db, &user.id, keep_session)
@@ -254,9 +254,11 @@ pub async fn change_password(
         .map_err(|e| RegisterError::Internal(e.into()))
 }
 
-/// Sets a new password from a reset link (single use), and ends every session of the account.
+/// Sets a new password from a reset link (single use), ends every session of the account and clears its
+/// sign-in locks (an administrator's reset is how a locked-out owner gets back in).
 pub async fn reset_password(
     db: &Db,
+    hashes: &HashPool,
     token: &str,
     new: &str,
     confirm: &str,
@@ -267,18 +269,19 @@ pub async fn reset_password(
             ..Default::default()
         })
     };
+    let internal = |e: sqlx::Error| RegisterError::Internal(e.into());
     let id_hash = crate::util::sha256_hex(token);
-    let now = now_ms();
-    let user_id = crate::db::resets::peek(db, &id_hash, now)
+    let user_id = match resets::state(db, &id_hash, now_ms())
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))?
-        .ok_or_else(|| {
-            invalid("This reset link is invalid, expired or already used. Ask for a new one.")
-        })?;
+        .map_err(internal)?
+    {
+        LinkState::Live(user_id) => user_id,
+        other => return Err(invalid(other.message())),
+    };
     let user = users::by_id(db, &user_id)
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))?
-        .ok_or_else(|| invalid("This reset link is invalid."))?;
+        .map_err(internal)?
+        .ok_or_else(|| invalid(LinkState::Unknown.message()))?;
     let email =
         Email::parse(&user.email).map_err(|e| RegisterError::Internal(anyhow::anyhow!(e)))?;
     let mut errors = FieldErrors::default();
@@ -291,19 +294,22 @@ pub async fn reset_password(
     let Some(password) = password.filter(|_| errors.is_empty()) else {
         return Err(RegisterError::Invalid(errors));
     };
-    // Use the token up only now, atomically: a second request with it fails here.
-    crate::db::resets::take(db, &id_hash, now)
+    // Hash first: a busy server then leaves the link unused. Using the link up and setting the password are
+    // one transaction, so a second request with the same link fails there.
+    let hash = hashes.hash(password.expose().to_string()).await?;
+    if resets::redeem(db, &id_hash, now_ms(), &hash)
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))?
-        .ok_or_else(|| invalid("This reset link was already used."))?;
-    let hash = hash_blocking(password.expose().to_string())
-        .await
-        .map_err(RegisterError::Internal)?;
-    users::set_password_hash(db, &user.id, &hash)
-        .await
-        .map_err(|e| RegisterError::Internal(e.into()))?;
+        .map_err(internal)?
+        .is_none()
+    {
+        let state = resets::state(db, &id_hash, now_ms())
+            .await
+            .map_err(internal)?;
+        return Err(invalid(state.message()));
+    }
+    clear_account(db, &user.email).await.map_err(internal)?;
     sessions::delete_all_for_user(db, &user.id)
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))?;
+        .map_err(internal)?;
     Ok(user)
 }

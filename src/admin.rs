@@ -4,7 +4,7 @@
 use crate::accounts::{FieldErrors, RegisterError, Registration};
 use crate::chat::running::{Running, StopReason};
 use crate::db::users::{self, User};
-use crate::db::{Db, admin, resets, sessions};
+use crate::db::{Backend, Db, resets, sessions};
 use crate::domain::Role;
 use crate::util::{now_ms, random_token, sha256_hex};
 use std::path::Path;
@@ -40,12 +40,33 @@ async fn target(db: &Db, id: &str) -> Result<User, AdminError> {
     users::by_id(db, id).await?.ok_or(AdminError::NotFound)
 }
 
-/// Refuses to take away the last active administrator.
-async fn keep_one_admin(db: &Db, user: &User) -> Result<(), AdminError> {
-    if user.is_admin() && user.disabled_ms.is_none() && admin::active_admins(db).await? <= 1 {
+/// Starts a write transaction in which `id` may stop being an active administrator: refuses if it is the
+/// last one. The check and the caller's change commit together, so two administrators demoting or
+/// deactivating each other at once cannot both pass: on SQLite the transaction holds the write lock from
+/// its start; on PostgreSQL the active administrators' rows are locked (`FOR UPDATE`), so the second
+/// transaction waits for the first and then sees its change.
+async fn without_admin(
+    db: &Db,
+    id: &str,
+) -> Result<(sqlx::Transaction<'static, sqlx::Any>, User), AdminError> {
+    let mut tx = db.begin_write().await?;
+    let lock = if db.backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let admins: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM users WHERE role = 'admin' AND disabled_ms IS NULL ORDER BY id{lock}"
+    )))
+    .fetch_all(&mut *tx)
+    .await?;
+    let user = users::by_id_in(&mut tx, id)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    if admins.iter().any(|a| a == id) && admins.len() <= 1 {
         return Err(AdminError::LastAdmin);
     }
-    Ok(())
+    Ok((tx, user))
 }
 
 /// Deactivating ends the user's sessions and their calls running in this process (`running`) at once, each
@@ -57,15 +78,18 @@ pub async fn set_active(
     id: &str,
     active: bool,
 ) -> Result<User, AdminError> {
-    let user = target(db, id).await?;
-    if !active {
-        keep_one_admin(db, &user).await?;
-    }
+    let mut tx = if active {
+        target(db, id).await?;
+        db.begin_write().await?
+    } else {
+        without_admin(db, id).await?.0
+    };
     sqlx::query("UPDATE users SET disabled_ms = $1 WHERE id = $2")
         .bind((!active).then(now_ms))
         .bind(id)
-        .execute(db.writer())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     if !active {
         sessions::delete_all_for_user(db, id).await?;
         running.stop_user(id, StopReason::Deactivated);
@@ -75,15 +99,18 @@ pub async fn set_active(
 }
 
 pub async fn set_role(db: &Db, id: &str, role: Role) -> Result<User, AdminError> {
-    let user = target(db, id).await?;
-    if role == Role::User {
-        keep_one_admin(db, &user).await?;
-    }
+    let mut tx = if role == Role::User {
+        without_admin(db, id).await?.0
+    } else {
+        target(db, id).await?;
+        db.begin_write().await?
+    };
     sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
         .bind(role.as_str())
         .bind(id)
-        .execute(db.writer())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     tracing::info!(user_id = %id, role = role.as_str(), "role changed");
     target(db, id).await
 }
@@ -101,8 +128,9 @@ pub async fn delete_user(
     data_dir: &Path,
     id: &str,
 ) -> Result<(), AdminError> {
-    let user = target(db, id).await?;
-    keep_one_admin(db, &user).await?;
+    // Refused before anything changes if this is the last administrator. The check is repeated below in the
+    // deleting transaction; it cannot be held open meanwhile, since the stopped calls must write their records.
+    drop(without_admin(db, id).await?);
     // Signed out first, so no new call can start while the running ones stop.
     sessions::delete_all_for_user(db, id).await?;
     if running.stop_user(id, StopReason::Deleted) > 0
@@ -110,11 +138,11 @@ pub async fn delete_user(
     {
         tracing::warn!(user_id = %id, "calls of a deleted user did not stop in time; deleting anyway");
     }
+    let (mut tx, _) = without_admin(db, id).await?;
     let file_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM files WHERE user_id = $1")
         .bind(id)
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *tx)
         .await?;
-    let mut tx = db.begin_write().await?;
     // Children first, so this is right even where cascades are off.
     for sql in [
         "DELETE FROM call_files WHERE call_id IN (SELECT id FROM calls WHERE user_id = $1)",
@@ -138,10 +166,11 @@ pub async fn delete_user(
 /// Creates an account with a password and a role.
 pub async fn create_user(
     db: &Db,
+    hashes: &crate::hashing::HashPool,
     form: Registration<'_>,
     role: Role,
 ) -> Result<User, RegisterError> {
-    let user = crate::accounts::register(db, form, false).await?;
+    let user = crate::accounts::register(db, hashes, form, false, None).await?;
     if role == Role::Admin {
         return set_role(db, &user.id, Role::Admin)
             .await

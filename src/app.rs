@@ -22,6 +22,10 @@ pub struct Inner {
     db: Db,
     llm: Registry,
     csrf_key: Vec<u8>,
+    /// Signs device cookies (browsers that signed in before; see `web::cookies::DEVICE`).
+    device_key: Vec<u8>,
+    /// Caps concurrent password hashing (`hash_concurrency`).
+    hashes: crate::hashing::HashPool,
     started: Instant,
     shutdown: watch::Sender<bool>,
     inflight: InFlight,
@@ -92,6 +96,12 @@ impl Inner {
     pub fn csrf_key(&self) -> &[u8] {
         &self.csrf_key
     }
+    pub fn device_key(&self) -> &[u8] {
+        &self.device_key
+    }
+    pub fn hashes(&self) -> &crate::hashing::HashPool {
+        &self.hashes
+    }
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
@@ -161,11 +171,16 @@ impl Application {
             .unwrap_or_default();
         // Derive a purpose-specific key so the raw secret is used for nothing else.
         let csrf_key = crate::util::sha256_hex(&format!("llmeta csrf v1:{secret}")).into_bytes();
+        let device_key =
+            crate::util::sha256_hex(&format!("llmeta device v1:{secret}")).into_bytes();
+        let hashes = crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
         let state = AppState(Arc::new(Inner {
             config,
             db,
             llm,
             csrf_key,
+            device_key,
+            hashes,
             started: Instant::now(),
             shutdown: watch::channel(false).0,
             inflight: InFlight::default(),

@@ -184,10 +184,14 @@ async fn user_command(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 confirm: &password,
             };
             let role = if admin { Role::Admin } else { Role::User };
-            let user = admin::create_user(&db, form, role)
+            let hashes =
+                crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
+            let user = admin::create_user(&db, &hashes, form, role)
                 .await
                 .map_err(|e| match e {
                     crate::accounts::RegisterError::Internal(e) => e,
+                    e @ (crate::accounts::RegisterError::Throttled { .. }
+                    | crate::accounts::RegisterError::Busy { .. }) => anyhow::anyhow!(e.message()),
                     crate::accounts::RegisterError::Invalid(f) => anyhow::anyhow!(
                         "{}",
                         [f.email, f.name, f.password, f.confirm, f.form]
@@ -280,7 +284,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let db = Db::connect(&config).await?;
             db.migrate().await?;
-            let user = crate::accounts::create_admin(&db, &email, &name, &password).await?;
+            let hashes =
+                crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
+            let user =
+                crate::accounts::create_admin(&db, &hashes, &email, &name, &password).await?;
             db.close().await;
             println!("administrator {} created", user.email);
             Ok(())

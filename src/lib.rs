@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod files;
+pub mod hashing;
 pub mod housekeeping;
 pub mod instance;
 pub mod llm;

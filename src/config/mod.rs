@@ -51,6 +51,14 @@ pub struct Config {
     /// How long a call's final write is retried (seconds) when the database refuses it, before the person is
     /// told the answer could not be saved.
     pub record_retry_secs: u64,
+    /// Password hashes (argon2id, 19 MiB each) computed at once in this process; more wait in a queue.
+    pub hash_concurrency: usize,
+    /// How long a sign-in or sign-up waits for a hashing slot before it is answered 503 with `Retry-After`.
+    pub hash_queue_ms: u64,
+    /// Sign-ups allowed per client IP per hour (0: no limit).
+    pub signups_per_ip_hour: u32,
+    /// A bearer token that lets a monitoring system see `/health`'s counts without an admin session.
+    pub monitoring_token: Option<Secret<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +119,10 @@ struct FileConfig {
     max_calls_per_user: Option<usize>,
     instance_heartbeat_ms: Option<u64>,
     record_retry_secs: Option<u64>,
+    hash_concurrency: Option<usize>,
+    hash_queue_ms: Option<u64>,
+    signups_per_ip_hour: Option<u32>,
+    monitoring_token: Option<String>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -376,10 +388,62 @@ impl Config {
             60,
         )?;
 
+        let hash_concurrency = parse_num(
+            pick(
+                &["LLMETA_HASH_CONCURRENCY"],
+                "hash_concurrency",
+                file_cfg.hash_concurrency.map(|n| n.to_string()),
+            ),
+            1,
+            256,
+            4,
+        )?;
+        let hash_queue_ms = parse_num(
+            pick(
+                &["LLMETA_HASH_QUEUE_MS"],
+                "hash_queue_ms",
+                file_cfg.hash_queue_ms.map(|n| n.to_string()),
+            ),
+            0,
+            60_000,
+            5_000,
+        )?;
+        let signups_per_ip_hour = parse_num(
+            pick(
+                &["LLMETA_SIGNUPS_PER_IP_HOUR"],
+                "signups_per_ip_hour",
+                file_cfg.signups_per_ip_hour.map(|n| n.to_string()),
+            ),
+            0,
+            1_000_000,
+            10,
+        )?;
+        let monitoring_token = match pick(
+            &["LLMETA_MONITORING_TOKEN"],
+            "monitoring_token",
+            file_cfg.monitoring_token,
+        ) {
+            Some((name, v)) => {
+                let v = v.trim().to_string();
+                if v.len() < 16 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(invalid(
+                        &name,
+                        "must be at least 16 visible ASCII characters (no spaces)",
+                    ));
+                }
+                Some(Secret::new(v))
+            }
+            None => None,
+        };
+
         Ok(Config {
             max_calls_per_user,
             instance_heartbeat_ms,
             record_retry_secs,
+            hash_concurrency,
+            hash_queue_ms,
+            signups_per_ip_hour,
+            monitoring_token,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -488,6 +552,18 @@ impl Config {
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
         let _ = writeln!(out, "record_retry_secs = {}", self.record_retry_secs);
+        let _ = writeln!(out, "hash_concurrency = {}", self.hash_concurrency);
+        let _ = writeln!(out, "hash_queue_ms = {}", self.hash_queue_ms);
+        let _ = writeln!(out, "signups_per_ip_hour = {}", self.signups_per_ip_hour);
+        let _ = writeln!(
+            out,
+            "monitoring_token = \"{}\"",
+            if self.monitoring_token.is_some() {
+                "[redacted]"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
@@ -619,6 +695,24 @@ mod tests {
         assert!(c.describe().contains("record_retry_secs = 5"));
         let e = load(&[("LLMETA_RECORD_RETRY_SECS", "7200")]).unwrap_err();
         assert_eq!(e.setting, "LLMETA_RECORD_RETRY_SECS");
+    }
+
+    #[test]
+    fn sign_in_limits_are_validated_and_the_monitoring_token_redacted() {
+        let c = load(&[]).unwrap();
+        assert_eq!((c.hash_concurrency, c.signups_per_ip_hour), (4, 10));
+        for (name, value) in [
+            ("LLMETA_HASH_CONCURRENCY", "0"),
+            ("LLMETA_HASH_QUEUE_MS", "-1"),
+            ("LLMETA_SIGNUPS_PER_IP_HOUR", "many"),
+            ("LLMETA_MONITORING_TOKEN", "short"),
+            ("LLMETA_MONITORING_TOKEN", "has spaces in the middle"),
+        ] {
+            assert_eq!(load(&[(name, value)]).unwrap_err().setting, name, "{value}");
+        }
+        let c = load(&[("LLMETA_MONITORING_TOKEN", "monitor-0123456789abcdef")]).unwrap();
+        assert!(c.describe().contains("monitoring_token = \"[redacted]\""));
+        assert!(!c.describe().contains("monitor-0123456789abcdef"));
     }
 
     #[test]

@@ -135,6 +135,16 @@ pub async fn by_id(db: &Db, id: &str) -> sqlx::Result<Option<User>> {
     .await
 }
 
+/// [`by_id`] inside a transaction (sees its own changes, and on PostgreSQL the rows it locked).
+pub async fn by_id_in(conn: &mut sqlx::AnyConnection, id: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn by_email(db: &Db, email: &Email) -> sqlx::Result<Option<User>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE email = $1"
@@ -144,13 +154,17 @@ pub async fn by_email(db: &Db, email: &Email) -> sqlx::Result<Option<User>> {
     .await
 }
 
+/// Sets a new password hash and revokes the user's reset links in the same transaction: a link issued before
+/// a password change must not undo it.
 pub async fn set_password_hash(db: &Db, id: &str, hash: &str) -> sqlx::Result<()> {
+    let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(id)
-        .execute(db.writer())
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    super::resets::revoke_for_user(&mut tx, id, now_ms()).await?;
+    tx.commit().await
 }
 
 pub async fn set_display_name(db: &Db, id: &str, name: &str) -> sqlx::Result<()> {

@@ -10,5 +10,8 @@ mod role;
 pub use email::Email;
 pub use name::DisplayName;
 pub use params::{ParamError, Params, RawParams};
-pub use password::{NewPassword, hash_password, verify_password};
+pub use password::{
+    HashMemory, NewPassword, hash_password, hash_password_in, is_invisible, verify_password,
+    verify_password_in,
+};
 pub use role::Role;

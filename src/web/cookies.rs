@@ -7,6 +7,57 @@ pub const SESSION: &str = "llmeta_session";
 /// A random value given to every visitor, binding CSRF tokens for forms shown before login.
 pub const ANON: &str = "llmeta_csrf";
 
+/// A "device cookie" (OWASP): given to a browser after it signed in with the right password, signed and bound
+/// to that account. A browser presenting one is known to the account's owner, so a stranger's failed guesses
+/// (which lock the stranger's clients and, past a higher ceiling, all unknown ones) do not lock it out.
+pub const DEVICE: &str = "llmeta_device";
+/// How long a browser stays known to an account.
+pub const DEVICE_MAX_AGE_SECS: i64 = 365 * 86_400;
+
+/// A verified device cookie: the account it was issued to and the device's random id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub user_id: String,
+    pub device_id: String,
+}
+
+fn device_mac(key: &[u8], user_id: &str, device_id: &str) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit as _, Mac as _};
+    let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(key).unwrap_or_else(|_| {
+        // HMAC accepts keys of any length; this branch cannot run.
+        <Hmac<sha2::Sha256>>::new_from_slice(b"llmeta").unwrap_or_else(|_| unreachable!())
+    });
+    mac.update(b"llmeta-device:");
+    mac.update(user_id.as_bytes());
+    mac.update(b":");
+    mac.update(device_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// The cookie value for a device of `user_id`: `user_id.device_id.mac`.
+pub fn device_value(key: &[u8], user_id: &str, device_id: &str) -> String {
+    format!(
+        "{user_id}.{device_id}.{}",
+        device_mac(key, user_id, device_id)
+    )
+}
+
+/// The device cookie of this request, if there is one and its signature is right.
+pub fn device(headers: &HeaderMap, key: &[u8]) -> Option<Device> {
+    use subtle::ConstantTimeEq as _;
+    let mut parts = get(headers, DEVICE)?.split('.');
+    let (user_id, device_id, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || user_id.is_empty() || device_id.is_empty() {
+        return None;
+    }
+    let expected = device_mac(key, user_id, device_id);
+    bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| Device {
+        user_id: user_id.to_string(),
+        device_id: device_id.to_string(),
+    })
+}
+
 /// The value of cookie `name`, from any `Cookie` header.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -36,6 +87,31 @@ pub fn clear(name: &str, secure: bool) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_cookies_are_signed_and_bound_to_their_account() {
+        let key = b"device key";
+        let v = device_value(key, "user-1", "dev1");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("llmeta_device={v}")).unwrap(),
+        );
+        assert_eq!(
+            device(&h, key),
+            Some(Device {
+                user_id: "user-1".into(),
+                device_id: "dev1".into()
+            })
+        );
+        assert_eq!(device(&h, b"another key"), None);
+        let forged = v.replace("user-1", "user-2");
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("llmeta_device={forged}")).unwrap(),
+        );
+        assert_eq!(device(&h, key), None);
+    }
 
     #[test]
     fn finds_a_cookie_among_several() {

@@ -24,6 +24,11 @@ pub enum AppError {
     /// The request failed the CSRF check (missing or wrong token, foreign origin).
     Csrf,
     Unavailable(String),
+    /// 503 with `Retry-After`: a capacity limit (password hashing slots) is full for now.
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -48,7 +53,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,7 +68,9 @@ impl AppError {
             AppError::Forbidden => "You do not have permission to do this.".into(),
             AppError::Csrf => "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
             AppError::BadRequest(m) | AppError::PayloadTooLarge(m) | AppError::Unavailable(m) => m.clone(),
-            AppError::TooManyRequests { message, .. } => message.clone(),
+            AppError::TooManyRequests { message, .. } | AppError::Busy { message, .. } => {
+                message.clone()
+            }
             AppError::Internal(_) => "Something went wrong on our side. The error has been logged.".into(),
         }
     }
@@ -86,6 +93,9 @@ impl IntoResponse for AppError {
         res.extensions_mut()
             .insert(ErrorMessage(self.public_message()));
         if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | AppError::Busy {
             retry_after_secs, ..
         } = self
         {

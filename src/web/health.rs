@@ -1,27 +1,60 @@
-//! `GET /health` (read checks) and `POST /health` (also proves a write). No authentication, no secrets:
-//! 200 with JSON when healthy, 503 with JSON when the database cannot be reached.
+//! `GET /health` (read checks) and `POST /health` (also proves a write). No secrets: 200 with JSON when
+//! healthy, 503 with JSON when the database cannot be reached. Status, version, backend and reachability are
+//! public; how many users, conversations and messages there are is shown only to a signed-in administrator or
+//! to a monitoring system sending `Authorization: Bearer <LLMETA_MONITORING_TOKEN>`.
 
 use crate::app::AppState;
 use crate::db::health as db_health;
 use crate::util::rfc3339_ms;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// A database that does not answer within this time counts as unreachable.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn get(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    check(&state, false).await
+pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    let privileged = may_see_counts(&state, &headers).await;
+    check(&state, false, privileged).await
 }
 
-pub async fn post(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    check(&state, true).await
+pub async fn post(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    let privileged = may_see_counts(&state, &headers).await;
+    check(&state, true, privileged).await
 }
 
-async fn check(state: &AppState, write: bool) -> (StatusCode, Json<Value>) {
+/// The monitoring token (compared in constant time), or an administrator's session. A database that cannot
+/// load the session within the timeout means "anonymous": the check itself still reports the database.
+async fn may_see_counts(state: &AppState, headers: &HeaderMap) -> bool {
+    if let Some(expected) = &state.config().monitoring_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(given) = given {
+            // Equal-length digests, so neither the content nor the length leaks through timing.
+            let a = crate::util::sha256_hex(given);
+            let b = crate::util::sha256_hex(expected.expose());
+            if bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes())) {
+                return true;
+            }
+        }
+    }
+    let Some(token) = crate::web::cookies::get(headers, crate::web::cookies::SESSION) else {
+        return false;
+    };
+    let id = crate::util::sha256_hex(token);
+    let load = crate::db::sessions::load(state.db(), &id, crate::util::now_ms());
+    matches!(
+        tokio::time::timeout(DB_TIMEOUT, load).await,
+        Ok(Ok(Some(s))) if s.user.is_admin()
+    )
+}
+
+async fn check(state: &AppState, write: bool, privileged: bool) -> (StatusCode, Json<Value>) {
     let started = Instant::now();
     let counts = tokio::time::timeout(DB_TIMEOUT, db_health::counts(state.db())).await;
     let read_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -34,12 +67,14 @@ async fn check(state: &AppState, write: bool) -> (StatusCode, Json<Value>) {
         Ok(Ok(c)) => {
             body["database"]["reachable"] = json!(true);
             body["database"]["read_ms"] = json!((read_ms * 100.0).round() / 100.0);
-            body["counts"] = json!({
-                "users": c.users,
-                "conversations": c.conversations,
-                "messages": c.messages,
-            });
-            body["latest_message_at"] = json!(c.latest_message_ms.map(rfc3339_ms));
+            if privileged {
+                body["counts"] = json!({
+                    "users": c.users,
+                    "conversations": c.conversations,
+                    "messages": c.messages,
+                });
+                body["latest_message_at"] = json!(c.latest_message_ms.map(rfc3339_ms));
+            }
             if write {
                 let started = Instant::now();
                 match tokio::time::timeout(DB_TIMEOUT, db_health::prove_write(state.db())).await {

@@ -139,8 +139,9 @@ pub fn router(state: AppState) -> Router {
                                 .get("x-request-id")
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("");
-                            // The path only: query strings may carry tokens.
-                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                            // The path only: query strings may carry tokens; so may reset links' paths.
+                            let path = pages::accounts::loggable_path(req.uri().path());
+                            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
                         })
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )

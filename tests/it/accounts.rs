@@ -129,7 +129,7 @@ async fn a_duplicate_email_gets_a_friendly_error() {
 async fn repeated_failures_are_throttled_per_account() {
     let app = app_with_admin().await;
     let b = app.new_browser();
-    for _ in 0..llmeta::accounts::ACCOUNT_FAILURE_LIMIT {
+    for _ in 0..llmeta::accounts::CLIENT_FAILURE_LIMIT {
         assert_eq!(
             b.login("admin@example.com", "wrong password!")
                 .await
@@ -323,4 +323,71 @@ async fn signup_can_be_closed() {
         b.get("/accounts/signup").await.status(),
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn blank_invisible_and_control_character_passwords_are_refused() {
+    let app = app_with_admin().await;
+    let b = app.new_browser();
+    let spaces = " ".repeat(8);
+    let zero_width = "\u{200B}".repeat(8);
+    let nuls = format!("x{}", "\0".repeat(7));
+    let cases: [(&str, &str); 3] = [
+        (&spaces, "only of spaces or invisible characters"),
+        (&zero_width, "only of spaces or invisible characters"),
+        (&nuls, "cannot contain control characters"),
+    ];
+    for (password, expected) in cases {
+        let res = b.signup("ada@example.com", password).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{password:?}"
+        );
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains(expected),
+            "{password:?}: expected '{expected}'"
+        );
+    }
+    assert_eq!(rows_in(&app, "users").await, 1, "no account was made");
+}
+
+#[tokio::test]
+async fn next_with_control_characters_or_slashes_never_leads_off_site() {
+    let app = app_with_admin().await;
+    let admin = app.browser();
+    // Already signed in: the login page redirects straight to `next`.
+    for next in [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%0d/evil.example",
+        "/%0d%0aSet-Cookie:%20x=1",
+        "/%5Cevil.example",
+        "/%252F/evil.example",
+        "%2F%2Fevil.example",
+        "/%20/evil.example",
+        "/%E2%80%8B/evil.example",
+    ] {
+        let res = admin.get(&format!("/accounts/login?next={next}")).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&res), "/", "{next}");
+    }
+    let res = admin.get("/accounts/login?next=/history%3Fq%3Dx").await;
+    assert_eq!(location(&res), "/history?q=x");
+    // And after signing in with the form.
+    let b = app.new_browser();
+    let res = b
+        .submit(
+            "/accounts/login",
+            "/accounts/login",
+            &[
+                ("email", "admin@example.com"),
+                ("password", PASSWORD),
+                ("next", "/\t/evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/");
 }

@@ -5,23 +5,57 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 #[tokio::test]
-async fn get_reports_status_counts_and_no_secrets() {
-    let app = app_with_admin().await;
-    let res = app.new_browser().get("/health").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let text = res.text().await.unwrap();
-    let body: Value = serde_json::from_str(&text).unwrap();
+async fn get_reports_status_to_anyone_and_counts_only_to_admins_and_monitoring() {
+    let token = "monitoring-token-0123456789abcdef";
+    let app = spawn_app_with(|c| {
+        c.monitoring_token = Some(llmeta::secret::Secret::new(token.to_string()));
+    })
+    .await;
+    app.browser().setup_admin("admin@example.com").await;
+    let get = |req: reqwest::RequestBuilder| async move {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let text = res.text().await.unwrap();
+        assert!(!text.contains("test-secret-key"));
+        assert!(!text.contains(token));
+        (serde_json::from_str::<Value>(&text).unwrap(), text)
+    };
+    // Anyone: status, version, backend, reachability; no counts.
+    let anonymous = app.new_browser();
+    let (body, text) = get(anonymous.client.get(anonymous.url("/health"))).await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"]["reachable"], true);
     assert_eq!(body["database"]["call_recorder"], "running");
-    assert_eq!(body["counts"]["users"], 1);
-    assert_eq!(body["counts"]["conversations"], 0);
-    assert!(body["latest_message_at"].is_null());
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     let backend = if app.has_pg() { "postgres" } else { "sqlite" };
     assert_eq!(body["database"]["backend"], backend);
-    assert!(!text.contains("test-secret-key"));
     assert!(!text.contains(&app.database_url));
+    assert!(body.get("counts").is_none(), "{body}");
+    assert!(body.get("latest_message_at").is_none(), "{body}");
+    // A wrong token, and a signed-in user who is not an admin, see no more.
+    let (body, _) = get(anonymous
+        .client
+        .get(anonymous.url("/health"))
+        .bearer_auth("monitoring-token-0123456789abcdeX"))
+    .await;
+    assert!(body.get("counts").is_none());
+    let user = app.new_browser();
+    user.signup("ada@example.com", PASSWORD).await;
+    let (body, _) = get(user.client.get(user.url("/health"))).await;
+    assert!(body.get("counts").is_none());
+    // An administrator, and the monitoring token, see the counts.
+    let admin = app.browser();
+    let (body, _) = get(admin.client.get(admin.url("/health"))).await;
+    assert_eq!(body["counts"]["users"], 2);
+    assert_eq!(body["counts"]["conversations"], 0);
+    assert!(body["latest_message_at"].is_null());
+    let (body, _) = get(anonymous
+        .client
+        .post(anonymous.url("/health"))
+        .bearer_auth(token))
+    .await;
+    assert_eq!(body["counts"]["users"], 2);
+    assert_eq!(body["database"]["write"], "ok");
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ pub struct TestApp {
 }
 
 /// A PostgreSQL database made for one test and dropped after it.
-struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
 }
@@ -59,7 +59,7 @@ impl Drop for TestApp {
 }
 
 /// The database URL for a fresh database: a SQLite file in `dir`, or a new PostgreSQL database.
-async fn fresh_database(dir: &TempDir) -> (String, Option<PgDatabase>) {
+pub async fn fresh_database(dir: &TempDir) -> (String, Option<PgDatabase>) {
     sqlx::any::install_default_drivers();
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {

@@ -1,7 +1,9 @@
 //! `/accounts/login`, `/accounts/signup`, `/accounts/logout`.
 
 use super::{Chrome, render, safe_next};
-use crate::accounts::{self, FieldErrors, LoginError, RegisterError, Registration};
+use crate::accounts::{
+    self, FieldErrors, LoginAttempt, LoginError, RegisterError, Registration, SignupLimit,
+};
 use crate::app::AppState;
 use crate::web::auth::{end_session, start_session};
 use crate::web::cookies;
@@ -22,12 +24,44 @@ struct LoginPage {
     email: String,
     next: String,
     error: Option<String>,
+    notice: Option<String>,
     signup_open: bool,
 }
 
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Set by the redirect after a successful password reset.
+    reset: Option<String>,
+}
+
+/// The registration errors that are not the form's own: limits and server errors, as error pages.
+pub fn register_refusal(e: RegisterError) -> Result<FieldErrors, AppError> {
+    match e {
+        RegisterError::Invalid(errors) => Ok(errors),
+        RegisterError::Throttled { retry_after_secs } => Err(AppError::TooManyRequests {
+            message: e.message(),
+            retry_after_secs,
+        }),
+        RegisterError::Busy { retry_after_secs } => Err(AppError::Busy {
+            message: e.message(),
+            retry_after_secs,
+        }),
+        RegisterError::Internal(e) => Err(AppError::Internal(e)),
+    }
+}
+
+/// A `Set-Cookie` for this browser's device cookie for `user_id`, keeping the device id it already had.
+fn device_cookie(state: &AppState, headers: &HeaderMap, user_id: &str) -> HeaderValue {
+    let device_id = cookies::device(headers, state.device_key())
+        .map(|d| d.device_id)
+        .unwrap_or_else(|| crate::util::random_token(16));
+    cookies::set(
+        cookies::DEVICE,
+        &cookies::device_value(state.device_key(), user_id, &device_id),
+        cookies::DEVICE_MAX_AGE_SECS,
+        state.config().secure_cookies(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -56,6 +90,10 @@ pub async fn login_form(
             email: String::new(),
             next,
             error: None,
+            notice: q
+                .reset
+                .is_some()
+                .then(|| "Your password was changed. Sign in with your new password.".into()),
             signup_open: state.config().allow_signup,
         },
     )
@@ -69,19 +107,38 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(f.next.as_deref());
-    match accounts::login(state.db(), &f.email, &f.password, &ip).await {
-        Ok(user) => {
+    let device = cookies::device(&headers, state.device_key());
+    let attempt = LoginAttempt {
+        email: &f.email,
+        password: &f.password,
+        ip: &ip,
+        device: device
+            .as_ref()
+            .map(|d| (d.user_id.as_str(), d.device_id.as_str())),
+    };
+    match accounts::login(state.db(), state.hashes(), attempt).await {
+        Ok(signed_in) => {
+            let user = signed_in.user;
             // Drop any session this browser already had before handing out a new one.
             let _ = end_session(&state, cookies::get(&headers, cookies::SESSION)).await;
             let cookie = start_session(&state, &user.id, &ip, &user_agent(&headers)).await?;
-            tracing::info!(user_id = %user.id, "signed in");
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+            tracing::info!(user_id = %user.id, known_device = signed_in.known_device, "signed in");
+            let mut res = Redirect::to(&next).into_response();
+            res.headers_mut().append(header::SET_COOKIE, cookie);
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                device_cookie(&state, &headers, &user.id),
+            );
+            Ok(res)
         }
         Err(LoginError::Internal(e)) => Err(AppError::Internal(e)),
         Err(err) => {
             let (status, retry) = match &err {
                 LoginError::Throttled { retry_after_secs } => {
                     (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after_secs))
+                }
+                LoginError::Busy { retry_after_secs } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after_secs))
                 }
                 LoginError::Disabled => (StatusCode::FORBIDDEN, None),
                 _ => (StatusCode::UNAUTHORIZED, None),
@@ -94,6 +151,7 @@ pub async fn login(
                     email: f.email,
                     next,
                     error: Some(err.message()),
+                    notice: None,
                     signup_open: state.config().allow_signup,
                 },
             )?;
@@ -142,18 +200,24 @@ pub async fn register_and_sign_in(
         password: &f.password,
         confirm: &f.confirm,
     };
-    match accounts::register(state.db(), reg, first_admin).await {
+    // Sign-ups are limited per client IP; the first administrator's set-up is not (it happens once).
+    let limit = (!first_admin).then_some(SignupLimit {
+        ip,
+        per_hour: state.config().signups_per_ip_hour,
+    });
+    match accounts::register(state.db(), state.hashes(), reg, first_admin, limit).await {
         Ok(user) => {
             // Drop any session this browser already had before handing out a new one.
             let _ = end_session(state, cookies::get(headers, cookies::SESSION)).await;
             let cookie = start_session(state, &user.id, ip, &user_agent(headers)).await?;
             tracing::info!(user_id = %user.id, admin = first_admin, "account created");
-            Ok(Ok(
-                ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-            ))
+            let mut res = Redirect::to("/").into_response();
+            res.headers_mut().append(header::SET_COOKIE, cookie);
+            res.headers_mut()
+                .append(header::SET_COOKIE, device_cookie(state, headers, &user.id));
+            Ok(Ok(res))
         }
-        Err(RegisterError::Invalid(errors)) => Ok(Err(errors)),
-        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
+        Err(e) => register_refusal(e).map(Err),
     }
 }
 
@@ -223,6 +287,8 @@ struct ResetPage {
     chrome: Chrome,
     token: String,
     errors: FieldErrors,
+    /// False when the link no longer works: the page then says why and shows no form.
+    usable: bool,
 }
 
 pub async fn reset_form(
@@ -230,17 +296,16 @@ pub async fn reset_form(
     csrf: CsrfToken,
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Result<Response, AppError> {
-    let valid = crate::db::resets::peek(
+    let link = crate::db::resets::state(
         state.db(),
         &crate::util::sha256_hex(&token),
         crate::util::now_ms(),
     )
-    .await?
-    .is_some();
+    .await?;
+    let valid = matches!(link, crate::db::resets::LinkState::Live(_));
     let mut errors = FieldErrors::default();
     if !valid {
-        errors.form =
-            Some("This reset link is invalid, expired or already used. Ask for a new one.".into());
+        errors.form = Some(link.message().into());
     }
     render(
         if valid {
@@ -252,6 +317,7 @@ pub async fn reset_form(
             chrome: Chrome::new(None, &csrf),
             token,
             errors,
+            usable: valid,
         },
     )
 }
@@ -270,19 +336,57 @@ pub async fn reset(
     axum::extract::Path(token): axum::extract::Path<String>,
     Form(f): Form<ResetForm>,
 ) -> Result<Response, AppError> {
-    match accounts::reset_password(state.db(), &token, &f.password, &f.confirm).await {
+    match accounts::reset_password(state.db(), state.hashes(), &token, &f.password, &f.confirm)
+        .await
+    {
         Ok(user) => {
             tracing::info!(user_id = %user.id, "password reset");
             Ok(Redirect::to("/accounts/login?reset=1").into_response())
         }
-        Err(RegisterError::Invalid(errors)) => render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &ResetPage {
-                chrome: Chrome::new(None, &csrf),
-                token,
-                errors,
-            },
-        ),
-        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
+        Err(e) => {
+            let errors = register_refusal(e)?;
+            // A form error (password rules) keeps the form; a dead link only says why.
+            let usable = errors.password.is_some() || errors.confirm.is_some();
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &ResetPage {
+                    chrome: Chrome::new(None, &csrf),
+                    token,
+                    errors,
+                    usable,
+                },
+            )
+        }
+    }
+}
+
+/// The path as request logs may show it: a reset link's token is a password-equivalent secret for an hour,
+/// so `/accounts/reset/<token>` is logged as `/accounts/reset/[redacted]`.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const RESET: &str = "/accounts/reset/";
+    // Case-insensitive: a mistyped `/Accounts/Reset/<token>` (a 404) carries the token all the same.
+    match path.get(..RESET.len()) {
+        Some(head) if head.eq_ignore_ascii_case(RESET) && path.len() > RESET.len() => {
+            format!("{RESET}[redacted]").into()
+        }
+        _ => path.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn reset_tokens_never_reach_the_log() {
+        assert_eq!(
+            loggable_path("/accounts/reset/abcDEF123"),
+            "/accounts/reset/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/accounts/reset/abc/extra"),
+            "/accounts/reset/[redacted]"
+        );
+        assert_eq!(loggable_path("/accounts/login"), "/accounts/login");
     }
 }

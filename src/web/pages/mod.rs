@@ -86,18 +86,67 @@ pub async fn not_found() -> AppError {
 }
 
 /// A safe place to go after signing in: a local path only, never another site.
+///
+/// Browsers drop tabs and line breaks from a `Location` and treat `\\` like `/`, so `/\t/evil.example` and
+/// `/\\evil.example` lead off-site, and a line break cannot go in a header at all. The value is checked as
+/// given and after percent-decoding (until it no longer changes, so `%2509` is caught too): it must start with
+/// exactly one `/` (not `//` or `/\\`) and hold no control characters or whitespace. Anything else is `/`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
-        }
+        Some(n) if is_local_path(n) => n.to_string(),
         _ => "/".to_string(),
     }
 }
 
+fn is_local_path(raw: &str) -> bool {
+    // Every decoded form must pass; a value still changing after a few rounds is refused outright.
+    let mut current = raw.to_string();
+    for _ in 0..4 {
+        let ok = current.starts_with('/')
+            && !current.starts_with("//")
+            && !current.starts_with("/\\")
+            && !current
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || crate::domain::is_invisible(c));
+        if !ok {
+            return false;
+        }
+        let decoded = percent_decode(&current);
+        if decoded == current {
+            return true;
+        }
+        current = decoded;
+    }
+    false
+}
+
+/// `%XX` sequences decoded as bytes (invalid UTF-8 becomes U+FFFD); a `%` without two hex digits stays.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{percent_decode, safe_next};
+    use proptest::prelude::*;
 
     #[test]
     fn next_stays_on_this_site() {
@@ -105,6 +154,114 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/%09/evil.example")), "/");
+        assert_eq!(safe_next(Some("/%2F/evil.example")), "/");
+        assert_eq!(safe_next(Some("/%252F/evil.example")), "/");
+        assert_eq!(safe_next(Some("/%5Cevil.example")), "/");
+        assert_eq!(safe_next(Some("/c/1?x=%20")), "/");
+        assert_eq!(
+            safe_next(Some("/history?before=1%3A2")),
+            "/history?before=1%3A2"
+        );
         assert_eq!(safe_next(None), "/");
+    }
+
+    /// Where a browser would go for `Location: loc` on this site: it drops tabs and line breaks, trims
+    /// spaces and control characters, and reads `\\` as `/`; a result starting with `//` is another host.
+    fn browser_leaves_site(loc: &str) -> bool {
+        let cleaned: String = loc
+            .trim_matches(|c: char| c <= ' ')
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+            .map(|c| if c == '\\' { '/' } else { c })
+            .collect();
+        cleaned.starts_with("//") || !cleaned.starts_with('/')
+    }
+
+    /// Separators an attacker might slip between the first `/` and the host, raw or percent-encoded.
+    fn sneaky() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "\t", "\n", "\r", " ", "\u{0b}", "\u{0c}", "\0", "\u{7f}", "\u{a0}", "\u{200b}",
+                "\u{2028}", "/", "\\"
+            ])
+            .prop_map(str::to_string),
+            (0u8..0x21).prop_map(|b| format!("%{b:02X}")),
+            (0u8..0x21).prop_map(|b| format!("%25{b:02X}")),
+            prop::sample::select(vec![
+                "%2F",
+                "%2f",
+                "%5C",
+                "%5c",
+                "%252F",
+                "%255C",
+                "%7F",
+                "%C2%A0",
+                "%E2%80%8B"
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever comes in, what goes out is "/" or the input, a valid header value, and stays on this site.
+        #[test]
+        fn any_input_gives_a_local_path(raw in any::<String>()) {
+            let out = safe_next(Some(&raw));
+            prop_assert!(out == "/" || out == raw);
+            prop_assert!(axum::http::HeaderValue::from_str(&out).is_ok());
+            prop_assert!(!browser_leaves_site(&out));
+            prop_assert!(!browser_leaves_site(&percent_decode(&out)));
+        }
+
+        /// Paths with characters from the whole printable range, with the sneaky pieces mixed in.
+        #[test]
+        fn mixed_paths_never_leave_the_site(
+            parts in prop::collection::vec(prop_oneof!["[ -~]{0,6}", sneaky()], 1..6)
+        ) {
+            let raw = format!("/{}", parts.concat());
+            let out = safe_next(Some(&raw));
+            prop_assert!(!browser_leaves_site(&out));
+            let mut decoded = out.clone();
+            for _ in 0..3 {
+                decoded = percent_decode(&decoded);
+                prop_assert!(!browser_leaves_site(&decoded), "{raw:?} -> {out:?} decodes to {decoded:?}");
+            }
+        }
+
+        /// A slash, something sneaky, then a host: always refused.
+        #[test]
+        fn a_sneaky_separator_before_a_host_is_refused(
+            sep in sneaky(),
+            host in "[a-z]{1,10}\\.example",
+        ) {
+            prop_assert_eq!(safe_next(Some(&format!("/{sep}/{host}"))), "/");
+            prop_assert_eq!(safe_next(Some(&format!("/{sep}{host}"))).starts_with("//"), false);
+        }
+
+        /// Ordinary local paths (with queries and escapes) come back unchanged.
+        #[test]
+        fn ordinary_paths_are_kept(
+            segs in prop::collection::vec("[A-Za-z0-9._~-]{1,12}", 1..5),
+            query in prop::option::of("[a-z]{1,8}=[A-Za-z0-9%]{0,8}"),
+        ) {
+            let mut path = format!("/{}", segs.join("/"));
+            if let Some(q) = query {
+                path = format!("{path}?{q}");
+            }
+            let expected = if percent_decode(&path).chars().any(|c| c.is_control() || c.is_whitespace() || c == '\u{fffd}')
+                || percent_decode(&path).starts_with("//") || percent_decode(&path).starts_with("/\\")
+            {
+                None
+            } else {
+                Some(path.clone())
+            };
+            if let Some(expected) = expected {
+                prop_assert_eq!(safe_next(Some(&path)), expected);
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `/settings`: profile and password.
 
 use super::{Chrome, render};
-use crate::accounts::{self, FieldErrors, RegisterError};
+use crate::accounts::{self, FieldErrors};
 use crate::app::AppState;
 use crate::db::users;
 use crate::domain::DisplayName;
@@ -104,6 +104,7 @@ pub async fn change_password(
 ) -> Result<Response, AppError> {
     match accounts::change_password(
         state.db(),
+        state.hashes(),
         &user.user,
         &user.session_id,
         &f.current,
@@ -116,11 +117,10 @@ pub async fn change_password(
             tracing::info!(user_id = %user.user.id, other_sessions_ended = ended, "password changed");
             Ok(Redirect::to("/settings?saved=password").into_response())
         }
-        Err(RegisterError::Invalid(errors)) => {
+        Err(e) => {
             let mut p = page(&user, &csrf);
-            p.password_errors = errors;
+            p.password_errors = super::accounts::register_refusal(e)?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
-        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }

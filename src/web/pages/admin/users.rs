@@ -4,7 +4,7 @@
 use super::super::views::dollars;
 use super::super::{Chrome, render};
 use super::enc;
-use crate::accounts::{FieldErrors, RegisterError, Registration};
+use crate::accounts::{FieldErrors, Registration};
 use crate::admin::{self, AdminError};
 use crate::app::AppState;
 use crate::db::admin::{UserSort, UserStats, user_stats, users_page};
@@ -210,12 +210,12 @@ pub async fn create(
         password: &f.password,
         confirm: &f.password,
     };
-    match admin::create_user(state.db(), form, role).await {
+    match admin::create_user(state.db(), state.hashes(), form, role).await {
         Ok(user) => Ok(Redirect::to(&format!("/admin/users/{}", user.id)).into_response()),
-        Err(RegisterError::Invalid(errors)) => {
+        Err(e) => {
+            let errors = super::super::accounts::register_refusal(e)?;
             list_page(&state, &admin, &csrf, ListQuery::default(), errors, f.email).await
         }
-        Err(RegisterError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }
 

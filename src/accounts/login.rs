@@ -1,0 +1,177 @@
+//! Sign-in with throttling that a stranger cannot turn against the account's owner.
+//!
+//! Attempts are counted *before* the password is checked (one atomic increment-and-return per counter), so
+//! simultaneous guesses cannot all pass a check made before any failure was recorded. The counters:
+//! - per account and client IP ([`CLIENT_FAILURE_LIMIT`]): a guesser locks only their own address;
+//! - per client IP ([`IP_FAILURE_LIMIT`]), across accounts;
+//! - per account ([`ACCOUNT_FAILURE_LIMIT`]), a much higher ceiling against guessing from many addresses;
+//! - per device ([`DEVICE_FAILURE_LIMIT`]) for a browser with a valid device cookie for this account (OWASP's
+//!   "device cookies"): such a browser signed in before, so it skips the three counters above and a
+//!   stranger's failures never lock it out.
+//!
+//! An attempt that succeeds is taken back from the shared counters and clears its own. A password change or
+//! reset clears every counter of the account ([`clear_account`]).
+
+use crate::db::users::{self, User};
+use crate::db::{Db, throttle};
+use crate::domain::Email;
+use crate::hashing::{HashError, HashPool};
+use crate::util::now_ms;
+
+/// Failed sign-ins allowed in one window per (account, client IP), per client IP, per account from unknown
+/// browsers, and per known device.
+pub const CLIENT_FAILURE_LIMIT: i64 = 5;
+pub const IP_FAILURE_LIMIT: i64 = 30;
+pub const ACCOUNT_FAILURE_LIMIT: i64 = 100;
+pub const DEVICE_FAILURE_LIMIT: i64 = 5;
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Why a sign-in failed. `BadCredentials` is the same for an unknown email and a wrong password.
+#[derive(Debug)]
+pub enum LoginError {
+    BadCredentials,
+    Disabled,
+    Throttled {
+        retry_after_secs: u64,
+    },
+    /// Every password-hashing slot stayed busy: try again shortly (503).
+    Busy {
+        retry_after_secs: u64,
+    },
+    Internal(anyhow::Error),
+}
+
+impl LoginError {
+    pub fn message(&self) -> String {
+        match self {
+            LoginError::BadCredentials => "The email or password is incorrect.".into(),
+            LoginError::Disabled => {
+                "This account has been deactivated. Contact an administrator.".into()
+            }
+            LoginError::Throttled { retry_after_secs } => format!(
+                "Too many failed sign-in attempts. Try again in {} minute{}.",
+                retry_after_secs.div_ceil(60),
+                if retry_after_secs.div_ceil(60) == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            LoginError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
+            LoginError::Internal(_) => "Sign-in failed because of a server error.".into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for LoginError {
+    fn from(e: E) -> Self {
+        LoginError::Internal(e.into())
+    }
+}
+
+/// What a sign-in form brings.
+pub struct LoginAttempt<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub ip: &'a str,
+    /// The device id from this browser's verified device cookie, with the account it was issued to.
+    pub device: Option<(&'a str, &'a str)>,
+}
+
+/// A successful sign-in: the user, and whether the browser came with a device cookie of this account.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub known_device: bool,
+}
+
+/// A throttle key and its limit in one window.
+type Counter = (String, i64);
+
+/// The throttle key of all of an account's counters (its per-client and per-device keys extend it).
+fn account_key(email: &str) -> String {
+    format!("acct:{email}")
+}
+
+/// Clears every sign-in counter of an account: after a password change or reset the lock has no reason left.
+pub async fn clear_account(db: &Db, email: &str) -> sqlx::Result<u64> {
+    throttle::clear_family(db, &account_key(email)).await
+}
+
+/// Checks credentials under the counters described in the module documentation.
+pub async fn login(
+    db: &Db,
+    hashes: &HashPool,
+    attempt: LoginAttempt<'_>,
+) -> Result<SignedIn, LoginError> {
+    let now = now_ms();
+    // An unparseable email still counts (against the IP), and gets the same answer as a wrong password.
+    let email = Email::parse(attempt.email).ok();
+    let user = match &email {
+        Some(e) => users::by_email(db, e).await?,
+        None => None,
+    };
+    let account = account_key(email.as_ref().map(Email::as_str).unwrap_or(""));
+    let device = attempt
+        .device
+        .filter(|(user_id, _)| user.as_ref().is_some_and(|u| u.id == *user_id))
+        .map(|(_, device_id)| device_id);
+    // Own counters (cleared on success) and shared ones (only this attempt taken back on success).
+    let (own, shared): (Vec<Counter>, Vec<Counter>) = match device {
+        Some(d) => (
+            vec![(format!("{account} dev:{d}"), DEVICE_FAILURE_LIMIT)],
+            vec![],
+        ),
+        None => (
+            vec![(format!("{account} ip:{}", attempt.ip), CLIENT_FAILURE_LIMIT)],
+            vec![
+                (format!("ip:{}", attempt.ip), IP_FAILURE_LIMIT),
+                (account.clone(), ACCOUNT_FAILURE_LIMIT),
+            ],
+        ),
+    };
+    // Count first, then decide. A refusal stops counting there, so attempts refused per client never reach
+    // the account's ceiling: only a guesser's own address fills up.
+    let mut counted: Vec<&str> = Vec::new();
+    for (key, limit) in own.iter().chain(shared.iter()) {
+        let (count, window_start) = throttle::hit(db, key, now, THROTTLE_WINDOW_MS).await?;
+        counted.push(key);
+        if count > *limit {
+            let retry_ms = (window_start + THROTTLE_WINDOW_MS - now).max(1000);
+            return Err(LoginError::Throttled {
+                retry_after_secs: (retry_ms as u64).div_ceil(1000),
+            });
+        }
+    }
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = match hashes.verify(attempt.password.to_string(), hash).await {
+        Ok(ok) => ok,
+        Err(HashError::Busy { retry_after_secs }) => {
+            // Never checked, so not a failure: a busy server must not lock anyone out.
+            for key in counted {
+                throttle::undo(db, key).await?;
+            }
+            return Err(LoginError::Busy { retry_after_secs });
+        }
+        Err(HashError::Failed(e)) => return Err(LoginError::Internal(e)),
+    };
+    match user {
+        Some(user) if ok => {
+            if user.disabled_ms.is_some() {
+                return Err(LoginError::Disabled);
+            }
+            for (key, _) in &own {
+                throttle::clear(db, key).await?;
+            }
+            for (key, _) in &shared {
+                throttle::undo(db, key).await?;
+            }
+            users::record_login(db, &user.id, now).await?;
+            Ok(SignedIn {
+                user,
+                known_device: device.is_some(),
+            })
+        }
+        _ => Err(LoginError::BadCredentials),
+    }
+}

@@ -331,19 +331,19 @@ async fn blank_invisible_and_control_character_passwords_are_refused() {
     let b = app.new_browser();
     let spaces = " ".repeat(8);
     let zero_width = "\u{200B}".repeat(8);
+    let controls = format!("x{}", "\u{1}".repeat(7));
     let nuls = format!("x{}", "\0".repeat(7));
-    let cases: [(&str, &str); 3] = [
-        (&spaces, "only of spaces or invisible characters"),
-        (&zero_width, "only of spaces or invisible characters"),
-        (&nuls, "cannot contain control characters"),
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let cases: [(&str, StatusCode, &str); 4] = [
+        (&spaces, unprocessable, "only of spaces or invisible characters"),
+        (&zero_width, unprocessable, "only of spaces or invisible characters"),
+        (&controls, unprocessable, "cannot contain control characters"),
+        // NUL is refused for every form before any handler sees it.
+        (&nuls, StatusCode::BAD_REQUEST, "cannot contain the NUL character"),
     ];
-    for (password, expected) in cases {
+    for (password, status, expected) in cases {
         let res = b.signup("ada@example.com", password).await;
-        assert_eq!(
-            res.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{password:?}"
-        );
+        assert_eq!(res.status(), status, "{password:?}");
         let html = res.text().await.unwrap();
         assert!(
             html.contains(expected),

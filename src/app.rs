@@ -25,11 +25,9 @@ pub struct Inner {
     started: Instant,
     shutdown: watch::Sender<bool>,
     inflight: InFlight,
-    /// The last few parsed JSON viewer documents, so paging a 30 MB document does not re-parse it.
-    json_cache: std::sync::Mutex<Vec<(String, Arc<serde_json::Value>)>>,
+    /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
+    json_jobs: Arc<tokio::sync::Semaphore>,
 }
-
-const JSON_CACHE_DOCS: usize = 3;
 
 /// Counts model calls in progress, so shutdown can wait for their records to be written.
 #[derive(Default)]
@@ -94,17 +92,8 @@ impl Inner {
     pub fn session_ttl_ms(&self) -> i64 {
         i64::from(self.config.session_days) * 86_400_000
     }
-    pub fn json_cache_get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
-        let cache = self.json_cache.lock().ok()?;
-        cache.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    }
-
-    pub fn json_cache_put(&self, key: &str, doc: Arc<serde_json::Value>) {
-        if let Ok(mut cache) = self.json_cache.lock() {
-            cache.retain(|(k, _)| k != key);
-            cache.insert(0, (key.to_string(), doc));
-            cache.truncate(JSON_CACHE_DOCS);
-        }
+    pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.json_jobs
     }
 
     pub fn stale_call_ms(&self) -> i64 {
@@ -138,6 +127,7 @@ impl Application {
         let llm = Registry::build(&config).await?;
         // Calls left pending by a server that died mid-call (kill -9, power loss), and expired sessions.
         crate::housekeeping::once(&db, stale_call_ms(&config)).await?;
+        crate::housekeeping::sweep_json(&db, &config).await;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -148,6 +138,7 @@ impl Application {
             .unwrap_or_default();
         // Derive a purpose-specific key so the raw secret is used for nothing else.
         let csrf_key = crate::util::sha256_hex(&format!("llmeta csrf v1:{secret}")).into_bytes();
+        let json_jobs = Arc::new(tokio::sync::Semaphore::new(config.json_jobs));
         let state = AppState(Arc::new(Inner {
             config,
             db,
@@ -156,7 +147,7 @@ impl Application {
             started: Instant::now(),
             shutdown: watch::channel(false).0,
             inflight: InFlight::default(),
-            json_cache: std::sync::Mutex::new(Vec::new()),
+            json_jobs,
         }));
         Ok(Application { listener, state })
     }

@@ -43,6 +43,12 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// The executable that reads PDFs in a child process (`llmeta extract-pdf`); default: this program.
     pub helper_exe: Option<PathBuf>,
+    /// JSON viewer documents are deleted this many days after upload (0: kept until their owner goes).
+    pub json_doc_days: u32,
+    /// JSON viewer jobs (index builds, big sorts, message parses) that may run at once.
+    pub json_jobs: usize,
+    /// How long a JSON viewer job waits for its turn before the request gets 503 (milliseconds).
+    pub json_queue_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +106,9 @@ struct FileConfig {
     demo: Option<bool>,
     demo_tokens_per_sec: Option<f64>,
     max_upload_bytes: Option<u64>,
+    json_doc_days: Option<u32>,
+    json_jobs: Option<usize>,
+    json_queue_wait_ms: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -334,7 +343,41 @@ impl Config {
             30 * 1024 * 1024,
         )?;
 
+        let json_doc_days = parse_num(
+            pick(
+                &["LLMETA_JSON_DOC_DAYS"],
+                "json_doc_days",
+                file_cfg.json_doc_days.map(|n| n.to_string()),
+            ),
+            0,
+            36_500,
+            30,
+        )?;
+        let json_jobs = parse_num(
+            pick(
+                &["LLMETA_JSON_JOBS"],
+                "json_jobs",
+                file_cfg.json_jobs.map(|n| n.to_string()),
+            ),
+            1,
+            64,
+            2,
+        )?;
+        let json_queue_wait_ms = parse_num(
+            pick(
+                &["LLMETA_JSON_QUEUE_WAIT_MS"],
+                "json_queue_wait_ms",
+                file_cfg.json_queue_wait_ms.map(|n| n.to_string()),
+            ),
+            0,
+            600_000,
+            10_000,
+        )?;
+
         Ok(Config {
+            json_doc_days,
+            json_jobs,
+            json_queue_wait_ms,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -442,6 +485,9 @@ impl Config {
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
+        let _ = writeln!(out, "json_doc_days = {}", self.json_doc_days);
+        let _ = writeln!(out, "json_jobs = {}", self.json_jobs);
+        let _ = writeln!(out, "json_queue_wait_ms = {}", self.json_queue_wait_ms);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         for p in &self.providers {

@@ -5,6 +5,10 @@ pub mod doc;
 pub mod docx;
 pub mod extract;
 pub mod json_doc;
+pub mod json_index;
+pub mod json_scan;
+pub mod json_store;
+pub mod json_table;
 pub mod pdf;
 pub mod store;
 

@@ -1,14 +1,19 @@
 //! `/json`: the JSON viewer. Upload a file or paste text (up to the upload limit); invalid JSON gets the line,
 //! column and reason. A document is shown a level at a time with its children paged on the server, and an
 //! array of objects also as a sortable, paginated table, so a 30 MB document stays responsive.
+//!
+//! A document is validated and indexed once, when it is stored (`files::json_store`); a view reads only the
+//! bytes of the page it shows. Index builds, sorts of big tables and message parses are "jobs": at most
+//! `json_jobs` run at once, the rest wait up to `json_queue_wait_ms` and then get 503 with `Retry-After`.
 
 use super::files::{check_length, store_upload};
 use super::views::human_size;
 use super::{Chrome, render};
 use crate::app::AppState;
 use crate::db::{files, messages};
-use crate::files::extract::{decode_text, json_error};
-use crate::files::json_doc::{self, Child, Table};
+use crate::files::json_doc::{self, Child, Doc};
+use crate::files::json_store::{self, BuildError};
+use crate::files::json_table::{self, Table, TableError};
 use crate::files::store;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
@@ -16,14 +21,22 @@ use crate::web::extract::CurrentUser;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::Value;
-use std::sync::Arc;
+use std::io;
+use std::path::{Path as FsPath, PathBuf};
+use tokio::sync::OwnedSemaphorePermit;
 
 const PAGE: usize = 100;
 const TABLE_PAGE: usize = 50;
+/// Answers opened in the viewer are parsed in memory at each view; larger ones are refused. A view of one
+/// takes about 5 times this (text, in-memory index, a sort).
+const MESSAGE_MAX: usize = 4 * 1024 * 1024;
+/// Seconds a client is asked to wait when every job permit is taken.
+const RETRY_AFTER_SECS: u32 = 5;
+const BUSY: &str =
+    "The JSON viewer is busy with other large documents. Try again in a few seconds.";
 
 #[derive(Template)]
 #[template(path = "json.html")]
@@ -42,6 +55,22 @@ async fn index_page(
     error: Option<String>,
     text: String,
 ) -> Result<Response, AppError> {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    index_page_status(state, user, csrf, error, text, status).await
+}
+
+async fn index_page_status(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+    error: Option<String>,
+    text: String,
+    status: StatusCode,
+) -> Result<Response, AppError> {
     let recent: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT id, name, size_bytes FROM files WHERE user_id = $1 AND purpose = 'json' \
          ORDER BY created_ms DESC LIMIT 20",
@@ -49,12 +78,7 @@ async fn index_page(
     .bind(&user.user.id)
     .fetch_all(&state.db().pool)
     .await?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    render(
+    let mut res = render(
         status,
         &IndexPage {
             chrome: Chrome::new(Some(user), csrf),
@@ -66,7 +90,12 @@ async fn index_page(
                 .collect(),
             max_upload_mb: state.config().max_upload_bytes / (1024 * 1024),
         },
-    )
+    )?;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+    Ok(res)
 }
 
 pub async fn index(
@@ -77,20 +106,62 @@ pub async fn index(
     index_page(&state, &user, &csrf, None, String::new()).await
 }
 
-/// Parses on a blocking thread (a 30 MB document takes a moment).
-async fn parse(text: String) -> Result<Value, String> {
-    tokio::task::spawn_blocking(move || {
-        serde_json::from_str::<Value>(&text).map_err(|e| json_error(&e))
-    })
-    .await
-    .unwrap_or_else(|_| Err("the document could not be read".into()))
+/// A 503 that says why and when to come back.
+fn busy() -> Response {
+    let mut res = AppError::Unavailable(BUSY.into()).into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    res
 }
 
-async fn parse_stored(state: &AppState, id: &str) -> Result<Result<Value, String>, AppError> {
-    let bytes = tokio::fs::read(store::path(&state.config().data_dir, id))
-        .await
-        .map_err(|_| AppError::NotFound)?;
-    Ok(parse(decode_text(&bytes)).await)
+/// A JSON job permit, waiting at most `json_queue_wait_ms`; `None` when the viewer stays busy.
+async fn permit(state: &AppState) -> Option<OwnedSemaphorePermit> {
+    let wait = std::time::Duration::from_millis(state.config().json_queue_wait_ms);
+    match tokio::time::timeout(wait, state.json_jobs().clone().acquire_owned()).await {
+        Ok(Ok(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// Runs blocking viewer work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, AppError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Err(AppError::NotFound),
+        Ok(Err(e)) => Err(AppError::Internal(e.into())),
+        Err(e) => Err(AppError::Internal(e.into())),
+    }
+}
+
+enum Indexed {
+    Done,
+    Invalid(String),
+    Busy,
+}
+
+/// Validates and indexes a just-stored document (a job).
+async fn index_upload(state: &AppState, id: &str) -> Result<Indexed, AppError> {
+    let Some(permit) = permit(state).await else {
+        return Ok(Indexed::Busy);
+    };
+    let (dir, id) = (state.config().data_dir.clone(), id.to_string());
+    blocking(move || {
+        let _permit = permit;
+        match json_store::build_file(&dir, &id) {
+            Ok(()) => Ok(Indexed::Done),
+            Err(BuildError::Invalid(reason)) => Ok(Indexed::Invalid(reason)),
+            Err(BuildError::Io(e)) => Err(e),
+        }
+    })
+    .await
+}
+
+async fn discard(state: &AppState, user: &CurrentUser, id: &str) -> Result<(), AppError> {
+    files::delete_owned(state.db(), id, &user.user.id).await?;
+    store::remove(&state.config().data_dir, &[id.to_string()]).await;
+    Ok(())
 }
 
 pub async fn upload(
@@ -117,22 +188,16 @@ pub async fn upload(
             }
             Err(e) => return Err(e),
         };
-        return match parse_stored(&state, &up.id).await? {
-            Ok(v) => {
-                state.json_cache_put(&format!("f:{}", up.id), Arc::new(v));
-                Ok(Redirect::to(&format!("/json/f/{}", up.id)).into_response())
-            }
-            Err(reason) => {
-                files::delete_owned(state.db(), &up.id, &user.user.id).await?;
-                store::remove(&state.config().data_dir, std::slice::from_ref(&up.id)).await;
-                index_page(
-                    &state,
-                    &user,
-                    &csrf,
-                    Some(format!("'{}' is not valid JSON: {reason}.", up.name)),
-                    String::new(),
-                )
-                .await
+        let outcome = index_upload(&state, &up.id).await;
+        if !matches!(outcome, Ok(Indexed::Done)) {
+            discard(&state, &user, &up.id).await?;
+        }
+        return match outcome? {
+            Indexed::Done => Ok(Redirect::to(&format!("/json/f/{}", up.id)).into_response()),
+            Indexed::Busy => Ok(busy()),
+            Indexed::Invalid(reason) => {
+                let msg = format!("'{}' is not valid JSON: {reason}.", up.name);
+                index_page(&state, &user, &csrf, Some(msg), String::new()).await
             }
         };
     }
@@ -152,6 +217,7 @@ pub struct PasteForm {
     text: String,
 }
 
+/// Pasted text is stored and indexed like an upload; on an error the text stays in the box.
 pub async fn paste(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -168,24 +234,8 @@ pub async fn paste(
         )
         .await;
     }
-    let value = match parse(f.text.clone()).await {
-        Ok(v) => v,
-        // The text stays in the box so nothing is lost.
-        Err(reason) => {
-            return index_page(
-                &state,
-                &user,
-                &csrf,
-                Some(format!("This is not valid JSON: {reason}.")),
-                f.text,
-            )
-            .await;
-        }
-    };
-    let stream =
-        futures_util::stream::once(
-            async move { Ok::<_, std::io::Error>(bytes::Bytes::from(f.text)) },
-        );
+    let body = bytes::Bytes::from(f.text.clone());
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let up = store_upload(
         &state,
         &user.user.id,
@@ -194,11 +244,24 @@ pub async fn paste(
         "json",
     )
     .await?;
-    state.json_cache_put(&format!("f:{}", up.id), Arc::new(value));
-    Ok(Redirect::to(&format!("/json/f/{}", up.id)).into_response())
+    let outcome = index_upload(&state, &up.id).await;
+    if !matches!(outcome, Ok(Indexed::Done)) {
+        discard(&state, &user, &up.id).await?;
+    }
+    match outcome? {
+        Indexed::Done => Ok(Redirect::to(&format!("/json/f/{}", up.id)).into_response()),
+        Indexed::Busy => {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            index_page_status(&state, &user, &csrf, Some(BUSY.into()), f.text, status).await
+        }
+        Indexed::Invalid(reason) => {
+            let msg = format!("This is not valid JSON: {reason}.");
+            index_page(&state, &user, &csrf, Some(msg), f.text).await
+        }
+    }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 pub struct ViewQuery {
     #[serde(default)]
     path: String,
@@ -214,10 +277,16 @@ struct ViewPage {
     chrome: Chrome,
     title: String,
     base: String,
+    d: PageData,
+}
+
+/// What a view shows, computed on a blocking thread.
+struct PageData {
     path: String,
     crumbs: Vec<(String, String)>,
     kind: &'static str,
     scalar: Option<String>,
+    scalar_note: Option<String>,
     children: Vec<Child>,
     total: usize,
     page: usize,
@@ -228,83 +297,122 @@ struct ViewPage {
     desc: bool,
 }
 
-/// A document to show: where it came from and its parsed value.
-struct Source {
-    key: String,
-    title: String,
-    base: String,
-    doc: Arc<Value>,
+enum Outcome {
+    Page(Box<PageData>),
+    /// The stored document has no index yet (a chat attachment, or stored before indexes existed).
+    NoIndex,
+    /// The sorted table order must be computed (a job).
+    NeedsSort,
+    NotFound(String),
+    Invalid(String),
 }
 
-async fn view(
-    state: &AppState,
-    user: &CurrentUser,
-    csrf: &CsrfToken,
-    src: Source,
-    q: ViewQuery,
-) -> Result<Response, AppError> {
-    let Source {
-        key,
-        title,
-        base,
-        doc,
-    } = src;
-    state.json_cache_put(&key, doc.clone());
-    let node = doc.pointer(&q.path).ok_or_else(|| {
-        AppError::BadRequest(format!("The document has no value at '{}'.", q.path))
-    })?;
+/// The page `q` asks for. `cache` is where sorted orders of big tables are kept.
+fn compute(doc: &Doc, q: ViewQuery, cache: Option<&FsPath>, may_sort: bool) -> io::Result<Outcome> {
+    let Some(node) = doc.resolve(&q.path)? else {
+        return Ok(Outcome::NotFound(q.path));
+    };
     let page = q.page.unwrap_or(1).max(1);
     let table_view = q.view.as_deref() == Some("table");
     let per_page = if table_view { TABLE_PAGE } else { PAGE };
-    let offset = (page - 1) * per_page;
+    let offset = (page - 1).saturating_mul(per_page);
     let desc = q.desc.as_deref() == Some("1");
-    let table = json_doc::table(node, q.sort.as_deref(), desc, offset, TABLE_PAGE);
-    let (children, total) = if table_view && table.is_some() {
-        (Vec::new(), table.as_ref().map_or(0, |t| t.total))
-    } else {
-        json_doc::children(node, &q.path, offset, PAGE)
-    };
-    let scalar = (!node.is_array() && !node.is_object())
-        .then(|| serde_json::to_string_pretty(node).unwrap_or_default());
-    render(
-        StatusCode::OK,
-        &ViewPage {
-            chrome: Chrome::new(Some(user), csrf),
-            title,
-            base,
-            crumbs: json_doc::crumbs(&q.path),
-            path: q.path.clone(),
-            kind: json_doc::kind_of(node),
-            scalar,
-            children,
+    let total = doc.count(&node);
+    let table = match json_table::columns(doc, &node)? {
+        Some(columns) if table_view => {
+            let sort = q.sort.as_deref().map(|c| (c, desc));
+            let t = json_table::page(
+                doc, &node, columns, sort, offset, TABLE_PAGE, cache, may_sort,
+            );
+            match t {
+                Ok(t) => Some(t),
+                Err(TableError::NeedsSort) => return Ok(Outcome::NeedsSort),
+                Err(TableError::Io(e)) => return Err(e),
+            }
+        }
+        // The tree view only offers the table: no rows needed.
+        Some(columns) => Some(Table {
+            columns,
+            rows: Vec::new(),
             total,
-            page,
-            pages: total.div_ceil(per_page).max(1),
-            table_view: table_view && table.is_some(),
-            table,
-            sort: q.sort.unwrap_or_default(),
-            desc,
-        },
-    )
+        }),
+        None => None,
+    };
+    let table_view = table_view && table.is_some();
+    let children = if table_view {
+        Vec::new()
+    } else {
+        doc.children(&node, &q.path, offset, PAGE)?.0
+    };
+    let (scalar, scalar_note) = match doc.scalar_text(&node) {
+        Some((text, note)) => (Some(text), note),
+        None => (None, None),
+    };
+    Ok(Outcome::Page(Box::new(PageData {
+        crumbs: json_doc::crumbs(&q.path),
+        path: q.path,
+        kind: node.kind,
+        scalar,
+        scalar_note,
+        children,
+        total,
+        page,
+        pages: total.div_ceil(per_page).max(1),
+        table,
+        table_view,
+        sort: q.sort.unwrap_or_default(),
+        desc,
+    })))
 }
 
-/// The parsed document from the cache, or parsed now from `text` (read only on a cache miss).
-async fn cached_doc<F>(
+/// A page of a stored document; with `job` (a permit is held) it may build the index and sort.
+fn file_page(data_dir: &FsPath, id: &str, q: ViewQuery, job: bool) -> io::Result<Outcome> {
+    let doc = match json_store::open_file(data_dir, id)? {
+        Some(doc) => doc,
+        None if job => match json_store::build_file(data_dir, id) {
+            Ok(()) => json_store::open_file(data_dir, id)?
+                .ok_or_else(|| io::Error::other("the new index could not be opened"))?,
+            Err(BuildError::Invalid(reason)) => return Ok(Outcome::Invalid(reason)),
+            Err(BuildError::Io(e)) => return Err(e),
+        },
+        None => return Ok(Outcome::NoIndex),
+    };
+    let cache: PathBuf = json_store::doc_dir(data_dir, id);
+    compute(&doc, q, Some(&cache), job)
+}
+
+fn show(
     state: &AppState,
-    key: &str,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
     what: &str,
-    text: F,
-) -> Result<Arc<Value>, AppError>
-where
-    F: std::future::Future<Output = Result<String, AppError>>,
-{
-    if let Some(doc) = state.json_cache_get(key) {
-        return Ok(doc);
+    title: String,
+    base: String,
+    outcome: Outcome,
+) -> Result<Response, AppError> {
+    match outcome {
+        Outcome::Page(d) => render(
+            StatusCode::OK,
+            &ViewPage {
+                chrome: Chrome::new(Some(user), csrf),
+                title,
+                base,
+                d: *d,
+            },
+        ),
+        Outcome::NotFound(path) => Err(AppError::BadRequest(format!(
+            "The document has no value at '{path}'."
+        ))),
+        Outcome::Invalid(reason) => Err(AppError::BadRequest(format!(
+            "This {what} is not valid JSON: {reason}."
+        ))),
+        Outcome::NoIndex | Outcome::NeedsSort => {
+            let _ = state;
+            Err(AppError::Internal(anyhow::anyhow!(
+                "viewer job did not run"
+            )))
+        }
     }
-    let value = parse(text.await?)
-        .await
-        .map_err(|e| AppError::BadRequest(format!("This {what} is not valid JSON: {e}.")))?;
-    Ok(Arc::new(value))
 }
 
 pub async fn view_file(
@@ -320,22 +428,30 @@ pub async fn view_file(
     if f.kind != "json" {
         return Err(AppError::BadRequest("This file is not JSON.".into()));
     }
-    let key = format!("f:{id}");
-    let path = store::path(&state.config().data_dir, &id);
-    let text = async move {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|_| AppError::NotFound)?;
-        Ok(decode_text(&bytes))
-    };
-    let doc = cached_doc(&state, &key, "file", text).await?;
-    let src = Source {
-        key,
-        title: format!("{} ({})", f.name, human_size(f.size_bytes)),
-        base: format!("/json/f/{id}"),
-        doc,
-    };
-    view(&state, &user, &csrf, src, q).await
+    let data_dir = state.config().data_dir.clone();
+    let (dir, fid, q1) = (data_dir.clone(), id.clone(), q.clone());
+    let mut outcome = blocking(move || file_page(&dir, &fid, q1, false)).await?;
+    if matches!(outcome, Outcome::NoIndex | Outcome::NeedsSort) {
+        let Some(permit) = permit(&state).await else {
+            return Ok(busy());
+        };
+        let fid = id.clone();
+        outcome = blocking(move || {
+            let _permit = permit;
+            file_page(&data_dir, &fid, q, true)
+        })
+        .await?;
+    }
+    let title = format!("{} ({})", f.name, human_size(f.size_bytes));
+    show(
+        &state,
+        &user,
+        &csrf,
+        "file",
+        title,
+        format!("/json/f/{id}"),
+        outcome,
+    )
 }
 
 pub async fn view_message(
@@ -348,16 +464,35 @@ pub async fn view_message(
     let m = messages::get_owned(state.db(), &id, &user.user.id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let key = format!("m:{id}");
-    let doc = cached_doc(&state, &key, "message", async {
-        Ok(m.content.trim().to_string())
+    let text = m.content.trim();
+    if text.len() > MESSAGE_MAX {
+        return Err(AppError::BadRequest(format!(
+            "This answer is too large for the viewer ({}; the limit is {}).",
+            human_size(text.len() as i64),
+            human_size(MESSAGE_MAX as i64)
+        )));
+    }
+    let text = text.as_bytes().to_vec();
+    let Some(permit) = permit(&state).await else {
+        return Ok(busy());
+    };
+    let outcome = blocking(move || {
+        let _permit = permit;
+        match json_store::build_memory(text) {
+            Ok(doc) => compute(&doc, q, None, true),
+            Err(BuildError::Invalid(reason)) => Ok(Outcome::Invalid(reason)),
+            Err(BuildError::Io(e)) => Err(e),
+        }
     })
     .await?;
-    let src = Source {
-        key,
-        title: "An answer".into(),
-        base: format!("/json/m/{id}"),
-        doc,
-    };
-    view(&state, &user, &csrf, src, q).await
+    let base = format!("/json/m/{id}");
+    show(
+        &state,
+        &user,
+        &csrf,
+        "message",
+        "An answer".into(),
+        base,
+        outcome,
+    )
 }

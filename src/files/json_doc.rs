@@ -9,6 +9,9 @@ use super::json_index::{Index, ReadAt, Record, read_vec, skip_ws_at, string_at};
 use super::json_scan::{decode_str, key_hash, kind_at, members, pretty, string_prefix, value_end};
 use std::io;
 
+/// Scalars longer than this are shown by their start only (a small container is read whole: it is shorter
+/// than the index threshold).
+const SCALAR_WINDOW: usize = 64 * 1024;
 /// Keys longer than this are shown cut (and their children cannot be reached by path).
 const KEY_KEEP: usize = 64 * 1024;
 /// Small containers up to this many source bytes are offered pretty-printed, to expand in place.
@@ -117,7 +120,7 @@ impl Doc {
             });
         }
         let avail = limit.saturating_sub(start) as usize;
-        let mut b = self.read(start, avail.min(self.idx.big))?;
+        let mut b = self.read(start, avail.min(self.idx.big.max(SCALAR_WINDOW)))?;
         let kind = kind_at(*b.first().ok_or_else(corrupt)?);
         let repr = match value_end(&b, 0) {
             // A scalar reaching the end of what was read may go on: only a prefix of it is known.
@@ -316,7 +319,7 @@ impl Doc {
                 format!("{}…", String::from_utf8_lossy(b)),
                 Some(format!(
                     "This value is longer than {} KB; only its start is shown.",
-                    self.idx.big / 1024
+                    SCALAR_WINDOW / 1024
                 )),
             )),
             _ => None,

@@ -220,7 +220,9 @@ impl Doc {
             }
             Repr::Big(rec) => {
                 // The last member with this key wins, as in a parse into a map.
-                for n in self.idx.with_hash(rec, key_hash(seg))?.into_iter().rev() {
+                let (lo, hi) = self.idx.hash_range(rec, key_hash(seg))?;
+                for k in (lo..hi).rev() {
+                    let n = self.idx.hash_entry(rec, k)?;
                     let offs = self.idx.kids(rec, n, 2)?;
                     let lim = offs.get(1).copied().unwrap_or(rec.end - 1);
                     let (key, cut, v) = self.member_at(offs[0], lim)?;

@@ -370,32 +370,32 @@ impl Index {
         (0..n as usize).map(|k| u32_at(&b, k * 4)).collect()
     }
 
-    /// The child numbers of an object's keys with this hash, in document order.
-    pub fn with_hash(&self, rec: &Record, hash: u32) -> io::Result<Vec<u32>> {
-        let base = rec.at + 8 + 4 * u64::from(rec.count);
-        let entry = |k: u32| -> io::Result<u64> {
-            u64_at(&read_vec(self.r.as_ref(), base + 8 * u64::from(k), 8)?, 0)
+    /// The `k`-th entry of an object's hash table: the child number.
+    pub fn hash_entry(&self, rec: &Record, k: u32) -> io::Result<u32> {
+        Ok(self.hash_at(rec, k)? as u32)
+    }
+
+    fn hash_at(&self, rec: &Record, k: u32) -> io::Result<u64> {
+        let at = rec.at + 8 + 4 * u64::from(rec.count) + 8 * u64::from(k);
+        u64_at(&read_vec(self.r.as_ref(), at, 8)?, 0)
+    }
+
+    /// The entries of an object's hash table with this hash (`lo..hi`, children in document order).
+    pub fn hash_range(&self, rec: &Record, hash: u32) -> io::Result<(u32, u32)> {
+        // The first entry whose hash is not below `h`.
+        let bound = |h: u64| -> io::Result<u32> {
+            let (mut lo, mut hi) = (0u32, rec.count);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.hash_at(rec, mid)? >> 32 < h {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            Ok(lo)
         };
-        // The first entry whose hash is not below `hash`.
-        let (mut lo, mut hi) = (0u32, rec.count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if ((entry(mid)? >> 32) as u32) < hash {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut out = Vec::new();
-        while lo < rec.count {
-            let e = entry(lo)?;
-            if (e >> 32) as u32 != hash {
-                break;
-            }
-            out.push(e as u32);
-            lo += 1;
-        }
-        Ok(out)
+        Ok((bound(u64::from(hash))?, bound(u64::from(hash) + 1)?))
     }
 
     /// An array's table columns, and whether any item is an object.

@@ -287,7 +287,10 @@ async fn a_busy_viewer_answers_503_with_retry_after() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     let html = res.text().await.unwrap();
-    assert!(html.contains("busy") && html.contains("kept"), "the text stays");
+    assert!(
+        html.contains("busy") && html.contains("kept"),
+        "the text stays"
+    );
     assert_eq!(rows_in(&app, "files").await, 1, "nothing half-stored");
     drop(held);
     let (status, html) = b.get_text(&format!("{url}?view=table&sort=s")).await;

@@ -1,6 +1,6 @@
 //! Clean-up: expired sessions, stale login-throttle counters, calls left `pending` by a server that died
-//! mid-call (older than any provider deadline), and JSON viewer documents past their lifetime. Start-up runs it once before serving; the periodic task runs it
-//! again each hour after that.
+//! mid-call (older than any provider deadline), and JSON viewer documents past their lifetime. Start-up runs
+//! it once before serving; the periodic task runs it again each hour after that.
 
 use crate::app::AppState;
 use crate::db::{Db, calls, sessions, throttle};

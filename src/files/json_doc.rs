@@ -5,7 +5,7 @@
 //! Keys are listed in document order. A key given twice is listed twice; a path to it finds the last one, as
 //! a parse into `serde_json::Value` would.
 
-use super::json_index::{Index, ReadAt, Record, read_vec, skip_ws_at, string_at};
+use super::json_read::{Index, ReadAt, Record, read_vec, skip_ws_at, string_at};
 use super::json_scan::{decode_str, key_hash, kind_at, members, pretty, string_prefix, value_end};
 use std::io;
 

@@ -4,7 +4,8 @@
 //! the table's columns and sorted orders are those of the viewer's original in-memory implementation.
 
 use super::json_doc::{Doc, Node, escape_segment};
-use super::json_index::{self, Index};
+use super::json_index;
+use super::json_read::Index;
 use super::json_table;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -245,17 +246,14 @@ fn check(j: &J, text: &str, big: usize, cache: &std::path::Path) -> Result<(), T
                 let want = reference_order(&values, col, desc);
                 for _ in 0..2 {
                     // The second time from the cached order (big arrays).
-                    let t = json_table::page(
-                        &doc,
-                        &node,
-                        columns.clone(),
-                        Some((col, desc)),
-                        0,
-                        1000,
-                        Some(cache),
-                        true,
-                    )
-                    .unwrap();
+                    let req = json_table::PageRequest {
+                        sort: Some((col, desc)),
+                        offset: 0,
+                        limit: 1000,
+                        cache: Some(cache),
+                        may_sort: true,
+                    };
+                    let t = json_table::page(&doc, &node, columns.clone(), &req).unwrap();
                     let got: Vec<usize> = t.rows.iter().map(|r| r.0).collect();
                     prop_assert_eq!(&got, &want, "sort by {:?} desc={} at {}", col, desc, path);
                     for (i, cells) in &t.rows {

@@ -7,7 +7,8 @@
 
 use super::extract::{decode_text, json_error};
 use super::json_doc::Doc;
-use super::json_index::{self, BIG, Index};
+use super::json_index::{self, BIG};
+use super::json_read::Index;
 use super::json_scan::validate;
 use super::store;
 use std::io;
@@ -46,11 +47,12 @@ fn utf8_source(raw: Vec<u8>) -> (Vec<u8>, usize, bool) {
     (decode_text(&raw).into_bytes(), 0, true)
 }
 
-fn write_atomic(
+pub(crate) fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    let part = path.with_extension("part");
+    // A name of its own: two requests may build the same index at once (the first views of an attachment).
+    let part = path.with_extension(format!("{}.part", crate::util::new_id()));
     let mut w = io::BufWriter::new(std::fs::File::create(&part)?);
     let result = write(&mut w)
         .and_then(|()| w.into_inner().map_err(|e| e.into_error()))

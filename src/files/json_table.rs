@@ -10,7 +10,7 @@ use super::json_doc::{Doc, Node};
 use super::json_index::MAX_COLUMNS;
 use super::json_scan::{decode_str, for_each_member, members, scalar_end, string_end};
 use std::collections::HashSet;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 /// A page of the table.
@@ -67,20 +67,28 @@ pub fn columns(doc: &Doc, node: &Node) -> io::Result<Option<Vec<String>>> {
     Ok(has_object.then_some(cols))
 }
 
-/// One page of the table. `sort` is (column, descending); `cache` the directory for sorted orders of big
-/// arrays; without `may_sort`, an order that is not cached yet gives [`TableError::NeedsSort`].
+/// Which page of a table, and how it may be computed.
+pub struct PageRequest<'a> {
+    /// (column, descending).
+    pub sort: Option<(&'a str, bool)>,
+    pub offset: usize,
+    pub limit: usize,
+    /// The directory for sorted orders of big arrays (none: computed each time).
+    pub cache: Option<&'a Path>,
+    /// Without it, an order that is not cached yet gives [`TableError::NeedsSort`].
+    pub may_sort: bool,
+}
+
+/// One page of the table.
 pub fn page(
     doc: &Doc,
     node: &Node,
     columns: Vec<String>,
-    sort: Option<(&str, bool)>,
-    offset: usize,
-    limit: usize,
-    cache: Option<&Path>,
-    may_sort: bool,
+    req: &PageRequest<'_>,
 ) -> Result<Table, TableError> {
+    let (offset, limit, cache, may_sort) = (req.offset, req.limit, req.cache, req.may_sort);
     let total = doc.count(node);
-    let sort = sort.filter(|(c, _)| columns.iter().any(|k| k == c));
+    let sort = req.sort.filter(|(c, _)| columns.iter().any(|k| k == c));
     let order: Vec<u32> = match sort {
         None => (offset..total.min(offset.saturating_add(limit)))
             .map(|i| i as u32)
@@ -119,18 +127,15 @@ pub fn page(
         let Some(row) = doc.child(node, &i.to_string())? else {
             continue;
         };
-        let mut cells = Vec::with_capacity(columns.len());
-        for c in &columns {
-            let cell = match doc.child(&row, c)? {
-                None => String::new(),
-                Some(v) if v.kind == "string" => doc.string_value(&v, 300).0,
-                Some(v) => doc.preview(&v),
-            };
-            cells.push(if row.kind == "object" {
-                cell
-            } else {
-                String::new()
-            });
+        let mut cells = vec![String::new(); columns.len()];
+        if row.kind == "object" {
+            for (cell, c) in cells.iter_mut().zip(&columns) {
+                *cell = match doc.child(&row, c)? {
+                    None => String::new(),
+                    Some(v) if v.kind == "string" => doc.string_value(&v, 300).0,
+                    Some(v) => doc.preview(&v),
+                };
+            }
         }
         rows.push((i as usize, cells));
     }
@@ -326,13 +331,12 @@ fn read_cached(
 }
 
 fn write_cached(path: &Path, col: &str, perm: &[u32]) -> io::Result<()> {
-    let part = path.with_extension("part");
-    let mut w = io::BufWriter::new(std::fs::File::create(&part)?);
-    w.write_all(&(col.len() as u32).to_le_bytes())?;
-    w.write_all(col.as_bytes())?;
-    for i in perm {
-        w.write_all(&i.to_le_bytes())?;
-    }
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(part, path)
+    super::json_store::write_atomic(path, |w| {
+        w.write_all(&(col.len() as u32).to_le_bytes())?;
+        w.write_all(col.as_bytes())?;
+        for i in perm {
+            w.write_all(&i.to_le_bytes())?;
+        }
+        Ok(())
+    })
 }

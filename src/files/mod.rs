@@ -8,6 +8,7 @@ pub mod json_doc;
 pub mod json_index;
 #[cfg(test)]
 mod json_props;
+pub mod json_read;
 pub mod json_scan;
 pub mod json_store;
 pub mod json_table;

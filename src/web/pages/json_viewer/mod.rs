@@ -11,9 +11,7 @@ use super::views::human_size;
 use super::{Chrome, render};
 use crate::app::AppState;
 use crate::db::{files, messages};
-use crate::files::json_doc::{self, Child, Doc};
 use crate::files::json_store::{self, BuildError};
-use crate::files::json_table::{self, Table, TableError};
 use crate::files::store;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
@@ -23,9 +21,11 @@ use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use page::{Outcome, PageData, compute, file_page};
 use serde::Deserialize;
+
+mod page;
 use std::io;
-use std::path::{Path as FsPath, PathBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
 const PAGE: usize = 100;
@@ -280,109 +280,7 @@ struct ViewPage {
     d: PageData,
 }
 
-/// What a view shows, computed on a blocking thread.
-struct PageData {
-    path: String,
-    crumbs: Vec<(String, String)>,
-    kind: &'static str,
-    scalar: Option<String>,
-    scalar_note: Option<String>,
-    children: Vec<Child>,
-    total: usize,
-    page: usize,
-    pages: usize,
-    table: Option<Table>,
-    table_view: bool,
-    sort: String,
-    desc: bool,
-}
-
-enum Outcome {
-    Page(Box<PageData>),
-    /// The stored document has no index yet (a chat attachment, or stored before indexes existed).
-    NoIndex,
-    /// The sorted table order must be computed (a job).
-    NeedsSort,
-    NotFound(String),
-    Invalid(String),
-}
-
-/// The page `q` asks for. `cache` is where sorted orders of big tables are kept.
-fn compute(doc: &Doc, q: ViewQuery, cache: Option<&FsPath>, may_sort: bool) -> io::Result<Outcome> {
-    let Some(node) = doc.resolve(&q.path)? else {
-        return Ok(Outcome::NotFound(q.path));
-    };
-    let page = q.page.unwrap_or(1).max(1);
-    let table_view = q.view.as_deref() == Some("table");
-    let per_page = if table_view { TABLE_PAGE } else { PAGE };
-    let offset = (page - 1).saturating_mul(per_page);
-    let desc = q.desc.as_deref() == Some("1");
-    let total = doc.count(&node);
-    let table = match json_table::columns(doc, &node)? {
-        Some(columns) if table_view => {
-            let sort = q.sort.as_deref().map(|c| (c, desc));
-            let t = json_table::page(
-                doc, &node, columns, sort, offset, TABLE_PAGE, cache, may_sort,
-            );
-            match t {
-                Ok(t) => Some(t),
-                Err(TableError::NeedsSort) => return Ok(Outcome::NeedsSort),
-                Err(TableError::Io(e)) => return Err(e),
-            }
-        }
-        // The tree view only offers the table: no rows needed.
-        Some(columns) => Some(Table {
-            columns,
-            rows: Vec::new(),
-            total,
-        }),
-        None => None,
-    };
-    let table_view = table_view && table.is_some();
-    let children = if table_view {
-        Vec::new()
-    } else {
-        doc.children(&node, &q.path, offset, PAGE)?.0
-    };
-    let (scalar, scalar_note) = match doc.scalar_text(&node) {
-        Some((text, note)) => (Some(text), note),
-        None => (None, None),
-    };
-    Ok(Outcome::Page(Box::new(PageData {
-        crumbs: json_doc::crumbs(&q.path),
-        path: q.path,
-        kind: node.kind,
-        scalar,
-        scalar_note,
-        children,
-        total,
-        page,
-        pages: total.div_ceil(per_page).max(1),
-        table,
-        table_view,
-        sort: q.sort.unwrap_or_default(),
-        desc,
-    })))
-}
-
-/// A page of a stored document; with `job` (a permit is held) it may build the index and sort.
-fn file_page(data_dir: &FsPath, id: &str, q: ViewQuery, job: bool) -> io::Result<Outcome> {
-    let doc = match json_store::open_file(data_dir, id)? {
-        Some(doc) => doc,
-        None if job => match json_store::build_file(data_dir, id) {
-            Ok(()) => json_store::open_file(data_dir, id)?
-                .ok_or_else(|| io::Error::other("the new index could not be opened"))?,
-            Err(BuildError::Invalid(reason)) => return Ok(Outcome::Invalid(reason)),
-            Err(BuildError::Io(e)) => return Err(e),
-        },
-        None => return Ok(Outcome::NoIndex),
-    };
-    let cache: PathBuf = json_store::doc_dir(data_dir, id);
-    compute(&doc, q, Some(&cache), job)
-}
-
 fn show(
-    state: &AppState,
     user: &CurrentUser,
     csrf: &CsrfToken,
     what: &str,
@@ -406,12 +304,10 @@ fn show(
         Outcome::Invalid(reason) => Err(AppError::BadRequest(format!(
             "This {what} is not valid JSON: {reason}."
         ))),
-        Outcome::NoIndex | Outcome::NeedsSort => {
-            let _ = state;
-            Err(AppError::Internal(anyhow::anyhow!(
-                "viewer job did not run"
-            )))
-        }
+        // A job always builds what it needs; these mean a bug, not a user error.
+        Outcome::NoIndex | Outcome::NeedsSort => Err(AppError::Internal(anyhow::anyhow!(
+            "the JSON viewer job did not produce a page"
+        ))),
     }
 }
 
@@ -444,7 +340,6 @@ pub async fn view_file(
     }
     let title = format!("{} ({})", f.name, human_size(f.size_bytes));
     show(
-        &state,
         &user,
         &csrf,
         "file",
@@ -486,13 +381,5 @@ pub async fn view_message(
     })
     .await?;
     let base = format!("/json/m/{id}");
-    show(
-        &state,
-        &user,
-        &csrf,
-        "message",
-        "An answer".into(),
-        base,
-        outcome,
-    )
+    show(&user, &csrf, "message", "An answer".into(), base, outcome)
 }

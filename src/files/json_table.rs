@@ -3,7 +3,7 @@
 //! kinds by kind name, missing values last in both directions, ties in document order).
 //!
 //! Sorting a big array reads its source once into memory and sorts compact keys: 16 bytes per row that has
-//! the column (kind, 8 bytes of number or string prefix, row number), 4 per row without it; rows whose string
+//! the column (kind, 8 bytes of number or string prefix, row number) beside the 4-byte offset of every row; rows whose string
 //! prefixes tie are then compared by their whole text. The order is written beside the index and reused.
 
 use super::json_doc::{Doc, Node};
@@ -226,27 +226,24 @@ fn sort_key(src: &[u8], v: usize) -> (u8, u64) {
 /// The row numbers of `rows` (offsets of the items in `src`) sorted by `col`; reuses `rows`' memory.
 pub fn permutation(src: &[u8], mut rows: Vec<u32>, col: &str, desc: bool) -> Vec<u32> {
     let mut entries = Vec::new();
-    let mut missing = Vec::new();
+    // Rows with the column, one bit each: rows without it cost no more than their offset.
+    let mut has = vec![0u64; rows.len().div_ceil(64)];
     for (idx, &off) in rows.iter().enumerate() {
-        match find_member(src, off as usize, col) {
-            Some(v) => {
-                let (class, payload) = sort_key(src, v);
-                entries.push(if desc {
-                    Entry {
-                        class: STRING - class,
-                        payload: !payload,
-                        idx: idx as u32,
-                    }
-                } else {
-                    Entry {
-                        class,
-                        payload,
-                        idx: idx as u32,
-                    }
-                });
-            }
-            None => missing.push(idx as u32),
-        }
+        let Some(v) = find_member(src, off as usize, col) else {
+            continue;
+        };
+        has[idx / 64] |= 1 << (idx % 64);
+        let (class, payload) = sort_key(src, v);
+        let (class, payload) = if desc {
+            (STRING - class, !payload)
+        } else {
+            (class, payload)
+        };
+        entries.push(Entry {
+            class,
+            payload,
+            idx: idx as u32,
+        });
     }
     entries.sort_unstable();
     // Strings with the same first 8 bytes: compare their whole text.
@@ -273,10 +270,15 @@ pub fn permutation(src: &[u8], mut rows: Vec<u32>, col: &str, desc: bool) -> Vec
         }
         k = j;
     }
+    let n = rows.len();
     rows.clear();
     rows.extend(entries.iter().map(|e| e.idx));
     drop(entries);
-    rows.extend(missing);
+    rows.extend(
+        (0..n)
+            .filter(|&i| has[i / 64] & (1 << (i % 64)) == 0)
+            .map(|i| i as u32),
+    );
     rows
 }
 
@@ -330,6 +332,9 @@ fn read_cached(
     ))
 }
 
+/// Sorted orders kept per document; the oldest goes first (each is 4 bytes per row).
+const CACHED_ORDERS: usize = 8;
+
 fn write_cached(path: &Path, col: &str, perm: &[u32]) -> io::Result<()> {
     super::json_store::write_atomic(path, |w| {
         w.write_all(&(col.len() as u32).to_le_bytes())?;
@@ -338,5 +343,21 @@ fn write_cached(path: &Path, col: &str, perm: &[u32]) -> io::Result<()> {
             w.write_all(&i.to_le_bytes())?;
         }
         Ok(())
-    })
+    })?;
+    // Sorting by every column in both directions must not fill the disk.
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let mut orders: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sort-"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if orders.len() > CACHED_ORDERS {
+        orders.sort();
+        for (_, p) in &orders[..orders.len() - CACHED_ORDERS] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    Ok(())
 }

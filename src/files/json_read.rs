@@ -93,6 +93,9 @@ impl Index {
             return Err(corrupt());
         }
         let (dir_off, n) = (u64_at(&foot, 0)?, u64_at(&foot, 8)?);
+        if n.checked_mul(16).and_then(|d| d.checked_add(dir_off)) != Some(foot_at) {
+            return Err(corrupt());
+        }
         let bytes = read_vec(
             r.as_ref(),
             dir_off,
@@ -137,12 +140,21 @@ impl Index {
     pub fn kids(&self, rec: &Record, from: u32, n: u32) -> io::Result<Vec<u32>> {
         let from = from.min(rec.count);
         let n = n.min(rec.count - from);
-        let b = read_vec(
-            self.r.as_ref(),
-            rec.at + 8 + 4 * u64::from(from),
-            4 * n as usize,
-        )?;
-        (0..n as usize).map(|k| u32_at(&b, k * 4)).collect()
+        let mut out = Vec::with_capacity(n as usize);
+        // A chunk at a time: all the children of a big array are read for a sort, and a second copy of them
+        // as bytes would double that.
+        let mut at = rec.at + 8 + 4 * u64::from(from);
+        let mut left = n as usize;
+        while left > 0 {
+            let take = left.min(16 * 1024);
+            let b = read_vec(self.r.as_ref(), at, 4 * take)?;
+            for k in 0..take {
+                out.push(u32_at(&b, k * 4)?);
+            }
+            at += 4 * take as u64;
+            left -= take;
+        }
+        Ok(out)
     }
 
     /// The `k`-th entry of an object's hash table: the child number.

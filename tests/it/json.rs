@@ -300,3 +300,38 @@ async fn a_busy_viewer_answers_503_with_retry_after() {
     assert!(html.find(">row 100<").unwrap() < first && first < html.find(">row 1001<").unwrap());
     assert_eq!(paste(&b, "[1]").await.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn utf16_latin1_and_bom_documents_are_viewed_as_text() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let text = r#"{"clé": ["naïve", 1]}"#;
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(text.as_bytes());
+    let latin1: Vec<u8> = text.chars().map(|c| c as u8).collect();
+    for (name, bytes) in [
+        ("utf16.json", utf16),
+        ("bom.json", bom),
+        ("latin1.json", latin1),
+    ] {
+        let token = b.token().await;
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        );
+        let res = b
+            .client
+            .post(b.url(&format!("/json/upload?csrf_token={token}")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name}");
+        let url = location(&res);
+        let (status, html) = b.get_text(&format!("{url}?path=/cl%C3%A9")).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {html}");
+        assert!(html.contains("naïve") && html.contains("2 items"), "{name}");
+    }
+}

@@ -179,6 +179,8 @@ async fn every_shape_of_30_mb_document_indexes_and_pages_within_256_mb() {
     keys.push('}');
     let (flat, nflat) = repeat("[", "1", "]");
     let (empties, nempty) = repeat("[", "[]", "]");
+    // The worst case of a sort: 15 M rows, one of them with the column.
+    let (rows, nrows) = repeat("[{\"a\":1},", "1", "]");
     // serde_json's limit: 127 nested containers.
     let (deep, ndeep) = repeat(&"[".repeat(127), "1", &"]".repeat(127));
     let deep_path = "/0".repeat(126);
@@ -194,6 +196,12 @@ async fn every_shape_of_30_mb_document_indexes_and_pages_within_256_mb() {
             empties,
             nempty,
             format!("?page={}", nempty / 100),
+        ),
+        (
+            "15 M rows sorted by a column one of them has",
+            rows,
+            nrows,
+            "?view=table&sort=a&desc=1&page=3".to_string(),
         ),
         (
             "one 30 MB string",

@@ -33,11 +33,9 @@ pub struct Inner {
     running: Arc<crate::chat::running::Running>,
     /// This process among the instances sharing the database (stamped on its pending calls).
     instance: crate::instance::Instance,
-    /// The last few parsed JSON viewer documents, so paging a 30 MB document does not re-parse it.
-    json_cache: std::sync::Mutex<Vec<(String, Arc<serde_json::Value>)>>,
+    /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
+    json_jobs: Arc<tokio::sync::Semaphore>,
 }
-
-const JSON_CACHE_DOCS: usize = 3;
 
 /// Counts model calls in progress, so shutdown can wait for their records to be written.
 #[derive(Default)]
@@ -108,17 +106,8 @@ impl Inner {
     pub fn session_ttl_ms(&self) -> i64 {
         i64::from(self.config.session_days) * 86_400_000
     }
-    pub fn json_cache_get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
-        let cache = self.json_cache.lock().ok()?;
-        cache.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    }
-
-    pub fn json_cache_put(&self, key: &str, doc: Arc<serde_json::Value>) {
-        if let Ok(mut cache) = self.json_cache.lock() {
-            cache.retain(|(k, _)| k != key);
-            cache.insert(0, (key.to_string(), doc));
-            cache.truncate(JSON_CACHE_DOCS);
-        }
+    pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.json_jobs
     }
 
     pub fn stale_call_ms(&self) -> i64 {
@@ -161,6 +150,7 @@ impl Application {
         // Calls of instances that are gone (a process killed a moment ago included) are interrupted at once.
         let instance = crate::instance::Instance::new(config.instance_heartbeat_ms);
         crate::instance::start(&db, &instance).await?;
+        crate::housekeeping::sweep_json(&db, &config).await;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -174,6 +164,7 @@ impl Application {
         let device_key =
             crate::util::sha256_hex(&format!("llmeta device v1:{secret}")).into_bytes();
         let hashes = crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
+        let json_jobs = Arc::new(tokio::sync::Semaphore::new(config.json_jobs));
         let state = AppState(Arc::new(Inner {
             config,
             db,
@@ -186,7 +177,7 @@ impl Application {
             inflight: InFlight::default(),
             running: Default::default(),
             instance,
-            json_cache: std::sync::Mutex::new(Vec::new()),
+            json_jobs,
         }));
         Ok(Application { listener, state })
     }

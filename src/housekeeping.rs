@@ -1,6 +1,6 @@
-//! Clean-up: expired sessions, stale login-throttle counters, and calls left `pending` by a server that died
-//! mid-call (older than any provider deadline). Start-up runs it once before serving; the periodic task runs it
-//! again each hour after that.
+//! Clean-up: expired sessions, stale login-throttle counters, calls left `pending` by a server that died
+//! mid-call (older than any provider deadline), and JSON viewer documents past their lifetime. Start-up runs
+//! it once before serving; the periodic task runs it again each hour after that.
 
 use crate::app::AppState;
 use crate::db::{Db, calls, sessions, throttle};
@@ -33,5 +33,16 @@ pub async fn run(state: AppState) {
         if let Err(e) = once(state.db(), state.stale_call_ms()).await {
             tracing::warn!(error = %e, "housekeeping failed");
         }
+        sweep_json(state.db(), state.config()).await;
+    }
+}
+
+/// JSON viewer documents past their lifetime (`json_doc_days`), and viewer files left without a document.
+/// A failure is logged: the next pass tries again.
+pub async fn sweep_json(db: &Db, config: &crate::config::Config) {
+    match crate::files::json_store::sweep(db, &config.data_dir, config.json_doc_days).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(documents = n, "deleted expired JSON viewer documents"),
+        Err(e) => tracing::warn!(error = %e, "sweeping JSON viewer documents failed"),
     }
 }

@@ -59,6 +59,12 @@ pub struct Config {
     pub signups_per_ip_hour: u32,
     /// A bearer token that lets a monitoring system see `/health`'s counts without an admin session.
     pub monitoring_token: Option<Secret<String>>,
+    /// JSON viewer documents are deleted this many days after upload (0: kept until their owner goes).
+    pub json_doc_days: u32,
+    /// JSON viewer jobs (index builds, big sorts, message parses) that may run at once.
+    pub json_jobs: usize,
+    /// How long a JSON viewer job waits for its turn before the request gets 503 (milliseconds).
+    pub json_queue_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +129,9 @@ struct FileConfig {
     hash_queue_ms: Option<u64>,
     signups_per_ip_hour: Option<u32>,
     monitoring_token: Option<String>,
+    json_doc_days: Option<u32>,
+    json_jobs: Option<usize>,
+    json_queue_wait_ms: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -436,6 +445,37 @@ impl Config {
             None => None,
         };
 
+        let json_doc_days = parse_num(
+            pick(
+                &["LLMETA_JSON_DOC_DAYS"],
+                "json_doc_days",
+                file_cfg.json_doc_days.map(|n| n.to_string()),
+            ),
+            0,
+            36_500,
+            30,
+        )?;
+        let json_jobs = parse_num(
+            pick(
+                &["LLMETA_JSON_JOBS"],
+                "json_jobs",
+                file_cfg.json_jobs.map(|n| n.to_string()),
+            ),
+            1,
+            64,
+            2,
+        )?;
+        let json_queue_wait_ms = parse_num(
+            pick(
+                &["LLMETA_JSON_QUEUE_WAIT_MS"],
+                "json_queue_wait_ms",
+                file_cfg.json_queue_wait_ms.map(|n| n.to_string()),
+            ),
+            0,
+            600_000,
+            10_000,
+        )?;
+
         Ok(Config {
             max_calls_per_user,
             instance_heartbeat_ms,
@@ -444,6 +484,9 @@ impl Config {
             hash_queue_ms,
             signups_per_ip_hour,
             monitoring_token,
+            json_doc_days,
+            json_jobs,
+            json_queue_wait_ms,
             max_upload_bytes,
             helper_exe: None,
             providers,
@@ -564,6 +607,9 @@ impl Config {
                 ""
             }
         );
+        let _ = writeln!(out, "json_doc_days = {}", self.json_doc_days);
+        let _ = writeln!(out, "json_jobs = {}", self.json_jobs);
+        let _ = writeln!(out, "json_queue_wait_ms = {}", self.json_queue_wait_ms);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);

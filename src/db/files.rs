@@ -167,6 +167,22 @@ pub async fn delete_abandoned(db: &Db, before_ms: i64) -> sqlx::Result<Vec<Strin
     Ok(ids)
 }
 
+/// JSON viewer documents created before `before_ms`: deleted (the JSON lifetime). Returns their ids.
+pub async fn delete_json_before(db: &Db, before_ms: i64) -> sqlx::Result<Vec<String>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM files WHERE purpose = 'json' AND created_ms < $1")
+            .bind(before_ms)
+            .fetch_all(&db.pool)
+            .await?;
+    for id in &ids {
+        sqlx::query("DELETE FROM files WHERE id = $1 AND purpose = 'json'")
+            .bind(id)
+            .execute(db.writer())
+            .await?;
+    }
+    Ok(ids)
+}
+
 pub async fn exists(db: &Db, id: &str) -> sqlx::Result<bool> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE id = $1")
         .bind(id)

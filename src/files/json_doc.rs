@@ -1,8 +1,44 @@
-//! Navigating a (possibly huge) JSON document on the server: JSON Pointer paths, paged children, and a table
-//! of an array of objects with the union of their keys, sortable.
+//! Navigating a (possibly huge) JSON document on the server through its index ([`super::json_index`]):
+//! JSON Pointer paths, paged children with previews, breadcrumbs. Big containers are read through the index;
+//! anything smaller than the index threshold is read from the source (at most that many bytes) and scanned.
+//!
+//! Keys are listed in document order. A key given twice is listed twice; a path to it finds the last one, as
+//! a parse into `serde_json::Value` would.
 
-use serde_json::Value;
-use std::cmp::Ordering;
+use super::json_read::{Index, ReadAt, Record, read_vec, skip_ws_at, string_at};
+use super::json_scan::{decode_str, key_hash, kind_at, members, pretty, string_prefix, value_end};
+use std::io;
+
+/// Scalars longer than this are shown by their start only (a small container is read whole: it is shorter
+/// than the index threshold).
+const SCALAR_WINDOW: usize = 64 * 1024;
+/// Keys longer than this are shown cut (and their children cannot be reached by path).
+const KEY_KEEP: usize = 64 * 1024;
+/// Small containers up to this many source bytes are offered pretty-printed, to expand in place.
+const INLINE_SOURCE: usize = 16 * 1024;
+const INLINE_PRETTY: usize = 2000;
+
+/// A document: its source (file or memory) and its index.
+pub struct Doc {
+    pub src: Box<dyn ReadAt>,
+    pub idx: Index,
+}
+
+/// A value in the document.
+pub struct Node {
+    pub start: u32,
+    pub kind: &'static str,
+    repr: Repr,
+}
+
+enum Repr {
+    /// A big container, through the index.
+    Big(Record),
+    /// The whole value's bytes (a small container or a scalar).
+    Bytes(Vec<u8>),
+    /// The first bytes of a scalar longer than the index threshold (a huge string or number).
+    Prefix(Vec<u8>),
+}
 
 /// A child of an object or array, for the tree view.
 pub struct Child {
@@ -16,15 +52,8 @@ pub struct Child {
     pub inline: Option<String>,
 }
 
-pub fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+fn corrupt() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "the document index is damaged")
 }
 
 /// Escapes a key for a JSON Pointer segment (RFC 6901).
@@ -34,67 +63,6 @@ pub fn escape_segment(key: &str) -> String {
 
 pub fn unescape_segment(seg: &str) -> String {
     seg.replace("~1", "/").replace("~0", "~")
-}
-
-fn preview(v: &Value) -> String {
-    match v {
-        Value::Array(a) => format!(
-            "[…] {} item{}",
-            a.len(),
-            if a.len() == 1 { "" } else { "s" }
-        ),
-        Value::Object(o) => format!(
-            "{{…}} {} key{}",
-            o.len(),
-            if o.len() == 1 { "" } else { "s" }
-        ),
-        Value::String(s) if s.chars().count() > 500 => {
-            let cut: String = s.chars().take(500).collect();
-            format!("{}…", Value::String(cut))
-        }
-        other => other.to_string(),
-    }
-}
-
-/// The children of `node` at `path`, `offset..offset+limit`, and how many there are.
-pub fn children(node: &Value, path: &str, offset: usize, limit: usize) -> (Vec<Child>, usize) {
-    let make = |key: String, v: &Value| {
-        let is_container = matches!(v, Value::Array(_) | Value::Object(_));
-        let inline = if is_container {
-            let text = serde_json::to_string_pretty(v).unwrap_or_default();
-            (text.len() <= 2000).then_some(text)
-        } else {
-            None
-        };
-        Child {
-            path: format!("{path}/{}", escape_segment(&key)),
-            key,
-            kind: kind_of(v),
-            preview: preview(v),
-            is_container,
-            inline,
-        }
-    };
-    match node {
-        Value::Array(a) => (
-            a.iter()
-                .enumerate()
-                .skip(offset)
-                .take(limit)
-                .map(|(i, v)| make(i.to_string(), v))
-                .collect(),
-            a.len(),
-        ),
-        Value::Object(o) => (
-            o.iter()
-                .skip(offset)
-                .take(limit)
-                .map(|(k, v)| make(k.clone(), v))
-                .collect(),
-            o.len(),
-        ),
-        _ => (Vec::new(), 0),
-    }
 }
 
 /// Breadcrumbs of a path: (label, path).
@@ -109,120 +77,309 @@ pub fn crumbs(path: &str) -> Vec<(String, String)> {
     out
 }
 
-/// A table of an array whose elements are (mostly) objects.
-pub struct Table {
-    pub columns: Vec<String>,
-    /// (index in the array, cells); a cell is the scalar as text, or a summary of a container.
-    pub rows: Vec<(usize, Vec<String>)>,
-    pub total: usize,
-}
-
-pub const MAX_COLUMNS: usize = 100;
-
-/// `None` when `node` is not an array with at least one object.
-pub fn table(
-    node: &Value,
-    sort: Option<&str>,
-    descending: bool,
-    offset: usize,
-    limit: usize,
-) -> Option<Table> {
-    let items = node.as_array()?;
-    if !items.iter().any(Value::is_object) {
+/// An array index as JSON Pointer allows it (no sign, no leading zero).
+fn parse_index(seg: &str) -> Option<usize> {
+    if seg.starts_with('+') || (seg.starts_with('0') && seg.len() > 1) {
         return None;
     }
-    let mut columns: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for item in items {
-        if let Some(o) = item.as_object() {
-            for k in o.keys() {
-                if columns.len() < MAX_COLUMNS && seen.insert(k.clone()) {
-                    columns.push(k.clone());
-                }
+    seg.parse().ok()
+}
+
+fn plural(n: usize, one: &str) -> String {
+    format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+}
+
+impl Doc {
+    pub fn new(src: Box<dyn ReadAt>, idx: Index) -> Doc {
+        Doc { src, idx }
+    }
+
+    /// Source bytes `off..off+len` (clamped to the document).
+    pub fn read(&self, off: u32, len: usize) -> io::Result<Vec<u8>> {
+        let len = len.min(self.idx.src_len.saturating_sub(off) as usize);
+        read_vec(self.src.as_ref(), self.idx.base + u64::from(off), len)
+    }
+
+    /// The whole source (for sorting a big table: the caller holds a job permit).
+    pub fn read_all(&self) -> io::Result<Vec<u8>> {
+        self.read(0, self.idx.src_len as usize)
+    }
+
+    pub fn root(&self) -> io::Result<Node> {
+        self.load(self.idx.root, self.idx.src_len)
+    }
+
+    /// The value starting at `start`, which ends before `limit`.
+    pub fn load(&self, start: u32, limit: u32) -> io::Result<Node> {
+        if let Some(rec) = self.idx.record(start)? {
+            let kind = if rec.obj { "object" } else { "array" };
+            return Ok(Node {
+                start,
+                kind,
+                repr: Repr::Big(rec),
+            });
+        }
+        let avail = limit.saturating_sub(start) as usize;
+        let mut b = self.read(start, avail.min(self.idx.big.max(SCALAR_WINDOW)))?;
+        let kind = kind_at(*b.first().ok_or_else(corrupt)?);
+        let repr = match value_end(&b, 0) {
+            // A scalar reaching the end of what was read may go on: only a prefix of it is known.
+            Some(e) if e < b.len() || b.len() == avail || matches!(b[0], b'"' | b'[' | b'{') => {
+                b.truncate(e);
+                Repr::Bytes(b)
             }
+            _ if matches!(kind, "object" | "array") => return Err(corrupt()),
+            _ => Repr::Prefix(b),
+        };
+        Ok(Node { start, kind, repr })
+    }
+
+    /// The key of the object member whose key starts at `key_off`, whether it was cut, and its value's start.
+    fn member_at(&self, key_off: u32, limit: u32) -> io::Result<(String, bool, u32)> {
+        let base = self.idx.base;
+        let end = base + u64::from(limit);
+        let (key_end, kept) =
+            string_at(self.src.as_ref(), base + u64::from(key_off), end, KEY_KEEP)?;
+        let (key, cut) = match decode_str(&kept) {
+            Some(k) if kept.len() as u64 == key_end - base - u64::from(key_off) => {
+                (k.into_owned(), false)
+            }
+            _ => (string_prefix(&kept, 500).0, true),
+        };
+        let colon = skip_ws_at(self.src.as_ref(), key_end, end)?;
+        if read_vec(self.src.as_ref(), colon, 1)?.first() != Some(&b':') {
+            return Err(corrupt());
+        }
+        let value = skip_ws_at(self.src.as_ref(), colon + 1, end)?;
+        Ok((key, cut, (value - base) as u32))
+    }
+
+    /// Number of children of a container (0 for scalars).
+    pub fn count(&self, node: &Node) -> usize {
+        match &node.repr {
+            Repr::Big(rec) => rec.count as usize,
+            Repr::Bytes(b) if matches!(node.kind, "object" | "array") => {
+                members(b, 0).map_or(0, |m| m.len())
+            }
+            _ => 0,
         }
     }
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    if let Some(col) = sort.filter(|c| columns.iter().any(|k| k == c)) {
-        order.sort_by(|&a, &b| {
-            let x = items[a].get(col);
-            let y = items[b].get(col);
-            match (x, y) {
-                // Rows without the column stay at the end in both directions.
-                (None, None) => Ordering::Equal,
-                (None, _) => Ordering::Greater,
-                (_, None) => Ordering::Less,
-                _ if descending => compare(x, y).reverse(),
-                _ => compare(x, y),
+
+    /// Children `offset..offset+limit` of `node`: (key, node) in document order.
+    pub fn kids(
+        &self,
+        node: &Node,
+        offset: usize,
+        limit: usize,
+    ) -> io::Result<Vec<(String, Node)>> {
+        let mut out = Vec::new();
+        match &node.repr {
+            Repr::Big(rec) => {
+                let from = u32::try_from(offset).unwrap_or(u32::MAX);
+                let n = u32::try_from(limit).unwrap_or(u32::MAX).saturating_add(1);
+                let offs = self.idx.kids(rec, from, n)?;
+                for k in 0..offs.len().min(limit) {
+                    // A child ends before the next one starts (or before the closing bracket).
+                    let lim = offs.get(k + 1).copied().unwrap_or(rec.end - 1);
+                    if rec.obj {
+                        let (key, _, v) = self.member_at(offs[k], lim)?;
+                        out.push((key, self.load(v, lim)?));
+                    } else {
+                        out.push(((offset + k).to_string(), self.load(offs[k], lim)?));
+                    }
+                }
             }
-        });
+            Repr::Bytes(b) if matches!(node.kind, "object" | "array") => {
+                let ms = members(b, 0).ok_or_else(corrupt)?;
+                for (k, m) in ms.iter().enumerate().skip(offset).take(limit) {
+                    let key = match m.key {
+                        Some((s, e)) => decode_str(&b[s..e]).ok_or_else(corrupt)?.into_owned(),
+                        None => k.to_string(),
+                    };
+                    out.push((key, small(node.start, b, m.start, m.end)));
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
     }
-    let rows = order
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|i| {
-            let cells = columns
-                .iter()
-                .map(|c| match items[i].get(c) {
-                    None => String::new(),
-                    Some(Value::String(s)) => s.chars().take(300).collect(),
-                    Some(v) => preview(v),
-                })
-                .collect();
-            (i, cells)
-        })
-        .collect();
-    Some(Table {
-        columns,
-        rows,
-        total: items.len(),
-    })
+
+    /// The child of `node` named by one (unescaped) path segment.
+    pub fn child(&self, node: &Node, seg: &str) -> io::Result<Option<Node>> {
+        match &node.repr {
+            Repr::Big(rec) if !rec.obj => {
+                let Some(i) = parse_index(seg).and_then(|i| u32::try_from(i).ok()) else {
+                    return Ok(None);
+                };
+                if i >= rec.count {
+                    return Ok(None);
+                }
+                let offs = self.idx.kids(rec, i, 2)?;
+                let lim = offs.get(1).copied().unwrap_or(rec.end - 1);
+                Ok(Some(self.load(offs[0], lim)?))
+            }
+            Repr::Big(rec) => {
+                // The last member with this key wins, as in a parse into a map.
+                let (lo, hi) = self.idx.hash_range(rec, key_hash(seg))?;
+                for k in (lo..hi).rev() {
+                    let n = self.idx.hash_entry(rec, k)?;
+                    let offs = self.idx.kids(rec, n, 2)?;
+                    let lim = offs.get(1).copied().unwrap_or(rec.end - 1);
+                    let (key, cut, v) = self.member_at(offs[0], lim)?;
+                    if !cut && key == seg {
+                        return Ok(Some(self.load(v, lim)?));
+                    }
+                }
+                Ok(None)
+            }
+            Repr::Bytes(b) if node.kind == "array" => {
+                let ms = members(b, 0).ok_or_else(corrupt)?;
+                Ok(parse_index(seg)
+                    .and_then(|i| ms.get(i))
+                    .map(|m| small(node.start, b, m.start, m.end)))
+            }
+            Repr::Bytes(b) if node.kind == "object" => {
+                let ms = members(b, 0).ok_or_else(corrupt)?;
+                Ok(ms
+                    .iter()
+                    .rev()
+                    .find(|m| {
+                        m.key
+                            .and_then(|(s, e)| decode_str(&b[s..e]))
+                            .is_some_and(|k| k == seg)
+                    })
+                    .map(|m| small(node.start, b, m.start, m.end)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The node at a JSON Pointer path; `None` if the document has no value there.
+    pub fn resolve(&self, path: &str) -> io::Result<Option<Node>> {
+        let mut node = self.root()?;
+        if path.is_empty() {
+            return Ok(Some(node));
+        }
+        let Some(rest) = path.strip_prefix('/') else {
+            return Ok(None);
+        };
+        for seg in rest.split('/') {
+            match self.child(&node, &unescape_segment(seg))? {
+                Some(n) => node = n,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(node))
+    }
+
+    /// A one-line summary: counts for containers, the value as JSON for scalars (strings cut to 500 characters).
+    pub fn preview(&self, node: &Node) -> String {
+        match node.kind {
+            "array" => format!("[…] {}", plural(self.count(node), "item")),
+            "object" => format!("{{…}} {}", plural(self.count(node), "key")),
+            "string" => {
+                let (text, cut) = self.string_value(node, 500);
+                let quoted = serde_json::Value::String(text).to_string();
+                if cut { format!("{quoted}…") } else { quoted }
+            }
+            _ => match &node.repr {
+                Repr::Bytes(b) => serde_json::from_slice::<serde_json::Value>(b)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| String::from_utf8_lossy(b).into_owned()),
+                Repr::Prefix(b) => {
+                    let s: String = String::from_utf8_lossy(b).chars().take(500).collect();
+                    format!("{s}…")
+                }
+                Repr::Big(_) => String::new(),
+            },
+        }
+    }
+
+    /// A string node's text, at most `max_chars` characters, and whether it was cut.
+    pub fn string_value(&self, node: &Node, max_chars: usize) -> (String, bool) {
+        match &node.repr {
+            Repr::Bytes(b) => {
+                let (s, cut) = string_prefix(b, max_chars);
+                (s, cut)
+            }
+            Repr::Prefix(b) => (string_prefix(b, max_chars).0, true),
+            Repr::Big(_) => (String::new(), false),
+        }
+    }
+
+    /// A scalar node shown whole (pretty JSON), or its start and a note when it is longer than the threshold.
+    pub fn scalar_text(&self, node: &Node) -> Option<(String, Option<String>)> {
+        match &node.repr {
+            Repr::Bytes(b) if !matches!(node.kind, "object" | "array") => Some((
+                serde_json::from_slice::<serde_json::Value>(b)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| String::from_utf8_lossy(b).into_owned()),
+                None,
+            )),
+            Repr::Prefix(b) => Some((
+                format!("{}…", String::from_utf8_lossy(b)),
+                Some(format!(
+                    "This value is longer than {} KB; only its start is shown.",
+                    SCALAR_WINDOW / 1024
+                )),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Children for the tree view, with previews and small containers inline.
+    pub fn children(
+        &self,
+        node: &Node,
+        path: &str,
+        offset: usize,
+        limit: usize,
+    ) -> io::Result<(Vec<Child>, usize)> {
+        let kids = self.kids(node, offset, limit)?;
+        let out = kids
+            .into_iter()
+            .map(|(key, n)| {
+                let is_container = matches!(n.kind, "object" | "array");
+                let inline = match &n.repr {
+                    Repr::Bytes(b) if is_container && b.len() <= INLINE_SOURCE => {
+                        pretty(b).filter(|t| t.len() <= INLINE_PRETTY)
+                    }
+                    _ => None,
+                };
+                Child {
+                    path: format!("{path}/{}", escape_segment(&key)),
+                    preview: self.preview(&n),
+                    kind: n.kind,
+                    key,
+                    is_container,
+                    inline,
+                }
+            })
+            .collect();
+        Ok((out, self.count(node)))
+    }
+
+    pub(crate) fn bytes<'a>(&self, node: &'a Node) -> Option<&'a [u8]> {
+        match &node.repr {
+            Repr::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn record<'a>(&self, node: &'a Node) -> Option<&'a Record> {
+        match &node.repr {
+            Repr::Big(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
-/// Numbers by value, strings by text, then other kinds; missing values last.
-fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, _) => Ordering::Greater,
-        (_, None) => Ordering::Less,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(x), Some(y)) => kind_of(x).cmp(kind_of(y)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn tables_take_the_union_of_keys_and_sort() {
-        let v = json!([{"a": 2, "b": "x"}, {"a": 10, "c": true}, {"b": "y"}, 5]);
-        let t = table(&v, Some("a"), false, 0, 10).unwrap();
-        assert_eq!(t.columns, vec!["a", "b", "c"]);
-        assert_eq!(
-            t.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![0, 1, 2, 3]
-        );
-        let t = table(&v, Some("a"), true, 0, 10).unwrap();
-        assert_eq!(t.rows[0].0, 1, "10 sorts above 2 as a number");
-        assert!(table(&json!([1, 2]), None, false, 0, 10).is_none());
-    }
-
-    #[test]
-    fn paths_and_children() {
-        let v = json!({"a/b": {"c": [1, 2, 3]}, "s": "text"});
-        let (kids, total) = children(&v, "", 0, 10);
-        assert_eq!(total, 2);
-        assert_eq!(kids[0].path, "/a~1b");
-        assert!(v.pointer(&kids[0].path).is_some());
-        assert_eq!(crumbs("/a~1b/c")[1].0, "a/b");
-        let (kids, total) = children(v.pointer("/a~1b/c").unwrap(), "/a~1b/c", 1, 1);
-        assert_eq!((kids.len(), total, kids[0].key.as_str()), (1, 3, "1"));
+/// A value inside a small container's bytes.
+fn small(base: u32, b: &[u8], start: usize, end: usize) -> Node {
+    Node {
+        start: base + start as u32,
+        kind: kind_at(b[start]),
+        repr: Repr::Bytes(b[start..end].to_vec()),
     }
 }

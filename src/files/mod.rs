@@ -5,6 +5,13 @@ pub mod doc;
 pub mod docx;
 pub mod extract;
 pub mod json_doc;
+pub mod json_index;
+#[cfg(test)]
+mod json_props;
+pub mod json_read;
+pub mod json_scan;
+pub mod json_store;
+pub mod json_table;
 pub mod pdf;
 pub mod store;
 

@@ -101,5 +101,7 @@ where
 pub async fn remove(data_dir: &Path, ids: &[String]) {
     for id in ids {
         let _ = tokio::fs::remove_file(path(data_dir, id)).await;
+        // The JSON viewer's index and caches of the file, if it has any.
+        super::json_store::remove(data_dir, id).await;
     }
 }

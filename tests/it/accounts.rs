@@ -335,11 +335,27 @@ async fn blank_invisible_and_control_character_passwords_are_refused() {
     let nuls = format!("x{}", "\0".repeat(7));
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let cases: [(&str, StatusCode, &str); 4] = [
-        (&spaces, unprocessable, "only of spaces or invisible characters"),
-        (&zero_width, unprocessable, "only of spaces or invisible characters"),
-        (&controls, unprocessable, "cannot contain control characters"),
+        (
+            &spaces,
+            unprocessable,
+            "only of spaces or invisible characters",
+        ),
+        (
+            &zero_width,
+            unprocessable,
+            "only of spaces or invisible characters",
+        ),
+        (
+            &controls,
+            unprocessable,
+            "cannot contain control characters",
+        ),
         // NUL is refused for every form before any handler sees it.
-        (&nuls, StatusCode::BAD_REQUEST, "cannot contain the NUL character"),
+        (
+            &nuls,
+            StatusCode::BAD_REQUEST,
+            "cannot contain the NUL character",
+        ),
     ];
     for (password, status, expected) in cases {
         let res = b.signup("ada@example.com", password).await;

@@ -188,3 +188,150 @@ async fn json_attachments_and_answers_open_in_the_viewer() {
         StatusCode::NOT_FOUND
     );
 }
+
+async fn app_with_config(adjust: impl FnOnce(&mut llmeta::config::Config)) -> TestApp {
+    let app = spawn_app_with(adjust).await;
+    let res = app.browser().setup_admin("admin@example.com").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "setup");
+    app
+}
+
+fn file_id(url: &str) -> String {
+    url.trim_start_matches("/json/f/").to_string()
+}
+
+/// An array of `n` objects `{"a": i % 10, "s": "row i"}`, over 64 KiB for n ≥ 3000.
+fn rows(n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| format!("{{\"a\":{},\"s\":\"row {i}\"}}", i % 10))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+#[tokio::test]
+async fn documents_are_parsed_once_at_upload_not_at_each_view() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let url = location(&paste(&b, &rows(5000)).await);
+    let id = file_id(&url);
+    assert!(app.data_dir().join("json").join(&id).join("index").exists());
+    // Damage the end of the stored document, then push it out of any per-process cache of recent
+    // documents: a view that parsed the document again would now fail, a view through the index does not.
+    let path = app.data_dir().join("files").join(&id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 10..n - 1].copy_from_slice(b"#########");
+    std::fs::write(&path, bytes).unwrap();
+    for k in 0..4 {
+        let other = location(&paste(&b, &format!("[{k}]")).await);
+        assert_eq!(b.get(&other).await.status(), StatusCode::OK);
+    }
+    let (status, html) = b.get_text(&url).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("5000 items") && html.contains("row 99"));
+    let (status, html) = b.get_text(&format!("{url}?path=/42/s")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("row 42"));
+}
+
+#[tokio::test]
+async fn json_documents_are_swept_after_their_lifetime() {
+    let app = app_with_config(|c| c.json_doc_days = 7).await;
+    let b = app.browser();
+    let old = location(&paste(&b, &rows(4000)).await);
+    let new = location(&paste(&b, &rows(4000)).await);
+    // A sorted order is cached beside the index; it goes with the document.
+    let (status, _) = b.get_text(&format!("{old}?view=table&sort=a")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (old_id, new_id) = (file_id(&old), file_id(&new));
+    let viewer_dir = |id: &str| app.data_dir().join("json").join(id);
+    assert!(std::fs::read_dir(viewer_dir(&old_id)).unwrap().count() >= 2);
+    sqlx::query("UPDATE files SET created_ms = created_ms - $1 WHERE id = $2")
+        .bind(8 * 86_400_000i64)
+        .bind(&old_id)
+        .execute(app.db())
+        .await
+        .unwrap();
+    llmeta::housekeeping::sweep_json(app.state.db(), app.state.config()).await;
+    let res = b.get(&old).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.text().await.unwrap().contains("does not exist"));
+    assert!(!viewer_dir(&old_id).exists());
+    assert!(!app.data_dir().join("files").join(&old_id).exists());
+    assert_eq!(b.get(&new).await.status(), StatusCode::OK);
+    assert!(viewer_dir(&new_id).join("index").exists());
+    assert_eq!(rows_in(&app, "files").await, 1);
+    let (_, html) = b.get_text("/json").await;
+    assert!(!html.contains(&old_id) && html.contains(&new_id));
+}
+
+#[tokio::test]
+async fn a_busy_viewer_answers_503_with_retry_after() {
+    let app = app_with_config(|c| {
+        c.json_jobs = 1;
+        c.json_queue_wait_ms = 100;
+    })
+    .await;
+    let b = app.browser();
+    let url = location(&paste(&b, &rows(4000)).await);
+    let held = app.state.json_jobs().clone().acquire_owned().await.unwrap();
+    // Pages of an indexed document need no job.
+    let (status, _) = b.get_text(&format!("{url}?view=table&page=3")).await;
+    assert_eq!(status, StatusCode::OK);
+    // Sorting a big table, indexing a new document and parsing a message do.
+    let res = b.get(&format!("{url}?view=table&sort=s")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "5");
+    assert!(res.text().await.unwrap().contains("busy"));
+    let res = paste(&b, "{\"kept\": true}").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("busy") && html.contains("kept"),
+        "the text stays"
+    );
+    assert_eq!(rows_in(&app, "files").await, 1, "nothing half-stored");
+    drop(held);
+    let (status, html) = b.get_text(&format!("{url}?view=table&sort=s")).await;
+    assert_eq!(status, StatusCode::OK);
+    // "row 0", "row 1", "row 10", "row 100", "row 1000", "row 1001"…: by text.
+    let first = html.find(">row 1000<").unwrap();
+    assert!(html.find(">row 100<").unwrap() < first && first < html.find(">row 1001<").unwrap());
+    assert_eq!(paste(&b, "[1]").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn utf16_latin1_and_bom_documents_are_viewed_as_text() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let text = r#"{"clé": ["naïve", 1]}"#;
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(text.as_bytes());
+    let latin1: Vec<u8> = text.chars().map(|c| c as u8).collect();
+    for (name, bytes) in [
+        ("utf16.json", utf16),
+        ("bom.json", bom),
+        ("latin1.json", latin1),
+    ] {
+        let token = b.token().await;
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        );
+        let res = b
+            .client
+            .post(b.url(&format!("/json/upload?csrf_token={token}")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name}");
+        let url = location(&res);
+        let (status, html) = b.get_text(&format!("{url}?path=/cl%C3%A9")).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {html}");
+        assert!(html.contains("naïve") && html.contains("2 items"), "{name}");
+    }
+}

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod history;
 mod json;
+mod json_memory;
 mod nul;
 mod pages;
 mod recording;

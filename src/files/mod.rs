@@ -1,5 +1,6 @@
 //! Files as context: type detection by content, text extraction off the async runtime, and storage.
 
+pub mod cancel;
 pub mod detect;
 pub mod doc;
 pub mod docx;

@@ -4,6 +4,7 @@
 //! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
 
 mod llm;
+mod uploads;
 
 pub use llm::{ModelConfig, ProviderConfig, ProviderKind, Timeouts};
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// The executable that reads PDFs in a child process (`llmeta extract-pdf`); default: this program.
     pub helper_exe: Option<PathBuf>,
+    /// Caps on uploads and extracted text, and the slow-client timeouts (see `uploads.rs`).
+    pub uploads: uploads::Uploads,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +77,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         setting: setting.to_string(),
         message: message.into(),
@@ -100,6 +103,11 @@ struct FileConfig {
     demo: Option<bool>,
     demo_tokens_per_sec: Option<f64>,
     max_upload_bytes: Option<u64>,
+    max_text_bytes: Option<u64>,
+    max_files_per_message: Option<u32>,
+    max_storage_per_user: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    body_idle_timeout_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -334,9 +342,22 @@ impl Config {
             30 * 1024 * 1024,
         )?;
 
+        let uploads = uploads::Uploads::load(
+            &pick,
+            uploads::FileValues {
+                max_text_bytes: file_cfg.max_text_bytes,
+                max_files_per_message: file_cfg.max_files_per_message,
+                max_storage_per_user: file_cfg.max_storage_per_user,
+                header_read_timeout_secs: file_cfg.header_read_timeout_secs,
+                body_idle_timeout_secs: file_cfg.body_idle_timeout_secs,
+            },
+            &models,
+        )?;
+
         Ok(Config {
             max_upload_bytes,
             helper_exe: None,
+            uploads,
             providers,
             models,
             demo,
@@ -442,6 +463,7 @@ impl Config {
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
+        self.uploads.describe(&mut out);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         for p in &self.providers {
@@ -473,7 +495,7 @@ impl Config {
     }
 }
 
-fn parse_num<T>(
+pub(crate) fn parse_num<T>(
     value: Option<(String, String)>,
     min: T,
     max: T,

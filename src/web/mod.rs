@@ -10,6 +10,7 @@ pub mod health;
 pub mod markdown;
 pub mod pages;
 pub mod security;
+pub mod serve;
 pub mod stream;
 
 use crate::app::AppState;
@@ -58,7 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/files",
             post(pages::files::upload).layer(DefaultBodyLimit::max(
-                (state.config().max_upload_bytes * pages::files::MAX_FILES_PER_REQUEST
+                (state.config().max_upload_bytes
+                    * u64::from(state.config().uploads.max_files_per_message)
                     + 1024 * 1024) as usize,
             )),
         )

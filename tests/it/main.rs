@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod history;
 mod json;
+mod limits;
 mod pages;
 mod recording;
 mod safety;

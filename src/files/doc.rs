@@ -130,7 +130,7 @@ pub fn extract(path: &Path, limit: usize, cancel: &Cancel) -> Result<(String, bo
 
 /// Word's control characters to plain text: paragraph and cell marks to line ends and tabs, field codes
 /// (between 0x13 and 0x14) dropped while their results (up to 0x15) are kept.
-fn clean(raw: &str) -> String {
+pub(crate) fn clean(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut field_depth_in_code = Vec::new();
     for c in raw.chars() {

@@ -7,6 +7,8 @@ pub mod docx;
 pub mod extract;
 pub mod json_doc;
 pub mod pdf;
+#[cfg(test)]
+mod proptests;
 pub mod store;
 
 pub use detect::{Kind, detect};

@@ -125,3 +125,61 @@ pub fn run_helper(path: &Path) -> i32 {
         _ => 3,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// A stand-in for the helper: a shell script (the environment is cleared, so paths are absolute).
+    fn helper(dir: &Path, script: &str) -> std::path::PathBuf {
+        let path = dir.join("helper.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_reader_that_never_stops_writing_is_cut_at_the_cap_and_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = helper(dir.path(), "exec /usr/bin/yes aaaaaaaa");
+        let started = Instant::now();
+        let (text, cut) = extract(Path::new("x.pdf"), &exe, 100_000, &Cancel::never()).unwrap();
+        assert!(cut);
+        assert_eq!(text.len(), 100_000);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn cancelling_kills_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = helper(dir.path(), "exec /bin/sleep 60");
+        let cancel = Cancel::new();
+        let later = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            later.cancel();
+        });
+        let started = Instant::now();
+        assert!(extract(Path::new("x.pdf"), &exe, 1000, &cancel).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_complete_short_output_is_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = helper(dir.path(), "printf 'hello pdf'");
+        let got = extract(Path::new("x.pdf"), &exe, 1000, &Cancel::never()).unwrap();
+        assert_eq!(got, ("hello pdf".to_string(), false));
+        let exe = helper(dir.path(), "exit 3");
+        assert!(extract(Path::new("x.pdf"), &exe, 1000, &Cancel::never()).is_err());
+    }
+}

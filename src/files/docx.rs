@@ -169,7 +169,8 @@ impl<R: Read> Read for RunCap<R> {
                 } else {
                     self.run += 1;
                     // Past the cap, finish the character in progress (continuation bytes), then drop.
-                    if self.run > self.cap && !(b & 0xC0 == 0x80 && !self.dropping) {
+                    let continuation = b & 0xC0 == 0x80;
+                    if self.run > self.cap && !continuation {
                         self.dropping = true;
                     }
                     !self.dropping

@@ -2,6 +2,7 @@
 //! and connections that stall in the header or the body are closed.
 
 use crate::helpers::*;
+use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -331,4 +332,109 @@ async fn a_stalled_or_trickling_upload_gets_408_and_leaves_no_part_file() {
         );
     }
     assert_eq!(rows_in(&app, "files").await, 0);
+}
+
+#[tokio::test]
+async fn extraction_stops_when_the_uploader_goes_away() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A PDF reader that never finishes, and says who it is.
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let script = dir.path().join("reader.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec /bin/sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = script.clone();
+    let (app, _mock) = app_with(move |c| c.helper_exe = Some(exe)).await;
+    let b = app.browser();
+    let token = b.token().await;
+    let cookie = b.session_cookie().unwrap();
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.pdf\"\r\n\r\n%PDF-1.4 never read\r\n--XyZ--\r\n";
+    let request = format!(
+        "POST /files HTTP/1.1\r\nHost: {addr}\r\nCookie: llmeta_session={cookie}\r\nX-CSRF-Token: {token}\r\n\
+         Origin: {}\r\nAccept: application/json\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        app.base,
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(p) = std::fs::read_to_string(&pid_file)
+            && !p.trim().is_empty()
+        {
+            break p.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the reader did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc.exists());
+    // The uploader goes away.
+    drop(tcp);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the reader still runs 10 s after the uploader left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Nothing is kept of the abandoned upload.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !files_on_disk(&app).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", files_on_disk(&app));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rows_in(&app, "files").await, 0);
+}
+
+#[tokio::test]
+async fn the_timeouts_leave_long_answers_and_slow_but_steady_uploads_alone() {
+    let (app, _mock) = app_with(|c| {
+        c.uploads.header_read_timeout = Duration::from_secs(1);
+        c.uploads.body_idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let b = app.browser();
+    // A streamed answer lasting well over both timeouts (40 tokens, 60 ms apart).
+    let started = Instant::now();
+    let (status, sse) = b
+        .chat_stream("/chat", "long mock:tokens=40 mock:delay_ms=60", "mock", &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() > Duration::from_secs(2));
+    assert_eq!(sse.matches("event: delta").count(), 40, "{sse}");
+    assert!(sse.contains("event: done"));
+    // An upload that arrives in 16 KB pieces 400 ms apart takes longer than the idle timeout, but progresses.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..6).map(|_| Ok(vec![b'q'; 16 * 1024])).collect();
+    let stream = futures_util::stream::iter(chunks).then(|c| async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c
+    });
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
+        .file_name("steady.txt");
+    let token = b.token().await;
+    let res = b
+        .client
+        .post(b.url("/files"))
+        .header("x-csrf-token", token)
+        .header("accept", "application/json")
+        .header("origin", &b.base)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["files"][0]["size"], 6 * 16 * 1024);
 }

@@ -100,6 +100,7 @@ where
         }
         Err(store::SaveError::Io(e)) => return Err(AppError::Internal(e.into())),
     };
+    let unrecorded = store::TempFile::new(saved.path.clone());
     let discard = |err: AppError| async {
         store::remove(&state.config().data_dir, std::slice::from_ref(&saved.id)).await;
         err
@@ -173,6 +174,7 @@ where
         },
     )
     .await?;
+    let _ = unrecorded.keep();
     tracing::info!(file_id = %saved.id, kind = kind.as_str(), size = saved.size, "file stored");
     Ok(Uploaded {
         id: saved.id,

@@ -9,7 +9,7 @@ use super::cancel::Cancel;
 use super::extract::cut_to;
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// A document.xml larger than this once decompressed is refused (zip bombs).
@@ -67,6 +67,11 @@ pub fn text_of(xml: impl Read, limit: usize, cancel: &Cancel) -> Result<(String,
                     out.push_str(c);
                 }
             }
+            // Where RunCap dropped the rest of a run: nothing after it is part of the kept text.
+            Ok(Event::PI(p)) if p.target() == CUT_TARGET => {
+                cut_to(&mut out, limit);
+                return Ok((out, true));
+            }
             Ok(Event::Eof) => break,
             Err(e) => {
                 if let Some(msg) = reader.get_ref().get_ref().failure.clone() {
@@ -74,7 +79,8 @@ pub fn text_of(xml: impl Read, limit: usize, cancel: &Cancel) -> Result<(String,
                 }
                 // A run cut by RunCap can end in half an entity: the text up to the cut is what was wanted.
                 if reader.get_ref().get_ref().dropped {
-                    break;
+                    cut_to(&mut out, limit);
+                    return Ok((out, true));
                 }
                 tracing::debug!(error = %e, "malformed document.xml");
                 return Err("the document XML is malformed".into());
@@ -82,29 +88,25 @@ pub fn text_of(xml: impl Read, limit: usize, cancel: &Cancel) -> Result<(String,
             _ => {}
         }
         buf.clear();
-        if out.len() >= limit {
+        // Past the cap, not at it: text exactly as long as the cap is not cut.
+        if out.len() > limit {
             break;
         }
     }
-    let dropped = reader.get_ref().get_ref().dropped;
-    let more = out.len() > limit || (out.len() >= limit && !at_eof(&mut reader)) || dropped;
-    cut_to(&mut out, limit);
+    let more = cut_to(&mut out, limit);
     Ok((out, more))
 }
 
-/// True when the parser has nothing left to read.
-fn at_eof<R: BufRead>(reader: &mut Reader<R>) -> bool {
-    reader
-        .get_mut()
-        .fill_buf()
-        .map(|b| b.is_empty())
-        .unwrap_or(true)
-}
+/// The processing instruction [`RunCap`] puts where it drops text (`<?llmeta-cut?>`). A document that holds
+/// one itself is only cut there.
+const CUT_TARGET: &str = "llmeta-cut";
+const CUT_MARK: &[u8] = b"<?llmeta-cut?>";
 
 /// Passes XML through, but keeps at most `cap` bytes of any run of text between tags (whole UTF-8
-/// characters), refuses tags longer than [`MAX_TAG_BYTES`] and more than [`MAX_XML_BYTES`] in all.
-/// Tag boundaries are found by `<` and `>` alone: a `>` inside an attribute value makes what follows look like
-/// text, which can at worst cut text early or make the XML malformed — never read more.
+/// characters) and marks where it dropped the rest with [`CUT_MARK`]; refuses tags longer than
+/// [`MAX_TAG_BYTES`] and more than [`MAX_XML_BYTES`] in all. Tag boundaries are found by `<` and `>` alone: a
+/// `>` inside an attribute value makes what follows look like text, which can at worst cut text early or
+/// make the XML malformed — never read more.
 struct RunCap<R> {
     inner: R,
     cap: usize,
@@ -117,6 +119,10 @@ struct RunCap<R> {
     dropped: bool,
     /// Why reading was refused, for the message.
     failure: Option<String>,
+    /// Bytes read and filtered, not yet handed out.
+    pending: Vec<u8>,
+    at: usize,
+    scratch: Vec<u8>,
 }
 
 impl<R> RunCap<R> {
@@ -131,6 +137,9 @@ impl<R> RunCap<R> {
             total: 0,
             dropped: false,
             failure: None,
+            pending: Vec::new(),
+            at: 0,
+            scratch: vec![0; 64 * 1024],
         }
     }
 
@@ -138,12 +147,52 @@ impl<R> RunCap<R> {
         self.failure = Some(msg.to_string());
         std::io::Error::other(msg.to_string())
     }
+
+    /// Filters `n` bytes of `scratch` into `pending`.
+    fn filter(&mut self, n: usize) {
+        self.pending.clear();
+        self.at = 0;
+        for i in 0..n {
+            let b = self.scratch[i];
+            if self.in_tag {
+                self.tag += 1;
+                if b == b'>' {
+                    self.in_tag = false;
+                    self.run = 0;
+                    self.dropping = false;
+                }
+                self.pending.push(b);
+            } else if b == b'<' {
+                self.in_tag = true;
+                self.tag = 0;
+                self.pending.push(b);
+            } else {
+                self.run += 1;
+                // Past the cap, finish the character in progress (continuation bytes), then drop.
+                let continuation = b & 0xC0 == 0x80;
+                if self.run > self.cap && !continuation && !self.dropping {
+                    self.dropping = true;
+                    self.dropped = true;
+                    self.pending.extend_from_slice(CUT_MARK);
+                }
+                if !self.dropping {
+                    self.pending.push(b);
+                }
+            }
+        }
+    }
 }
 
 impl<R: Read> Read for RunCap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
-            let n = self.inner.read(buf)?;
+            if self.at < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.at);
+                buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            let n = self.inner.read(&mut self.scratch)?;
             if n == 0 {
                 return Ok(0);
             }
@@ -151,42 +200,9 @@ impl<R: Read> Read for RunCap<R> {
             if self.total > MAX_XML_BYTES {
                 return Err(self.refuse("the document is too large once decompressed"));
             }
-            let mut kept = 0;
-            for i in 0..n {
-                let b = buf[i];
-                let keep = if self.in_tag {
-                    self.tag += 1;
-                    if b == b'>' {
-                        self.in_tag = false;
-                        self.run = 0;
-                        self.dropping = false;
-                    }
-                    true
-                } else if b == b'<' {
-                    self.in_tag = true;
-                    self.tag = 0;
-                    true
-                } else {
-                    self.run += 1;
-                    // Past the cap, finish the character in progress (continuation bytes), then drop.
-                    let continuation = b & 0xC0 == 0x80;
-                    if self.run > self.cap && !continuation {
-                        self.dropping = true;
-                    }
-                    !self.dropping
-                };
-                if keep {
-                    buf[kept] = b;
-                    kept += 1;
-                } else {
-                    self.dropped = true;
-                }
-            }
+            self.filter(n);
             if self.tag > MAX_TAG_BYTES {
                 return Err(self.refuse("the document has a tag too large to read"));
-            }
-            if kept > 0 {
-                return Ok(kept);
             }
         }
     }
@@ -218,6 +234,7 @@ mod tests {
         let mut passed = Vec::new();
         src.read_to_end(&mut passed).unwrap();
         assert!(passed.len() < 1100, "{}", passed.len());
+        assert!(passed.windows(CUT_MARK.len()).any(|w| w == CUT_MARK));
         assert!(std::str::from_utf8(&passed).is_ok());
         let (t, cut) = text(&xml, 1000).unwrap();
         assert!(cut);

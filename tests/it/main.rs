@@ -16,3 +16,4 @@ mod limits;
 mod pages;
 mod recording;
 mod safety;
+mod slow_clients;

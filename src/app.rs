@@ -4,7 +4,6 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::llm::registry::Registry;
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -207,17 +206,11 @@ impl Application {
             // Running calls stop, record themselves as interrupted and end their streams.
             state.shutdown.send_replace(true);
         };
-        // Tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the previous is
-        // acknowledged, and a client that delays its ACKs adds up to 40 ms to a token.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await?;
+        let limits = crate::web::serve::Limits {
+            header_read_timeout: self.state.config.uploads.header_read_timeout,
+            body_idle_timeout: self.state.config.uploads.body_idle_timeout,
+        };
+        crate::web::serve::serve(self.listener, router, limits, signal).await;
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             self.state.inflight.wait_idle(),

@@ -80,7 +80,8 @@ if (chatForm) {
     li.dataset.id = f.id;
     const label = document.createElement("span");
     const size = f.size >= 1048576 ? (f.size / 1048576).toFixed(1) + " MB" : f.size >= 1024 ? (f.size / 1024).toFixed(1) + " KB" : f.size + " B";
-    label.textContent = f.name + " · " + size + " · ≈" + f.tokens + " tokens";
+    const cutAt = f.text_cut_bytes == null ? "" : " · text cut at " + (f.text_cut_bytes / 1048576).toFixed(1) + " MB";
+    label.textContent = f.name + " · " + size + " · ≈" + f.tokens + " tokens" + cutAt;
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "link";
@@ -106,7 +107,8 @@ if (chatForm) {
     pending.textContent = "Uploading " + fileList.length + " file(s)…";
     chips.append(pending);
     try {
-      const res = await fetch("/files", {
+      // The ids already attached count towards the per-message cap.
+      const res = await fetch("/files?files=" + encodeURIComponent(ids().join(",")), {
         method: "POST", body, headers: { "X-CSRF-Token": token(), "Accept": "application/json" },
       });
       const data = await res.json().catch(() => ({}));

@@ -105,6 +105,13 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
         }
         None => (None, Vec::new()),
     };
+    let cap = state.config().uploads.max_files_per_message;
+    if ask.files.len() > cap as usize {
+        return Err(TurnError::Invalid(format!(
+            "A message can carry at most {cap} file{}. Remove some, or send them with another message.",
+            if cap == 1 { "" } else { "s" }
+        )));
+    }
     let attachments = if ask.files.is_empty() {
         Vec::new()
     } else {
@@ -189,6 +196,12 @@ pub fn compose(text: &str, attachments: &[FileText], budget: i64) -> (String, Ve
             a.text.clone()
         };
         out.push_str(&format!("<file name=\"{}\">\n{}", a.file.name, body));
+        if let Some(kept) = a.file.text_cut_bytes {
+            // The model should know it has a beginning only, as the person sees on the chip.
+            out.push_str(&format!(
+                "\n[… this file holds more text: only its first {kept} bytes were read]"
+            ));
+        }
         if take < total {
             out.push_str(&format!(
                 "\n[… the rest of this file was cut to fit the context window: {take} of {total} tokens sent]"

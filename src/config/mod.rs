@@ -4,6 +4,7 @@
 //! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
 
 mod llm;
+mod uploads;
 
 pub use llm::{ModelConfig, ProviderConfig, ProviderKind, Timeouts};
 
@@ -65,6 +66,8 @@ pub struct Config {
     pub json_jobs: usize,
     /// How long a JSON viewer job waits for its turn before the request gets 503 (milliseconds).
     pub json_queue_wait_ms: u64,
+    /// Caps on uploads and extracted text, and the slow-client timeouts (see `uploads.rs`).
+    pub uploads: uploads::Uploads,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +99,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         setting: setting.to_string(),
         message: message.into(),
@@ -132,6 +135,11 @@ struct FileConfig {
     json_doc_days: Option<u32>,
     json_jobs: Option<usize>,
     json_queue_wait_ms: Option<u64>,
+    max_text_bytes: Option<u64>,
+    max_files_per_message: Option<u32>,
+    max_storage_per_user: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    body_idle_timeout_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -475,6 +483,17 @@ impl Config {
             600_000,
             10_000,
         )?;
+        let uploads = uploads::Uploads::load(
+            &pick,
+            uploads::FileValues {
+                max_text_bytes: file_cfg.max_text_bytes,
+                max_files_per_message: file_cfg.max_files_per_message,
+                max_storage_per_user: file_cfg.max_storage_per_user,
+                header_read_timeout_secs: file_cfg.header_read_timeout_secs,
+                body_idle_timeout_secs: file_cfg.body_idle_timeout_secs,
+            },
+            &models,
+        )?;
 
         Ok(Config {
             max_calls_per_user,
@@ -489,6 +508,7 @@ impl Config {
             json_queue_wait_ms,
             max_upload_bytes,
             helper_exe: None,
+            uploads,
             providers,
             models,
             demo,
@@ -610,6 +630,7 @@ impl Config {
         let _ = writeln!(out, "json_doc_days = {}", self.json_doc_days);
         let _ = writeln!(out, "json_jobs = {}", self.json_jobs);
         let _ = writeln!(out, "json_queue_wait_ms = {}", self.json_queue_wait_ms);
+        self.uploads.describe(&mut out);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
@@ -647,7 +668,7 @@ impl Config {
     }
 }
 
-fn parse_num<T>(
+pub(crate) fn parse_num<T>(
     value: Option<(String, String)>,
     min: T,
     max: T,

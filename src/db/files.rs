@@ -17,6 +17,8 @@ pub struct FileRow {
     pub kind: String,
     pub tokens: i64,
     pub created_ms: i64,
+    /// Bytes of text kept when the extracted text was cut at the configured cap; `None`: all of it.
+    pub text_cut_bytes: Option<i64>,
 }
 
 /// A file with its extracted text.
@@ -27,7 +29,7 @@ pub struct FileText {
     pub text: String,
 }
 
-const COLUMNS: &str = "id, user_id, conversation_id, message_id, purpose, name, size_bytes, sha256, kind, tokens, created_ms";
+const COLUMNS: &str = "id, user_id, conversation_id, message_id, purpose, name, size_bytes, sha256, kind, tokens, created_ms, text_cut_bytes";
 
 pub struct NewFile<'a> {
     pub id: &'a str,
@@ -40,12 +42,13 @@ pub struct NewFile<'a> {
     pub text: &'a str,
     pub tokens: i64,
     pub created_ms: i64,
+    pub text_cut_bytes: Option<i64>,
 }
 
 pub async fn insert(db: &Db, f: &NewFile<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO files (id, user_id, purpose, name, size_bytes, sha256, kind, text, tokens, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO files (id, user_id, purpose, name, size_bytes, sha256, kind, text, tokens, created_ms, \
+         text_cut_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(f.id)
     .bind(f.user_id)
@@ -57,9 +60,20 @@ pub async fn insert(db: &Db, f: &NewFile<'_>) -> sqlx::Result<()> {
     .bind(f.text)
     .bind(f.tokens)
     .bind(f.created_ms)
+    .bind(f.text_cut_bytes)
     .execute(db.writer())
     .await?;
     Ok(())
+}
+
+/// Bytes of all files a user has stored (attachments and JSON documents).
+pub async fn storage_used(db: &Db, user_id: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM files WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&db.pool)
+    .await
 }
 
 pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<FileRow>> {

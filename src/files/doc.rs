@@ -1,11 +1,11 @@
 //! Legacy Word 97-2003 `.doc` text through the piece table: FIB → CLX (in the 0Table/1Table stream) → pieces
 //! of 8-bit (cp1252) or UTF-16 text in the WordDocument stream. [MS-DOC] §2.4.1 "Retrieving Text".
 
+use super::cancel::Cancel;
 use std::io::Read as _;
 use std::path::Path;
 
 const MAX_STREAM: u64 = 256 * 1024 * 1024;
-const MAX_CHARS: u64 = 64 * 1024 * 1024;
 
 /// cp1252 characters for 0x80..=0x9F (Latin-1 has control characters there).
 const CP1252_HIGH: [char; 32] = [
@@ -37,7 +37,9 @@ fn read_stream(comp: &mut cfb::CompoundFile<std::fs::File>, name: &str) -> Resul
     Ok(out)
 }
 
-pub fn extract(path: &Path) -> Result<String, String> {
+/// The text of a `.doc`, at most about `limit` bytes of it (pieces past the cap are not read), with `true`
+/// when there was more.
+pub fn extract(path: &Path, limit: usize, cancel: &Cancel) -> Result<(String, bool), String> {
     let file = std::fs::File::open(path).map_err(|_| "the file could not be read".to_string())?;
     let mut comp = cfb::CompoundFile::open(file)
         .map_err(|_| "this is not a valid Word 97-2003 document".to_string())?;
@@ -84,15 +86,22 @@ pub fn extract(path: &Path) -> Result<String, String> {
     }
     let n = (lcb - 4) / 12;
     let mut raw = String::new();
-    let mut total: u64 = 0;
+    let mut more = false;
     for k in 0..n {
+        if cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
+        if raw.len() >= limit {
+            more = true;
+            break;
+        }
         let cp_start = u32_at(plc, k * 4)? as u64;
         let cp_end = u32_at(plc, (k + 1) * 4)? as u64;
-        let chars = cp_end.saturating_sub(cp_start);
-        total += chars;
-        if total > MAX_CHARS {
-            return Err("the document is too large".into());
-        }
+        // A character is at least one byte of text: no piece needs more characters than the cap has room for.
+        let room = (limit - raw.len()) as u64;
+        let declared = cp_end.saturating_sub(cp_start);
+        let chars = declared.min(room);
+        more |= declared > room;
         let pcd = (n + 1) * 4 + k * 8;
         let fc = u32_at(plc, pcd + 2)?;
         let compressed = fc & 0x4000_0000 != 0;
@@ -116,12 +125,12 @@ pub fn extract(path: &Path) -> Result<String, String> {
             raw.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
         }
     }
-    Ok(clean(&raw))
+    Ok((clean(&raw), more))
 }
 
 /// Word's control characters to plain text: paragraph and cell marks to line ends and tabs, field codes
 /// (between 0x13 and 0x14) dropped while their results (up to 0x15) are kept.
-fn clean(raw: &str) -> String {
+pub(crate) fn clean(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut field_depth_in_code = Vec::new();
     for c in raw.chars() {
@@ -163,10 +172,14 @@ mod fixture_tests {
     fn reads_a_word_97_document_made_by_libreoffice() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample.doc");
-        let text = super::extract(&path).unwrap();
+        let never = crate::files::cancel::Cancel::never();
+        let (text, cut) = super::extract(&path, 1 << 20, &never).unwrap();
+        assert!(!cut);
         assert!(text.contains("zebra pineapple 42"), "{text:?}");
         assert!(text.contains("café and naïve"), "{text:?}");
         assert!(text.contains("Quarterly report"));
+        let (short, cut) = super::extract(&path, 10, &never).unwrap();
+        assert!(cut && short.len() <= 10, "{short:?}");
     }
 
     #[test]
@@ -174,7 +187,7 @@ mod fixture_tests {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample.pdf");
         assert!(
-            super::extract(&path)
+            super::extract(&path, 1000, &crate::files::cancel::Cancel::never())
                 .unwrap_err()
                 .contains("not a valid Word 97-2003 document")
         );

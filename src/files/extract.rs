@@ -1,5 +1,6 @@
 //! Text out of a file, by kind. Blocking and CPU-bound: call [`extract_blocking`] from async code.
 
+use super::cancel::Cancel;
 use super::{Kind, doc, docx, pdf};
 use std::path::{Path, PathBuf};
 
@@ -49,36 +50,117 @@ pub fn json_error(e: &serde_json::Error) -> String {
     format!("line {}, column {}: {reason}", e.line(), e.column())
 }
 
-/// Extracts the text of a stored file. `name` is used in messages; `pdf_helper` is the executable that
-/// isolates PDF parsing.
-pub fn extract(kind: Kind, path: &Path, name: &str, pdf_helper: &Path) -> Result<String, String> {
-    let read = || std::fs::read(path).map_err(|_| format!("'{name}' could not be read."));
-    let text = match kind {
-        Kind::Text | Kind::Markdown | Kind::Code | Kind::Csv => decode_text(&read()?),
-        Kind::Json => {
-            let raw = decode_text(&read()?);
-            let value: serde_json::Value = serde_json::from_str(&raw)
-                .map_err(|e| format!("'{name}' is not valid JSON ({}).", json_error(&e)))?;
-            serde_json::to_string_pretty(&value).unwrap_or(raw)
+/// The text of a file, at most the configured number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub text: String,
+    /// The file holds more text than was kept.
+    pub cut: bool,
+}
+
+/// Cuts `text` to at most `limit` bytes at a character boundary; true when something was cut.
+pub fn cut_to(text: &mut String, limit: usize) -> bool {
+    if text.len() <= limit {
+        return false;
+    }
+    let mut at = limit;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    text.truncate(at);
+    true
+}
+
+/// The first `limit` bytes of a file (and whether there was more), without reading the rest.
+fn read_prefix(path: &Path, limit: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    file.take(limit + 1).read_to_end(&mut out)?;
+    let more = out.len() as u64 > limit;
+    out.truncate(limit as usize);
+    Ok((out, more))
+}
+
+/// [`decode_text`] for a prefix cut anywhere: a UTF-8 character split by the cut is dropped, not taken for
+/// a sign of Latin-1.
+fn decode_prefix(bytes: &[u8], whole: bool) -> String {
+    if !whole
+        && !bytes.starts_with(&[0xFF, 0xFE])
+        && !bytes.starts_with(&[0xFE, 0xFF])
+        && let Err(e) = std::str::from_utf8(bytes)
+        && e.error_len().is_none()
+    {
+        return decode_text(&bytes[..e.valid_up_to()]);
+    }
+    decode_text(bytes)
+}
+
+/// JSON files up to this share of the text cap are pretty-printed; larger ones are checked and kept as written
+/// (parsing into a tree costs many times the file's size in memory).
+const PRETTY_SHARE: u64 = 4;
+
+/// Extracts the text of a stored file, at most `limit` bytes of it: reading and decompressing stop once that
+/// much text is there. `name` is used in messages; `pdf_helper` is the executable that isolates PDF parsing.
+/// Gives up with an error when `cancel` is set.
+pub fn extract(
+    kind: Kind,
+    path: &Path,
+    name: &str,
+    pdf_helper: &Path,
+    limit: usize,
+    cancel: &Cancel,
+) -> Result<Extracted, String> {
+    let unreadable = |_| format!("'{name}' could not be read.");
+    let (mut text, mut cut) = match kind {
+        Kind::Text | Kind::Markdown | Kind::Code | Kind::Csv => {
+            // Decoding never more than doubles the size (Latin-1, UTF-16): read just enough.
+            let (bytes, more) = read_prefix(path, limit as u64).map_err(unreadable)?;
+            (decode_prefix(&bytes, !more), more)
         }
-        Kind::Docx => docx::extract(path).map_err(|e| format!("'{name}': {e}"))?,
-        Kind::Doc => doc::extract(path).map_err(|e| format!("'{name}': {e}"))?,
-        Kind::Pdf => pdf::extract(path, pdf_helper).map_err(|e| format!("'{name}': {e}"))?,
+        Kind::Json => {
+            let size = std::fs::metadata(path).map_err(unreadable)?.len();
+            let raw = decode_text(&std::fs::read(path).map_err(unreadable)?);
+            if size <= limit as u64 / PRETTY_SHARE {
+                let value: serde_json::Value = serde_json::from_str(&raw)
+                    .map_err(|e| format!("'{name}' is not valid JSON ({}).", json_error(&e)))?;
+                (serde_json::to_string_pretty(&value).unwrap_or(raw), false)
+            } else {
+                serde_json::from_str::<serde::de::IgnoredAny>(&raw)
+                    .map_err(|e| format!("'{name}' is not valid JSON ({}).", json_error(&e)))?;
+                (raw, false)
+            }
+        }
+        Kind::Docx => docx::extract(path, limit, cancel).map_err(|e| format!("'{name}': {e}"))?,
+        Kind::Doc => doc::extract(path, limit, cancel).map_err(|e| format!("'{name}': {e}"))?,
+        Kind::Pdf => {
+            pdf::extract(path, pdf_helper, limit, cancel).map_err(|e| format!("'{name}': {e}"))?
+        }
     };
+    if cancel.is_cancelled() {
+        return Err(CANCELLED.into());
+    }
+    cut |= cut_to(&mut text, limit);
     if text.trim().is_empty() {
         return Err(format!("'{name}' contains no text."));
     }
-    Ok(text)
+    Ok(Extracted { text, cut })
 }
 
-/// [`extract`] on a blocking thread.
+/// The error of work stopped because the uploader went away (nobody reads it).
+pub const CANCELLED: &str = "The upload was cancelled.";
+
+/// [`extract`] on a blocking thread. The caller keeps `cancel.on_drop()` alive while it waits (and while it
+/// does any further work on the text), so the work stops when the caller's future is dropped.
 pub async fn extract_blocking(
     kind: Kind,
     path: PathBuf,
     name: String,
     pdf_helper: PathBuf,
-) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || extract(kind, &path, &name, &pdf_helper))
+    limit: usize,
+    cancel: Cancel,
+) -> Result<Extracted, String> {
+    tokio::task::spawn_blocking(move || extract(kind, &path, &name, &pdf_helper, limit, &cancel))
         .await
         .unwrap_or_else(|_| Err("The file could not be read.".into()))
 }
@@ -94,6 +176,31 @@ mod tests {
         assert_eq!(decode_text(&[0xFF, 0xFE, b'h', 0, b'i', 0]), "hi");
         assert_eq!(decode_text(&[0xFE, 0xFF, 0, b'h', 0, b'i']), "hi");
         assert_eq!(decode_text(b"caf\xe9"), "café", "Latin-1 fallback");
+        // A prefix that splits a character is still UTF-8.
+        assert_eq!(
+            decode_prefix("naïve".as_bytes().get(..3).unwrap(), false),
+            "na"
+        );
+        assert_eq!(decode_prefix(b"caf\xe9", true), "café");
+    }
+
+    #[test]
+    fn text_files_are_read_only_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "é".repeat(100_000)).unwrap();
+        let never = Cancel::never();
+        let got = extract(Kind::Text, &path, "a.txt", Path::new("x"), 1001, &never).unwrap();
+        assert!(got.cut);
+        assert_eq!(got.text, "é".repeat(500));
+        let got = extract(Kind::Text, &path, "a.txt", Path::new("x"), 1 << 20, &never).unwrap();
+        assert!(!got.cut);
+        assert_eq!(got.text.len(), 200_000);
+        std::fs::write(&path, format!("[{}1]", "1, ".repeat(100_000))).unwrap();
+        let got = extract(Kind::Json, &path, "a.json", Path::new("x"), 1000, &never).unwrap();
+        assert!(got.cut && got.text.len() <= 1000);
+        std::fs::write(&path, "[1, 2").unwrap();
+        assert!(extract(Kind::Json, &path, "a.json", Path::new("x"), 1000, &never).is_err());
     }
 
     #[test]

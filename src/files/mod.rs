@@ -1,5 +1,6 @@
 //! Files as context: type detection by content, text extraction off the async runtime, and storage.
 
+pub mod cancel;
 pub mod detect;
 pub mod doc;
 pub mod docx;
@@ -13,6 +14,8 @@ pub mod json_scan;
 pub mod json_store;
 pub mod json_table;
 pub mod pdf;
+#[cfg(test)]
+mod proptests;
 pub mod store;
 
 pub use detect::{Kind, detect};

@@ -33,11 +33,17 @@ pub enum SaveError<E> {
     Io(std::io::Error),
 }
 
-/// Removes the file when dropped, unless [`TempFile::keep`] was called.
-struct TempFile(Option<PathBuf>);
+/// Removes the file when dropped, unless [`TempFile::keep`] was called. Also held by the upload handler over
+/// a stored file until its row exists, so that an upload whose request is dropped (the uploader went away
+/// during extraction) leaves no file behind.
+pub struct TempFile(Option<PathBuf>);
 
 impl TempFile {
-    fn keep(mut self) -> PathBuf {
+    pub fn new(path: PathBuf) -> TempFile {
+        TempFile(Some(path))
+    }
+
+    pub fn keep(mut self) -> PathBuf {
         self.0.take().unwrap_or_default()
     }
 }

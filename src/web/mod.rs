@@ -11,6 +11,7 @@ pub mod markdown;
 pub mod nul;
 pub mod pages;
 pub mod security;
+pub mod serve;
 pub mod stream;
 
 use crate::app::AppState;
@@ -59,7 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/files",
             post(pages::files::upload).layer(DefaultBodyLimit::max(
-                (state.config().max_upload_bytes * pages::files::MAX_FILES_PER_REQUEST
+                (state.config().max_upload_bytes
+                    * u64::from(state.config().uploads.max_files_per_message)
                     + 1024 * 1024) as usize,
             )),
         )

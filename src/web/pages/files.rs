@@ -7,6 +7,7 @@
 use super::safe_next;
 use crate::app::AppState;
 use crate::db::files::{self, NewFile};
+use crate::files::cancel::Cancel;
 use crate::files::{detect, extract, sanitize_name, store};
 use crate::llm::tokens;
 use crate::util::now_ms;
@@ -17,9 +18,6 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
-
-/// Files per upload request.
-pub const MAX_FILES_PER_REQUEST: u64 = 5;
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
@@ -35,6 +33,18 @@ pub struct Uploaded {
     pub size: i64,
     pub kind: &'static str,
     pub tokens: i64,
+    /// Bytes of text kept when the file held more than the text cap.
+    pub text_cut_bytes: Option<i64>,
+}
+
+/// The storage quota's refusal, with what is used and what is allowed.
+fn over_quota(used: u64, quota: u64) -> AppError {
+    AppError::PayloadTooLarge(format!(
+        "This file does not fit in your storage: your files use {} of {}. Delete conversations with \
+         attachments, or JSON documents, to make room.",
+        super::views::human_size(used as i64),
+        super::views::human_size(quota as i64)
+    ))
 }
 
 fn too_large(limit: u64) -> AppError {
@@ -73,52 +83,102 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let limit = state.config().max_upload_bytes;
+    let max_file = state.config().max_upload_bytes;
+    let quota = state.config().uploads.max_storage_per_user;
+    let used = if quota > 0 {
+        files::storage_used(state.db(), user_id).await?.max(0) as u64
+    } else {
+        0
+    };
+    let room = if quota > 0 {
+        quota.saturating_sub(used)
+    } else {
+        u64::MAX
+    };
+    // The quota is enforced as the bytes arrive, like the per-file limit: a file that cannot fit stops there.
+    let limit = max_file.min(room);
+    let refuse = |limit_hit: bool| {
+        if limit_hit && room < max_file {
+            over_quota(used, quota)
+        } else {
+            too_large(max_file)
+        }
+    };
     let name = sanitize_name(raw_name);
     let saved = match store::save(stream, &state.config().data_dir, limit).await {
         Ok(s) => s,
-        Err(store::SaveError::TooLarge) => return Err(too_large(limit)),
+        Err(store::SaveError::TooLarge) => return Err(refuse(true)),
         Err(store::SaveError::Read(e)) => {
             let text = e.to_string();
             if text.contains("length limit") || text.contains("too large") {
-                return Err(too_large(limit));
+                return Err(refuse(false));
             }
             return Err(AppError::BadRequest("The upload was interrupted.".into()));
         }
         Err(store::SaveError::Io(e)) => return Err(AppError::Internal(e.into())),
     };
-    let discard = |msg: String| async {
+    let unrecorded = store::TempFile::new(saved.path.clone());
+    let discard = |err: AppError| async {
         store::remove(&state.config().data_dir, std::slice::from_ref(&saved.id)).await;
-        AppError::BadRequest(msg)
+        err
     };
+    if quota > 0 {
+        // Other uploads of the same person may have finished meanwhile.
+        let now_used = files::storage_used(state.db(), user_id).await?.max(0) as u64;
+        if now_used + saved.size > quota {
+            return Err(discard(over_quota(now_used, quota)).await);
+        }
+    }
     let kind = match detect(&name, &saved.head) {
         Ok(k) => k,
-        Err(msg) => return Err(discard(msg).await),
+        Err(msg) => return Err(discard(AppError::BadRequest(msg)).await),
     };
     if purpose == "json" && kind != crate::files::Kind::Json {
-        return Err(discard(format!("'{name}' is not a .json file.")).await);
+        return Err(discard(AppError::BadRequest(format!(
+            "'{name}' is not a .json file."
+        )))
+        .await);
     }
     // JSON documents are read from disk by the viewer; chat files keep their extracted text.
-    let (text, tokens) = if purpose == "json" {
-        (String::new(), 0)
+    let (text, tokens, cut) = if purpose == "json" {
+        (String::new(), 0, false)
     } else {
+        // Dropping this future (the uploader went away) cancels extraction and counting.
+        let cancel = Cancel::new();
+        let _cancel_on_drop = cancel.on_drop();
         let extracted = extract::extract_blocking(
             kind,
             saved.path.clone(),
             name.clone(),
             state.config().helper(),
+            state.config().uploads.max_text_bytes as usize,
+            cancel.clone(),
         )
         .await;
-        match extracted.map(|text| without_nul(kind, &name, text)) {
-            Ok(Err(msg)) | Err(msg) => return Err(discard(msg).await),
-            Ok(Ok(text)) => tokio::task::spawn_blocking(move || {
-                let n = tokens::estimate(&text);
-                (text, n)
-            })
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?,
+        // NUL: dropped from extracted documents, refused in text files (no database text can hold it).
+        let extracted = extracted.and_then(|mut x| {
+            x.text = without_nul(kind, &name, std::mem::take(&mut x.text))?;
+            Ok(x)
+        });
+        match extracted {
+            Ok(x) => {
+                let counted = tokio::task::spawn_blocking(move || {
+                    let n = tokens::estimate_until(&x.text, &cancel);
+                    (x, n)
+                })
+                .await
+                .map_err(|e| AppError::Internal(e.into()))?;
+                match counted {
+                    (x, Some(n)) => (x.text, n, x.cut),
+                    (_, None) => {
+                        return Err(discard(AppError::BadRequest(extract::CANCELLED.into())).await);
+                    }
+                }
+            }
+            Err(msg) => return Err(discard(AppError::BadRequest(msg)).await),
         }
     };
+    let text_cut_bytes = cut.then_some(text.len() as i64);
     files::insert(
         state.db(),
         &NewFile {
@@ -132,9 +192,11 @@ where
             text: &text,
             tokens,
             created_ms: now_ms(),
+            text_cut_bytes,
         },
     )
     .await?;
+    let _ = unrecorded.keep();
     tracing::info!(file_id = %saved.id, kind = kind.as_str(), size = saved.size, "file stored");
     Ok(Uploaded {
         id: saved.id,
@@ -142,19 +204,28 @@ where
         size: saved.size as i64,
         kind: kind.as_str(),
         tokens,
+        text_cut_bytes,
     })
 }
 
 /// Refuses a body whose declared length is already over the limit, before reading any of it.
-pub fn check_length(headers: &HeaderMap, max: u64) -> Result<(), AppError> {
+pub fn check_length(headers: &HeaderMap, max: u64, per_file: u64) -> Result<(), AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > max => Err(too_large(max / MAX_FILES_PER_REQUEST)),
+        Some(n) if n > max => Err(too_large(per_file)),
         _ => Ok(()),
     }
+}
+
+/// The refusal of more files than a message may carry.
+pub fn too_many_files(cap: u32) -> AppError {
+    AppError::BadRequest(format!(
+        "A message can carry at most {cap} file{}. Remove some, or send them with another message.",
+        if cap == 1 { "" } else { "s" }
+    ))
 }
 
 pub async fn upload(
@@ -165,8 +236,44 @@ pub async fn upload(
     mut multipart: Multipart,
 ) -> Result<Response, AppError> {
     let limit = state.config().max_upload_bytes;
-    check_length(&headers, limit * MAX_FILES_PER_REQUEST + 1024 * 1024)?;
-    let mut uploaded = Vec::new();
+    let cap = state.config().uploads.max_files_per_message;
+    check_length(&headers, limit * u64::from(cap) + 1024 * 1024, limit)?;
+    // Attachments already waiting for this message (the page sends their ids) count towards the cap.
+    let pending = crate::web::pages::chat::file_ids(&q.files).len();
+    let mut uploaded: Vec<Uploaded> = Vec::new();
+    // All or nothing: when any file of the request is refused, the ones stored before it are removed too.
+    let result = receive(&state, &user, &mut multipart, pending, cap, &mut uploaded).await;
+    if let Err(e) = result {
+        let ids: Vec<String> = uploaded.into_iter().map(|u| u.id).collect();
+        for id in &ids {
+            files::delete_owned(state.db(), id, &user.user.id).await?;
+        }
+        store::remove(&state.config().data_dir, &ids).await;
+        return Err(e);
+    }
+    if uploaded.is_empty() {
+        return Err(AppError::BadRequest("Choose a file to attach.".into()));
+    }
+    if wants_json(&headers, "/files") {
+        return Ok(axum::Json(serde_json::json!({ "files": uploaded })).into_response());
+    }
+    let mut ids: Vec<String> = crate::web::pages::chat::file_ids(&q.files);
+    ids.extend(uploaded.into_iter().map(|u| u.id));
+    let back = safe_next(q.back.as_deref());
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{back}{sep}files={}", ids.join(","))).into_response())
+}
+
+/// Stores the request's files into `uploaded`, refusing the one that would go over the cap before reading it.
+async fn receive(
+    state: &AppState,
+    user: &CurrentUser,
+    multipart: &mut Multipart,
+    pending: usize,
+    cap: u32,
+    uploaded: &mut Vec<Uploaded>,
+) -> Result<(), AppError> {
+    let limit = state.config().max_upload_bytes;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
@@ -186,19 +293,12 @@ pub async fn upload(
         if raw_name.is_empty() {
             continue; // an empty file input
         }
-        uploaded.push(store_upload(&state, &user.user.id, &raw_name, field, "chat").await?);
+        if pending + uploaded.len() >= cap as usize {
+            return Err(too_many_files(cap));
+        }
+        uploaded.push(store_upload(state, &user.user.id, &raw_name, field, "chat").await?);
     }
-    if uploaded.is_empty() {
-        return Err(AppError::BadRequest("Choose a file to attach.".into()));
-    }
-    if wants_json(&headers, "/files") {
-        return Ok(axum::Json(serde_json::json!({ "files": uploaded })).into_response());
-    }
-    let mut ids: Vec<String> = crate::web::pages::chat::file_ids(&q.files);
-    ids.extend(uploaded.into_iter().map(|u| u.id));
-    let back = safe_next(q.back.as_deref());
-    let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{back}{sep}files={}", ids.join(","))).into_response())
+    Ok(())
 }
 
 pub async fn download(

@@ -14,6 +14,8 @@ pub struct FileChip {
     pub tokens: i64,
     pub tokens_sent: Option<i64>,
     pub is_json: bool,
+    /// "text cut at 2.0 MB" when only the beginning of the file's text was kept.
+    pub text_cut: Option<String>,
 }
 
 impl FileChip {
@@ -25,6 +27,7 @@ impl FileChip {
             tokens: f.tokens,
             tokens_sent: tokens_sent.filter(|s| *s < f.tokens),
             is_json: f.kind == "json",
+            text_cut: f.text_cut_bytes.map(human_size),
         }
     }
 }

@@ -171,7 +171,11 @@ pub async fn upload(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Response, AppError> {
-    check_length(&headers, state.config().max_upload_bytes + 1024 * 1024)?;
+    check_length(
+        &headers,
+        state.config().max_upload_bytes + 1024 * 1024,
+        state.config().max_upload_bytes,
+    )?;
     while let Some(field) = multipart
         .next_field()
         .await

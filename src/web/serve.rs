@@ -1,0 +1,262 @@
+//! The accept loop: hyper's connection builder with the slow-client limits `axum::serve` does not expose.
+//!
+//! - A connection that has not sent a whole request header within `header_read_timeout` is closed (hyper's
+//!   http1 header-read timer; it also closes idle keep-alive connections after that long). Before hyper's
+//!   timer runs, the connection builder reads the first bytes to tell HTTP/1 from HTTP/2 with no deadline;
+//!   [`FirstBytes`] gives that read the same one.
+//! - A request body that delivers less than [`MIN_PROGRESS`] bytes in `body_idle_timeout` fails: the handler
+//!   sees a body error (an upload's half-written `.part` file is removed by its guard), and the answer is 408
+//!   with `Connection: close`.
+//!
+//! Kept from `axum::serve`: TCP_NODELAY on every connection, `ConnectInfo<SocketAddr>` for the client address,
+//! and graceful shutdown (stop accepting, let open connections finish).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt as _;
+
+/// A body must deliver at least this many bytes per idle period: one byte now and then is not progress.
+pub const MIN_PROGRESS: usize = 8 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `signal` completes, then waits for open connections to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    signal: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(signal);
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        // Tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the previous is
+        // acknowledged, and a client that delays its ACKs adds up to 40 ms to a token.
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            handle(router.clone(), req, addr, limits.body_idle_timeout)
+        });
+        let io = FirstBytes {
+            inner: tcp,
+            deadline: Some(Box::pin(tokio::time::sleep(limits.header_read_timeout))),
+            seen: 0,
+        };
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+async fn handle(
+    router: Router,
+    req: Request<Incoming>,
+    addr: SocketAddr,
+    idle: Duration,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(ConnectInfo(addr));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let body = Body::new(IdleBody {
+        inner: body,
+        idle,
+        sleep: None,
+        progress: 0,
+        timed_out: timed_out.clone(),
+    });
+    let res = router.oneshot(Request::from_parts(parts, body)).await?;
+    if timed_out.load(Ordering::Relaxed) {
+        tracing::info!(client = %addr, "request body stalled; answered 408");
+        return Ok(request_timeout());
+    }
+    Ok(res)
+}
+
+fn request_timeout() -> Response<Body> {
+    let mut res = Response::new(Body::from(
+        "The request body stopped arriving, so the request was cancelled. Try again.\n",
+    ));
+    *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A request body that fails when it stalls; see the module documentation.
+struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    /// Armed when the body first has nothing to give, disarmed once [`MIN_PROGRESS`] bytes came since.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    progress: usize,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl http_body::Body for IdleBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let Some(Ok(f)) = &frame
+                    && let Some(data) = f.data_ref()
+                {
+                    this.progress += data.len();
+                    if this.progress >= MIN_PROGRESS {
+                        this.sleep = None;
+                        this.progress = 0;
+                    }
+                }
+                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    this.timed_out.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body stalled",
+                    )))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Bytes hyper reads to choose HTTP/1 or HTTP/2 (the length of the HTTP/2 preface).
+const VERSION_BYTES: usize = 24;
+
+/// A TCP stream whose first [`VERSION_BYTES`] bytes must arrive before a deadline; after that, hyper's own
+/// header timer applies.
+struct FirstBytes {
+    inner: TcpStream,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    seen: usize,
+}
+
+impl AsyncRead for FirstBytes {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.seen += buf.filled().len() - before;
+                if this.seen >= VERSION_BYTES {
+                    this.deadline = None;
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if let Some(deadline) = &mut this.deadline
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request header in time",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for FirstBytes {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

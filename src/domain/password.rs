@@ -37,14 +37,21 @@ impl NewPassword {
                     .into(),
             );
         }
-        if raw.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        if raw
+            .chars()
+            .all(|c| c.is_whitespace() || is_invisible(c) || is_combining_mark(c))
+        {
             return Err(
                 "Your password cannot consist only of spaces or invisible characters.".into(),
             );
         }
         // Invisible characters (zero-width spaces, joiners, direction marks) are allowed, e.g. inside emoji
         // sequences, but they add nothing anyone could see or remember, so they do not count toward the length.
-        let chars = raw.chars().filter(|c| !is_invisible(*c)).count();
+        // Nor do combining marks: an accent belongs to the letter before it, and alone it shows as nothing.
+        let chars = raw
+            .chars()
+            .filter(|c| !is_invisible(*c) && !is_combining_mark(*c))
+            .count();
         if chars < MIN_PASSWORD_CHARS {
             return Err(format!(
                 "Use at least {MIN_PASSWORD_CHARS} characters for your password."
@@ -85,6 +92,7 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
             | '\u{3164}'
             | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
@@ -93,6 +101,19 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Combining marks (accents, diacritics) of the blocks made for them: on their own they draw on nothing.
+pub fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{0483}'..='\u{0489}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
     )
 }
 
@@ -239,6 +260,10 @@ mod tests {
             "tab\there ok".to_string(),
             "line\nbreak here".to_string(),
             "delete\u{7F}this".to_string(),
+            // Braille blanks and lone combining accents show nothing either.
+            "\u{2800}".repeat(8),
+            "\u{0301}".repeat(8),
+            "abc\u{0301}\u{0301}\u{0301}\u{0301}\u{0301}".to_string(),
         ];
         for raw in cases {
             assert!(NewPassword::parse(&raw, &email()).is_err(), "{raw:?}");
@@ -246,6 +271,8 @@ mod tests {
         // Spaces inside a passphrase, and a joiner inside an emoji sequence, are fine.
         assert!(NewPassword::parse("  four words  with spaces ", &email()).is_ok());
         assert!(NewPassword::parse("family \u{1F468}\u{200D}\u{1F469} tree", &email()).is_ok());
+        // Accented letters written with combining marks count once each.
+        assert!(NewPassword::parse("cafe\u{0301} cre\u{0300}me", &email()).is_ok());
     }
 
     #[test]

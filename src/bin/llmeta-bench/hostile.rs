@@ -159,13 +159,27 @@ async fn upload(
     Ok((status, location))
 }
 
-/// "200" when every status is the same, else the list.
+/// The statuses with their counts, e.g. "200" or "401×36, 429×24".
 fn statuses(all: &[u16]) -> String {
-    match all {
-        [one] => one.to_string(),
-        [first, rest @ ..] if rest.iter().all(|s| s == first) => format!("{first}×{}", all.len()),
-        _ => format!("{all:?}"),
+    let mut counts: Vec<(u16, usize)> = Vec::new();
+    for s in all {
+        match counts.iter_mut().find(|(c, _)| c == s) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*s, 1)),
+        }
     }
+    counts.sort_unstable();
+    counts
+        .iter()
+        .map(|(s, n)| {
+            if *n == 1 {
+                s.to_string()
+            } else {
+                format!("{s}×{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs `work` with the peak reset before it, and measures what it added.

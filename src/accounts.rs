@@ -66,13 +66,8 @@ impl RegisterError {
     pub fn message(&self) -> String {
         match self {
             RegisterError::Throttled { retry_after_secs } => format!(
-                "Too many accounts were created from your network. Try again in {} minute{}.",
-                retry_after_secs.div_ceil(60),
-                if retry_after_secs.div_ceil(60) == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                "Too many accounts were created from your network. {}",
+                throttle::try_again_in(*retry_after_secs)
             ),
             RegisterError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
             RegisterError::Invalid(_) => "The form has errors.".into(),
@@ -129,18 +124,20 @@ pub async fn register(
     if !errors.is_empty() {
         return Err(RegisterError::Invalid(errors));
     }
-    let key = limit
-        .filter(|l| l.per_hour > 0)
-        .map(|l| (format!("signup:{}", l.ip), i64::from(l.per_hour)));
+    let key = limit.filter(|l| l.per_hour > 0).map(|l| {
+        (
+            format!("signup:{}", throttle::client_key(l.ip)),
+            i64::from(l.per_hour),
+        )
+    });
     if let Some((key, per_hour)) = &key {
         let now = now_ms();
         let (count, window_start) = throttle::hit(db, key, now, SIGNUP_WINDOW_MS)
             .await
             .map_err(|e| RegisterError::Internal(e.into()))?;
         if count > *per_hour {
-            let retry_ms = (window_start + SIGNUP_WINDOW_MS - now).max(1000);
             return Err(RegisterError::Throttled {
-                retry_after_secs: (retry_ms as u64).div_ceil(1000),
+                retry_after_secs: throttle::retry_after_secs(window_start, SIGNUP_WINDOW_MS, now),
             });
         }
     }

@@ -49,13 +49,8 @@ impl LoginError {
                 "This account has been deactivated. Contact an administrator.".into()
             }
             LoginError::Throttled { retry_after_secs } => format!(
-                "Too many failed sign-in attempts. Try again in {} minute{}.",
-                retry_after_secs.div_ceil(60),
-                if retry_after_secs.div_ceil(60) == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                "Too many failed sign-in attempts. {}",
+                throttle::try_again_in(*retry_after_secs)
             ),
             LoginError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
             LoginError::Internal(_) => "Sign-in failed because of a server error.".into(),
@@ -116,6 +111,8 @@ pub async fn login(
         .device
         .filter(|(user_id, _)| user.as_ref().is_some_and(|u| u.id == *user_id))
         .map(|(_, device_id)| device_id);
+    let client = throttle::client_key(attempt.ip);
+    let ip_key = format!("ip:{client}");
     // Own counters (cleared on success) and shared ones (only this attempt taken back on success).
     let (own, shared): (Vec<Counter>, Vec<Counter>) = match device {
         Some(d) => (
@@ -123,13 +120,25 @@ pub async fn login(
             vec![],
         ),
         None => (
-            vec![(format!("{account} ip:{}", attempt.ip), CLIENT_FAILURE_LIMIT)],
+            vec![(format!("{account} ip:{client}"), CLIENT_FAILURE_LIMIT)],
             vec![
-                (format!("ip:{}", attempt.ip), IP_FAILURE_LIMIT),
+                (ip_key.clone(), IP_FAILURE_LIMIT),
                 (account.clone(), ACCOUNT_FAILURE_LIMIT),
             ],
         ),
     };
+    // An address already over its limit is refused with a plain read, before any counter is written: else
+    // each attempt with a new email would still add that email's rows (kept a day), one write after another
+    // on SQLite's single writer. Attempts that pass the read race to the counted `hit`s below, which decide.
+    if device.is_none()
+        && let Some((count, window_start)) =
+            throttle::current(db, &ip_key, now, THROTTLE_WINDOW_MS).await?
+        && count >= IP_FAILURE_LIMIT
+    {
+        return Err(LoginError::Throttled {
+            retry_after_secs: throttle::retry_after_secs(window_start, THROTTLE_WINDOW_MS, now),
+        });
+    }
     // Count first, then decide. A refusal stops counting there, so attempts refused per client never reach
     // the account's ceiling: only a guesser's own address fills up.
     let mut counted: Vec<&str> = Vec::new();
@@ -137,9 +146,8 @@ pub async fn login(
         let (count, window_start) = throttle::hit(db, key, now, THROTTLE_WINDOW_MS).await?;
         counted.push(key);
         if count > *limit {
-            let retry_ms = (window_start + THROTTLE_WINDOW_MS - now).max(1000);
             return Err(LoginError::Throttled {
-                retry_after_secs: (retry_ms as u64).div_ceil(1000),
+                retry_after_secs: throttle::retry_after_secs(window_start, THROTTLE_WINDOW_MS, now),
             });
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use futures_util::future::join_all;
-use llmeta::accounts::{ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT};
+use llmeta::accounts::{ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, IP_FAILURE_LIMIT};
 use reqwest::StatusCode;
 
 /// The CSRF token of the login form for this browser.
@@ -346,4 +346,125 @@ async fn sign_ups_are_limited_per_ip_even_when_simultaneous() {
             .unwrap()
             .contains("Too many accounts were created from your network")
     );
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_entry_does_not_make_a_new_client() {
+    let app = spawn_app_with(|c| c.trust_proxy = true).await;
+    assert_eq!(
+        app.browser()
+            .setup_admin("admin@example.com")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let stranger = app.new_browser();
+    let token = login_token(&stranger).await;
+    // The client writes a fresh first entry each time; the proxy appends the address it saw (10.0.0.1).
+    for i in 0..CLIENT_FAILURE_LIMIT {
+        let xff = format!("192.0.2.{i}, 10.0.0.1");
+        let res = login_from(
+            &stranger,
+            &token,
+            Some(&xff),
+            "admin@example.com",
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login_from(
+        &stranger,
+        &token,
+        Some("192.0.2.200, 10.0.0.1"),
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_by_their_64() {
+    let app = spawn_app_with(|c| c.trust_proxy = true).await;
+    assert_eq!(
+        app.browser()
+            .setup_admin("admin@example.com")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let stranger = app.new_browser();
+    let token = login_token(&stranger).await;
+    // A new address of the same /64 for every guess.
+    for i in 1..=CLIENT_FAILURE_LIMIT {
+        let ip = format!("2001:db8:1:2::{i:x}");
+        let res = login_from(
+            &stranger,
+            &token,
+            Some(&ip),
+            "admin@example.com",
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login_from(
+        &stranger,
+        &token,
+        Some("2001:db8:1:2:ffff::1"),
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another /64 is another client.
+    let other = app.new_browser();
+    let res = login_from(
+        &other,
+        &login_token(&other).await,
+        Some("2001:db8:1:3::1"),
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_address_over_its_limit_is_refused_without_writing() {
+    let app = spawn_app_with(|c| c.trust_proxy = true).await;
+    let b = app.new_browser();
+    let token = login_token(&b).await;
+    for i in 0..IP_FAILURE_LIMIT {
+        let res = login_from(
+            &b,
+            &token,
+            Some("10.5.0.1"),
+            &format!("nobody{i}@example.com"),
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let rows = rows_in(&app, "login_throttle").await;
+    // A flood with new emails: each refused, and none adds a counter row.
+    for i in 0..10 {
+        let res = login_from(
+            &b,
+            &token,
+            Some("10.5.0.1"),
+            &format!("flood{i}@example.com"),
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(rows_in(&app, "login_throttle").await, rows);
+    let failures: i64 =
+        sqlx::query_scalar("SELECT failures FROM login_throttle WHERE key = 'ip:10.5.0.1'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(failures, IP_FAILURE_LIMIT, "refusals are not counted");
 }

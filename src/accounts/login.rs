@@ -88,9 +88,10 @@ fn account_key(email: &str) -> String {
     format!("acct:{email}")
 }
 
-/// Clears every sign-in counter of an account: after a password change or reset the lock has no reason left.
-pub async fn clear_account(db: &Db, email: &str) -> sqlx::Result<u64> {
-    throttle::clear_family(db, &account_key(email)).await
+/// Clears every sign-in counter of an account: after a password change or reset the lock has no reason left
+/// (in the transaction that changes the password).
+pub async fn clear_account(conn: &mut sqlx::AnyConnection, email: &str) -> sqlx::Result<u64> {
+    throttle::clear_family(conn, &account_key(email)).await
 }
 
 /// Checks credentials under the counters described in the module documentation.

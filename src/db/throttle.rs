@@ -87,22 +87,29 @@ pub async fn undo(db: &Db, key: &str) -> sqlx::Result<()> {
 }
 
 pub async fn clear(db: &Db, key: &str) -> sqlx::Result<()> {
+    let mut conn = db.writer().acquire().await?;
+    clear_in(&mut conn, key).await
+}
+
+/// [`clear`] in a transaction of the caller's.
+pub async fn clear_in(conn: &mut sqlx::AnyConnection, key: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1")
         .bind(key)
-        .execute(db.writer())
+        .execute(conn)
         .await?;
     Ok(())
 }
 
 /// Removes `key` and every key that starts with `key` followed by a space (one account's per-client and
-/// per-device counters; emails hold no spaces, so no other account's keys match).
-pub async fn clear_family(db: &Db, key: &str) -> sqlx::Result<u64> {
+/// per-device counters; emails hold no spaces, so no other account's keys match). In a transaction of the
+/// caller's: it goes with the password change that makes the locks pointless.
+pub async fn clear_family(conn: &mut sqlx::AnyConnection, key: &str) -> sqlx::Result<u64> {
     let prefix = format!("{key} ");
     Ok(
         sqlx::query("DELETE FROM login_throttle WHERE key = $1 OR substr(key, 1, length($2)) = $2")
             .bind(key)
             .bind(&prefix)
-            .execute(db.writer())
+            .execute(conn)
             .await?
             .rows_affected(),
     )

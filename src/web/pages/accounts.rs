@@ -39,7 +39,9 @@ pub struct NextQuery {
 pub fn register_refusal(e: RegisterError) -> Result<FieldErrors, AppError> {
     match e {
         RegisterError::Invalid(errors) => Ok(errors),
-        RegisterError::Throttled { retry_after_secs } => Err(AppError::TooManyRequests {
+        RegisterError::Throttled {
+            retry_after_secs, ..
+        } => Err(AppError::TooManyRequests {
             message: e.message(),
             retry_after_secs,
         }),

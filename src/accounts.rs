@@ -4,8 +4,8 @@
 mod login;
 
 pub use login::{
-    ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, IP_FAILURE_LIMIT,
-    LoginAttempt, LoginError, SignedIn, THROTTLE_WINDOW_MS, clear_account, login,
+    ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, DeviceClaim,
+    IP_FAILURE_LIMIT, LoginAttempt, LoginError, SignedIn, THROTTLE_WINDOW_MS, clear_account, login,
 };
 
 use crate::db::resets::{self, LinkState};

@@ -69,8 +69,16 @@ pub struct LoginAttempt<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub ip: &'a str,
-    /// The device id from this browser's verified device cookie, with the account it was issued to.
-    pub device: Option<(&'a str, &'a str)>,
+    /// This browser's device cookie, if it sent one.
+    pub device: Option<DeviceClaim<'a>>,
+}
+
+/// A device cookie as sent: the account it names, the device id, and how to check its signature against an
+/// account's current password hash (so a cookie issued before a password change or reset counts for nothing).
+pub struct DeviceClaim<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+    pub valid_for: &'a (dyn Fn(Option<&str>) -> bool + Sync),
 }
 
 /// A successful sign-in: the user, and whether the browser came with a device cookie of this account.
@@ -110,8 +118,11 @@ pub async fn login(
     let account = account_key(email.as_ref().map(Email::as_str).unwrap_or(""));
     let device = attempt
         .device
-        .filter(|(user_id, _)| user.as_ref().is_some_and(|u| u.id == *user_id))
-        .map(|(_, device_id)| device_id);
+        .filter(|c| {
+            user.as_ref()
+                .is_some_and(|u| u.id == c.user_id && (c.valid_for)(u.password_hash.as_deref()))
+        })
+        .map(|c| c.device_id);
     let client = throttle::client_key(attempt.ip);
     let ip_key = format!("ip:{client}");
     // Own counters (cleared on success) and shared ones (only this attempt taken back on success).

@@ -468,3 +468,52 @@ async fn an_address_over_its_limit_is_refused_without_writing() {
             .unwrap();
     assert_eq!(failures, IP_FAILURE_LIMIT, "refusals are not counted");
 }
+
+#[tokio::test]
+async fn a_password_reset_ends_the_known_status_of_earlier_browsers() {
+    let app = app_with_admin().await;
+    // Ada's old browser holds a device cookie issued before the reset.
+    let old = app.new_browser();
+    assert_eq!(
+        old.signup("ada@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    old.logout().await;
+    let id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = 'ada@example.com'")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let link = llmeta::admin::send_reset_link(app.state.db(), &id, &app.base)
+        .await
+        .unwrap();
+    let path = link.trim_start_matches(&app.base).to_string();
+    let new_password = "a brand new passphrase";
+    let res = app
+        .new_browser()
+        .submit(
+            &path,
+            &path,
+            &[("password", new_password), ("confirm", new_password)],
+        )
+        .await;
+    assert_eq!(location(&res), "/accounts/login?reset=1");
+    // A browser that signs in after the reset becomes known.
+    let new = app.new_browser();
+    assert_eq!(
+        new.login("ada@example.com", new_password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    new.logout().await;
+    // A stranger on the same network locks the account for unknown browsers there.
+    let stranger = app.new_browser();
+    let token = login_token(&stranger).await;
+    for _ in 0..CLIENT_FAILURE_LIMIT {
+        let res = login_from(&stranger, &token, None, "ada@example.com", "guess!!!").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The old browser's cookie counts for nothing now; the new one's still does.
+    let res = old.login("ada@example.com", new_password).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = new.login("ada@example.com", new_password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}

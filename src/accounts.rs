@@ -4,8 +4,8 @@
 mod login;
 
 pub use login::{
-    ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, IP_FAILURE_LIMIT,
-    LoginAttempt, LoginError, SignedIn, THROTTLE_WINDOW_MS, clear_account, login,
+    ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, DeviceClaim,
+    IP_FAILURE_LIMIT, LoginAttempt, LoginError, SignedIn, THROTTLE_WINDOW_MS, clear_account, login,
 };
 
 use crate::db::resets::{self, LinkState};
@@ -17,6 +17,17 @@ use crate::util::now_ms;
 
 /// The window of the sign-ups-per-IP limit.
 pub const SIGNUP_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// Checks of the current password allowed per account in a [`THROTTLE_WINDOW_MS`] when changing it: a
+/// stolen session must not become unthrottled guessing of the password (whose success clears every lock).
+pub const PASSWORD_CHECK_LIMIT: i64 = 5;
+
+/// Which limit refused a [`RegisterError::Throttled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    SignUpsPerIp,
+    PasswordChecks,
+}
 
 /// Errors of a form, as messages per field, for re-displaying the form.
 #[derive(Debug, Default, Clone)]
@@ -50,9 +61,10 @@ pub struct Registration<'a> {
 #[derive(Debug)]
 pub enum RegisterError {
     Invalid(FieldErrors),
-    /// Too many sign-ups from this client IP (429).
+    /// Too many sign-ups from this client IP, or wrong current passwords (429).
     Throttled {
         retry_after_secs: u64,
+        limit: Limit,
     },
     /// Every password-hashing slot stayed busy (503).
     Busy {
@@ -65,14 +77,19 @@ impl RegisterError {
     /// The message for `Throttled` and `Busy` (the other variants carry their own).
     pub fn message(&self) -> String {
         match self {
-            RegisterError::Throttled { retry_after_secs } => format!(
-                "Too many accounts were created from your network. Try again in {} minute{}.",
-                retry_after_secs.div_ceil(60),
-                if retry_after_secs.div_ceil(60) == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+            RegisterError::Throttled {
+                retry_after_secs,
+                limit: Limit::SignUpsPerIp,
+            } => format!(
+                "Too many accounts were created from your network. {}",
+                throttle::try_again_in(*retry_after_secs)
+            ),
+            RegisterError::Throttled {
+                retry_after_secs,
+                limit: Limit::PasswordChecks,
+            } => format!(
+                "Too many wrong current passwords. {}",
+                throttle::try_again_in(*retry_after_secs)
             ),
             RegisterError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
             RegisterError::Invalid(_) => "The form has errors.".into(),
@@ -129,18 +146,21 @@ pub async fn register(
     if !errors.is_empty() {
         return Err(RegisterError::Invalid(errors));
     }
-    let key = limit
-        .filter(|l| l.per_hour > 0)
-        .map(|l| (format!("signup:{}", l.ip), i64::from(l.per_hour)));
+    let key = limit.filter(|l| l.per_hour > 0).map(|l| {
+        (
+            format!("signup:{}", throttle::client_key(l.ip)),
+            i64::from(l.per_hour),
+        )
+    });
     if let Some((key, per_hour)) = &key {
         let now = now_ms();
         let (count, window_start) = throttle::hit(db, key, now, SIGNUP_WINDOW_MS)
             .await
             .map_err(|e| RegisterError::Internal(e.into()))?;
         if count > *per_hour {
-            let retry_ms = (window_start + SIGNUP_WINDOW_MS - now).max(1000);
             return Err(RegisterError::Throttled {
-                retry_after_secs: (retry_ms as u64).div_ceil(1000),
+                retry_after_secs: throttle::retry_after_secs(window_start, SIGNUP_WINDOW_MS, now),
+                limit: Limit::SignUpsPerIp,
             });
         }
     }
@@ -213,8 +233,9 @@ pub async fn create_admin(
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Changes a password after checking the current one, and ends the user's other sessions. Reset links
-/// issued earlier stop working (see `users::set_password_hash`) and sign-in locks on the account are cleared.
+/// Changes a password after checking the current one (at most [`PASSWORD_CHECK_LIMIT`] checks per window,
+/// counted before the check), and ends the user's other sessions. Reset links issued earlier stop working
+/// and sign-in locks on the account are cleared, in the same transaction as the change.
 pub async fn change_password(
     db: &Db,
     hashes: &HashPool,
@@ -224,13 +245,35 @@ pub async fn change_password(
     new: &str,
     confirm: &str,
 ) -> Result<u64, RegisterError> {
+    let internal = |e: sqlx::Error| RegisterError::Internal(e.into());
     let mut errors = FieldErrors::default();
     let email =
         Email::parse(&user.email).map_err(|e| RegisterError::Internal(anyhow::anyhow!(e)))?;
-    let ok = hashes
+    let key = format!("pw:{}", user.id);
+    let now = now_ms();
+    let (count, window_start) = throttle::hit(db, &key, now, THROTTLE_WINDOW_MS)
+        .await
+        .map_err(internal)?;
+    if count > PASSWORD_CHECK_LIMIT {
+        return Err(RegisterError::Throttled {
+            retry_after_secs: throttle::retry_after_secs(window_start, THROTTLE_WINDOW_MS, now),
+            limit: Limit::PasswordChecks,
+        });
+    }
+    let ok = match hashes
         .verify(current.to_string(), user.password_hash.clone())
-        .await?;
-    if !ok {
+        .await
+    {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Never checked: not a wrong guess.
+            throttle::undo(db, &key).await.map_err(internal)?;
+            return Err(e.into());
+        }
+    };
+    if ok {
+        throttle::clear(db, &key).await.map_err(internal)?;
+    } else {
         errors.form = Some("Your current password is incorrect.".into());
     }
     let password = NewPassword::parse(new, &email)
@@ -243,15 +286,19 @@ pub async fn change_password(
         return Err(RegisterError::Invalid(errors));
     };
     let hash = hashes.hash(password.expose().to_string()).await?;
-    users::set_password_hash(db, &user.id, &hash)
+    // One transaction: a failure part-way must not leave the new password with the old sessions alive.
+    let mut tx = db.begin_write().await.map_err(internal)?;
+    users::set_password_hash(&mut tx, &user.id, &hash)
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))?;
-    clear_account(db, &user.email)
+        .map_err(internal)?;
+    clear_account(&mut tx, &user.email)
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))?;
-    sessions::delete_others(db, &user.id, keep_session)
+        .map_err(internal)?;
+    let ended = sessions::delete_others(&mut tx, &user.id, keep_session)
         .await
-        .map_err(|e| RegisterError::Internal(e.into()))
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(ended)
 }
 
 /// Sets a new password from a reset link (single use), ends every session of the account and clears its
@@ -296,20 +343,27 @@ pub async fn reset_password(
     };
     // Hash first: a busy server then leaves the link unused. Using the link up and setting the password are
     // one transaction, so a second request with the same link fails there.
+    // Ending the sessions and clearing the locks go in the same transaction: a failure then leaves the link
+    // live and nothing changed, never a spent link with the old sessions still signed in.
     let hash = hashes.hash(password.expose().to_string()).await?;
-    if resets::redeem(db, &id_hash, now_ms(), &hash)
+    let mut tx = db.begin_write().await.map_err(internal)?;
+    if resets::redeem(&mut tx, &id_hash, now_ms(), &hash)
         .await
         .map_err(internal)?
         .is_none()
     {
+        drop(tx);
         let state = resets::state(db, &id_hash, now_ms())
             .await
             .map_err(internal)?;
         return Err(invalid(state.message()));
     }
-    clear_account(db, &user.email).await.map_err(internal)?;
-    sessions::delete_all_for_user(db, &user.id)
+    clear_account(&mut tx, &user.email)
         .await
         .map_err(internal)?;
+    sessions::delete_all_for_user_in(&mut tx, &user.id)
+        .await
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
     Ok(user)
 }

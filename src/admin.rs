@@ -128,10 +128,17 @@ pub async fn delete_user(
     data_dir: &Path,
     id: &str,
 ) -> Result<(), AdminError> {
-    // Refused before anything changes if this is the last administrator. The check is repeated below in the
-    // deleting transaction; it cannot be held open meanwhile, since the stopped calls must write their records.
-    drop(without_admin(db, id).await?);
-    // Signed out first, so no new call can start while the running ones stop.
+    // Deactivated first, in a transaction that refuses the last administrator: while the running calls stop
+    // (up to STOP_WAIT) the user can neither sign in again nor use a session, so no call starts that the
+    // deletion would orphan. The deleting transaction cannot be held open meanwhile, since the stopped calls
+    // must write their records; it repeats the check.
+    let (mut tx, _) = without_admin(db, id).await?;
+    sqlx::query("UPDATE users SET disabled_ms = COALESCE(disabled_ms, $1) WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     sessions::delete_all_for_user(db, id).await?;
     if running.stop_user(id, StopReason::Deleted) > 0
         && !running.wait_user_idle(id, STOP_WAIT).await

@@ -52,6 +52,9 @@ impl HashPool {
         let concurrency = concurrency.max(1);
         let (jobs, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        // One slot per thread that really started: a slot without a thread would queue hashes that nothing
+        // runs.
+        let mut started = 0;
         for i in 0..concurrency {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
@@ -64,17 +67,31 @@ impl HashPool {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            // A job catches its own panic (see `run`); this keeps the thread, and so its
+                            // slot's worker, alive whatever a job does.
+                            Ok(job) => {
+                                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                                    .is_err()
+                                {
+                                    tracing::error!("a password hashing job panicked");
+                                }
+                            }
                             Err(_) => return,
                         }
                     }
                 });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a password hashing thread");
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "cannot start a password hashing thread"),
             }
         }
+        let slots = Semaphore::new(started);
+        if started == 0 {
+            // No thread: every hash fails at once (an error), rather than waiting for a slot that never frees.
+            slots.close();
+        }
         HashPool {
-            slots: Arc::new(Semaphore::new(concurrency)),
+            slots: Arc::new(slots),
             queue: Duration::from_millis(queue_ms),
             jobs,
             memories: Arc::new(Mutex::new(Vec::new())),
@@ -101,7 +118,11 @@ impl HashPool {
         let permit =
             match tokio::time::timeout(self.queue, self.slots.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
-                // Timed out, or the semaphore was closed (never done): both mean "no slot now".
+                Ok(Err(_)) => {
+                    return Err(HashError::Failed(anyhow::anyhow!(
+                        "no password hashing thread could be started"
+                    )));
+                }
                 _ => {
                     return Err(HashError::Busy {
                         retry_after_secs: self.queue.as_secs().clamp(1, 60),
@@ -119,12 +140,18 @@ impl HashPool {
                 .ok()
                 .and_then(|mut m| m.pop())
                 .unwrap_or_default();
-            let out = work(&mut mem);
-            if let Ok(mut m) = memories.lock() {
+            // A panicking hash answers its request with an error; its memory, in an unknown state, is
+            // dropped (a new one is made when needed) and the thread goes on to the next job.
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut mem)));
+            if out.is_ok()
+                && let Ok(mut m) = memories.lock()
+            {
                 m.push(mem);
             }
             drop(permit);
-            let _ = tx.send(out);
+            let _ = tx.send(out.map_err(|_| {
+                HashError::Failed(anyhow::anyhow!("password hashing failed (it panicked)"))
+            }));
         });
         self.jobs.send(job).map_err(|_| {
             HashError::Failed(anyhow::anyhow!("the password hashing threads stopped"))
@@ -133,7 +160,7 @@ impl HashPool {
             HashError::Failed(anyhow::anyhow!(
                 "a password hashing thread stopped mid-hash"
             ))
-        })
+        })?
     }
 }
 
@@ -151,5 +178,19 @@ mod tests {
         }
         drop(held);
         assert!(!pool.verify("x".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_fails_alone_and_the_thread_goes_on() {
+        let pool = HashPool::new(1, 5_000);
+        for _ in 0..3 {
+            let out = pool
+                .run(|_| -> bool { panic!("a hash that panics (expected in this test)") })
+                .await;
+            assert!(matches!(out, Err(HashError::Failed(_))), "{out:?}");
+        }
+        // The one thread is still there, and its slot was given back each time.
+        assert!(!pool.verify("x".into(), None).await.unwrap());
+        assert_eq!(pool.slots.available_permits(), 1);
     }
 }

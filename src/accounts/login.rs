@@ -49,13 +49,8 @@ impl LoginError {
                 "This account has been deactivated. Contact an administrator.".into()
             }
             LoginError::Throttled { retry_after_secs } => format!(
-                "Too many failed sign-in attempts. Try again in {} minute{}.",
-                retry_after_secs.div_ceil(60),
-                if retry_after_secs.div_ceil(60) == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                "Too many failed sign-in attempts. {}",
+                throttle::try_again_in(*retry_after_secs)
             ),
             LoginError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),
             LoginError::Internal(_) => "Sign-in failed because of a server error.".into(),
@@ -74,8 +69,16 @@ pub struct LoginAttempt<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub ip: &'a str,
-    /// The device id from this browser's verified device cookie, with the account it was issued to.
-    pub device: Option<(&'a str, &'a str)>,
+    /// This browser's device cookie, if it sent one.
+    pub device: Option<DeviceClaim<'a>>,
+}
+
+/// A device cookie as sent: the account it names, the device id, and how to check its signature against an
+/// account's current password hash (so a cookie issued before a password change or reset counts for nothing).
+pub struct DeviceClaim<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+    pub valid_for: &'a (dyn Fn(Option<&str>) -> bool + Sync),
 }
 
 /// A successful sign-in: the user, and whether the browser came with a device cookie of this account.
@@ -93,9 +96,10 @@ fn account_key(email: &str) -> String {
     format!("acct:{email}")
 }
 
-/// Clears every sign-in counter of an account: after a password change or reset the lock has no reason left.
-pub async fn clear_account(db: &Db, email: &str) -> sqlx::Result<u64> {
-    throttle::clear_family(db, &account_key(email)).await
+/// Clears every sign-in counter of an account: after a password change or reset the lock has no reason left
+/// (in the transaction that changes the password).
+pub async fn clear_account(conn: &mut sqlx::AnyConnection, email: &str) -> sqlx::Result<u64> {
+    throttle::clear_family(conn, &account_key(email)).await
 }
 
 /// Checks credentials under the counters described in the module documentation.
@@ -114,8 +118,13 @@ pub async fn login(
     let account = account_key(email.as_ref().map(Email::as_str).unwrap_or(""));
     let device = attempt
         .device
-        .filter(|(user_id, _)| user.as_ref().is_some_and(|u| u.id == *user_id))
-        .map(|(_, device_id)| device_id);
+        .filter(|c| {
+            user.as_ref()
+                .is_some_and(|u| u.id == c.user_id && (c.valid_for)(u.password_hash.as_deref()))
+        })
+        .map(|c| c.device_id);
+    let client = throttle::client_key(attempt.ip);
+    let ip_key = format!("ip:{client}");
     // Own counters (cleared on success) and shared ones (only this attempt taken back on success).
     let (own, shared): (Vec<Counter>, Vec<Counter>) = match device {
         Some(d) => (
@@ -123,13 +132,25 @@ pub async fn login(
             vec![],
         ),
         None => (
-            vec![(format!("{account} ip:{}", attempt.ip), CLIENT_FAILURE_LIMIT)],
+            vec![(format!("{account} ip:{client}"), CLIENT_FAILURE_LIMIT)],
             vec![
-                (format!("ip:{}", attempt.ip), IP_FAILURE_LIMIT),
+                (ip_key.clone(), IP_FAILURE_LIMIT),
                 (account.clone(), ACCOUNT_FAILURE_LIMIT),
             ],
         ),
     };
+    // An address already over its limit is refused with a plain read, before any counter is written: else
+    // each attempt with a new email would still add that email's rows (kept a day), one write after another
+    // on SQLite's single writer. Attempts that pass the read race to the counted `hit`s below, which decide.
+    if device.is_none()
+        && let Some((count, window_start)) =
+            throttle::current(db, &ip_key, now, THROTTLE_WINDOW_MS).await?
+        && count >= IP_FAILURE_LIMIT
+    {
+        return Err(LoginError::Throttled {
+            retry_after_secs: throttle::retry_after_secs(window_start, THROTTLE_WINDOW_MS, now),
+        });
+    }
     // Count first, then decide. A refusal stops counting there, so attempts refused per client never reach
     // the account's ceiling: only a guesser's own address fills up.
     let mut counted: Vec<&str> = Vec::new();
@@ -137,9 +158,8 @@ pub async fn login(
         let (count, window_start) = throttle::hit(db, key, now, THROTTLE_WINDOW_MS).await?;
         counted.push(key);
         if count > *limit {
-            let retry_ms = (window_start + THROTTLE_WINDOW_MS - now).max(1000);
             return Err(LoginError::Throttled {
-                retry_after_secs: (retry_ms as u64).div_ceil(1000),
+                retry_after_secs: throttle::retry_after_secs(window_start, THROTTLE_WINDOW_MS, now),
             });
         }
     }

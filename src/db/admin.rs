@@ -80,26 +80,46 @@ pub async fn users_page(
     offset: i64,
     limit: i64,
 ) -> sqlx::Result<(Vec<UserStats>, i64)> {
-    let pattern = format!("%{}%", search.trim().to_lowercase());
+    let rows = users_page_rows(db, search, sort, descending, offset, limit).await?;
+    Ok((rows, users_matching(db, search).await?))
+}
+
+fn search_pattern(search: &str) -> String {
+    format!("%{}%", search.trim().to_lowercase())
+}
+
+/// A page of users matching `search` (email or name), sorted: the expensive statistics query, run once per
+/// page after the caller has clamped the page with [`users_matching`].
+pub async fn users_page_rows(
+    db: &Db,
+    search: &str,
+    sort: UserSort,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<UserStats>> {
     let dir = if descending { "DESC" } else { "ASC" };
     let sql = format!(
         "{USER_STATS} WHERE LOWER(u.email) LIKE $1 OR LOWER(u.display_name) LIKE $1 \
          ORDER BY {} {dir}, u.id {dir} LIMIT $2 OFFSET $3",
         sort.sql()
     );
-    let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&pattern)
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(search_pattern(search))
         .bind(limit)
         .bind(offset)
         .fetch_all(&db.pool)
-        .await?;
-    let total: i64 = sqlx::query_scalar(
+        .await
+}
+
+/// How many users match `search` (email or name).
+pub async fn users_matching(db: &Db, search: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
         "SELECT COUNT(*) FROM users u WHERE LOWER(u.email) LIKE $1 OR LOWER(u.display_name) LIKE $1",
     )
-    .bind(&pattern)
+    .bind(search_pattern(search))
     .fetch_one(&db.pool)
-    .await?;
-    Ok((rows, total))
+    .await
 }
 
 pub async fn user_stats(db: &Db, id: &str) -> sqlx::Result<Option<UserStats>> {

@@ -98,16 +98,15 @@ pub async fn state(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<LinkState> 
     })
 }
 
-/// Uses the link up and sets the new password hash, in one transaction: only one request can use a link,
-/// and a link is never used up without the password changing. Returns the user, or `None` if the link was
-/// not live any more.
+/// Uses the link up and sets the new password hash, in a transaction of the caller's (which also ends the
+/// sessions and clears the locks): only one request can use a link, and a link is never used up without the
+/// password changing. Returns the user, or `None` if the link was not live any more.
 pub async fn redeem(
-    db: &Db,
+    conn: &mut sqlx::AnyConnection,
     id_hash: &str,
     now: i64,
     new_hash: &str,
 ) -> sqlx::Result<Option<String>> {
-    let mut tx = db.begin_write().await?;
     let user_id: Option<String> = sqlx::query_scalar(
         "UPDATE password_resets SET used_ms = $2 \
          WHERE id = $1 AND used_ms IS NULL AND revoked_ms IS NULL AND expires_ms > $2 \
@@ -115,7 +114,7 @@ pub async fn redeem(
     )
     .bind(id_hash)
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(user_id) = user_id else {
         return Ok(None);
@@ -123,8 +122,7 @@ pub async fn redeem(
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(new_hash)
         .bind(&user_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
     Ok(Some(user_id))
 }

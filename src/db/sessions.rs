@@ -70,23 +70,36 @@ pub async fn delete(db: &Db, id_hash: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Ends every session of a user except `keep` (after a password change).
-pub async fn delete_others(db: &Db, user_id: &str, keep_hash: &str) -> sqlx::Result<u64> {
+/// Ends every session of a user except `keep` (after a password change, in its transaction).
+pub async fn delete_others(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    keep_hash: &str,
+) -> sqlx::Result<u64> {
     Ok(
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
             .bind(keep_hash)
-            .execute(db.writer())
+            .execute(conn)
             .await?
             .rows_affected(),
     )
 }
 
-/// Ends every session of a user (deactivation, deletion, password reset).
+/// Ends every session of a user (deactivation, deletion).
 pub async fn delete_all_for_user(db: &Db, user_id: &str) -> sqlx::Result<u64> {
+    let mut conn = db.writer().acquire().await?;
+    delete_all_for_user_in(&mut conn, user_id).await
+}
+
+/// [`delete_all_for_user`] in a transaction of the caller's (a password reset).
+pub async fn delete_all_for_user_in(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> sqlx::Result<u64> {
     Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
-        .execute(db.writer())
+        .execute(conn)
         .await?
         .rows_affected())
 }

@@ -154,17 +154,20 @@ pub async fn by_email(db: &Db, email: &Email) -> sqlx::Result<Option<User>> {
     .await
 }
 
-/// Sets a new password hash and revokes the user's reset links in the same transaction: a link issued before
-/// a password change must not undo it.
-pub async fn set_password_hash(db: &Db, id: &str, hash: &str) -> sqlx::Result<()> {
-    let mut tx = db.begin_write().await?;
+/// Sets a new password hash and revokes the user's reset links, in a transaction of the caller's: a link
+/// issued before a password change must not undo it.
+pub async fn set_password_hash(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    hash: &str,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    super::resets::revoke_for_user(&mut tx, id, now_ms()).await?;
-    tx.commit().await
+    super::resets::revoke_for_user(conn, id, now_ms()).await?;
+    Ok(())
 }
 
 pub async fn set_display_name(db: &Db, id: &str, name: &str) -> sqlx::Result<()> {

@@ -14,14 +14,19 @@ pub const DEVICE: &str = "llmeta_device";
 /// How long a browser stays known to an account.
 pub const DEVICE_MAX_AGE_SECS: i64 = 365 * 86_400;
 
-/// A verified device cookie: the account it was issued to and the device's random id.
+/// A device cookie as the browser sent it, not yet verified: the account it names, the device's random id,
+/// and the signature, which only [`DeviceCookie::verify`] can check against the account's password epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
+pub struct DeviceCookie {
     pub user_id: String,
     pub device_id: String,
+    mac: String,
 }
 
-fn device_mac(key: &[u8], user_id: &str, device_id: &str) -> String {
+/// The signature covers the account's current password hash (the "epoch"): any password change or reset
+/// gives a new hash (a new salt), so every device cookie issued before it stops counting as a known device,
+/// with no column to keep. The hash never leaves the server: only the HMAC under the server key does.
+fn device_mac(key: &[u8], user_id: &str, device_id: &str, epoch: Option<&str>) -> String {
     use base64::Engine as _;
     use hmac::{Hmac, KeyInit as _, Mac as _};
     let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(key).unwrap_or_else(|_| {
@@ -32,30 +37,40 @@ fn device_mac(key: &[u8], user_id: &str, device_id: &str) -> String {
     mac.update(user_id.as_bytes());
     mac.update(b":");
     mac.update(device_id.as_bytes());
+    mac.update(b":");
+    mac.update(epoch.unwrap_or("").as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
-/// The cookie value for a device of `user_id`: `user_id.device_id.mac`.
-pub fn device_value(key: &[u8], user_id: &str, device_id: &str) -> String {
+/// The cookie value for a device of `user_id` whose password hash is `epoch`: `user_id.device_id.mac`.
+pub fn device_value(key: &[u8], user_id: &str, device_id: &str, epoch: Option<&str>) -> String {
     format!(
         "{user_id}.{device_id}.{}",
-        device_mac(key, user_id, device_id)
+        device_mac(key, user_id, device_id, epoch)
     )
 }
 
-/// The device cookie of this request, if there is one and its signature is right.
-pub fn device(headers: &HeaderMap, key: &[u8]) -> Option<Device> {
-    use subtle::ConstantTimeEq as _;
+/// The device cookie of this request, if there is a well-formed one (see [`DeviceCookie::verify`]).
+pub fn device(headers: &HeaderMap) -> Option<DeviceCookie> {
     let mut parts = get(headers, DEVICE)?.split('.');
     let (user_id, device_id, mac) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || user_id.is_empty() || device_id.is_empty() {
         return None;
     }
-    let expected = device_mac(key, user_id, device_id);
-    bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| Device {
+    Some(DeviceCookie {
         user_id: user_id.to_string(),
         device_id: device_id.to_string(),
+        mac: mac.to_string(),
     })
+}
+
+impl DeviceCookie {
+    /// Whether the server signed this cookie for its account while the account's password hash was `epoch`.
+    pub fn verify(&self, key: &[u8], epoch: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let expected = device_mac(key, &self.user_id, &self.device_id, epoch);
+        bool::from(expected.as_bytes().ct_eq(self.mac.as_bytes()))
+    }
 }
 
 /// The value of cookie `name`, from any `Cookie` header.
@@ -89,28 +104,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn device_cookies_are_signed_and_bound_to_their_account() {
+    fn device_cookies_are_signed_and_bound_to_their_account_and_password() {
         let key = b"device key";
-        let v = device_value(key, "user-1", "dev1");
+        let epoch = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+        let v = device_value(key, "user-1", "dev1", epoch);
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("llmeta_device={v}")).unwrap(),
         );
+        let c = device(&h).unwrap();
         assert_eq!(
-            device(&h, key),
-            Some(Device {
-                user_id: "user-1".into(),
-                device_id: "dev1".into()
-            })
+            (c.user_id.as_str(), c.device_id.as_str()),
+            ("user-1", "dev1")
         );
-        assert_eq!(device(&h, b"another key"), None);
+        assert!(c.verify(key, epoch));
+        assert!(!c.verify(b"another key", epoch));
+        assert!(
+            !c.verify(key, Some("$argon2id$v=19$m=19456,t=2,p=1$bmV3$aGFzaA")),
+            "a new password hash makes it a stranger"
+        );
+        assert!(!c.verify(key, None));
         let forged = v.replace("user-1", "user-2");
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("llmeta_device={forged}")).unwrap(),
         );
-        assert_eq!(device(&h, key), None);
+        assert!(!device(&h).unwrap().verify(key, epoch));
     }
 
     #[test]

@@ -124,14 +124,7 @@ pub async fn protect(State(state): State<AppState>, mut req: Request, next: Next
         return AppError::Csrf.into_response();
     };
     let expected = token_for(state.csrf_key(), bound);
-
-    // Pasted JSON may be as large as an upload; every other form is small.
-    let limit = if req.uri().path() == "/json/paste" {
-        state.config().max_upload_bytes as usize + 1024 * 1024
-    } else {
-        state.config().max_body_bytes
-    };
-    let submitted = match submitted_token(&mut req, limit).await {
+    let submitted = match submitted_token(&mut req, &state).await {
         Ok(t) => t,
         Err(res) => return res,
     };
@@ -146,35 +139,60 @@ pub async fn protect(State(state): State<AppState>, mut req: Request, next: Next
 
 /// The token from the header, a urlencoded form body (buffered and put back), or the query string
 /// (for multipart forms, whose bodies are streamed to the handler).
-async fn submitted_token(req: &mut Request, limit: usize) -> Result<Option<String>, Response> {
+async fn submitted_token(req: &mut Request, state: &AppState) -> Result<Option<String>, Response> {
     if let Some(v) = req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         return Ok(Some(v.to_string()));
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        let body = std::mem::replace(req.body_mut(), Body::empty());
-        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err(AppError::BadRequest(
-                    "The form is larger than this server accepts.".into(),
-                )
-                .into_response());
-            }
-        };
-        let token = form_field(&bytes, FIELD);
-        *req.body_mut() = Body::from(bytes);
-        return Ok(token);
+    if let Some(bytes) = buffer_form(req, state).await? {
+        return Ok(form_field(&bytes, FIELD));
     }
     Ok(req
         .uri()
         .query()
         .and_then(|q| form_field(q.as_bytes(), FIELD)))
+}
+
+/// How much of a urlencoded form body the edge checks (this one and the NUL check) buffer: pasted JSON may be
+/// as large as an upload; every other form is small.
+fn form_limit(state: &AppState, path: &str) -> usize {
+    if path == "/json/paste" {
+        state.config().max_upload_bytes as usize + 1024 * 1024
+    } else {
+        state.config().max_body_bytes
+    }
+}
+
+/// For a urlencoded form, its whole body (within [`form_limit`], else a 400 to answer with), put back on the
+/// request for the next layer; `None` for any other body, which is left to stream. Shared by the checks at
+/// the edge that read a form's body, so they buffer it the same way under one limit.
+pub async fn buffer_form(
+    req: &mut Request,
+    state: &AppState,
+) -> Result<Option<axum::body::Bytes>, Response> {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Ok(None);
+    }
+    let limit = form_limit(state, req.uri().path());
+    let body = std::mem::replace(req.body_mut(), Body::empty());
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(AppError::BadRequest(
+                "The form is larger than this server accepts.".into(),
+            )
+            .into_response());
+        }
+    };
+    *req.body_mut() = Body::from(bytes.clone());
+    Ok(Some(bytes))
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

@@ -147,10 +147,20 @@ impl FromRequestParts<AppState> for MaybeUser {
     }
 }
 
-/// The client's IP address: the socket peer, or the first `X-Forwarded-For` entry when the operator
-/// has said a trusted proxy sits in front (`LLMETA_TRUST_PROXY`).
+/// The client's IP address: the socket peer, or, when the operator has said a trusted proxy sits in front
+/// (`LLMETA_TRUST_PROXY`), the *last* `X-Forwarded-For` entry: the one that proxy appended. Entries before it
+/// came from the client, who can write anything there (a fresh one per request would escape every per-IP
+/// limit). Throttles key IPv6 addresses by their /64 ([`crate::db::throttle::client_key`]).
 #[derive(Clone, Debug)]
 pub struct ClientIp(pub String);
+
+/// The address the trusted proxy appended: the last entry of the last `X-Forwarded-For` header, if it is an
+/// IP address.
+pub fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let entry = last.to_str().ok()?.rsplit(',').next()?.trim();
+    entry.parse().ok()
+}
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -160,13 +170,7 @@ impl FromRequestParts<AppState> for ClientIp {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if state.config().trust_proxy
-            && let Some(ip) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
+            && let Some(ip) = forwarded_for(&parts.headers)
         {
             return Ok(ClientIp(ip.to_string()));
         }
@@ -212,4 +216,32 @@ pub fn user_agent(parts_headers: &axum::http::HeaderMap) -> String {
         .chars()
         .take(200)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn the_client_ip_is_the_entry_the_proxy_appended() {
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_for(&h), None);
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 7.7.7.7"),
+        );
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("8.8.8.8,  203.0.113.9 "),
+        );
+        assert_eq!(forwarded_for(&h), Some("203.0.113.9".parse().unwrap()));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, junk"));
+        assert_eq!(
+            forwarded_for(&h),
+            None,
+            "not an address: the socket peer is used"
+        );
+    }
 }

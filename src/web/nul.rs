@@ -9,12 +9,9 @@
 
 use crate::app::AppState;
 use crate::web::error::AppError;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use http_body_util::BodyExt as _;
 
 /// Whether raw URL or urlencoded bytes hold a NUL.
 pub fn has_nul(raw: &[u8]) -> bool {
@@ -31,33 +28,12 @@ pub async fn refuse(State(state): State<AppState>, mut req: Request, next: Next)
     if req.uri().query().is_some_and(|q| has_nul(q.as_bytes())) {
         return AppError::BadRequest(REFUSED.into()).into_response();
     }
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if form {
-        // The same limits as the CSRF check, which buffers these bodies too: pasted JSON may be upload-sized.
-        let limit = if req.uri().path() == "/json/paste" {
-            state.config().max_upload_bytes as usize + 1024 * 1024
-        } else {
-            state.config().max_body_bytes
-        };
-        let body = std::mem::replace(req.body_mut(), Body::empty());
-        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return AppError::BadRequest("The form is larger than this server accepts.".into())
-                    .into_response();
-            }
-        };
-        if has_nul(&bytes) {
+    match super::csrf::buffer_form(&mut req, &state).await {
+        Ok(Some(bytes)) if has_nul(&bytes) => {
             return AppError::BadRequest(REFUSED.into()).into_response();
         }
-        *req.body_mut() = Body::from(bytes);
+        Ok(_) => {}
+        Err(res) => return res,
     }
     next.run(req).await
 }

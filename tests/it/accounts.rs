@@ -407,3 +407,56 @@ async fn next_with_control_characters_or_slashes_never_leads_off_site() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/");
 }
+
+#[tokio::test]
+async fn checks_of_the_current_password_are_limited() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let change = |current: &'static str| {
+        let b = b.clone();
+        async move {
+            b.submit(
+                "/settings",
+                "/settings/password",
+                &[
+                    ("current", current),
+                    ("password", "a new long passphrase"),
+                    ("confirm", "a new long passphrase"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..llmeta::accounts::PASSWORD_CHECK_LIMIT {
+        assert_eq!(
+            change("not it at all").await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    // Over the limit, even the right password is not checked.
+    let res = change(PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Too many wrong current passwords")
+    );
+    // A new window (as after 15 minutes): the right password works and clears the counter.
+    sqlx::query("UPDATE login_throttle SET window_start_ms = 0 WHERE key LIKE 'pw:%'")
+        .execute(app.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&change(PASSWORD).await),
+        "/settings?saved=password"
+    );
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM login_throttle WHERE key LIKE 'pw:%'")
+            .fetch_one(app.db())
+            .await
+            .unwrap(),
+        0
+    );
+}

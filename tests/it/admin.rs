@@ -491,3 +491,47 @@ async fn usage_per_model_and_user() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn a_user_being_deleted_cannot_sign_in_while_their_calls_stop() {
+    let (app, user, user_id) = populated().await;
+    user.logout().await;
+    // A call of the user's that is slow to stop: its ticket is held here until the test lets it go.
+    let ticket = app.state.running().enter(&user_id, 0).unwrap();
+    let deleting = tokio::spawn({
+        let (db, running, dir, id) = (
+            app.state.db().clone(),
+            app.state.running().clone(),
+            app.data_dir(),
+            user_id.clone(),
+        );
+        async move { llmeta::admin::delete_user(&db, &running, &dir, &id).await }
+    });
+    // Bounded: the deletion deactivates the account before it waits for the call.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let disabled: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT disabled_ms FROM users WHERE id = $1")
+                .bind(&user_id)
+                .fetch_optional(app.db())
+                .await
+                .unwrap();
+        if matches!(disabled, Some(Some(_))) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && !deleting.is_finished(),
+            "the account was not deactivated while the deletion waited: {disabled:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let res = user.login("=cmd@example.com", PASSWORD).await;
+    assert_ne!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "signed in during deletion"
+    );
+    drop(ticket);
+    deleting.await.unwrap().unwrap();
+    assert_eq!(rows_in(&app, "users").await, 1);
+}

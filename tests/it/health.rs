@@ -97,3 +97,30 @@ async fn migrations_run_twice_without_harm() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn an_anonymous_check_does_not_count_messages() {
+    let app = app_with_admin().await;
+    // With the messages table out of the way, only a check that reads it fails.
+    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
+        .execute(app.db())
+        .await
+        .unwrap();
+    let anonymous = app.new_browser();
+    let res = anonymous.get("/health").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the anonymous check read messages"
+    );
+    let res = app.browser().get("/health").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the admin's counts"
+    );
+    sqlx::query("ALTER TABLE messages_away RENAME TO messages")
+        .execute(app.db())
+        .await
+        .unwrap();
+}

@@ -158,6 +158,9 @@ async fn malformed_ids_are_404_and_malformed_cursors_400() {
         "/history?after=x.0193",
         "/admin/calls?after=1%7C%00",
         "/admin/calls?after=1%7Cbad%27id",
+        "/admin/calls?sort=latency&after=NaN%7C0193a1b2-c3d4",
+        "/admin/calls?sort=latency&after=inf%7C0193a1b2-c3d4",
+        "/admin/calls?sort=latency&after=-infinity%7C0193a1b2-c3d4",
         "/admin/calls?q=%00",
         "/chat?files=%00",
     ] {
@@ -166,6 +169,10 @@ async fn malformed_ids_are_404_and_malformed_cursors_400() {
     }
     // A well-formed cursor still pages.
     let (status, _) = b.get_text("/history?after=1.0193a1b2-c3d4").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = b
+        .get_text("/admin/calls?sort=latency&after=12.5%7C0193a1b2-c3d4")
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 

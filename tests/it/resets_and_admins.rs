@@ -193,3 +193,74 @@ async fn two_admins_removing_each_other_at_once_always_leave_one() {
         assert_eq!(active_admins(&app).await, 2);
     }
 }
+
+/// Makes every deletion of a session fail (a trigger that raises), on either database.
+async fn sessions_cannot_be_deleted(app: &TestApp, on: bool) {
+    let statements: &[&'static str] = match (app.has_pg(), on) {
+        (false, true) => &["CREATE TRIGGER keep_sessions BEFORE DELETE ON sessions \
+             BEGIN SELECT RAISE(ABORT, 'sessions are kept'); END"],
+        (false, false) => &["DROP TRIGGER keep_sessions"],
+        (true, true) => &[
+            "CREATE FUNCTION keep_sessions() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'sessions are kept'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER keep_sessions BEFORE DELETE ON sessions \
+             FOR EACH ROW EXECUTE FUNCTION keep_sessions()",
+        ],
+        (true, false) => &["DROP TRIGGER keep_sessions ON sessions"],
+    };
+    for sql in statements {
+        sqlx::raw_sql(*sql).execute(app.db()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reset_that_fails_part_way_leaves_the_link_live_and_the_sessions_as_they_were() {
+    let app = app_with_admin().await;
+    let phone = app.new_browser();
+    assert_eq!(
+        phone.signup("ada@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let path = reset_path(&app, &user_id(&app, "ada@example.com").await).await;
+    sessions_cannot_be_deleted(&app, true).await;
+    let res = use_link(&app.new_browser(), &path, "a brand new passphrase").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    sessions_cannot_be_deleted(&app, false).await;
+    // Nothing changed: the old password and session still work, and the link still does.
+    assert_eq!(phone.get("/settings").await.status(), StatusCode::OK);
+    let res = use_link(&app.new_browser(), &path, "a brand new passphrase").await;
+    assert_eq!(
+        location(&res),
+        "/accounts/login?reset=1",
+        "the link was spent"
+    );
+    assert_eq!(phone.get("/settings").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_password_change_that_fails_part_way_changes_nothing() {
+    let app = app_with_admin().await;
+    let phone = app.new_browser();
+    assert_eq!(
+        phone.login("admin@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    sessions_cannot_be_deleted(&app, true).await;
+    let change = [
+        ("current", PASSWORD),
+        ("password", "a new long passphrase"),
+        ("confirm", "a new long passphrase"),
+    ];
+    let res = app
+        .browser()
+        .submit("/settings", "/settings/password", &change)
+        .await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    sessions_cannot_be_deleted(&app, false).await;
+    let fresh = app.new_browser();
+    assert_eq!(
+        fresh.login("admin@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER,
+        "the new password was kept although the change failed"
+    );
+}

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use futures_util::future::join_all;
-use llmeta::accounts::{ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT};
+use llmeta::accounts::{ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, IP_FAILURE_LIMIT};
 use reqwest::StatusCode;
 
 /// The CSRF token of the login form for this browser.
@@ -296,11 +296,18 @@ async fn a_full_hashing_queue_answers_503_with_retry_after() {
             assert!(html.contains("The server is busy checking other passwords"));
         }
     }
-    // Refused attempts were never checked, so they do not count as failures.
-    for _ in 0..3 {
-        let res = login_from(&b, &token, None, "nobody@example.com", "guess!!!").await;
-        assert_ne!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    }
+    // Refused attempts were never checked, so they do not count as failures: the client's counter holds
+    // exactly the attempts that were checked and failed (401).
+    let checked = responses
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::UNAUTHORIZED)
+        .count() as i64;
+    let failures: i64 =
+        sqlx::query_scalar("SELECT failures FROM login_throttle WHERE key = 'ip:127.0.0.1'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(failures, checked, "{responses:?}");
 }
 
 #[tokio::test]
@@ -339,4 +346,174 @@ async fn sign_ups_are_limited_per_ip_even_when_simultaneous() {
             .unwrap()
             .contains("Too many accounts were created from your network")
     );
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_entry_does_not_make_a_new_client() {
+    let app = spawn_app_with(|c| c.trust_proxy = true).await;
+    assert_eq!(
+        app.browser()
+            .setup_admin("admin@example.com")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let stranger = app.new_browser();
+    let token = login_token(&stranger).await;
+    // The client writes a fresh first entry each time; the proxy appends the address it saw (10.0.0.1).
+    for i in 0..CLIENT_FAILURE_LIMIT {
+        let xff = format!("192.0.2.{i}, 10.0.0.1");
+        let res = login_from(
+            &stranger,
+            &token,
+            Some(&xff),
+            "admin@example.com",
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login_from(
+        &stranger,
+        &token,
+        Some("192.0.2.200, 10.0.0.1"),
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_by_their_64() {
+    let app = spawn_app_with(|c| c.trust_proxy = true).await;
+    assert_eq!(
+        app.browser()
+            .setup_admin("admin@example.com")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let stranger = app.new_browser();
+    let token = login_token(&stranger).await;
+    // A new address of the same /64 for every guess.
+    for i in 1..=CLIENT_FAILURE_LIMIT {
+        let ip = format!("2001:db8:1:2::{i:x}");
+        let res = login_from(
+            &stranger,
+            &token,
+            Some(&ip),
+            "admin@example.com",
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login_from(
+        &stranger,
+        &token,
+        Some("2001:db8:1:2:ffff::1"),
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another /64 is another client.
+    let other = app.new_browser();
+    let res = login_from(
+        &other,
+        &login_token(&other).await,
+        Some("2001:db8:1:3::1"),
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_address_over_its_limit_is_refused_without_writing() {
+    let app = spawn_app_with(|c| c.trust_proxy = true).await;
+    let b = app.new_browser();
+    let token = login_token(&b).await;
+    for i in 0..IP_FAILURE_LIMIT {
+        let res = login_from(
+            &b,
+            &token,
+            Some("10.5.0.1"),
+            &format!("nobody{i}@example.com"),
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let rows = rows_in(&app, "login_throttle").await;
+    // A flood with new emails: each refused, and none adds a counter row.
+    for i in 0..10 {
+        let res = login_from(
+            &b,
+            &token,
+            Some("10.5.0.1"),
+            &format!("flood{i}@example.com"),
+            "guess!!!",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(rows_in(&app, "login_throttle").await, rows);
+    let failures: i64 =
+        sqlx::query_scalar("SELECT failures FROM login_throttle WHERE key = 'ip:10.5.0.1'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(failures, IP_FAILURE_LIMIT, "refusals are not counted");
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_the_known_status_of_earlier_browsers() {
+    let app = app_with_admin().await;
+    // Ada's old browser holds a device cookie issued before the reset.
+    let old = app.new_browser();
+    assert_eq!(
+        old.signup("ada@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    old.logout().await;
+    let id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = 'ada@example.com'")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let link = llmeta::admin::send_reset_link(app.state.db(), &id, &app.base)
+        .await
+        .unwrap();
+    let path = link.trim_start_matches(&app.base).to_string();
+    let new_password = "a brand new passphrase";
+    let res = app
+        .new_browser()
+        .submit(
+            &path,
+            &path,
+            &[("password", new_password), ("confirm", new_password)],
+        )
+        .await;
+    assert_eq!(location(&res), "/accounts/login?reset=1");
+    // A browser that signs in after the reset becomes known.
+    let new = app.new_browser();
+    assert_eq!(
+        new.login("ada@example.com", new_password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    new.logout().await;
+    // A stranger on the same network locks the account for unknown browsers there.
+    let stranger = app.new_browser();
+    let token = login_token(&stranger).await;
+    for _ in 0..CLIENT_FAILURE_LIMIT {
+        let res = login_from(&stranger, &token, None, "ada@example.com", "guess!!!").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The old browser's cookie counts for nothing now; the new one's still does.
+    let res = old.login("ada@example.com", new_password).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = new.login("ada@example.com", new_password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }

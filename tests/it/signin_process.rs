@@ -151,17 +151,14 @@ async fn peak_for_60_unknown_logins(cap: usize) -> (f64, f64) {
 
 #[tokio::test]
 async fn simultaneous_sign_ins_are_hashed_a_few_at_a_time() {
-    let (capped_before, capped_after) = peak_for_60_unknown_logins(4).await;
-    let (open_before, open_after) = peak_for_60_unknown_logins(60).await;
-    eprintln!(
-        "VmHWM, 60 simultaneous unknown-email sign-ins: 4 hashing slots {capped_before:.1} -> \
-         {capped_after:.1} MB; 60 slots (no cap) {open_before:.1} -> {open_after:.1} MB"
-    );
+    // Only the capped run: the uncapped comparison (60 slots, ~1.1 GB) is the benchmark harness's job
+    // (`llmeta-bench hostile`), not a test's on a shared CI machine.
+    let (before, after) = peak_for_60_unknown_logins(4).await;
     // Four argon2id hashes of 19 MiB at a time, plus what the allocator keeps: far from 60 × 19 MiB.
     assert!(
-        capped_after - capped_before < 130.0,
-        "peak grew by {:.1} MB with 4 hashing slots",
-        capped_after - capped_before
+        after - before < 130.0,
+        "peak grew by {:.1} MB with 4 hashing slots ({before:.1} -> {after:.1} MB)",
+        after - before
     );
 }
 

@@ -2,9 +2,11 @@
 
 use super::{Chrome, render, safe_next};
 use crate::accounts::{
-    self, FieldErrors, LoginAttempt, LoginError, RegisterError, Registration, SignupLimit,
+    self, DeviceClaim, FieldErrors, LoginAttempt, LoginError, RegisterError, Registration,
+    SignupLimit,
 };
 use crate::app::AppState;
+use crate::db::users::User;
 use crate::web::auth::{end_session, start_session};
 use crate::web::cookies;
 use crate::web::csrf::CsrfToken;
@@ -39,7 +41,9 @@ pub struct NextQuery {
 pub fn register_refusal(e: RegisterError) -> Result<FieldErrors, AppError> {
     match e {
         RegisterError::Invalid(errors) => Ok(errors),
-        RegisterError::Throttled { retry_after_secs } => Err(AppError::TooManyRequests {
+        RegisterError::Throttled {
+            retry_after_secs, ..
+        } => Err(AppError::TooManyRequests {
             message: e.message(),
             retry_after_secs,
         }),
@@ -51,14 +55,17 @@ pub fn register_refusal(e: RegisterError) -> Result<FieldErrors, AppError> {
     }
 }
 
-/// A `Set-Cookie` for this browser's device cookie for `user_id`, keeping the device id it already had.
-fn device_cookie(state: &AppState, headers: &HeaderMap, user_id: &str) -> HeaderValue {
-    let device_id = cookies::device(headers, state.device_key())
+/// A `Set-Cookie` for this browser's device cookie for `user`, signed for their current password hash, and
+/// keeping the device id the browser already had if its cookie was still valid for them.
+pub fn device_cookie(state: &AppState, headers: &HeaderMap, user: &User) -> HeaderValue {
+    let epoch = user.password_hash.as_deref();
+    let device_id = cookies::device(headers)
+        .filter(|d| d.user_id == user.id && d.verify(state.device_key(), epoch))
         .map(|d| d.device_id)
         .unwrap_or_else(|| crate::util::random_token(16));
     cookies::set(
         cookies::DEVICE,
-        &cookies::device_value(state.device_key(), user_id, &device_id),
+        &cookies::device_value(state.device_key(), &user.id, &device_id, epoch),
         cookies::DEVICE_MAX_AGE_SECS,
         state.config().secure_cookies(),
     )
@@ -107,14 +114,18 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(f.next.as_deref());
-    let device = cookies::device(&headers, state.device_key());
+    let device = cookies::device(&headers);
+    let key = state.device_key();
+    let valid_for = |epoch: Option<&str>| device.as_ref().is_some_and(|d| d.verify(key, epoch));
     let attempt = LoginAttempt {
         email: &f.email,
         password: &f.password,
         ip: &ip,
-        device: device
-            .as_ref()
-            .map(|d| (d.user_id.as_str(), d.device_id.as_str())),
+        device: device.as_ref().map(|d| DeviceClaim {
+            user_id: &d.user_id,
+            device_id: &d.device_id,
+            valid_for: &valid_for,
+        }),
     };
     match accounts::login(state.db(), state.hashes(), attempt).await {
         Ok(signed_in) => {
@@ -125,10 +136,8 @@ pub async fn login(
             tracing::info!(user_id = %user.id, known_device = signed_in.known_device, "signed in");
             let mut res = Redirect::to(&next).into_response();
             res.headers_mut().append(header::SET_COOKIE, cookie);
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                device_cookie(&state, &headers, &user.id),
-            );
+            res.headers_mut()
+                .append(header::SET_COOKIE, device_cookie(&state, &headers, &user));
             Ok(res)
         }
         Err(LoginError::Internal(e)) => Err(AppError::Internal(e)),
@@ -214,7 +223,7 @@ pub async fn register_and_sign_in(
             let mut res = Redirect::to("/").into_response();
             res.headers_mut().append(header::SET_COOKIE, cookie);
             res.headers_mut()
-                .append(header::SET_COOKIE, device_cookie(state, headers, &user.id));
+                .append(header::SET_COOKIE, device_cookie(state, headers, &user));
             Ok(Ok(res))
         }
         Err(e) => register_refusal(e).map(Err),

@@ -100,6 +100,7 @@ pub async fn change_password(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
+    headers: axum::http::HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     match accounts::change_password(
@@ -115,7 +116,16 @@ pub async fn change_password(
     {
         Ok(ended) => {
             tracing::info!(user_id = %user.user.id, other_sessions_ended = ended, "password changed");
-            Ok(Redirect::to("/settings?saved=password").into_response())
+            let mut res = Redirect::to("/settings?saved=password").into_response();
+            // Device cookies are signed for the password hash: this browser, which just proved it knows
+            // the password, stays a known device; the account's other browsers do not.
+            if let Some(changed) = users::by_id(state.db(), &user.user.id).await? {
+                res.headers_mut().append(
+                    axum::http::header::SET_COOKIE,
+                    super::accounts::device_cookie(&state, &headers, &changed),
+                );
+            }
+            Ok(res)
         }
         Err(e) => {
             let mut p = page(&user, &csrf);

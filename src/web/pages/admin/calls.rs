@@ -237,7 +237,15 @@ fn explorer_query(f: &Filter, limit: Option<i64>) -> Result<(String, Vec<Arg>), 
         }
         let cmp = if desc { "<" } else { ">" };
         let value_arg = match sort {
-            Sort::Latency => Arg::Float(value.parse().map_err(|_| bad("Invalid page link."))?),
+            // Only finite numbers: SQLite binds NaN as NULL and PostgreSQL sorts it last, so `NaN` or
+            // `inf` would page differently on the two databases.
+            Sort::Latency => Arg::Float(
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| bad("Invalid page link."))?,
+            ),
             _ => Arg::Int(value.parse().map_err(|_| bad("Invalid page link."))?),
         };
         let n = w.next_placeholder();

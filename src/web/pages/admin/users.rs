@@ -7,7 +7,7 @@ use super::enc;
 use crate::accounts::{FieldErrors, Registration};
 use crate::admin::{self, AdminError};
 use crate::app::AppState;
-use crate::db::admin::{UserSort, UserStats, user_stats, users_page};
+use crate::db::admin::{UserSort, UserStats, user_stats, users_matching, users_page_rows};
 use crate::domain::Role;
 use crate::util::format_ms;
 use crate::web::csrf::CsrfToken;
@@ -95,23 +95,12 @@ async fn list_page(
 ) -> Result<Response, AppError> {
     let sort = UserSort::parse(&q.sort);
     let desc = q.dir.as_deref() != Some("asc");
-    let mut page = q.page.unwrap_or(1).max(1);
-    // Saturating, so a huge page number is a far offset rather than an overflowed, negative one.
-    let (mut rows, mut total) = users_page(
-        state.db(),
-        &q.q,
-        sort,
-        desc,
-        (page - 1).saturating_mul(PAGE),
-        PAGE,
-    )
-    .await?;
+    // Counted first (cheap), so a page past the end (an old link after deletions, or an edited address,
+    // however huge) is clamped to the last page before the statistics query runs, once.
+    let total = users_matching(state.db(), &q.q).await?;
     let last = ((total + PAGE - 1) / PAGE).max(1);
-    if page > last {
-        // Past the end (an old link after deletions, or an edited address): the last page.
-        page = last;
-        (rows, total) = users_page(state.db(), &q.q, sort, desc, (page - 1) * PAGE, PAGE).await?;
-    }
+    let page = q.page.unwrap_or(1).clamp(1, last);
+    let rows = users_page_rows(state.db(), &q.q, sort, desc, (page - 1) * PAGE, PAGE).await?;
     let sort_links = [
         ("email", "Email"),
         ("created", "Created"),

@@ -3,7 +3,8 @@
 //! anything smaller than the index threshold is read from the source (at most that many bytes) and scanned.
 //!
 //! Keys are listed in document order. A key given twice is listed twice; a path to it finds the last one, as
-//! a parse into `serde_json::Value` would.
+//! a parse into `serde_json::Value` would. A lookup in a big object probes the index's entries of one keyed
+//! hash, one per distinct key, at most [`MAX_PROBE`] of them.
 
 use super::json_read::{Index, ReadAt, Record, read_vec, skip_ws_at, string_at};
 use super::json_scan::{decode_str, key_hash, kind_at, members, pretty, string_prefix, value_end};
@@ -17,6 +18,9 @@ const KEY_KEEP: usize = 64 * 1024;
 /// Small containers up to this many source bytes are offered pretty-printed, to expand in place.
 const INLINE_SOURCE: usize = 16 * 1024;
 const INLINE_PRETTY: usize = 2000;
+/// Distinct keys with one hash that a lookup compares. The hash is keyed with a random seed, so more than a
+/// few distinct keys on one hash is vanishingly rare; beyond this the lookup is refused, not walked.
+pub const MAX_PROBE: u32 = 64;
 
 /// A document: its source (file or memory) and its index.
 pub struct Doc {
@@ -220,7 +224,12 @@ impl Doc {
             }
             Repr::Big(rec) => {
                 // The last member with this key wins, as in a parse into a map.
-                let (lo, hi) = self.idx.hash_range(rec, key_hash(seg))?;
+                let (lo, hi) = self.idx.hash_range(rec, key_hash(self.idx.seed, seg))?;
+                if hi - lo > MAX_PROBE {
+                    return Err(io::Error::other(
+                        "too many keys of this object share a hash to look one up",
+                    ));
+                }
                 for k in (lo..hi).rev() {
                     let n = self.idx.hash_entry(rec, k)?;
                     let offs = self.idx.kids(rec, n, 2)?;

@@ -209,6 +209,7 @@ impl Application {
         let limits = crate::web::serve::Limits {
             header_read_timeout: self.state.config.uploads.header_read_timeout,
             body_idle_timeout: self.state.config.uploads.body_idle_timeout,
+            shutdown_grace: crate::web::serve::SHUTDOWN_GRACE,
         };
         crate::web::serve::serve(self.listener, router, limits, signal).await;
         let _ = tokio::time::timeout(

@@ -1,15 +1,17 @@
 //! The accept loop: hyper's connection builder with the slow-client limits `axum::serve` does not expose.
 //!
+//! - HTTP/1 only. Nothing here needs cleartext HTTP/2 (a TLS proxy in front speaks HTTP/2 to browsers), and
+//!   hyper's header-read timer covers HTTP/1 only: an HTTP/2 preface followed by silence stayed open forever.
 //! - A connection that has not sent a whole request header within `header_read_timeout` is closed (hyper's
-//!   http1 header-read timer; it also closes idle keep-alive connections after that long). Before hyper's
-//!   timer runs, the connection builder reads the first bytes to tell HTTP/1 from HTTP/2 with no deadline;
-//!   [`FirstBytes`] gives that read the same one.
+//!   http1 header-read timer; it also closes idle keep-alive connections after that long). The timer starts
+//!   only once hyper reads; [`FirstBytes`] gives the first bytes the same deadline.
 //! - A request body that delivers less than [`MIN_PROGRESS`] bytes in `body_idle_timeout` fails: the handler
 //!   sees a body error (an upload's half-written `.part` file is removed by its guard), and the answer is 408
 //!   with `Connection: close`.
 //!
 //! Kept from `axum::serve`: TCP_NODELAY on every connection, `ConnectInfo<SocketAddr>` for the client address,
-//! and graceful shutdown (stop accepting, let open connections finish).
+//! and graceful shutdown (stop accepting, let open connections finish), bounded by `shutdown_grace`: a slow
+//! reader or a trickling upload must not hold up the exit, so what is still open then is dropped.
 
 use axum::Router;
 use axum::body::Body;
@@ -37,7 +39,12 @@ pub const MIN_PROGRESS: usize = 8 * 1024;
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub body_idle_timeout: Duration,
+    /// How long open connections may take to finish after the signal.
+    pub shutdown_grace: Duration,
 }
+
+/// The production [`Limits::shutdown_grace`].
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `signal` completes, then waits for open connections to finish.
 pub async fn serve(
@@ -46,14 +53,17 @@ pub async fn serve(
     limits: Limits,
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    // The connections' tasks, to drop those still open when the grace is over.
+    let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(signal);
     loop {
+        while conns.try_join_next().is_some() {}
         let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -82,14 +92,23 @@ pub async fn serve(
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        conns.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            open = conns.len(),
+            "connections still open after the shutdown grace; closing them"
+        );
+    }
+    conns.shutdown().await;
 }
 
 async fn handle(
@@ -258,5 +277,93 @@ impl AsyncWrite for FirstBytes {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    type Started = (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+        Arc<tokio::sync::Notify>,
+    );
+
+    /// Starts `serve` on a free port with a route that never answers; returns its address, the signal, the
+    /// server's task and a notice that the route was entered.
+    async fn start(limits: Limits) -> Started {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let notice = entered.clone();
+        let router = Router::new().route(
+            "/never",
+            axum::routing::get(move || {
+                let notice = notice.clone();
+                async move {
+                    notice.notify_one();
+                    std::future::pending::<&'static str>().await
+                }
+            }),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, async {
+            let _ = rx.await;
+        }));
+        (addr, tx, server, entered)
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(1),
+            body_idle_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_millis(200),
+        }
+    }
+
+    /// Waits (bounded) until the server closes `tcp`.
+    async fn closed(tcp: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_does_not_wait_for_a_request_that_never_ends() {
+        let (addr, tx, server, entered) = start(limits()).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The request is in the handler before the signal.
+        tokio::time::timeout(Duration::from_secs(20), entered.notified())
+            .await
+            .expect("the request reached its handler");
+        tx.send(()).unwrap();
+        // Bounded: without the grace this waits forever.
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .expect("the server stopped")
+            .unwrap();
+        assert!(closed(&mut tcp).await, "the connection was dropped");
+    }
+
+    #[tokio::test]
+    async fn an_http2_preface_then_silence_is_closed() {
+        let (addr, _tx, _server, _) = start(limits()).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(closed(&mut tcp).await, "still open after 20 s");
     }
 }

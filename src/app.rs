@@ -209,6 +209,8 @@ impl Application {
         let limits = crate::web::serve::Limits {
             header_read_timeout: self.state.config.uploads.header_read_timeout,
             body_idle_timeout: self.state.config.uploads.body_idle_timeout,
+            min_body_bytes_per_sec: self.state.config.uploads.min_body_bytes_per_sec,
+            body_rate_grace: self.state.config.uploads.body_rate_grace,
             shutdown_grace: crate::web::serve::SHUTDOWN_GRACE,
         };
         crate::web::serve::serve(self.listener, router, limits, signal).await;

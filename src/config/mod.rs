@@ -140,6 +140,8 @@ struct FileConfig {
     max_storage_per_user: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     body_idle_timeout_secs: Option<u64>,
+    min_body_bytes_per_sec: Option<u64>,
+    body_rate_grace_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -491,6 +493,8 @@ impl Config {
                 max_storage_per_user: file_cfg.max_storage_per_user,
                 header_read_timeout_secs: file_cfg.header_read_timeout_secs,
                 body_idle_timeout_secs: file_cfg.body_idle_timeout_secs,
+                min_body_bytes_per_sec: file_cfg.min_body_bytes_per_sec,
+                body_rate_grace_secs: file_cfg.body_rate_grace_secs,
             },
             &models,
         )?;

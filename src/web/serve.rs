@@ -7,7 +7,8 @@
 //!   only once hyper reads; [`FirstBytes`] gives the first bytes the same deadline.
 //! - A request body that delivers less than [`MIN_PROGRESS`] bytes in `body_idle_timeout` fails: the handler
 //!   sees a body error (an upload's half-written `.part` file is removed by its guard), and the answer is 408
-//!   with `Connection: close`.
+//!   with `Connection: close`. So does a body that, after `body_rate_grace`, has averaged less than
+//!   `min_body_bytes_per_sec`: a steady trickle that never stalls long enough for the idle timer.
 //!
 //! Kept from `axum::serve`: TCP_NODELAY on every connection, `ConnectInfo<SocketAddr>` for the client address,
 //! and graceful shutdown (stop accepting, let open connections finish), bounded by `shutdown_grace`: a slow
@@ -39,6 +40,9 @@ pub const MIN_PROGRESS: usize = 8 * 1024;
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub body_idle_timeout: Duration,
+    /// After `body_rate_grace`, a body must have averaged this many bytes per second (0: no minimum).
+    pub min_body_bytes_per_sec: u64,
+    pub body_rate_grace: Duration,
     /// How long open connections may take to finish after the signal.
     pub shutdown_grace: Duration,
 }
@@ -81,7 +85,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            handle(router.clone(), req, addr, limits.body_idle_timeout)
+            handle(router.clone(), req, addr, limits)
         });
         let io = FirstBytes {
             inner: tcp,
@@ -115,16 +119,22 @@ async fn handle(
     router: Router,
     req: Request<Incoming>,
     addr: SocketAddr,
-    idle: Duration,
+    limits: Limits,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(ConnectInfo(addr));
     let timed_out = Arc::new(AtomicBool::new(false));
     let body = Body::new(IdleBody {
         inner: body,
-        idle,
+        idle: limits.body_idle_timeout,
         sleep: None,
         progress: 0,
+        rate: Rate {
+            min_per_sec: limits.min_body_bytes_per_sec,
+            grace: limits.body_rate_grace,
+            started: None,
+            received: 0,
+        },
         timed_out: timed_out.clone(),
     });
     let res = router.oneshot(Request::from_parts(parts, body)).await?;
@@ -137,7 +147,7 @@ async fn handle(
 
 fn request_timeout() -> Response<Body> {
     let mut res = Response::new(Body::from(
-        "The request body stopped arriving, so the request was cancelled. Try again.\n",
+        "The request body stopped arriving or arrived too slowly, so the request was cancelled. Try again.\n",
     ));
     *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
     let h = res.headers_mut();
@@ -157,7 +167,35 @@ struct IdleBody {
     /// Armed when the body first has nothing to give, disarmed once [`MIN_PROGRESS`] bytes came since.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     progress: usize,
+    rate: Rate,
     timed_out: Arc<AtomicBool>,
+}
+
+/// The minimum average rate of a body; see the module documentation.
+struct Rate {
+    min_per_sec: u64,
+    grace: Duration,
+    /// The first time the handler asked for the body: time before that (a handler waiting for its turn) is
+    /// the server's, not the client's.
+    started: Option<tokio::time::Instant>,
+    received: u64,
+}
+
+impl Rate {
+    /// Whether the body, so far, is slower than allowed.
+    fn too_slow(&self) -> bool {
+        let Some(started) = self.started else {
+            return false;
+        };
+        let elapsed = started.elapsed();
+        self.min_per_sec > 0
+            && elapsed > self.grace
+            && (self.received as f64) < self.min_per_sec as f64 * elapsed.as_secs_f64()
+    }
+}
+
+fn stalled(why: &'static str) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
 }
 
 impl http_body::Body for IdleBody {
@@ -169,15 +207,26 @@ impl http_body::Body for IdleBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
+        this.rate
+            .started
+            .get_or_insert_with(tokio::time::Instant::now);
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 if let Some(Ok(f)) = &frame
                     && let Some(data) = f.data_ref()
                 {
                     this.progress += data.len();
+                    this.rate.received += data.len() as u64;
                     if this.progress >= MIN_PROGRESS {
                         this.sleep = None;
                         this.progress = 0;
+                    }
+                    // Checked as data arrives: a trickle polls often; a stall is the idle timer's.
+                    if this.rate.too_slow() {
+                        this.timed_out.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(stalled(
+                            "the request body arrived too slowly",
+                        ))));
                     }
                 }
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
@@ -189,10 +238,7 @@ impl http_body::Body for IdleBody {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 if sleep.as_mut().poll(cx).is_ready() {
                     this.timed_out.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Some(Err(Box::new(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the request body stalled",
-                    )))));
+                    return Poll::Ready(Some(Err(stalled("the request body stalled"))));
                 }
                 Poll::Pending
             }
@@ -320,6 +366,8 @@ mod tests {
         Limits {
             header_read_timeout: Duration::from_secs(1),
             body_idle_timeout: Duration::from_secs(30),
+            min_body_bytes_per_sec: 0,
+            body_rate_grace: Duration::from_secs(30),
             shutdown_grace: Duration::from_millis(200),
         }
     }

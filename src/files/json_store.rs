@@ -117,6 +117,21 @@ pub fn build_memory(text: Vec<u8>) -> Result<Doc, BuildError> {
     Ok(Doc::new(Box::new(text), idx))
 }
 
+/// Bytes of the viewer's files of a stored document (index, converted copy, cached orders), counted in its
+/// owner's storage ([`crate::db::files::set_viewer_bytes`]).
+pub fn viewer_bytes(data_dir: &Path, id: &str) -> u64 {
+    std::fs::read_dir(doc_dir(data_dir, id))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Removes the viewer files of a stored document (missing ones are fine).
 pub async fn remove(data_dir: &Path, id: &str) {
     let _ = tokio::fs::remove_dir_all(doc_dir(data_dir, id)).await;

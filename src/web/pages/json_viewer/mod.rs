@@ -146,16 +146,20 @@ async fn index_upload(state: &AppState, id: &str) -> Result<Indexed, AppError> {
     let Some(permit) = permit(state).await else {
         return Ok(Indexed::Busy);
     };
-    let (dir, id) = (state.config().data_dir.clone(), id.to_string());
-    blocking(move || {
+    let (dir, fid) = (state.config().data_dir.clone(), id.to_string());
+    let (indexed, bytes) = blocking(move || {
         let _permit = permit;
-        match json_store::build_file(&dir, &id) {
-            Ok(()) => Ok(Indexed::Done),
-            Err(BuildError::Invalid(reason)) => Ok(Indexed::Invalid(reason)),
+        match json_store::build_file(&dir, &fid) {
+            Ok(()) => Ok((Indexed::Done, json_store::viewer_bytes(&dir, &fid))),
+            Err(BuildError::Invalid(reason)) => Ok((Indexed::Invalid(reason), 0)),
             Err(BuildError::Io(e)) => Err(e),
         }
     })
-    .await
+    .await?;
+    if matches!(indexed, Indexed::Done) {
+        files::set_viewer_bytes(state.db(), id, bytes).await?;
+    }
+    Ok(indexed)
 }
 
 async fn discard(state: &AppState, user: &CurrentUser, id: &str) -> Result<(), AppError> {
@@ -336,11 +340,15 @@ pub async fn view_file(
             return Ok(busy());
         };
         let fid = id.clone();
-        outcome = blocking(move || {
+        let bytes;
+        (outcome, bytes) = blocking(move || {
             let _permit = permit;
-            file_page(&data_dir, &fid, q, true)
+            let outcome = file_page(&data_dir, &fid, q, true)?;
+            Ok((outcome, json_store::viewer_bytes(&data_dir, &fid)))
         })
         .await?;
+        // The job may have built the index or cached an order: the owner's storage counts them.
+        files::set_viewer_bytes(state.db(), &id, bytes).await?;
     }
     let title = format!("{} ({})", f.name, human_size(f.size_bytes));
     show(

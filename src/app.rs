@@ -150,6 +150,7 @@ impl Application {
         let instance = crate::instance::Instance::new(config.instance_heartbeat_ms);
         crate::instance::start(&db, &instance).await?;
         crate::housekeeping::sweep_json(&db, &config).await;
+        crate::housekeeping::sweep_files(&db, &config).await;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;

@@ -146,22 +146,7 @@ pub async fn sweep(db: &crate::db::Db, data_dir: &Path, days: u32) -> anyhow::Re
         swept = crate::db::files::delete_json_before(db, before).await?;
         store::remove(data_dir, &swept).await;
     }
-    let Ok(mut entries) = tokio::fs::read_dir(dir(data_dir)).await else {
-        return Ok(swept.len());
-    };
-    while let Some(entry) = entries.next_entry().await? {
-        let name = entry.file_name().to_string_lossy().to_string();
-        // An index being built for a new upload is recent; leave anything under an hour old.
-        let old = entry
-            .metadata()
-            .await
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age.as_secs() > 3600);
-        if old && !crate::db::files::exists(db, &name).await? {
-            let _ = tokio::fs::remove_dir_all(entry.path()).await;
-        }
-    }
+    // Viewer files whose document is gone (a crash between the two removals).
+    super::remove_orphans(db, &dir(data_dir)).await?;
     Ok(swept.len())
 }

@@ -219,6 +219,23 @@ pub async fn upload(
     .await
 }
 
+/// `POST /json/f/{id}/delete`: deletes one of the person's JSON documents with its viewer files (the way
+/// to make room when the storage quota is reached). Others' documents are not found.
+pub async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    IdPath(id): IdPath,
+) -> Result<Response, AppError> {
+    let f = files::get_owned(state.db(), &id, &user.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if f.purpose != "json" {
+        return Err(AppError::NotFound);
+    }
+    discard(&state, &user, &id).await?;
+    Ok(Redirect::to("/json").into_response())
+}
+
 #[derive(Deserialize)]
 pub struct PasteForm {
     #[serde(default)]

@@ -242,6 +242,11 @@ pub fn validate(b: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<Check>(b).map(|_| ())
 }
 
+/// [`validate`] of a stream: the document is read as it is checked, never held whole.
+pub fn validate_reader(r: impl std::io::Read) -> Result<(), serde_json::Error> {
+    serde_json::from_reader::<_, Check>(r).map(|_| ())
+}
+
 struct Check;
 
 impl<'de> Deserialize<'de> for Check {

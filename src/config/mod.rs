@@ -365,16 +365,25 @@ impl Config {
             None => 40.0,
         };
 
-        let max_upload_bytes = parse_num(
-            pick(
-                &["LLMETA_MAX_UPLOAD_BYTES"],
-                "max_upload_bytes",
-                file_cfg.max_upload_bytes.map(|n| n.to_string()),
-            ),
-            1024,
-            1 << 32,
-            30 * 1024 * 1024,
-        )?;
+        let upload = pick(
+            &["LLMETA_MAX_UPLOAD_BYTES"],
+            "max_upload_bytes",
+            file_cfg.max_upload_bytes.map(|n| n.to_string()),
+        );
+        // The JSON viewer's index addresses a document with 32-bit offsets (and a Latin-1 copy may double
+        // it), and building it takes about 3.4 times the file in memory: 2 GiB is far past sensible already.
+        if let Some((name, v)) = &upload
+            && v.trim().parse::<u64>().is_ok_and(|n| n > MAX_UPLOAD)
+        {
+            return Err(invalid(
+                name,
+                format!(
+                    "'{v}' is over the largest allowed upload, {MAX_UPLOAD} bytes (2 GiB): the JSON viewer \
+                     indexes documents with 32-bit offsets"
+                ),
+            ));
+        }
+        let max_upload_bytes = parse_num(upload, 1024, MAX_UPLOAD, 30 * 1024 * 1024)?;
 
         let max_calls_per_user = parse_num(
             pick(
@@ -671,6 +680,9 @@ impl Config {
         out
     }
 }
+
+/// The largest `max_upload_bytes`: see where it is read.
+const MAX_UPLOAD: u64 = 1 << 31;
 
 pub(crate) fn parse_num<T>(
     value: Option<(String, String)>,

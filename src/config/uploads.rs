@@ -222,5 +222,9 @@ mod tests {
         ] {
             assert_eq!(load(&[(var, bad)]).unwrap_err().setting, var);
         }
+        // Uploads stay below what the JSON viewer's 32-bit offsets can address.
+        let e = load(&[("LLMETA_MAX_UPLOAD_BYTES", "4294967296")]).unwrap_err();
+        assert!(e.message.contains("32-bit"), "{}", e.message);
+        assert!(load(&[("LLMETA_MAX_UPLOAD_BYTES", "2147483648")]).is_ok());
     }
 }

@@ -237,7 +237,8 @@ pub fn string_at(r: &dyn ReadAt, off: u64, end: u64, keep: usize) -> io::Result<
     let mut escaped = false;
     let mut first = true;
     while pos < end {
-        let b = read_vec(r, pos, (64 * 1024usize).min((end - pos) as usize))?;
+        // Small reads: `end` is often far (the end of the member's value), and a key is usually short.
+        let b = read_vec(r, pos, (4 * 1024usize).min((end - pos) as usize))?;
         if b.is_empty() {
             break;
         }

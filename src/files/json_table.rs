@@ -137,7 +137,7 @@ pub fn page(
         let mut cells = vec![String::new(); columns.len()];
         if row.kind == "object" {
             for (cell, c) in cells.iter_mut().zip(&columns) {
-                *cell = match doc.child(&row, c)? {
+                *cell = match doc.cell(&row, c)? {
                     None => String::new(),
                     Some(v) if v.kind == "string" => doc.string_value(&v, 300).0,
                     Some(v) => doc.preview(&v),
@@ -462,6 +462,47 @@ mod tests {
         }
         let orders = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(orders, 2);
+    }
+
+    /// A source that remembers its largest read.
+    struct Counted(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl crate::files::json_read::ReadAt for Counted {
+        fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.1
+                .fetch_max(buf.len(), std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(off, buf)
+        }
+    }
+
+    #[test]
+    fn a_cell_of_a_big_row_reads_only_what_it_shows() {
+        // Rows over the index threshold (1 byte here) are read cell by cell: a 200 KB string costs a few KiB.
+        let long = "x".repeat(200_000);
+        let text = format!(r#"[{{"s": "{long}", "n": 1}}, {{"s": "b", "n": 2}}]"#);
+        let mut out = Vec::new();
+        json_index::build(text.as_bytes(), 0, 1, &mut out).unwrap();
+        let len = out.len() as u64;
+        let largest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let doc = Doc::new(
+            Box::new(Counted(text.into_bytes(), largest.clone())),
+            Index::open(Box::new(out), len).unwrap(),
+        );
+        let node = doc.root().unwrap();
+        let cols = columns(&doc, &node).unwrap().unwrap();
+        largest.store(0, std::sync::atomic::Ordering::Relaxed);
+        let req = PageRequest {
+            sort: None,
+            offset: 0,
+            limit: 50,
+            cache: None,
+            may_sort: false,
+        };
+        let t = page(&doc, &node, cols, &req).unwrap();
+        assert_eq!(t.rows[0].1[0], "x".repeat(300));
+        assert_eq!(t.rows[1].1, ["b", "2"]);
+        let read = largest.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= 4096, "largest read {read}");
     }
 
     #[test]

@@ -417,3 +417,19 @@ async fn the_sweep_removes_orphans_part_files_and_stale_reservations() {
     assert!(files.join(&id).exists(), "a stored document stays");
     assert_eq!(rows_in(&app, "storage_reservations").await, 0);
 }
+
+#[tokio::test]
+async fn a_paste_over_the_quota_shows_the_form_again_with_the_text() {
+    let app = app_with_config(|c| c.uploads.max_storage_per_user = 2_000).await;
+    let b = app.browser();
+    let text = format!("{{\"keep\": \"{}\"}}", "k".repeat(3_000));
+    let res = paste(&b, &text).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("does not fit in your storage"), "{html}");
+    assert!(
+        html.contains("<textarea") && html.contains(&"k".repeat(3_000)),
+        "the text stays in the box"
+    );
+    assert_eq!(rows_in(&app, "files").await, 0);
+}

@@ -191,10 +191,7 @@ pub async fn upload(
         let name = field.file_name().unwrap_or("").to_string();
         let up = match store_upload(&state, &user.user.id, &name, field, "json").await {
             Ok(up) => up,
-            Err(AppError::BadRequest(msg)) => {
-                return index_page(&state, &user, &csrf, Some(msg), String::new()).await;
-            }
-            Err(e) => return Err(e),
+            Err(e) => return refused(&state, &user, &csrf, e, String::new()).await,
         };
         let outcome = index_upload(&state, &up.id).await;
         if !matches!(outcome, Ok(Indexed::Done)) {
@@ -236,6 +233,23 @@ pub async fn delete(
     Ok(Redirect::to("/json").into_response())
 }
 
+/// A refused upload or paste shows the form again with the reason (the pasted text kept in the box), with
+/// the refusal's status: 400, or 413 for the size limit and the storage quota.
+async fn refused(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+    err: AppError,
+    text: String,
+) -> Result<Response, AppError> {
+    let (msg, status) = match err {
+        AppError::BadRequest(m) => (m, StatusCode::UNPROCESSABLE_ENTITY),
+        AppError::PayloadTooLarge(m) => (m, StatusCode::PAYLOAD_TOO_LARGE),
+        e => return Err(e),
+    };
+    index_page_status(state, user, csrf, Some(msg), text, status).await
+}
+
 #[derive(Deserialize)]
 pub struct PasteForm {
     #[serde(default)]
@@ -261,14 +275,18 @@ pub async fn paste(
     }
     let body = bytes::Bytes::from(f.text.clone());
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let up = store_upload(
+    let up = match store_upload(
         &state,
         &user.user.id,
         "pasted.json",
         Box::pin(stream),
         "json",
     )
-    .await?;
+    .await
+    {
+        Ok(up) => up,
+        Err(e) => return refused(&state, &user, &csrf, e, f.text).await,
+    };
     let outcome = index_upload(&state, &up.id).await;
     if !matches!(outcome, Ok(Indexed::Done)) {
         discard(&state, &user, &up.id).await?;

@@ -36,6 +36,15 @@ pub fn sanitize_name(raw: &str) -> String {
     name
 }
 
+/// Why a message (or an upload request for it) is refused when it carries more than `cap` files; the one
+/// wording for the upload form and for sending.
+pub fn too_many_files(cap: u32) -> String {
+    format!(
+        "A message can carry at most {cap} file{}. Remove some, or send them with another message.",
+        if cap == 1 { "" } else { "s" }
+    )
+}
+
 /// The extension of a (sanitised) name, lower-cased.
 pub fn extension(name: &str) -> String {
     name.rsplit_once('.')
@@ -97,7 +106,13 @@ pub async fn remove_orphans(db: &crate::db::Db, dir: &std::path::Path) -> anyhow
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize_name;
+    use super::{sanitize_name, too_many_files};
+
+    #[test]
+    fn the_file_cap_message_counts_right() {
+        assert!(too_many_files(1).contains("at most 1 file."));
+        assert!(too_many_files(5).contains("at most 5 files."));
+    }
 
     #[test]
     fn names_lose_paths_and_control_characters() {

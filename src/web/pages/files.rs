@@ -295,10 +295,7 @@ pub fn check_length(headers: &HeaderMap, max: u64, per_file: u64) -> Result<(), 
 
 /// The refusal of more files than a message may carry.
 pub fn too_many_files(cap: u32) -> AppError {
-    AppError::BadRequest(format!(
-        "A message can carry at most {cap} file{}. Remove some, or send them with another message.",
-        if cap == 1 { "" } else { "s" }
-    ))
+    AppError::BadRequest(crate::files::too_many_files(cap))
 }
 
 pub async fn upload(

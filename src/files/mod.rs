@@ -89,7 +89,11 @@ pub async fn remove_orphans(db: &crate::db::Db, dir: &std::path::Path) -> anyhow
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age.as_secs() > ORPHAN_AGE_SECS);
-        if !old || !(name.ends_with(".part") || !crate::db::files::exists(db, &name).await?) {
+        if !old {
+            continue;
+        }
+        let orphan = name.ends_with(".part") || !crate::db::files::exists(db, &name).await?;
+        if !orphan {
             continue;
         }
         let gone = if meta.is_dir() {

@@ -150,6 +150,7 @@ impl Application {
         let instance = crate::instance::Instance::new(config.instance_heartbeat_ms);
         crate::instance::start(&db, &instance).await?;
         crate::housekeeping::sweep_json(&db, &config).await;
+        crate::housekeeping::sweep_files(&db, &config).await;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -209,6 +210,9 @@ impl Application {
         let limits = crate::web::serve::Limits {
             header_read_timeout: self.state.config.uploads.header_read_timeout,
             body_idle_timeout: self.state.config.uploads.body_idle_timeout,
+            min_body_bytes_per_sec: self.state.config.uploads.min_body_bytes_per_sec,
+            body_rate_grace: self.state.config.uploads.body_rate_grace,
+            shutdown_grace: crate::web::serve::SHUTDOWN_GRACE,
         };
         crate::web::serve::serve(self.listener, router, limits, signal).await;
         let _ = tokio::time::timeout(

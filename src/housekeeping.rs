@@ -1,5 +1,6 @@
 //! Clean-up: expired sessions, stale login-throttle counters, calls left `pending` by a server that died
-//! mid-call (older than any provider deadline), and JSON viewer documents past their lifetime. Start-up runs
+//! mid-call (older than any provider deadline), JSON viewer documents past their lifetime, chat uploads never
+//! sent, orphaned and half-written files, and storage reservations of uploads that never finished. Start-up runs
 //! it once before serving; the periodic task runs it again each hour after that.
 
 use crate::app::AppState;
@@ -34,6 +35,17 @@ pub async fn run(state: AppState) {
             tracing::warn!(error = %e, "housekeeping failed");
         }
         sweep_json(state.db(), state.config()).await;
+        sweep_files(state.db(), state.config()).await;
+    }
+}
+
+/// Chat uploads never sent, files without a row, `.part` files and stale storage reservations
+/// ([`crate::files::sweep`]). A failure is logged: the next pass tries again.
+pub async fn sweep_files(db: &Db, config: &crate::config::Config) {
+    match crate::files::sweep(db, &config.data_dir).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed unsent uploads and orphaned files"),
+        Err(e) => tracing::warn!(error = %e, "sweeping stored files failed"),
     }
 }
 

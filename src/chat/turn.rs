@@ -107,10 +107,7 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
     };
     let cap = state.config().uploads.max_files_per_message;
     if ask.files.len() > cap as usize {
-        return Err(TurnError::Invalid(format!(
-            "A message can carry at most {cap} file{}. Remove some, or send them with another message.",
-            if cap == 1 { "" } else { "s" }
-        )));
+        return Err(TurnError::Invalid(crate::files::too_many_files(cap)));
     }
     let attachments = if ask.files.is_empty() {
         Vec::new()

@@ -140,6 +140,8 @@ struct FileConfig {
     max_storage_per_user: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     body_idle_timeout_secs: Option<u64>,
+    min_body_bytes_per_sec: Option<u64>,
+    body_rate_grace_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -363,16 +365,25 @@ impl Config {
             None => 40.0,
         };
 
-        let max_upload_bytes = parse_num(
-            pick(
-                &["LLMETA_MAX_UPLOAD_BYTES"],
-                "max_upload_bytes",
-                file_cfg.max_upload_bytes.map(|n| n.to_string()),
-            ),
-            1024,
-            1 << 32,
-            30 * 1024 * 1024,
-        )?;
+        let upload = pick(
+            &["LLMETA_MAX_UPLOAD_BYTES"],
+            "max_upload_bytes",
+            file_cfg.max_upload_bytes.map(|n| n.to_string()),
+        );
+        // The JSON viewer's index addresses a document with 32-bit offsets (and a Latin-1 copy may double
+        // it), and building it takes about 3.4 times the file in memory: 2 GiB is far past sensible already.
+        if let Some((name, v)) = &upload
+            && v.trim().parse::<u64>().is_ok_and(|n| n > MAX_UPLOAD)
+        {
+            return Err(invalid(
+                name,
+                format!(
+                    "'{v}' is over the largest allowed upload, {MAX_UPLOAD} bytes (2 GiB): the JSON viewer \
+                     indexes documents with 32-bit offsets"
+                ),
+            ));
+        }
+        let max_upload_bytes = parse_num(upload, 1024, MAX_UPLOAD, 30 * 1024 * 1024)?;
 
         let max_calls_per_user = parse_num(
             pick(
@@ -491,6 +502,8 @@ impl Config {
                 max_storage_per_user: file_cfg.max_storage_per_user,
                 header_read_timeout_secs: file_cfg.header_read_timeout_secs,
                 body_idle_timeout_secs: file_cfg.body_idle_timeout_secs,
+                min_body_bytes_per_sec: file_cfg.min_body_bytes_per_sec,
+                body_rate_grace_secs: file_cfg.body_rate_grace_secs,
             },
             &models,
         )?;
@@ -667,6 +680,9 @@ impl Config {
         out
     }
 }
+
+/// The largest `max_upload_bytes`: see where it is read.
+const MAX_UPLOAD: u64 = 1 << 31;
 
 pub(crate) fn parse_num<T>(
     value: Option<(String, String)>,

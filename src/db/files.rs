@@ -45,7 +45,10 @@ pub struct NewFile<'a> {
     pub text_cut_bytes: Option<i64>,
 }
 
-pub async fn insert(db: &Db, f: &NewFile<'_>) -> sqlx::Result<()> {
+/// Inserts the file's row; with `reservation`, releases that storage reservation in the same transaction, so
+/// the bytes are counted once, never twice or not at all.
+pub async fn insert(db: &Db, f: &NewFile<'_>, reservation: Option<&str>) -> sqlx::Result<()> {
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO files (id, user_id, purpose, name, size_bytes, sha256, kind, text, tokens, created_ms, \
          text_cut_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -61,19 +64,109 @@ pub async fn insert(db: &Db, f: &NewFile<'_>) -> sqlx::Result<()> {
     .bind(f.tokens)
     .bind(f.created_ms)
     .bind(f.text_cut_bytes)
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    if let Some(r) = reservation {
+        sqlx::query("DELETE FROM storage_reservations WHERE id = $1")
+            .bind(r)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
-/// Bytes of all files a user has stored (attachments and JSON documents).
+/// Bytes of all files a user has stored (attachments and JSON documents, with the viewer's own files).
 pub async fn storage_used(db: &Db, user_id: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM files WHERE user_id = $1",
+        "SELECT CAST(COALESCE(SUM(size_bytes + viewer_bytes), 0) AS BIGINT) FROM files WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_one(&db.pool)
     .await
+}
+
+/// Sets (creates or grows) the storage reservation `id` of `user_id` to `bytes`, if the user's stored files
+/// and all their reservations stay within `quota`. Returns `None` when reserved, or the bytes in use (files
+/// and other reservations) when it does not fit.
+///
+/// The check and the change are one transaction, serialised per user: on PostgreSQL by locking the user's row
+/// (each statement after the lock sees what the previous holder committed, also from other instances), on
+/// SQLite by the write lock `BEGIN IMMEDIATE` takes. A file's row replaces its reservation in one commit
+/// ([`insert`]), so the sum never counts an upload twice or misses it.
+pub async fn reserve(
+    db: &Db,
+    id: &str,
+    user_id: &str,
+    bytes: u64,
+    quota: u64,
+) -> sqlx::Result<Option<u64>> {
+    let mut tx = db.begin_write().await?;
+    if db.backend == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
+    let used: i64 = sqlx::query_scalar(
+        "SELECT CAST((SELECT COALESCE(SUM(size_bytes + viewer_bytes), 0) FROM files WHERE user_id = $1) \
+         + (SELECT COALESCE(SUM(bytes), 0) FROM storage_reservations WHERE user_id = $1 AND id <> $2) \
+         AS BIGINT)",
+    )
+    .bind(user_id)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let used = used.max(0) as u64;
+    if used.saturating_add(bytes) > quota {
+        tx.rollback().await?;
+        return Ok(Some(used));
+    }
+    sqlx::query("DELETE FROM storage_reservations WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO storage_reservations (id, user_id, bytes, updated_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+    .bind(crate::util::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(None)
+}
+
+/// Releases a storage reservation (an upload that failed or was refused).
+pub async fn release(db: &Db, id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM storage_reservations WHERE id = $1")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Reservations not grown since `before_ms`: left by a process that died mid-upload (a live upload grows its
+/// reservation at least every MiB, and must average the minimum body rate). Returns how many went.
+pub async fn release_stale(db: &Db, before_ms: i64) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM storage_reservations WHERE updated_ms < $1")
+            .bind(before_ms)
+            .execute(db.writer())
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// Records the bytes of the JSON viewer's own files of a document (counted in its owner's storage).
+pub async fn set_viewer_bytes(db: &Db, id: &str, bytes: u64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE files SET viewer_bytes = $1 WHERE id = $2")
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
 }
 
 pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<FileRow>> {

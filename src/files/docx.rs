@@ -67,8 +67,10 @@ pub fn text_of(xml: impl Read, limit: usize, cancel: &Cancel) -> Result<(String,
                     out.push_str(c);
                 }
             }
-            // Where RunCap dropped the rest of a run: nothing after it is part of the kept text.
-            Ok(Event::PI(p)) if p.target() == CUT_TARGET => {
+            // Where RunCap dropped the rest of a run of visible text: nothing after it is part of the kept
+            // text. A run outside `w:t` (a field's `w:instrText`, whitespace between tags) is not shown, so
+            // dropping its rest cuts nothing: the text after it is read on.
+            Ok(Event::PI(p)) if p.target() == CUT_TARGET && in_text => {
                 cut_to(&mut out, limit);
                 return Ok((out, true));
             }
@@ -77,8 +79,9 @@ pub fn text_of(xml: impl Read, limit: usize, cancel: &Cancel) -> Result<(String,
                 if let Some(msg) = reader.get_ref().get_ref().failure.clone() {
                     return Err(msg);
                 }
-                // A run cut by RunCap can end in half an entity: the text up to the cut is what was wanted.
-                if reader.get_ref().get_ref().dropped {
+                // Should a cut still leave the XML malformed, the text up to a cut in visible text is what
+                // was wanted.
+                if in_text && reader.get_ref().get_ref().dropped {
                     cut_to(&mut out, limit);
                     return Ok((out, true));
                 }
@@ -114,6 +117,8 @@ struct RunCap<R> {
     tag: usize,
     run: usize,
     dropping: bool,
+    /// Inside an entity reference (`&…;`) of the current run.
+    in_entity: bool,
     total: u64,
     /// Some text was dropped.
     dropped: bool,
@@ -134,6 +139,7 @@ impl<R> RunCap<R> {
             tag: 0,
             run: 0,
             dropping: false,
+            in_entity: false,
             total: 0,
             dropped: false,
             failure: None,
@@ -160,6 +166,7 @@ impl<R> RunCap<R> {
                     self.in_tag = false;
                     self.run = 0;
                     self.dropping = false;
+                    self.in_entity = false;
                 }
                 self.pending.push(b);
             } else if b == b'<' {
@@ -173,9 +180,20 @@ impl<R> RunCap<R> {
                 if self.run > self.cap && !continuation && !self.dropping {
                     self.dropping = true;
                     self.dropped = true;
+                    // A cut inside `&amp;` would leave the XML malformed: close the reference (an unknown
+                    // one is dropped by the reader), then mark the cut.
+                    if self.in_entity {
+                        self.pending.push(b';');
+                        self.in_entity = false;
+                    }
                     self.pending.extend_from_slice(CUT_MARK);
                 }
                 if !self.dropping {
+                    match b {
+                        b'&' => self.in_entity = true,
+                        b';' => self.in_entity = false,
+                        _ => {}
+                    }
                     self.pending.push(b);
                 }
             }
@@ -239,6 +257,31 @@ mod tests {
         let (t, cut) = text(&xml, 1000).unwrap();
         assert!(cut);
         assert_eq!(t, "é".repeat(500));
+    }
+
+    #[test]
+    fn a_huge_run_outside_visible_text_cuts_nothing() {
+        // A field instruction and whitespace between tags, each over the cap: not shown, so the text after
+        // them is kept and nothing is marked cut.
+        let big = "x".repeat(5000);
+        let spaces = " ".repeat(5000);
+        let xml = format!(
+            "<w:p><w:r><w:instrText>{big}</w:instrText></w:r>{spaces}<w:r><w:t>after</w:t></w:r></w:p>"
+        );
+        assert_eq!(text(&xml, 1000).unwrap(), ("after\n".into(), false));
+        // Cut in the middle of an entity outside the text: still well-formed, still read on.
+        let xml = format!(
+            "<w:p><w:instrText>{}&amp;&amp;</w:instrText><w:t>visible</w:t></w:p>",
+            "y".repeat(1003)
+        );
+        assert_eq!(text(&xml, 1000).unwrap(), ("visible\n".into(), false));
+        // In visible text the cut still stops there.
+        let xml = format!(
+            "<w:p><w:t>{}&amp;tail</w:t></w:p><w:p><w:t>more</w:t></w:p>",
+            "z".repeat(1003)
+        );
+        let (t, cut) = text(&xml, 1000).unwrap();
+        assert!(cut && t == "z".repeat(1000), "{t:?}");
     }
 
     #[test]

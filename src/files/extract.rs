@@ -1,6 +1,7 @@
 //! Text out of a file, by kind. Blocking and CPU-bound: call [`extract_blocking`] from async code.
 
 use super::cancel::Cancel;
+use super::json_scan::{pretty, validate, validate_reader};
 use super::{Kind, doc, docx, pdf};
 use std::path::{Path, PathBuf};
 
@@ -96,8 +97,8 @@ fn decode_prefix(bytes: &[u8], whole: bool) -> String {
     decode_text(bytes)
 }
 
-/// JSON files up to this share of the text cap are pretty-printed; larger ones are checked and kept as written
-/// (parsing into a tree costs many times the file's size in memory).
+/// JSON files up to this share of the text cap are pretty-printed (indentation can make the text several
+/// times longer); larger ones are checked and kept as written.
 const PRETTY_SHARE: u64 = 4;
 
 /// Extracts the text of a stored file, at most `limit` bytes of it: reading and decompressing stop once that
@@ -119,16 +120,28 @@ pub fn extract(
             (decode_prefix(&bytes, !more), more)
         }
         Kind::Json => {
-            let size = std::fs::metadata(path).map_err(unreadable)?.len();
-            let raw = decode_text(&std::fs::read(path).map_err(unreadable)?);
-            if size <= limit as u64 / PRETTY_SHARE {
-                let value: serde_json::Value = serde_json::from_str(&raw)
-                    .map_err(|e| format!("'{name}' is not valid JSON ({}).", json_error(&e)))?;
-                (serde_json::to_string_pretty(&value).unwrap_or(raw), false)
+            // Like text: only a prefix up to the cap is read. No tree is built: the viewer's scanner checks
+            // and pretty-prints it (a `serde_json::Value` costs many times the file's size).
+            let invalid =
+                |e: serde_json::Error| format!("'{name}' is not valid JSON ({}).", json_error(&e));
+            let (bytes, more) = read_prefix(path, limit as u64).map_err(unreadable)?;
+            let raw = decode_prefix(&bytes, !more);
+            drop(bytes);
+            if more {
+                // Cut: the rest is checked from the file as it streams by, when it is UTF-8 (other encodings
+                // are decoded whole by the viewer, not here).
+                if std::str::from_utf8(&read_prefix(path, 4096).map_err(unreadable)?.0).is_ok() {
+                    validate_file(path).map_err(unreadable)?.map_err(invalid)?;
+                }
+                (raw, true)
             } else {
-                serde_json::from_str::<serde::de::IgnoredAny>(&raw)
-                    .map_err(|e| format!("'{name}' is not valid JSON ({}).", json_error(&e)))?;
-                (raw, false)
+                validate(raw.as_bytes()).map_err(invalid)?;
+                if raw.len() as u64 <= limit as u64 / PRETTY_SHARE {
+                    let pretty = pretty(raw.as_bytes());
+                    (pretty.unwrap_or(raw), false)
+                } else {
+                    (raw, false)
+                }
             }
         }
         Kind::Docx => docx::extract(path, limit, cancel).map_err(|e| format!("'{name}': {e}"))?,
@@ -145,6 +158,18 @@ pub fn extract(
         return Err(format!("'{name}' contains no text."));
     }
     Ok(Extracted { text, cut })
+}
+
+/// Checks the JSON file at `path` as it streams from disk (constant memory; a byte order mark skipped).
+fn validate_file(path: &Path) -> std::io::Result<Result<(), serde_json::Error>> {
+    use std::io::{Read as _, Seek as _};
+    let mut f = std::fs::File::open(path)?;
+    let mut bom = [0u8; 3];
+    let n = f.read(&mut bom)?;
+    if !(n == 3 && bom == [0xEF, 0xBB, 0xBF]) {
+        f.rewind()?;
+    }
+    Ok(validate_reader(std::io::BufReader::new(f)))
 }
 
 /// The error of work stopped because the uploader went away (nobody reads it).
@@ -201,6 +226,16 @@ mod tests {
         assert!(got.cut && got.text.len() <= 1000);
         std::fs::write(&path, "[1, 2").unwrap();
         assert!(extract(Kind::Json, &path, "a.json", Path::new("x"), 1000, &never).is_err());
+        // Over the cap: only the prefix is kept, and the whole is still checked (as it streams).
+        std::fs::write(&path, format!("[{}1", "1, ".repeat(100_000))).unwrap();
+        assert!(extract(Kind::Json, &path, "a.json", Path::new("x"), 1000, &never).is_err());
+        // Small enough: pretty-printed by the scanner, as serde_json would, keys in document order.
+        std::fs::write(&path, r#"{"b":[1,2],"a":{}}"#).unwrap();
+        let got = extract(Kind::Json, &path, "a.json", Path::new("x"), 1 << 20, &never).unwrap();
+        assert_eq!(
+            got.text,
+            "{\n  \"b\": [\n    1,\n    2\n  ],\n  \"a\": {}\n}"
+        );
     }
 
     #[test]

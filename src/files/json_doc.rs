@@ -3,7 +3,8 @@
 //! anything smaller than the index threshold is read from the source (at most that many bytes) and scanned.
 //!
 //! Keys are listed in document order. A key given twice is listed twice; a path to it finds the last one, as
-//! a parse into `serde_json::Value` would.
+//! a parse into `serde_json::Value` would. A lookup in a big object probes the index's entries of one keyed
+//! hash, one per distinct key, at most [`MAX_PROBE`] of them.
 
 use super::json_read::{Index, ReadAt, Record, read_vec, skip_ws_at, string_at};
 use super::json_scan::{decode_str, key_hash, kind_at, members, pretty, string_prefix, value_end};
@@ -12,11 +13,17 @@ use std::io;
 /// Scalars longer than this are shown by their start only (a small container is read whole: it is shorter
 /// than the index threshold).
 const SCALAR_WINDOW: usize = 64 * 1024;
+/// Bytes of a scalar read for a table cell: a cell shows 300 characters, at most 6 bytes each as JSON
+/// (`\u00e9`), plus the quote. So a table page reads at most 50 rows × 100 columns × 2 KiB of scalars.
+pub const CELL_WINDOW: usize = 2 * 1024;
 /// Keys longer than this are shown cut (and their children cannot be reached by path).
 const KEY_KEEP: usize = 64 * 1024;
 /// Small containers up to this many source bytes are offered pretty-printed, to expand in place.
 const INLINE_SOURCE: usize = 16 * 1024;
 const INLINE_PRETTY: usize = 2000;
+/// Distinct keys with one hash that a lookup compares. The hash is keyed with a random seed, so more than a
+/// few distinct keys on one hash is vanishingly rare; beyond this the lookup is refused, not walked.
+pub const MAX_PROBE: u32 = 64;
 
 /// A document: its source (file or memory) and its index.
 pub struct Doc {
@@ -111,6 +118,12 @@ impl Doc {
 
     /// The value starting at `start`, which ends before `limit`.
     pub fn load(&self, start: u32, limit: u32) -> io::Result<Node> {
+        self.load_window(start, limit, SCALAR_WINDOW)
+    }
+
+    /// [`Doc::load`] reading at most `window` bytes of a scalar (a longer one is known by its start); a
+    /// small container is still read whole.
+    fn load_window(&self, start: u32, limit: u32, window: usize) -> io::Result<Node> {
         if let Some(rec) = self.idx.record(start)? {
             let kind = if rec.obj { "object" } else { "array" };
             return Ok(Node {
@@ -120,8 +133,14 @@ impl Doc {
             });
         }
         let avail = limit.saturating_sub(start) as usize;
-        let mut b = self.read(start, avail.min(self.idx.big.max(SCALAR_WINDOW)))?;
-        let kind = kind_at(*b.first().ok_or_else(corrupt)?);
+        let first = self.read(start, 1)?;
+        let kind = kind_at(*first.first().ok_or_else(corrupt)?);
+        let window = if matches!(kind, "object" | "array") {
+            self.idx.big.max(SCALAR_WINDOW)
+        } else {
+            window.min(SCALAR_WINDOW)
+        };
+        let mut b = self.read(start, avail.min(window))?;
         let repr = match value_end(&b, 0) {
             // A scalar reaching the end of what was read may go on: only a prefix of it is known.
             Some(e) if e < b.len() || b.len() == avail || matches!(b[0], b'"' | b'[' | b'{') => {
@@ -206,6 +225,16 @@ impl Doc {
 
     /// The child of `node` named by one (unescaped) path segment.
     pub fn child(&self, node: &Node, seg: &str) -> io::Result<Option<Node>> {
+        self.child_window(node, seg, SCALAR_WINDOW)
+    }
+
+    /// A table cell: [`Doc::child`] reading at most [`CELL_WINDOW`] bytes of a scalar, since a cell shows
+    /// only its first 300 characters.
+    pub fn cell(&self, row: &Node, column: &str) -> io::Result<Option<Node>> {
+        self.child_window(row, column, CELL_WINDOW)
+    }
+
+    fn child_window(&self, node: &Node, seg: &str, window: usize) -> io::Result<Option<Node>> {
         match &node.repr {
             Repr::Big(rec) if !rec.obj => {
                 let Some(i) = parse_index(seg).and_then(|i| u32::try_from(i).ok()) else {
@@ -220,14 +249,19 @@ impl Doc {
             }
             Repr::Big(rec) => {
                 // The last member with this key wins, as in a parse into a map.
-                let (lo, hi) = self.idx.hash_range(rec, key_hash(seg))?;
+                let (lo, hi) = self.idx.hash_range(rec, key_hash(self.idx.seed, seg))?;
+                if hi - lo > MAX_PROBE {
+                    return Err(io::Error::other(
+                        "too many keys of this object share a hash to look one up",
+                    ));
+                }
                 for k in (lo..hi).rev() {
                     let n = self.idx.hash_entry(rec, k)?;
                     let offs = self.idx.kids(rec, n, 2)?;
                     let lim = offs.get(1).copied().unwrap_or(rec.end - 1);
                     let (key, cut, v) = self.member_at(offs[0], lim)?;
                     if !cut && key == seg {
-                        return Ok(Some(self.load(v, lim)?));
+                        return Ok(Some(self.load_window(v, lim, window)?));
                     }
                 }
                 Ok(None)

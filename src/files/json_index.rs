@@ -3,12 +3,13 @@
 //!
 //! Only "big" containers (a source span of at least `big` bytes, 64 KiB in production) are indexed: for each,
 //! its span, its child count, the offset of every child (arrays: the value; objects: the key), for objects the
-//! children sorted by key hash (to find a key by binary search), and for arrays the union of the keys of their
+//! distinct keys sorted by a keyed hash (to find a key by binary search; a repeated key is entered once, for
+//! its last member, which is the one a path finds), and for arrays the union of the keys of their
 //! object items (the table's columns, at most [`MAX_COLUMNS`]). Anything smaller is read from the source and
 //! scanned when shown. See `docs/json-viewer.md` for the memory bounds.
 //!
-//! File layout (little-endian): header `MAGIC, big u32, root u32, src_len u64, base u64`, then the records,
-//! then the directory (`start u32, end u32, record u64` per big container, sorted by start), then the footer
+//! File layout (little-endian): header `MAGIC, big u32, root u32, src_len u64, base u64, seed u64 u64`, then
+//! the records, then the directory (`start u32, end u32, record u64` per big container, sorted by start), then the footer
 //! `directory offset u64, directory count u64, MAGIC`.
 
 use super::json_read::corrupt;
@@ -16,7 +17,8 @@ use super::json_scan::{decode_str, key_hash, scalar_end, skip_ws, string_end};
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-pub const MAGIC: &[u8; 8] = b"LLMJIX01";
+/// Version 02: keyed hashes, one hash entry per distinct key (an index of an older version is rebuilt).
+pub const MAGIC: &[u8; 8] = b"LLMJIX02";
 /// Containers at least this big (in source bytes) are indexed.
 pub const BIG: usize = 64 * 1024;
 pub const MAX_COLUMNS: usize = 100;
@@ -81,6 +83,9 @@ pub fn build(src: &[u8], base: u64, big: usize, out: &mut impl Write) -> io::Res
     w.write_all(&(root as u32).to_le_bytes())?;
     w.write_all(&u64::from(len).to_le_bytes())?;
     w.write_all(&base.to_le_bytes())?;
+    let seed: (u64, u64) = (rand::random(), rand::random());
+    w.write_all(&seed.0.to_le_bytes())?;
+    w.write_all(&seed.1.to_le_bytes())?;
     let mut dir: Vec<(u32, u32, u64)> = Vec::new();
     // Frames are reused level by level, so a million small objects cost no allocations.
     let mut stack: Vec<Frame> = Vec::new();
@@ -144,7 +149,7 @@ pub fn build(src: &[u8], base: u64, big: usize, out: &mut impl Write) -> io::Res
                     let f = &stack[depth];
                     if i - f.start as usize >= big {
                         let rec = w.pos;
-                        write_record(&mut w, src, f)?;
+                        write_record(&mut w, src, f, seed)?;
                         dir.push((f.start, i as u32, rec));
                     }
                     if f.kids.chunks.len() > 1 {
@@ -187,7 +192,7 @@ fn key(src: &[u8], i: usize, stack: &mut [Frame]) -> Option<usize> {
     (src.get(j) == Some(&b':')).then(|| skip_ws(src, j + 1))
 }
 
-fn write_record(w: &mut impl Write, src: &[u8], f: &Frame) -> io::Result<()> {
+fn write_record(w: &mut impl Write, src: &[u8], f: &Frame, seed: (u64, u64)) -> io::Result<()> {
     w.write_all(&[u8::from(f.obj), 0, 0, 0])?;
     w.write_all(&(f.kids.len as u32).to_le_bytes())?;
     // Buffered by the caller's BufWriter.
@@ -196,16 +201,44 @@ fn write_record(w: &mut impl Write, src: &[u8], f: &Frame) -> io::Result<()> {
     }
     if f.obj {
         // (hash << 32 | child number), sorted: found by binary search on the hash.
-        let mut by_hash: Vec<u64> = Vec::with_capacity(f.kids.len);
-        for (n, off) in f.kids.iter().enumerate() {
+        let key_at = |off: u32| -> io::Result<std::borrow::Cow<'_, str>> {
             let off = off as usize;
             let end = string_end(src, off).ok_or_else(corrupt)?;
-            let k = decode_str(&src[off..end]).ok_or_else(corrupt)?;
-            by_hash.push(u64::from(key_hash(&k)) << 32 | n as u64);
+            decode_str(&src[off..end]).ok_or_else(corrupt)
+        };
+        let mut by_hash: Vec<u64> = Vec::with_capacity(f.kids.len);
+        for (n, off) in f.kids.iter().enumerate() {
+            by_hash.push(u64::from(key_hash(seed, &key_at(off)?)) << 32 | n as u64);
         }
         by_hash.sort_unstable();
-        for h in by_hash {
-            w.write_all(&h.to_le_bytes())?;
+        // One entry per distinct key, its last member (as a parse into a map keeps): a key repeated 2 M times
+        // is one entry, so a lookup never walks the repeats. Keys are compared only within one hash.
+        let offs: Vec<u32> = f.kids.iter().collect();
+        let mut keep = vec![false; by_hash.len()];
+        let mut g = 0;
+        while g < by_hash.len() {
+            let mut e = g + 1;
+            while e < by_hash.len() && by_hash[e] >> 32 == by_hash[g] >> 32 {
+                e += 1;
+            }
+            if e - g == 1 {
+                keep[g] = true;
+            } else {
+                let mut seen = HashSet::new();
+                for k in (g..e).rev() {
+                    let key = key_at(offs[(by_hash[k] & 0xffff_ffff) as usize])?;
+                    keep[k] = seen.insert(key);
+                }
+            }
+            g = e;
+        }
+        drop(offs);
+        let kept = keep.iter().filter(|&&k| k).count();
+        w.write_all(&(kept as u32).to_le_bytes())?;
+        for (h, k) in by_hash.iter().zip(&keep) {
+            if *k {
+                w.write_all(&h.to_le_bytes())?;
+            }
         }
     } else {
         w.write_all(&[u8::from(f.has_object), 0, 0, 0])?;
@@ -231,5 +264,47 @@ impl<W: Write> Write for Counting<'_, W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::json_doc::Doc;
+    use crate::files::json_read::Index;
+
+    fn doc_of(text: &str) -> Doc {
+        let mut out = Vec::new();
+        build(text.as_bytes(), 0, 1, &mut out).unwrap();
+        let len = out.len() as u64;
+        Doc::new(
+            Box::new(text.as_bytes().to_vec()),
+            Index::open(Box::new(out), len).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_repeated_key_is_one_hash_entry_and_the_last_member_is_found() {
+        // 20 000 members named "k" and one named "z": a lookup of "k" probes one entry, not 20 000.
+        let mut text = String::from("{");
+        for i in 0..20_000 {
+            text.push_str(&format!("\"k\":{i},"));
+        }
+        text.push_str("\"z\":true}");
+        let doc = doc_of(&text);
+        let root = doc.root().unwrap();
+        let rec = *doc.record(&root).unwrap();
+        assert_eq!(rec.count, 20_001, "paging still lists every member");
+        let (lo, hi) = doc
+            .idx
+            .hash_range(&rec, key_hash(doc.idx.seed, "k"))
+            .unwrap();
+        assert_eq!(hi - lo, 1);
+        let k = doc.resolve("/k").unwrap().unwrap();
+        assert_eq!(doc.preview(&k), "19999");
+        assert_eq!(doc.preview(&doc.resolve("/z").unwrap().unwrap()), "true");
+        assert!(doc.resolve("/y").unwrap().is_none());
+        // Each index has its own seed: collisions found for one do not carry over to another.
+        assert_ne!(doc.idx.seed, doc_of(&text).idx.seed);
     }
 }

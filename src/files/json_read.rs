@@ -6,8 +6,8 @@ use super::json_index::{MAGIC, MAX_COLUMNS};
 use super::json_scan::is_ws;
 use std::io;
 
-/// Header: magic, threshold, root, source length, base.
-const HEADER: u64 = 8 + 4 + 4 + 8 + 8;
+/// Header: magic, threshold, root, source length, base, hash seed.
+const HEADER: u64 = 8 + 4 + 4 + 8 + 8 + 16;
 
 /// Random-access reads from a file or from memory.
 pub trait ReadAt: Send + Sync {
@@ -69,6 +69,8 @@ pub struct Index {
     pub root: u32,
     pub src_len: u32,
     pub base: u64,
+    /// The key of the object keys' hash ([`super::json_scan::key_hash`]).
+    pub seed: (u64, u64),
     dir: Vec<(u32, u32, u64)>,
 }
 
@@ -115,6 +117,7 @@ impl Index {
             root: u32_at(&head, 12)?,
             src_len: u32::try_from(u64_at(&head, 16)?).map_err(|_| corrupt())?,
             base: u64_at(&head, 24)?,
+            seed: (u64_at(&head, 32)?, u64_at(&head, 40)?),
             dir,
             r,
         })
@@ -162,16 +165,26 @@ impl Index {
         Ok(self.hash_at(rec, k)? as u32)
     }
 
+    /// Where an object's hash table starts: its entry count, then the entries.
+    fn hash_table(&self, rec: &Record) -> u64 {
+        rec.at + 8 + 4 * u64::from(rec.count)
+    }
+
     fn hash_at(&self, rec: &Record, k: u32) -> io::Result<u64> {
-        let at = rec.at + 8 + 4 * u64::from(rec.count) + 8 * u64::from(k);
+        let at = self.hash_table(rec) + 4 + 8 * u64::from(k);
         u64_at(&read_vec(self.r.as_ref(), at, 8)?, 0)
     }
 
-    /// The entries of an object's hash table with this hash (`lo..hi`, children in document order).
+    /// The entries of an object's hash table with this hash (`lo..hi`, children in document order; one per
+    /// distinct key).
     pub fn hash_range(&self, rec: &Record, hash: u32) -> io::Result<(u32, u32)> {
+        let entries = u32_at(&read_vec(self.r.as_ref(), self.hash_table(rec), 4)?, 0)?;
+        if entries > rec.count {
+            return Err(corrupt());
+        }
         // The first entry whose hash is not below `h`.
         let bound = |h: u64| -> io::Result<u32> {
-            let (mut lo, mut hi) = (0u32, rec.count);
+            let (mut lo, mut hi) = (0u32, entries);
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
                 if self.hash_at(rec, mid)? >> 32 < h {
@@ -224,7 +237,8 @@ pub fn string_at(r: &dyn ReadAt, off: u64, end: u64, keep: usize) -> io::Result<
     let mut escaped = false;
     let mut first = true;
     while pos < end {
-        let b = read_vec(r, pos, (64 * 1024usize).min((end - pos) as usize))?;
+        // Small reads: `end` is often far (the end of the member's value), and a key is usually short.
+        let b = read_vec(r, pos, (4 * 1024usize).min((end - pos) as usize))?;
         if b.is_empty() {
             break;
         }

@@ -189,14 +189,14 @@ pub fn string_prefix(b: &[u8], max_chars: usize) -> (String, bool) {
     (s.chars().take(max_chars).collect(), true)
 }
 
-/// FNV-1a: the hash of an object key in the index (the key as unescaped UTF-8).
-pub fn key_hash(key: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &c in key.as_bytes() {
-        h ^= u32::from(c);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
+/// The hash of an object key in the index (the key as unescaped UTF-8): SipHash-1-3 keyed with the index's
+/// own random seed, so that nobody can make keys collide on purpose (an unkeyed hash let one object of 2 M
+/// colliding keys make every lookup walk them all).
+pub fn key_hash(seed: (u64, u64), key: &str) -> u32 {
+    use std::hash::Hasher as _;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(seed.0, seed.1);
+    h.write(key.as_bytes());
+    (h.finish() >> 32) as u32
 }
 
 /// Pretty-prints the (small, valid) value at `b` as serde_json does, keeping keys in document order and
@@ -240,6 +240,11 @@ fn write_pretty(b: &[u8], i: usize, indent: usize, out: &mut String) -> Option<u
 /// without building anything: errors are exactly those a `Value` parse would give.
 pub fn validate(b: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<Check>(b).map(|_| ())
+}
+
+/// [`validate`] of a stream: the document is read as it is checked, never held whole.
+pub fn validate_reader(r: impl std::io::Read) -> Result<(), serde_json::Error> {
+    serde_json::from_reader::<_, Check>(r).map(|_| ())
 }
 
 struct Check;

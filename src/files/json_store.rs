@@ -117,6 +117,21 @@ pub fn build_memory(text: Vec<u8>) -> Result<Doc, BuildError> {
     Ok(Doc::new(Box::new(text), idx))
 }
 
+/// Bytes of the viewer's files of a stored document (index, converted copy, cached orders), counted in its
+/// owner's storage ([`crate::db::files::set_viewer_bytes`]).
+pub fn viewer_bytes(data_dir: &Path, id: &str) -> u64 {
+    std::fs::read_dir(doc_dir(data_dir, id))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Removes the viewer files of a stored document (missing ones are fine).
 pub async fn remove(data_dir: &Path, id: &str) {
     let _ = tokio::fs::remove_dir_all(doc_dir(data_dir, id)).await;
@@ -131,22 +146,7 @@ pub async fn sweep(db: &crate::db::Db, data_dir: &Path, days: u32) -> anyhow::Re
         swept = crate::db::files::delete_json_before(db, before).await?;
         store::remove(data_dir, &swept).await;
     }
-    let Ok(mut entries) = tokio::fs::read_dir(dir(data_dir)).await else {
-        return Ok(swept.len());
-    };
-    while let Some(entry) = entries.next_entry().await? {
-        let name = entry.file_name().to_string_lossy().to_string();
-        // An index being built for a new upload is recent; leave anything under an hour old.
-        let old = entry
-            .metadata()
-            .await
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age.as_secs() > 3600);
-        if old && !crate::db::files::exists(db, &name).await? {
-            let _ = tokio::fs::remove_dir_all(entry.path()).await;
-        }
-    }
+    // Viewer files whose document is gone (a crash between the two removals).
+    super::remove_orphans(db, &dir(data_dir)).await?;
     Ok(swept.len())
 }

@@ -102,8 +102,14 @@ pub fn page(
                     .collect();
                 window(permutation(b, rows, col, desc), offset, limit)
             } else if let Some(rec) = doc.record(node) {
-                let file = cache.map(|d| sort_file(d, col, desc));
-                match file.as_deref().map(|f| read_cached(f, col, offset, limit)) {
+                // Keyed by the array too: two arrays of one document may have the same column.
+                let file = cache.map(|d| sort_file(d, rec.start, col, desc));
+                let key = OrderKey {
+                    start: rec.start,
+                    count: rec.count,
+                    col,
+                };
+                match file.as_deref().map(|f| read_cached(f, &key, offset, limit)) {
                     Some(Ok(Some(page))) => page,
                     _ if !may_sort => return Err(TableError::NeedsSort),
                     _ => {
@@ -112,7 +118,8 @@ pub fn page(
                         let perm = permutation(&src, rows, col, desc);
                         drop(src);
                         if let Some(f) = &file {
-                            write_cached(f, col, &perm)?;
+                            let budget = u64::from(doc.idx.src_len).saturating_mul(ORDERS_BUDGET);
+                            write_cached(f, &key, &perm, budget)?;
                         }
                         window(perm, offset, limit)
                     }
@@ -130,7 +137,7 @@ pub fn page(
         let mut cells = vec![String::new(); columns.len()];
         if row.kind == "object" {
             for (cell, c) in cells.iter_mut().zip(&columns) {
-                *cell = match doc.child(&row, c)? {
+                *cell = match doc.cell(&row, c)? {
                     None => String::new(),
                     Some(v) if v.kind == "string" => doc.string_value(&v, 300).0,
                     Some(v) => doc.preview(&v),
@@ -291,18 +298,31 @@ fn fnv64(s: &str) -> u64 {
     h
 }
 
-fn sort_file(dir: &Path, col: &str, desc: bool) -> PathBuf {
+/// What a cached order belongs to: the array (by its start in the source, its row count checked) and the
+/// column. The direction is in the file name.
+struct OrderKey<'a> {
+    start: u32,
+    count: u32,
+    col: &'a str,
+}
+
+/// Header of a cached order: magic, array start, row count, column length; then the column and the rows.
+const ORDER_MAGIC: &[u8; 8] = b"LLMJSO02";
+const ORDER_HEAD: u64 = 8 + 4 + 4 + 4;
+
+fn sort_file(dir: &Path, start: u32, col: &str, desc: bool) -> PathBuf {
     dir.join(format!(
-        "sort-{:016x}-{}",
+        "sort-{start:08x}-{:016x}-{}",
         fnv64(col),
         if desc { "d" } else { "a" }
     ))
 }
 
-/// A page of a cached order: `None` if there is none for this column (or the file names another column).
+/// A page of a cached order: `None` if there is none for this array and column (or the file is of another
+/// array, column or format: names can collide, so the header decides).
 fn read_cached(
     path: &Path,
-    col: &str,
+    key: &OrderKey<'_>,
     offset: usize,
     limit: usize,
 ) -> io::Result<Option<Vec<u32>>> {
@@ -312,19 +332,29 @@ fn read_cached(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut len = [0u8; 4];
-    f.read_exact(&mut len)?;
-    let n = u32::from_le_bytes(len) as usize;
-    let mut name = vec![0u8; n.min(1 << 20)];
-    f.read_exact(&mut name)?;
-    if name != col.as_bytes() {
+    let mut head = [0u8; ORDER_HEAD as usize];
+    if f.read_exact(&mut head).is_err() || &head[..8] != ORDER_MAGIC {
         return Ok(None);
     }
-    let total = (f.metadata()?.len() - 4 - n as u64) / 4;
+    let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let (start, count, n) = (word(8), word(12), word(16) as usize);
+    if start != key.start || count != key.count || n != key.col.len() {
+        return Ok(None);
+    }
+    let mut name = vec![0u8; n];
+    f.read_exact(&mut name)?;
+    if name != key.col.as_bytes() {
+        return Ok(None);
+    }
+    let rows_at = ORDER_HEAD + n as u64;
+    if f.metadata()?.len() != rows_at + 4 * u64::from(count) {
+        return Ok(None);
+    }
+    let total = u64::from(count);
     let start = (offset as u64).min(total);
     let count = (limit as u64).min(total - start) as usize;
     let mut buf = vec![0u8; count * 4];
-    f.read_exact_at(&mut buf, 4 + n as u64 + start * 4)?;
+    f.read_exact_at(&mut buf, rows_at + start * 4)?;
     Ok(Some(
         buf.chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -334,30 +364,174 @@ fn read_cached(
 
 /// Sorted orders kept per document; the oldest goes first (each is 4 bytes per row).
 const CACHED_ORDERS: usize = 8;
+/// The cached orders of a document take at most this many times its source size together. One order always
+/// fits (a row is at least 2 source bytes and costs 4), so sorting by every column cannot multiply the disk a
+/// document takes (its storage is counted in the owner's quota).
+pub const ORDERS_BUDGET: u64 = 2;
 
-fn write_cached(path: &Path, col: &str, perm: &[u32]) -> io::Result<()> {
+fn write_cached(path: &Path, key: &OrderKey<'_>, perm: &[u32], budget: u64) -> io::Result<()> {
     super::json_store::write_atomic(path, |w| {
-        w.write_all(&(col.len() as u32).to_le_bytes())?;
-        w.write_all(col.as_bytes())?;
+        w.write_all(ORDER_MAGIC)?;
+        w.write_all(&key.start.to_le_bytes())?;
+        w.write_all(&key.count.to_le_bytes())?;
+        w.write_all(&(key.col.len() as u32).to_le_bytes())?;
+        w.write_all(key.col.as_bytes())?;
         for i in perm {
             w.write_all(&i.to_le_bytes())?;
         }
         Ok(())
     })?;
-    // Sorting by every column in both directions must not fill the disk.
+    // Sorting by every column in both directions must not fill the disk: at most CACHED_ORDERS files and
+    // `budget` bytes, the oldest evicted first (the one just written is the newest, so it stays).
     let Some(dir) = path.parent() else {
         return Ok(());
     };
-    let mut orders: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
+    let mut orders: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("sort-"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
         .collect();
-    if orders.len() > CACHED_ORDERS {
-        orders.sort();
-        for (_, p) in &orders[..orders.len() - CACHED_ORDERS] {
-            let _ = std::fs::remove_file(p);
+    orders.sort();
+    let mut total: u64 = orders.iter().map(|o| o.1).sum();
+    let mut left = orders.len();
+    for (_, len, p) in &orders {
+        if left <= 1 || (left <= CACHED_ORDERS && total <= budget) {
+            break;
         }
+        if p.as_path() == path {
+            continue;
+        }
+        let _ = std::fs::remove_file(p);
+        total -= len;
+        left -= 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::json_index;
+    use crate::files::json_read::Index;
+
+    fn doc_of(text: &str, big: usize) -> Doc {
+        let mut out = Vec::new();
+        json_index::build(text.as_bytes(), 0, big, &mut out).unwrap();
+        let len = out.len() as u64;
+        Doc::new(
+            Box::new(text.as_bytes().to_vec()),
+            Index::open(Box::new(out), len).unwrap(),
+        )
+    }
+
+    fn sorted(doc: &Doc, path: &str, cache: &Path) -> Vec<usize> {
+        let node = doc.resolve(path).unwrap().unwrap();
+        assert!(
+            doc.record(&node).is_some(),
+            "{path} is read through the index"
+        );
+        let columns = columns(doc, &node).unwrap().unwrap();
+        let req = PageRequest {
+            sort: Some(("k", false)),
+            offset: 0,
+            limit: 100,
+            cache: Some(cache),
+            may_sort: true,
+        };
+        page(doc, &node, columns, &req)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.0)
+            .collect()
+    }
+
+    #[test]
+    fn two_big_arrays_with_the_same_column_keep_their_own_orders() {
+        // Same column, same direction, different arrays (and one a different length): each its own order,
+        // also when read back from the cache.
+        let text = r#"{"a": [{"k": 3}, {"k": 1}, {"k": 2}], "b": [{"k": 1}, {"k": 9}, {"k": 5}, {"k": 0}]}"#;
+        let doc = doc_of(text, 1);
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            assert_eq!(sorted(&doc, "/a", dir.path()), [1, 2, 0]);
+            assert_eq!(sorted(&doc, "/b", dir.path()), [3, 0, 2, 1]);
+        }
+        let orders = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(orders, 2);
+    }
+
+    /// A source that remembers its largest read.
+    struct Counted(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl crate::files::json_read::ReadAt for Counted {
+        fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.1
+                .fetch_max(buf.len(), std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(off, buf)
+        }
+    }
+
+    #[test]
+    fn a_cell_of_a_big_row_reads_only_what_it_shows() {
+        // Rows over the index threshold (1 byte here) are read cell by cell: a 200 KB string costs a few KiB.
+        let long = "x".repeat(200_000);
+        let text = format!(r#"[{{"s": "{long}", "n": 1}}, {{"s": "b", "n": 2}}]"#);
+        let mut out = Vec::new();
+        json_index::build(text.as_bytes(), 0, 1, &mut out).unwrap();
+        let len = out.len() as u64;
+        let largest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let doc = Doc::new(
+            Box::new(Counted(text.into_bytes(), largest.clone())),
+            Index::open(Box::new(out), len).unwrap(),
+        );
+        let node = doc.root().unwrap();
+        let cols = columns(&doc, &node).unwrap().unwrap();
+        largest.store(0, std::sync::atomic::Ordering::Relaxed);
+        let req = PageRequest {
+            sort: None,
+            offset: 0,
+            limit: 50,
+            cache: None,
+            may_sort: false,
+        };
+        let t = page(&doc, &node, cols, &req).unwrap();
+        assert_eq!(t.rows[0].1[0], "x".repeat(300));
+        assert_eq!(t.rows[1].1, ["b", "2"]);
+        let read = largest.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= 4096, "largest read {read}");
+    }
+
+    #[test]
+    fn cached_orders_stay_within_their_budget() {
+        let items: Vec<String> = (0..1000)
+            .map(|i| format!("{{\"x\":{i},\"y\":{}}}", 1000 - i))
+            .collect();
+        let text = format!("[{}]", items.join(","));
+        let doc = doc_of(&text, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let node = doc.root().unwrap();
+        let cols = columns(&doc, &node).unwrap().unwrap();
+        for col in ["x", "y"] {
+            for desc in [false, true] {
+                let req = PageRequest {
+                    sort: Some((col, desc)),
+                    offset: 0,
+                    limit: 10,
+                    cache: Some(dir.path()),
+                    may_sort: true,
+                };
+                page(&doc, &node, cols.clone(), &req).unwrap();
+            }
+        }
+        let total: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= ORDERS_BUDGET * text.len() as u64, "{total}");
+        assert!(total > 0);
+    }
 }

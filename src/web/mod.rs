@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route("/json/f/{id}", get(pages::json_viewer::view_file))
+        .route("/json/f/{id}/delete", post(pages::json_viewer::delete))
         .route("/json/m/{id}", get(pages::json_viewer::view_message))
         .route("/files/{id}/delete", post(pages::files::remove))
         .route("/admin", get(pages::admin::overview))

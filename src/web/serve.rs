@@ -1,15 +1,18 @@
 //! The accept loop: hyper's connection builder with the slow-client limits `axum::serve` does not expose.
 //!
+//! - HTTP/1 only. Nothing here needs cleartext HTTP/2 (a TLS proxy in front speaks HTTP/2 to browsers), and
+//!   hyper's header-read timer covers HTTP/1 only: an HTTP/2 preface followed by silence stayed open forever.
 //! - A connection that has not sent a whole request header within `header_read_timeout` is closed (hyper's
-//!   http1 header-read timer; it also closes idle keep-alive connections after that long). Before hyper's
-//!   timer runs, the connection builder reads the first bytes to tell HTTP/1 from HTTP/2 with no deadline;
-//!   [`FirstBytes`] gives that read the same one.
+//!   http1 header-read timer; it also closes idle keep-alive connections after that long). The timer starts
+//!   only once hyper reads; [`FirstBytes`] gives the first bytes the same deadline.
 //! - A request body that delivers less than [`MIN_PROGRESS`] bytes in `body_idle_timeout` fails: the handler
 //!   sees a body error (an upload's half-written `.part` file is removed by its guard), and the answer is 408
-//!   with `Connection: close`.
+//!   with `Connection: close`. So does a body that, after `body_rate_grace`, has averaged less than
+//!   `min_body_bytes_per_sec`: a steady trickle that never stalls long enough for the idle timer.
 //!
 //! Kept from `axum::serve`: TCP_NODELAY on every connection, `ConnectInfo<SocketAddr>` for the client address,
-//! and graceful shutdown (stop accepting, let open connections finish).
+//! and graceful shutdown (stop accepting, let open connections finish), bounded by `shutdown_grace`: a slow
+//! reader or a trickling upload must not hold up the exit, so what is still open then is dropped.
 
 use axum::Router;
 use axum::body::Body;
@@ -37,7 +40,15 @@ pub const MIN_PROGRESS: usize = 8 * 1024;
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub body_idle_timeout: Duration,
+    /// After `body_rate_grace`, a body must have averaged this many bytes per second (0: no minimum).
+    pub min_body_bytes_per_sec: u64,
+    pub body_rate_grace: Duration,
+    /// How long open connections may take to finish after the signal.
+    pub shutdown_grace: Duration,
 }
+
+/// The production [`Limits::shutdown_grace`].
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `signal` completes, then waits for open connections to finish.
 pub async fn serve(
@@ -46,14 +57,17 @@ pub async fn serve(
     limits: Limits,
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    // The connections' tasks, to drop those still open when the grace is over.
+    let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(signal);
     loop {
+        while conns.try_join_next().is_some() {}
         let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -71,7 +85,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            handle(router.clone(), req, addr, limits.body_idle_timeout)
+            handle(router.clone(), req, addr, limits)
         });
         let io = FirstBytes {
             inner: tcp,
@@ -82,30 +96,45 @@ pub async fn serve(
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        conns.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            open = conns.len(),
+            "connections still open after the shutdown grace; closing them"
+        );
+    }
+    conns.shutdown().await;
 }
 
 async fn handle(
     router: Router,
     req: Request<Incoming>,
     addr: SocketAddr,
-    idle: Duration,
+    limits: Limits,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(ConnectInfo(addr));
     let timed_out = Arc::new(AtomicBool::new(false));
     let body = Body::new(IdleBody {
         inner: body,
-        idle,
+        idle: limits.body_idle_timeout,
         sleep: None,
         progress: 0,
+        rate: Rate {
+            min_per_sec: limits.min_body_bytes_per_sec,
+            grace: limits.body_rate_grace,
+            started: None,
+            received: 0,
+        },
         timed_out: timed_out.clone(),
     });
     let res = router.oneshot(Request::from_parts(parts, body)).await?;
@@ -118,7 +147,7 @@ async fn handle(
 
 fn request_timeout() -> Response<Body> {
     let mut res = Response::new(Body::from(
-        "The request body stopped arriving, so the request was cancelled. Try again.\n",
+        "The request body stopped arriving or arrived too slowly, so the request was cancelled. Try again.\n",
     ));
     *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
     let h = res.headers_mut();
@@ -138,7 +167,35 @@ struct IdleBody {
     /// Armed when the body first has nothing to give, disarmed once [`MIN_PROGRESS`] bytes came since.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     progress: usize,
+    rate: Rate,
     timed_out: Arc<AtomicBool>,
+}
+
+/// The minimum average rate of a body; see the module documentation.
+struct Rate {
+    min_per_sec: u64,
+    grace: Duration,
+    /// The first time the handler asked for the body: time before that (a handler waiting for its turn) is
+    /// the server's, not the client's.
+    started: Option<tokio::time::Instant>,
+    received: u64,
+}
+
+impl Rate {
+    /// Whether the body, so far, is slower than allowed.
+    fn too_slow(&self) -> bool {
+        let Some(started) = self.started else {
+            return false;
+        };
+        let elapsed = started.elapsed();
+        self.min_per_sec > 0
+            && elapsed > self.grace
+            && (self.received as f64) < self.min_per_sec as f64 * elapsed.as_secs_f64()
+    }
+}
+
+fn stalled(why: &'static str) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
 }
 
 impl http_body::Body for IdleBody {
@@ -150,15 +207,26 @@ impl http_body::Body for IdleBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
+        this.rate
+            .started
+            .get_or_insert_with(tokio::time::Instant::now);
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 if let Some(Ok(f)) = &frame
                     && let Some(data) = f.data_ref()
                 {
                     this.progress += data.len();
+                    this.rate.received += data.len() as u64;
                     if this.progress >= MIN_PROGRESS {
                         this.sleep = None;
                         this.progress = 0;
+                    }
+                    // Checked as data arrives: a trickle polls often; a stall is the idle timer's.
+                    if this.rate.too_slow() {
+                        this.timed_out.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(stalled(
+                            "the request body arrived too slowly",
+                        ))));
                     }
                 }
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
@@ -170,10 +238,7 @@ impl http_body::Body for IdleBody {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 if sleep.as_mut().poll(cx).is_ready() {
                     this.timed_out.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Some(Err(Box::new(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the request body stalled",
-                    )))));
+                    return Poll::Ready(Some(Err(stalled("the request body stalled"))));
                 }
                 Poll::Pending
             }
@@ -258,5 +323,95 @@ impl AsyncWrite for FirstBytes {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    type Started = (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+        Arc<tokio::sync::Notify>,
+    );
+
+    /// Starts `serve` on a free port with a route that never answers; returns its address, the signal, the
+    /// server's task and a notice that the route was entered.
+    async fn start(limits: Limits) -> Started {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let notice = entered.clone();
+        let router = Router::new().route(
+            "/never",
+            axum::routing::get(move || {
+                let notice = notice.clone();
+                async move {
+                    notice.notify_one();
+                    std::future::pending::<&'static str>().await
+                }
+            }),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, async {
+            let _ = rx.await;
+        }));
+        (addr, tx, server, entered)
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(1),
+            body_idle_timeout: Duration::from_secs(30),
+            min_body_bytes_per_sec: 0,
+            body_rate_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_millis(200),
+        }
+    }
+
+    /// Waits (bounded) until the server closes `tcp`.
+    async fn closed(tcp: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_does_not_wait_for_a_request_that_never_ends() {
+        let (addr, tx, server, entered) = start(limits()).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The request is in the handler before the signal.
+        tokio::time::timeout(Duration::from_secs(20), entered.notified())
+            .await
+            .expect("the request reached its handler");
+        tx.send(()).unwrap();
+        // Bounded: without the grace this waits forever.
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .expect("the server stopped")
+            .unwrap();
+        assert!(closed(&mut tcp).await, "the connection was dropped");
+    }
+
+    #[tokio::test]
+    async fn an_http2_preface_then_silence_is_closed() {
+        let (addr, _tx, _server, _) = start(limits()).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(closed(&mut tcp).await, "still open after 20 s");
     }
 }

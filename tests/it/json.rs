@@ -335,3 +335,101 @@ async fn utf16_latin1_and_bom_documents_are_viewed_as_text() {
         assert!(html.contains("naïve") && html.contains("2 items"), "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_document_is_deleted_from_the_list_by_its_owner_only() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let url = location(&paste(&b, r#"{"a": [1, 2, 3]}"#).await);
+    let id = url.trim_start_matches("/json/f/").to_string();
+    let (_, html) = b.get_text("/json").await;
+    assert!(
+        html.contains(&format!("action=\"/json/f/{id}/delete\"")),
+        "a delete button"
+    );
+    let delete = format!("/json/f/{id}/delete");
+    // Someone else: not found, and the document stays.
+    let other = app.new_browser();
+    other.signup("eve@example.com", PASSWORD).await;
+    let res = other.submit("/json", &delete, &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Without the CSRF token: refused.
+    let res = b
+        .client
+        .post(b.url(&delete))
+        .header("origin", &b.base)
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(b.get(&url).await.status(), StatusCode::OK);
+    // The owner: gone with its files.
+    let res = b.submit("/json", &delete, &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/json");
+    assert_eq!(b.get(&url).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(rows_in(&app, "files").await, 0);
+    assert!(!app.data_dir().join("json").join(&id).exists());
+    assert!(!app.data_dir().join("files").join(&id).exists());
+}
+
+#[tokio::test]
+async fn the_sweep_removes_orphans_part_files_and_stale_reservations() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let url = location(&paste(&b, r#"[1, 2]"#).await);
+    let id = url.trim_start_matches("/json/f/").to_string();
+    let files = app.data_dir().join("files");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let age = |p: &std::path::Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    };
+    for name in ["0190-orphan", "0190-upload.part"] {
+        std::fs::write(files.join(name), b"x").unwrap();
+        age(&files.join(name));
+    }
+    std::fs::write(files.join("0190-new.part"), b"x").unwrap();
+    age(&files.join(&id));
+    let user: String = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO storage_reservations (id, user_id, bytes, updated_ms) VALUES ('r1', $1, 5, 0)",
+    )
+    .bind(&user)
+    .execute(app.db())
+    .await
+    .unwrap();
+    llmeta::housekeeping::sweep_files(app.state.db(), app.state.config()).await;
+    assert!(!files.join("0190-orphan").exists());
+    assert!(!files.join("0190-upload.part").exists());
+    assert!(
+        files.join("0190-new.part").exists(),
+        "a recent upload stays"
+    );
+    assert!(files.join(&id).exists(), "a stored document stays");
+    assert_eq!(rows_in(&app, "storage_reservations").await, 0);
+}
+
+#[tokio::test]
+async fn a_paste_over_the_quota_shows_the_form_again_with_the_text() {
+    let app = app_with_config(|c| c.uploads.max_storage_per_user = 2_000).await;
+    let b = app.browser();
+    let text = format!("{{\"keep\": \"{}\"}}", "k".repeat(3_000));
+    let res = paste(&b, &text).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("does not fit in your storage"), "{html}");
+    assert!(
+        html.contains("<textarea") && html.contains(&"k".repeat(3_000)),
+        "the text stays in the box"
+    );
+    assert_eq!(rows_in(&app, "files").await, 0);
+}

@@ -291,3 +291,114 @@ async fn extraction_stops_when_the_uploader_goes_away() {
     }
     assert_eq!(rows_in(&app, "files").await, 0);
 }
+
+#[tokio::test]
+async fn parallel_uploads_never_store_more_than_the_quota() {
+    // Eight uploads of 30 KB at once against a quota of 100 KB: at most three fit, whatever their timing.
+    let (app, _mock) = app_with(|c| c.uploads.max_storage_per_user = 100_000).await;
+    let b = app.browser();
+    let uploads = (0..8).map(|i| {
+        let b = b.clone();
+        async move {
+            let res = b
+                .upload(&[(&format!("p{i}.txt"), vec![b'a' + i as u8; 30_000])])
+                .await;
+            json_of(res).await
+        }
+    });
+    let results = futures_util::future::join_all(uploads).await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    for (status, body) in &results {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::PAYLOAD_TOO_LARGE,
+            "{status} {body}"
+        );
+    }
+    let stored: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM files")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert!(stored <= 100_000, "{stored} bytes stored");
+    assert!((1..=3).contains(&ok), "{ok} stored");
+    assert_eq!(stored, ok as i64 * 30_000);
+    // Refused and finished uploads leave no reservation behind (released as they end; bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows_in(&app, "storage_reservations").await > 0 {
+        assert!(Instant::now() < deadline, "reservations left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What is left still fits.
+    if ok < 3 {
+        b.upload_ok("later.txt", vec![b'z'; 30_000]).await;
+    }
+}
+
+#[tokio::test]
+async fn the_json_viewers_own_files_count_in_the_quota() {
+    let (app, _mock) = app_with(|c| c.uploads.max_storage_per_user = 10_000_000).await;
+    let b = app.browser();
+    // A document big enough to be indexed, in Latin-1 so that the viewer keeps a converted copy.
+    let mut doc = b"[".to_vec();
+    for i in 0..20_000 {
+        if i > 0 {
+            doc.push(b',');
+        }
+        doc.extend_from_slice(format!("{{\"n\":{i},\"s\":\"caf").as_bytes());
+        doc.extend_from_slice(&[0xE9, b'"', b'}']);
+    }
+    doc.push(b']');
+    let token = b.token().await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(doc.clone()).file_name("big.json"),
+    );
+    let res = b
+        .client
+        .post(b.url("/json/upload"))
+        .header("x-csrf-token", token)
+        .header("origin", &b.base)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (id, size, viewer): (String, i64, i64) =
+        sqlx::query_as("SELECT id, size_bytes, viewer_bytes FROM files")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(size, doc.len() as i64);
+    let dir = app.data_dir().join("json").join(&id);
+    let on_disk: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(dir.join("source").exists() && dir.join("index").exists());
+    assert_eq!(viewer as u64, on_disk);
+    assert!(viewer > size, "index and copy: {viewer}");
+    // A sort caches an order: counted after the job, and the orders stay within their budget.
+    let (status, _) = b
+        .get_text(&format!("/json/f/{id}?view=table&sort=n&desc=1"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let viewer2: i64 = sqlx::query_scalar("SELECT viewer_bytes FROM files")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert!(viewer2 > viewer, "{viewer2} {viewer}");
+    let (used,): (i64,) =
+        sqlx::query_as("SELECT CAST(SUM(size_bytes + viewer_bytes) AS BIGINT) FROM files")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    // The next upload is refused on what the viewer's files take too.
+    let quota_left = 10_000_000 - used;
+    assert!(quota_left > 0);
+    let (status, body) = json_of(
+        b.upload(&[("fill.txt", vec![b'f'; (quota_left as usize) + 1])])
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}

@@ -30,14 +30,9 @@ async fn a_connection_with_an_unfinished_header_is_closed() {
     tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
         .unwrap();
-    let started = Instant::now();
+    // Bounded, not timed: closed at all within ten times the timeout (a loaded CI machine may be slow).
     let got = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
     assert!(got.is_some(), "still open after 10 s");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     // A connection that sends nothing at all is closed too.
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
     assert!(
@@ -114,25 +109,26 @@ async fn a_stalled_or_trickling_upload_gets_408_and_leaves_no_part_file() {
 #[tokio::test]
 async fn the_timeouts_leave_long_answers_and_slow_but_steady_uploads_alone() {
     let (app, _mock) = app_with(|c| {
-        c.uploads.header_read_timeout = Duration::from_secs(1);
-        c.uploads.body_idle_timeout = Duration::from_secs(1);
+        // Wide margins: a gap of 500 ms against 3 s cannot be stretched past the timeout by CI load.
+        c.uploads.header_read_timeout = Duration::from_secs(3);
+        c.uploads.body_idle_timeout = Duration::from_secs(3);
     })
     .await;
     let b = app.browser();
-    // A streamed answer lasting well over both timeouts (40 tokens, 60 ms apart).
+    // A streamed answer lasting over both timeouts (70 tokens, 60 ms apart; only a lower bound is checked).
     let started = Instant::now();
     let (status, sse) = b
-        .chat_stream("/chat", "long mock:tokens=40 mock:delay_ms=60", "mock", &[])
+        .chat_stream("/chat", "long mock:tokens=70 mock:delay_ms=60", "mock", &[])
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(started.elapsed() > Duration::from_secs(2));
-    assert_eq!(sse.matches("event: delta").count(), 40, "{sse}");
+    assert!(started.elapsed() > Duration::from_secs(4));
+    assert_eq!(sse.matches("event: delta").count(), 70, "{sse}");
     assert!(sse.contains("event: done"));
-    // An upload that arrives in 16 KB pieces 400 ms apart takes longer than the idle timeout, but progresses.
+    // An upload that arrives in 16 KB pieces 500 ms apart takes longer than the idle timeout, but progresses.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..6).map(|_| Ok(vec![b'q'; 16 * 1024])).collect();
+        (0..8).map(|_| Ok(vec![b'q'; 16 * 1024])).collect();
     let stream = futures_util::stream::iter(chunks).then(|c| async move {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         c
     });
     let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
@@ -150,5 +146,60 @@ async fn the_timeouts_leave_long_answers_and_slow_but_steady_uploads_alone() {
         .unwrap();
     let (status, body) = json_of(res).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["files"][0]["size"], 6 * 16 * 1024);
+    assert_eq!(body["files"][0]["size"], 8 * 16 * 1024);
+}
+
+#[tokio::test]
+async fn an_upload_trickling_below_the_minimum_rate_gets_408_and_leaves_no_part_file() {
+    // 1 KiB every 100 ms (about 10 KiB/s, slower still on a loaded machine) never stalls for the idle timer
+    // (30 s) but stays far below a minimum of 256 KiB/s once the 1 s grace is over.
+    let (app, _mock) = app_with(|c| {
+        c.uploads.body_idle_timeout = Duration::from_secs(30);
+        c.uploads.min_body_bytes_per_sec = 256 * 1024;
+        c.uploads.body_rate_grace = Duration::from_secs(1);
+    })
+    .await;
+    let b = app.browser();
+    let token = b.token().await;
+    let cookie = b.session_cookie().unwrap();
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\r\n";
+    let request = format!(
+        "POST /files HTTP/1.1\r\nHost: {addr}\r\nCookie: llmeta_session={cookie}\r\nX-CSRF-Token: {token}\r\n\
+         Origin: {}\r\nAccept: application/json\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n\
+         Content-Length: 10000000\r\n\r\n{head}",
+        app.base
+    );
+    let (mut rd, mut wr) = tcp.into_split();
+    wr.write_all(request.as_bytes()).await.unwrap();
+    let trickler = tokio::spawn(async move {
+        while wr.write_all(&[b't'; 1024]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    trickler.abort();
+    assert!(read.is_ok(), "no answer within 20 s");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("too slowly"), "{text}");
+    // The handler's guard removes the partial file as the body fails; bounded wait for the task to finish.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files_on_disk(&app).iter().any(|f| f.ends_with(".part")) {
+        assert!(Instant::now() < deadline, "{:?}", files_on_disk(&app));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rows_in(&app, "files").await, 0);
 }

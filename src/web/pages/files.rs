@@ -17,6 +17,7 @@ use axum::body::Body;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -71,6 +72,71 @@ fn without_nul(kind: crate::files::Kind, name: &str, text: String) -> Result<Str
     }
 }
 
+/// Bytes an upload reserves ahead of what arrived, so that it asks the database once per MiB, not per chunk.
+const RESERVE_STEP: u64 = 1024 * 1024;
+
+/// Why an upload's stream ended early: the client's error, or the quota's refusal.
+enum Fail<E> {
+    Read(E),
+    Refused(AppError),
+}
+
+/// An upload's storage reservation ([`files::reserve`]); released when dropped unless the file's row took it
+/// over. With no quota, nothing is reserved.
+struct Reservation {
+    db: crate::db::Db,
+    id: String,
+    user_id: String,
+    quota: u64,
+    max: u64,
+    bytes: u64,
+    /// A row exists.
+    live: bool,
+}
+
+impl Reservation {
+    /// Makes sure `total` bytes are reserved (a step more when that fits), or refuses the upload.
+    async fn grow_to(&mut self, total: u64) -> Result<(), AppError> {
+        if self.quota == 0 || total <= self.bytes {
+            return Ok(());
+        }
+        let ahead = total.saturating_add(RESERVE_STEP).min(self.max).max(total);
+        for want in [ahead, total] {
+            match files::reserve(&self.db, &self.id, &self.user_id, want, self.quota).await? {
+                None => {
+                    self.bytes = want;
+                    self.live = true;
+                    return Ok(());
+                }
+                Some(_) if want > total => continue,
+                Some(used) => {
+                    // What this upload holds is its own, not "used" by the person's other files.
+                    return Err(over_quota(used, self.quota));
+                }
+            }
+        }
+        Err(over_quota(self.quota, self.quota))
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.live {
+            return;
+        }
+        // Dropped on failure, also when the request goes away: release without holding anything up. A row
+        // left by a process that died is swept after an hour ([`files::release_stale`]).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (db, id) = (self.db.clone(), std::mem::take(&mut self.id));
+            rt.spawn(async move {
+                if let Err(e) = files::release(&db, &id).await {
+                    tracing::warn!(error = %e, "releasing a storage reservation failed");
+                }
+            });
+        }
+    }
+}
+
 /// Stores one uploaded stream as a chat attachment or a JSON document; returns the row's summary.
 pub async fn store_upload<S, E>(
     state: &AppState,
@@ -85,50 +151,54 @@ where
 {
     let max_file = state.config().max_upload_bytes;
     let quota = state.config().uploads.max_storage_per_user;
-    let used = if quota > 0 {
-        files::storage_used(state.db(), user_id).await?.max(0) as u64
-    } else {
-        0
-    };
-    let room = if quota > 0 {
-        quota.saturating_sub(used)
-    } else {
-        u64::MAX
-    };
-    // The quota is enforced as the bytes arrive, like the per-file limit: a file that cannot fit stops there.
-    let limit = max_file.min(room);
-    let refuse = |limit_hit: bool| {
-        if limit_hit && room < max_file {
-            over_quota(used, quota)
-        } else {
-            too_large(max_file)
-        }
-    };
     let name = sanitize_name(raw_name);
-    let saved = match store::save(stream, &state.config().data_dir, limit).await {
-        Ok(s) => s,
-        Err(store::SaveError::TooLarge) => return Err(refuse(true)),
-        Err(store::SaveError::Read(e)) => {
-            let text = e.to_string();
-            if text.contains("length limit") || text.contains("too large") {
-                return Err(refuse(false));
+    // The quota is enforced as the bytes arrive, like the per-file limit, through a reservation in the
+    // database that grows with the file: parallel uploads (also on other instances) cannot all fit.
+    let mut reservation = Reservation {
+        db: state.db().clone(),
+        id: crate::util::new_id(),
+        user_id: user_id.to_string(),
+        quota,
+        max: max_file,
+        bytes: 0,
+        live: false,
+    };
+    let saved = {
+        let guarded = futures_util::stream::unfold(
+            (stream, &mut reservation, 0u64),
+            |(mut stream, r, mut total)| async move {
+                let item = match stream.next().await? {
+                    Err(e) => Err(Fail::Read(e)),
+                    Ok(chunk) => {
+                        total += chunk.len() as u64;
+                        match r.grow_to(total).await {
+                            Ok(()) => Ok(chunk),
+                            Err(e) => Err(Fail::Refused(e)),
+                        }
+                    }
+                };
+                Some((item, (stream, r, total)))
+            },
+        );
+        match store::save(Box::pin(guarded), &state.config().data_dir, max_file).await {
+            Ok(s) => s,
+            Err(store::SaveError::TooLarge) => return Err(too_large(max_file)),
+            Err(store::SaveError::Read(Fail::Refused(e))) => return Err(e),
+            Err(store::SaveError::Read(Fail::Read(e))) => {
+                let text = e.to_string();
+                if text.contains("length limit") || text.contains("too large") {
+                    return Err(too_large(max_file));
+                }
+                return Err(AppError::BadRequest("The upload was interrupted.".into()));
             }
-            return Err(AppError::BadRequest("The upload was interrupted.".into()));
+            Err(store::SaveError::Io(e)) => return Err(AppError::Internal(e.into())),
         }
-        Err(store::SaveError::Io(e)) => return Err(AppError::Internal(e.into())),
     };
     let unrecorded = store::TempFile::new(saved.path.clone());
     let discard = |err: AppError| async {
         store::remove(&state.config().data_dir, std::slice::from_ref(&saved.id)).await;
         err
     };
-    if quota > 0 {
-        // Other uploads of the same person may have finished meanwhile.
-        let now_used = files::storage_used(state.db(), user_id).await?.max(0) as u64;
-        if now_used + saved.size > quota {
-            return Err(discard(over_quota(now_used, quota)).await);
-        }
-    }
     let kind = match detect(&name, &saved.head) {
         Ok(k) => k,
         Err(msg) => return Err(discard(AppError::BadRequest(msg)).await),
@@ -194,8 +264,11 @@ where
             created_ms: now_ms(),
             text_cut_bytes,
         },
+        reservation.live.then_some(reservation.id.as_str()),
     )
     .await?;
+    // The row has taken the reservation's place.
+    reservation.live = false;
     let _ = unrecorded.keep();
     tracing::info!(file_id = %saved.id, kind = kind.as_str(), size = saved.size, "file stored");
     Ok(Uploaded {
@@ -222,10 +295,7 @@ pub fn check_length(headers: &HeaderMap, max: u64, per_file: u64) -> Result<(), 
 
 /// The refusal of more files than a message may carry.
 pub fn too_many_files(cap: u32) -> AppError {
-    AppError::BadRequest(format!(
-        "A message can carry at most {cap} file{}. Remove some, or send them with another message.",
-        if cap == 1 { "" } else { "s" }
-    ))
+    AppError::BadRequest(crate::files::too_many_files(cap))
 }
 
 pub async fn upload(

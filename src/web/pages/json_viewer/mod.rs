@@ -146,16 +146,20 @@ async fn index_upload(state: &AppState, id: &str) -> Result<Indexed, AppError> {
     let Some(permit) = permit(state).await else {
         return Ok(Indexed::Busy);
     };
-    let (dir, id) = (state.config().data_dir.clone(), id.to_string());
-    blocking(move || {
+    let (dir, fid) = (state.config().data_dir.clone(), id.to_string());
+    let (indexed, bytes) = blocking(move || {
         let _permit = permit;
-        match json_store::build_file(&dir, &id) {
-            Ok(()) => Ok(Indexed::Done),
-            Err(BuildError::Invalid(reason)) => Ok(Indexed::Invalid(reason)),
+        match json_store::build_file(&dir, &fid) {
+            Ok(()) => Ok((Indexed::Done, json_store::viewer_bytes(&dir, &fid))),
+            Err(BuildError::Invalid(reason)) => Ok((Indexed::Invalid(reason), 0)),
             Err(BuildError::Io(e)) => Err(e),
         }
     })
-    .await
+    .await?;
+    if matches!(indexed, Indexed::Done) {
+        files::set_viewer_bytes(state.db(), id, bytes).await?;
+    }
+    Ok(indexed)
 }
 
 async fn discard(state: &AppState, user: &CurrentUser, id: &str) -> Result<(), AppError> {
@@ -187,10 +191,7 @@ pub async fn upload(
         let name = field.file_name().unwrap_or("").to_string();
         let up = match store_upload(&state, &user.user.id, &name, field, "json").await {
             Ok(up) => up,
-            Err(AppError::BadRequest(msg)) => {
-                return index_page(&state, &user, &csrf, Some(msg), String::new()).await;
-            }
-            Err(e) => return Err(e),
+            Err(e) => return refused(&state, &user, &csrf, e, String::new()).await,
         };
         let outcome = index_upload(&state, &up.id).await;
         if !matches!(outcome, Ok(Indexed::Done)) {
@@ -213,6 +214,40 @@ pub async fn upload(
         String::new(),
     )
     .await
+}
+
+/// `POST /json/f/{id}/delete`: deletes one of the person's JSON documents with its viewer files (the way
+/// to make room when the storage quota is reached). Others' documents are not found.
+pub async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    IdPath(id): IdPath,
+) -> Result<Response, AppError> {
+    let f = files::get_owned(state.db(), &id, &user.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if f.purpose != "json" {
+        return Err(AppError::NotFound);
+    }
+    discard(&state, &user, &id).await?;
+    Ok(Redirect::to("/json").into_response())
+}
+
+/// A refused upload or paste shows the form again with the reason (the pasted text kept in the box), with
+/// the refusal's status: 400, or 413 for the size limit and the storage quota.
+async fn refused(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+    err: AppError,
+    text: String,
+) -> Result<Response, AppError> {
+    let (msg, status) = match err {
+        AppError::BadRequest(m) => (m, StatusCode::UNPROCESSABLE_ENTITY),
+        AppError::PayloadTooLarge(m) => (m, StatusCode::PAYLOAD_TOO_LARGE),
+        e => return Err(e),
+    };
+    index_page_status(state, user, csrf, Some(msg), text, status).await
 }
 
 #[derive(Deserialize)]
@@ -240,14 +275,18 @@ pub async fn paste(
     }
     let body = bytes::Bytes::from(f.text.clone());
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let up = store_upload(
+    let up = match store_upload(
         &state,
         &user.user.id,
         "pasted.json",
         Box::pin(stream),
         "json",
     )
-    .await?;
+    .await
+    {
+        Ok(up) => up,
+        Err(e) => return refused(&state, &user, &csrf, e, f.text).await,
+    };
     let outcome = index_upload(&state, &up.id).await;
     if !matches!(outcome, Ok(Indexed::Done)) {
         discard(&state, &user, &up.id).await?;
@@ -336,11 +375,15 @@ pub async fn view_file(
             return Ok(busy());
         };
         let fid = id.clone();
-        outcome = blocking(move || {
+        let bytes;
+        (outcome, bytes) = blocking(move || {
             let _permit = permit;
-            file_page(&data_dir, &fid, q, true)
+            let outcome = file_page(&data_dir, &fid, q, true)?;
+            Ok((outcome, json_store::viewer_bytes(&data_dir, &fid)))
         })
         .await?;
+        // The job may have built the index or cached an order: the owner's storage counts them.
+        files::set_viewer_bytes(state.db(), &id, bytes).await?;
     }
     let title = format!("{} ({})", f.name, human_size(f.size_bytes));
     show(

@@ -2,7 +2,8 @@
 //!
 //! Behaviour is chosen per request by directives in the last user message, e.g.
 //! `mock:tokens=50 mock:ttft_ms=20 mock:delay_ms=5 mock:fault=cut`:
-//! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens
+//! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens,
+//!   `size=N` N more characters (`x`) in each token; every number is clamped (see `limit`)
 //! - `fault=500|429|401|hang|invalid_json|cut|stall|no_usage|error_event` an upstream fault (`401` echoes the
 //!   key it was given, as some providers do, to prove llmeta never shows it; `error_event` is an `error`
 //!   object mid-stream, or as a 200 body when not streamed)
@@ -128,6 +129,17 @@ fn directives(body: &Value) -> (HashMap<String, String>, String) {
     (map, rest.join(" "))
 }
 
+/// The largest value a numeric directive may take.
+fn limit(directive: &str) -> u64 {
+    match directive {
+        // Characters added to the error message, or to each token.
+        "pad" | "size" => 65_536,
+        "ttft_ms" | "delay_ms" => 3_600_000,
+        // Token counts and `split`'s chunk size.
+        _ => 1_000_000,
+    }
+}
+
 fn prompt_tokens(body: &Value) -> usize {
     body.get("messages")
         .and_then(Value::as_array)
@@ -175,10 +187,13 @@ async fn chat(
         }
     }
     let (d, text) = directives(&body);
+    // Every number is clamped: a message is untrusted input even to a mock (the `llmeta-mock` binary may be
+    // reachable), and `tokens=99999999999` must not allocate gigabytes or a delay sleep for years.
     let num = |k: &str, default: u64| {
         d.get(k)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(default)
+            .min(limit(k))
     };
     let fault = d.get("fault").map(String::as_str).unwrap_or("");
     let mut error_event = "mock overloaded mid-stream".to_string();
@@ -225,12 +240,15 @@ async fn chat(
         }
     } else {
         let n = num("tokens", s.config.tokens as u64) as usize;
+        // The answer is built whole before streaming: at most about 64 MiB of padding in all.
+        let size = (num("size", 0) as usize).min((64 << 20) / n.max(1));
+        let pad = "x".repeat(size);
         (1..=n)
             .map(|i| {
                 if i == 1 {
-                    format!("tok{i}")
+                    format!("tok{i}{pad}")
                 } else {
-                    format!(" tok{i}")
+                    format!(" tok{i}{pad}")
                 }
             })
             .collect()

@@ -334,3 +334,47 @@ async fn a_running_instance_sweeps_an_instance_that_dies_later() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_keep_its_call_from_being_stopped() {
+    let app = app_with(|c| c.instance_heartbeat_ms = 600_000).await;
+    let (user, id) = second_user(&app).await;
+    // 4 KiB tokens every millisecond: far more than the socket buffers and the relay channel hold, for minutes.
+    let mut res = user
+        .chat_stream_response(
+            "/chat",
+            "flood mock:tokens=200000 mock:size=4096 mock:delay_ms=1",
+            "mock",
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut seen = String::new();
+    while !seen.contains("event: delta") {
+        let chunk = res.chunk().await.unwrap().expect("stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The client keeps the connection open and reads no more; the account is deactivated meanwhile.
+    let r = app
+        .browser()
+        .submit(
+            &format!("/admin/users/{id}"),
+            &format!("/admin/users/{id}/active"),
+            &[("value", "0")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    wait_until("the call is stopped and recorded", async || {
+        let status: String = sqlx::query_scalar("SELECT status FROM calls")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+        status != "pending"
+    })
+    .await;
+    let (status, message, _) = call_row(&app).await;
+    assert_eq!(status, "cancelled");
+    assert!(message.contains("deactivated"), "{message}");
+    assert_eq!(app.state.running().count(&id), 0);
+    drop(res);
+}

@@ -378,3 +378,66 @@ async fn a_client_that_stops_reading_does_not_keep_its_call_from_being_stopped()
     assert_eq!(app.state.running().count(&id), 0);
     drop(res);
 }
+
+#[tokio::test]
+async fn an_instance_fresh_by_the_database_clock_or_alive_here_is_never_swept() {
+    let app = app_with(|_| {}).await;
+    let b = app.browser();
+    for i in 0..2 {
+        let res = b
+            .chat("/chat", &format!("q{i} mock:tokens=3"), "mock", &[])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    let calls: Vec<String> = sqlx::query_scalar("SELECT id FROM calls ORDER BY sent_ms")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
+    let db = app.state.db();
+    // A process alive on this machine whose heartbeat is an hour old (busy, or its database link was down).
+    let alive = llmeta::instance::process_identity(std::process::id()).unwrap_or_default();
+    add_instance(
+        &app,
+        "alive-here",
+        llmeta::util::now_ms() - 3_600_000,
+        &alive,
+    )
+    .await;
+    make_pending(&app, &calls[0], "alive-here").await;
+    // An instance elsewhere that beat just now, by the database's clock.
+    llmeta::db::instances::beat(db, "fresh", "", 10_000)
+        .await
+        .unwrap();
+    make_pending(&app, &calls[1], "fresh").await;
+
+    let (_dir, _second) = second_instance(&app).await;
+    if !alive.is_empty() {
+        assert_eq!(
+            statuses(&app, &calls[0]).await,
+            ("pending".into(), "streaming".into())
+        );
+    }
+    assert_eq!(
+        statuses(&app, &calls[1]).await,
+        ("pending".into(), "streaming".into())
+    );
+    // Even a sweeper that read it as silent (it has beaten since) leaves it: the delete re-checks the heartbeat.
+    let dead = llmeta::db::instances::Dead {
+        silent: vec!["fresh".into()],
+        gone: Vec::new(),
+    };
+    let me = app.state.instance().id.clone();
+    let n = llmeta::db::instances::sweep_dead(db, &me, &dead, 3, llmeta::util::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        statuses(&app, &calls[1]).await,
+        ("pending".into(), "streaming".into())
+    );
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instances WHERE id = 'fresh'")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+}

@@ -1,9 +1,9 @@
 //! This process as one of the instances sharing a database, and the heartbeat that keeps it known alive.
 //!
 //! Each process gets an id at start, registers it in `instances` and stamps it on the calls it runs. Every
-//! heartbeat period it refreshes its row, marks `interrupted` the pending calls of instances that are gone, and
-//! stops the running calls of users who were deactivated or deleted meanwhile (on another instance, or from
-//! the command line), so such a call ends within one period.
+//! heartbeat period it refreshes its row, marks `interrupted` the pending calls of instances that are gone (and
+//! its own that no runner owns), and stops the running calls of users who were deactivated or deleted
+//! meanwhile (on another instance, or from the command line), so such a call ends within one period.
 //!
 //! An instance is gone when it ran on this machine (same boot, same PID namespace) and its process no longer
 //! exists — at once, without waiting: the usual case of a server killed and started again — or, for a process
@@ -95,6 +95,35 @@ pub async fn run(state: AppState) {
             tracing::warn!(error = %e, "sweeping calls of stopped instances failed");
         }
         stop_calls_of_inactive_users(&state).await;
+        interrupt_abandoned_calls(&state).await;
+    }
+}
+
+/// Marks `interrupted` this instance's pending calls that hold no place in the registry: their request was
+/// dropped after the start was written and before a runner owned them, and nothing else would ever end them
+/// while this instance lives. The ids are read before the registry is asked, and each update requires the call
+/// to be still pending, so a call that has just recorded itself is left as it is.
+pub async fn interrupt_abandoned_calls(state: &AppState) {
+    let pending = match instances::pending_calls_of(state.db(), &state.instance().id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing this instance's pending calls failed");
+            return;
+        }
+    };
+    for id in pending {
+        if state.running().has_call(&id) {
+            continue;
+        }
+        match instances::interrupt_call(state.db(), &id, instances::ABANDONED_MESSAGE, now_ms())
+            .await
+        {
+            Ok(true) => tracing::warn!(call_id = %id, "interrupted a call abandoned before it ran"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(call_id = %id, error = %e, "interrupting an abandoned call failed")
+            }
+        }
     }
 }
 

@@ -48,6 +48,8 @@ impl Busy {
 struct Slot {
     key: u64,
     stop: watch::Sender<Option<StopReason>>,
+    /// The call this place is for, once its id is known (see [`Ticket::set_call`]).
+    call: Option<String>,
 }
 
 /// Shared by the whole process.
@@ -77,7 +79,11 @@ impl Running {
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let (stop, rx) = watch::channel(None);
-        slots.push(Slot { key, stop });
+        slots.push(Slot {
+            key,
+            stop,
+            call: None,
+        });
         Ok(Ticket {
             running: self.clone(),
             user_id: user_id.to_string(),
@@ -94,6 +100,16 @@ impl Running {
     /// The users with calls running here.
     pub fn users(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// Whether the call `call_id` holds a place here: it is starting, running or writing its record. A pending
+    /// call of this instance that holds none was abandoned (its request dropped between the start write and
+    /// the runner) and is swept by the heartbeat.
+    pub fn has_call(&self, call_id: &str) -> bool {
+        self.lock()
+            .values()
+            .flatten()
+            .any(|s| s.call.as_deref() == Some(call_id))
     }
 
     /// Tells every running call of `user_id` to stop; returns how many were told.
@@ -131,6 +147,18 @@ impl Running {
 }
 
 impl Ticket {
+    /// Names the call this place is for; done before its start is written, so that a pending call of this
+    /// instance is known to be alive exactly while its ticket is.
+    pub fn set_call(&self, call_id: &str) {
+        let mut by_user = self.running.lock();
+        if let Some(slot) = by_user
+            .get_mut(&self.user_id)
+            .and_then(|slots| slots.iter_mut().find(|s| s.key == self.key))
+        {
+            slot.call = Some(call_id.to_string());
+        }
+    }
+
     /// Completes when the call is told to stop, with the reason.
     pub async fn stopped(&mut self) -> StopReason {
         // The guard `wait_for` returns is not `Send`: read the reason and let it go before awaiting again.

@@ -139,6 +139,42 @@ pub async fn sweep_dead(
     Ok(n)
 }
 
+/// The ids of this instance's pending calls.
+pub async fn pending_calls_of(db: &Db, instance_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM calls WHERE status = 'pending' AND instance_id = $1")
+        .bind(instance_id)
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// What a call abandoned before its runner started is marked with.
+pub const ABANDONED_MESSAGE: &str = "the request ended before the call could run";
+
+/// Marks the call `call_id` (and its answer) `interrupted` if it is still pending. Returns whether it was.
+pub async fn interrupt_call(db: &Db, call_id: &str, message: &str, now: i64) -> sqlx::Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE calls SET status = 'interrupted', error_class = 'interrupted', error_message = $2, \
+         ended_ms = $3 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(call_id)
+    .bind(message)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        sqlx::query(
+            "UPDATE messages SET status = 'interrupted' WHERE call_id = $1 AND status = 'streaming'",
+        )
+        .bind(call_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
 /// Of `user_ids`, those that may no longer make calls: (deactivated, deleted).
 pub async fn inactive_users(
     db: &Db,

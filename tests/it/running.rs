@@ -245,7 +245,8 @@ async fn statuses(app: &TestApp, call_id: &str) -> (String, String) {
 
 #[tokio::test]
 async fn calls_of_a_killed_instance_are_interrupted_at_the_next_start_never_a_live_ones() {
-    let app = app_with(|_| {}).await;
+    // No heartbeat of this app during the test: its own pending call below has no runner.
+    let app = app_with(|c| c.instance_heartbeat_ms = 600_000).await;
     let b = app.browser();
     for i in 0..5 {
         let res = b
@@ -440,4 +441,36 @@ async fn an_instance_fresh_by_the_database_clock_or_alive_here_is_never_swept() 
         .await
         .unwrap();
     assert_eq!(kept, 1);
+}
+
+#[tokio::test]
+async fn a_pending_call_of_this_instance_that_no_runner_owns_is_interrupted_at_a_heartbeat() {
+    let app = app_with(|c| c.instance_heartbeat_ms = 200).await;
+    let b = app.browser();
+    let res = b.chat("/chat", "q mock:tokens=3", "mock", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let call: String = sqlx::query_scalar("SELECT id FROM calls")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    // What a request dropped between the start write and the runner leaves: pending, this instance's, no ticket.
+    let me = app.state.instance().id.clone();
+    make_pending(&app, &call, &me).await;
+    // A call running meanwhile, across heartbeats, is left alone.
+    let running = streaming(&b).await;
+    wait_until("the abandoned call is interrupted", async || {
+        statuses(&app, &call).await.0 == "interrupted"
+    })
+    .await;
+    assert_eq!(
+        statuses(&app, &call).await,
+        ("interrupted".into(), "interrupted".into())
+    );
+    let live: String = sqlx::query_scalar("SELECT status FROM calls WHERE id <> $1")
+        .bind(&call)
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(live, "pending");
+    drop(running);
 }

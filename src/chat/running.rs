@@ -29,14 +29,27 @@ impl StopReason {
     }
 }
 
-/// The person already runs as many calls as allowed.
+/// The person already runs as many calls as allowed, or their account was just stopped.
 #[derive(Debug)]
 pub struct Busy {
     pub limit: usize,
+    /// Set when the account's calls were stopped a moment ago (see [`Running::stop_user`]).
+    pub stopped: Option<StopReason>,
 }
 
 impl Busy {
     pub fn message(&self) -> String {
+        if let Some(reason) = self.stopped {
+            return match reason {
+                StopReason::Deactivated => {
+                    "This account was deactivated: no new answers can be written."
+                }
+                StopReason::Deleted => {
+                    "This account is being deleted: no new answers can be written."
+                }
+            }
+            .to_string();
+        }
         format!(
             "You already have {} answers being written, the most allowed at once. Wait for one to finish or \
              stop one, then try again.",
@@ -52,10 +65,16 @@ struct Slot {
     call: Option<String>,
 }
 
+/// How long after [`Running::stop_user`] the user may start no call here: covers a request that had passed its
+/// session check before the sessions were deleted, and a deletion still waiting for the calls to record.
+const STOPPED_FOR: Duration = Duration::from_secs(120);
+
 /// Shared by the whole process.
 #[derive(Default)]
 pub struct Running {
     by_user: Mutex<HashMap<String, Vec<Slot>>>,
+    /// Users whose calls were stopped, and when; locked after `by_user` where both are held.
+    stopped: Mutex<HashMap<String, (StopReason, tokio::time::Instant)>>,
     next_key: AtomicU64,
     /// Woken whenever a call leaves, for [`Running::wait_user_idle`].
     left: Notify,
@@ -73,9 +92,18 @@ impl Running {
     /// Takes a place for one more call of `user_id`, unless they already run `limit` (0 = no limit).
     pub fn enter(self: &Arc<Self>, user_id: &str, limit: usize) -> Result<Ticket, Busy> {
         let mut by_user = self.lock();
+        if let Some(reason) = self.stopped_recently(user_id) {
+            return Err(Busy {
+                limit,
+                stopped: Some(reason),
+            });
+        }
         let slots = by_user.entry(user_id.to_string()).or_default();
         if limit > 0 && slots.len() >= limit {
-            return Err(Busy { limit });
+            return Err(Busy {
+                limit,
+                stopped: None,
+            });
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let (stop, rx) = watch::channel(None);
@@ -112,9 +140,16 @@ impl Running {
             .any(|s| s.call.as_deref() == Some(call_id))
     }
 
-    /// Tells every running call of `user_id` to stop; returns how many were told.
+    /// Tells every running call of `user_id` to stop, and refuses them new calls here for a while (until
+    /// [`Running::allow_user`]); returns how many were told.
     pub fn stop_user(&self, user_id: &str, reason: StopReason) -> usize {
         let by_user = self.lock();
+        {
+            let mut stopped = self.stopped();
+            let now = tokio::time::Instant::now();
+            stopped.retain(|_, (_, at)| now.duration_since(*at) < STOPPED_FOR);
+            stopped.insert(user_id.to_string(), (reason, now));
+        }
         let Some(slots) = by_user.get(user_id) else {
             return 0;
         };
@@ -138,6 +173,23 @@ impl Running {
         })
         .await
         .is_ok()
+    }
+
+    /// Lets `user_id` start calls again at once (the account was activated).
+    pub fn allow_user(&self, user_id: &str) {
+        self.stopped().remove(user_id);
+    }
+
+    fn stopped_recently(&self, user_id: &str) -> Option<StopReason> {
+        let stopped = self.stopped();
+        let (reason, at) = stopped.get(user_id)?;
+        (at.elapsed() < STOPPED_FOR).then_some(*reason)
+    }
+
+    fn stopped(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (StopReason, tokio::time::Instant)>> {
+        self.stopped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Slot>>> {
@@ -213,6 +265,10 @@ mod tests {
         let mut a = r.enter("u", 0).unwrap();
         let other = r.enter("v", 0).unwrap();
         assert_eq!(r.stop_user("u", StopReason::Deleted), 1);
+        // Once stopped, no new call of theirs starts (until allowed again).
+        let refused = r.enter("u", 0).err().unwrap();
+        assert_eq!(refused.stopped, Some(StopReason::Deleted));
+        assert!(r.enter("v", 0).is_ok());
         assert_eq!(a.stopped().await, StopReason::Deleted);
         assert!(other.stop.borrow().is_none());
         let waiter = {
@@ -221,5 +277,7 @@ mod tests {
         };
         drop(a);
         assert!(waiter.await.unwrap());
+        r.allow_user("u");
+        assert!(r.enter("u", 0).is_ok());
     }
 }

@@ -474,3 +474,35 @@ async fn a_pending_call_of_this_instance_that_no_runner_owns_is_interrupted_at_a
     assert_eq!(live, "pending");
     drop(running);
 }
+
+#[tokio::test]
+async fn a_deletion_from_the_command_line_waits_for_the_servers_calls_to_record() {
+    let app = app_with(|c| c.instance_heartbeat_ms = 200).await;
+    let (user, id) = second_user(&app).await;
+    let res = streaming(&user).await;
+    // What `llmeta user deactivate` then `llmeta user delete` do: this registry knows nothing of the call.
+    let cli = Running::default();
+    llmeta::admin::set_active(app.state.db(), &cli, &id, false)
+        .await
+        .unwrap();
+    let stopped = llmeta::admin::stop_and_wait_for_calls(
+        app.state.db(),
+        &cli,
+        &id,
+        llmeta::chat::running::StopReason::Deleted,
+    )
+    .await
+    .unwrap();
+    assert!(stopped, "the server stopped the call at its heartbeat");
+    // By the time the wait is over the call is recorded, so deleting leaves nothing behind it.
+    let (status, message, _) = call_row(&app).await;
+    assert_eq!(status, "cancelled");
+    assert!(message.contains("deactivated"), "{message}");
+    llmeta::admin::delete_user(app.state.db(), &cli, &app.data_dir(), &id)
+        .await
+        .unwrap();
+    let rest = rest_of(res).await;
+    assert!(rest.contains("cancelled"), "{rest}");
+    assert_eq!(rows_in(&app, "calls").await, 0);
+    assert_eq!(rows_in(&app, "messages").await, 0);
+}

@@ -3,7 +3,9 @@
 //!
 //! One check at the edge instead of one per field: in a URL or an urlencoded form, NUL can only be written as
 //! `%00` (or, in a body, a raw zero byte), so the raw bytes are searched without decoding. A path with it
-//! names nothing (404); a query string or a form with it is refused with a message saying why (400). Uploaded
+//! names nothing (404); a query string or a form with it is refused with a message saying why (400) — except
+//! the message forms (`POST /chat`, `POST /c/{id}`), whose handler refuses it with the form and its text
+//! brought back (`pages::chat`). Uploaded
 //! files are checked where their text is extracted (`pages::files`), and provider output is cleaned by the call
 //! runner.
 
@@ -21,7 +23,19 @@ pub fn has_nul(raw: &[u8]) -> bool {
     raw.contains(&0) || raw.windows(3).any(|w| w == b"%00")
 }
 
-const REFUSED: &str = "Text cannot contain the NUL character (U+0000). Remove it and try again.";
+pub const REFUSED: &str =
+    "Text cannot contain the NUL character (U+0000). Remove it and try again.";
+
+/// The message forms send: their handler checks every field itself and brings the form back with the typed
+/// text (a bare 400 here would lose it).
+fn is_chat_send(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == axum::http::Method::POST
+        && (path == "/chat"
+            || path
+                .strip_prefix("/c/")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/')))
+}
 
 /// The middleware.
 pub async fn refuse(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -39,7 +53,7 @@ pub async fn refuse(State(state): State<AppState>, mut req: Request, next: Next)
             v.to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
-    if form {
+    if form && !is_chat_send(&req) {
         // The same limits as the CSRF check, which buffers these bodies too: pasted JSON may be upload-sized.
         let limit = if req.uri().path() == "/json/paste" {
             state.config().max_upload_bytes as usize + 1024 * 1024

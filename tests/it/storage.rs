@@ -106,7 +106,7 @@ async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call(
         "UPDATE",
         "calls",
         "OLD.model = 'tiny'",
-        "P0001",
+        "40001",
     )
     .await;
 
@@ -162,6 +162,33 @@ async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call(
 }
 
 #[tokio::test]
+async fn a_final_write_refused_by_a_constraint_is_given_up_at_once() {
+    // An hour of retries for a transient fault; a constraint is refused every time, so none is spent on it.
+    let app = app(3600).await;
+    let b = app.browser();
+    let res = b.chat("/chat", "first mock:tokens=2", "mock", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // A real unique violation, on both databases: no second answer may hold the first one's text.
+    exec(
+        &app,
+        "CREATE UNIQUE INDEX one_answer_text ON messages (content) \
+         WHERE role = 'assistant' AND content <> ''",
+    )
+    .await;
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        b.chat("/chat", "second mock:tokens=2", "mock", &[]),
+    )
+    .await
+    .expect("a permanent refusal is not retried for the whole retry time");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("could not be saved"), "{html}");
+    assert_eq!(call_of(&app, "second").await.0, "pending");
+    exec(&app, "DROP INDEX one_answer_text").await;
+}
+
+#[tokio::test]
 async fn an_answer_that_cannot_be_saved_is_reported_and_kept_in_view() {
     let app = app(1).await;
     let b = app.browser();
@@ -171,7 +198,7 @@ async fn an_answer_that_cannot_be_saved_is_reported_and_kept_in_view() {
         "UPDATE",
         "calls",
         "OLD.model = 'tiny'",
-        "P0001",
+        "40001",
     )
     .await;
 

@@ -56,7 +56,6 @@ enum End {
 /// Runs the call to its end and returns its record and whether it was saved. `listener` gets the text as it
 /// arrives; when it is dropped, the call is cancelled.
 pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Update>>) -> Ran {
-    let _inflight = state.inflight().enter();
     let mut shutdown = state.shutdown_signal();
     let mut call = turn.call;
     // Held until the record is written: the person's place under the cap, and deletion waits for it.

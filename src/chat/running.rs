@@ -159,6 +159,27 @@ impl Running {
         slots.len()
     }
 
+    /// How many calls run here now, of all users.
+    pub fn total(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Waits until no call runs here (each has written its record), at most `limit`. Returns whether that
+    /// happened in time.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                let left = self.left.notified();
+                if self.total() == 0 {
+                    return;
+                }
+                left.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// Waits until `user_id` has no call running here (each has written its record), at most `limit`.
     /// Returns whether that happened in time.
     pub async fn wait_user_idle(&self, user_id: &str, limit: Duration) -> bool {

@@ -87,7 +87,7 @@ async fn shutdown_records_running_calls_as_interrupted() {
     assert!(rest.contains("interrupted"));
     // Wait for shutdown to finish writing (it closes the pool when done).
     for _ in 0..200 {
-        if state.inflight().count() == 0 {
+        if state.running().total() == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

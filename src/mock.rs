@@ -15,7 +15,7 @@
 //!
 //! Usage is exact and predictable: prompt tokens = words in all messages, completion tokens = chunks sent.
 //! `GET /_mock/requests` returns the request bodies received (newest last); `GET /_mock/auth` the
-//! `Authorization` headers.
+//! `Authorization` headers; `GET /_mock/sent` how many answer chunks streams have been handed.
 
 use axum::Json;
 use axum::Router;
@@ -54,6 +54,9 @@ struct MockState {
     config: MockConfig,
     requests: Arc<Mutex<VecDeque<Value>>>,
     auth: Arc<Mutex<VecDeque<String>>>,
+    /// Answer chunks handed to streams so far, all requests together (`GET /_mock/sent`): a test can tell
+    /// from it whether the client still takes the stream.
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Serves the mock on `listener` until the task is dropped.
@@ -70,12 +73,14 @@ pub fn router(config: MockConfig) -> Router {
         config,
         requests: Arc::new(Mutex::new(VecDeque::new())),
         auth: Arc::new(Mutex::new(VecDeque::new())),
+        sent: Default::default(),
     };
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/models", get(models))
         .route("/_mock/requests", get(requests))
         .route("/_mock/auth", get(auth))
+        .route("/_mock/sent", get(sent))
         .with_state(state)
 }
 
@@ -93,6 +98,10 @@ async fn requests(State(s): State<MockState>) -> Json<Value> {
         .map(|r| r.iter().cloned().collect::<Vec<_>>())
         .unwrap_or_default();
     Json(Value::Array(list))
+}
+
+async fn sent(State(s): State<MockState>) -> Json<Value> {
+    Json(json!(s.sent.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 async fn auth(State(s): State<MockState>) -> Json<Value> {
@@ -240,8 +249,8 @@ async fn chat(
         }
     } else {
         let n = num("tokens", s.config.tokens as u64) as usize;
-        // The answer is built whole before streaming: at most about 64 MiB of padding in all.
-        let size = (num("size", 0) as usize).min((64 << 20) / n.max(1));
+        // The answer is built whole before streaming: at most about 128 MiB of padding in all.
+        let size = (num("size", 0) as usize).min((128 << 20) / n.max(1));
         let pad = "x".repeat(size);
         (1..=n)
             .map(|i| {
@@ -315,6 +324,7 @@ async fn chat(
     let nl = if d.contains_key("crlf") { "\r\n" } else { "\n" };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
     let fault = fault.to_string();
+    let sent = s.sent.clone();
     tokio::spawn(async move {
         let event = |v: Value| format!("data: {v}{nl}{nl}");
         let chunk = |delta: Value, finish: Value| {
@@ -366,6 +376,7 @@ async fn chat(
             if tx.send(Ok(event(chunk(delta, Value::Null)))).await.is_err() {
                 return; // client went away
             }
+            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let _ = tx.send(Ok(event(chunk(json!({}), json!(finish))))).await;
         if include_usage && with_usage {

@@ -336,15 +336,28 @@ async fn a_running_instance_sweeps_an_instance_that_dies_later() {
     .await;
 }
 
+/// How many answer chunks the app's mock has streamed so far.
+async fn mock_sent(app: &TestApp) -> u64 {
+    let base = app.state.config().providers[0].base_url.replace("/v1", "");
+    reqwest::get(format!("{base}/_mock/sent"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_client_that_stops_reading_does_not_keep_its_call_from_being_stopped() {
     let app = app_with(|c| c.instance_heartbeat_ms = 600_000).await;
     let (user, id) = second_user(&app).await;
-    // 4 KiB tokens every millisecond: far more than the socket buffers and the relay channel hold, for minutes.
+    // 6,000 chunks of 3 kB at once — some 18 MB, far more than the socket buffers (4 MB here) and the relay
+    // channel hold — then the provider stalls with the stream open (`fault=stall` sends half of `tokens`).
+    let before = mock_sent(&app).await;
     let mut res = user
         .chat_stream_response(
             "/chat",
-            "flood mock:tokens=200000 mock:size=4096 mock:delay_ms=1",
+            "flood mock:tokens=12000 mock:size=3000 mock:delay_ms=0 mock:fault=stall",
             "mock",
             &[],
         )
@@ -355,7 +368,17 @@ async fn a_client_that_stops_reading_does_not_keep_its_call_from_being_stopped()
         let chunk = res.chunk().await.unwrap().expect("stream goes on");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    // The client keeps the connection open and reads no more; the account is deactivated meanwhile.
+    // The client keeps the connection open and reads no more. The runner still takes everything the provider
+    // sends (a runner waiting on this client would stop reading upstream, and this would never hold).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while mock_sent(&app).await < before + 6_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: the runner takes the whole answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The account is deactivated meanwhile: the call stops and is recorded, whoever reads.
     let r = app
         .browser()
         .submit(
@@ -376,7 +399,10 @@ async fn a_client_that_stops_reading_does_not_keep_its_call_from_being_stopped()
     let (status, message, _) = call_row(&app).await;
     assert_eq!(status, "cancelled");
     assert!(message.contains("deactivated"), "{message}");
-    assert_eq!(app.state.running().count(&id), 0);
+    wait_until("the call leaves the registry", async || {
+        app.state.running().count(&id) == 0
+    })
+    .await;
     drop(res);
 }
 

@@ -100,8 +100,8 @@ pub async fn run(state: AppState) {
 }
 
 /// Marks `interrupted` this instance's pending calls that hold no place in the registry: their request was
-/// dropped after the start was written and before a runner owned them, and nothing else would ever end them
-/// while this instance lives. The ids are read before the registry is asked, and each update requires the call
+/// dropped after the start was written and before a runner owned them (or their runner gave up writing the
+/// outcome), and nothing else would ever end them while this instance lives. The ids are read before the registry is asked, and each update requires the call
 /// to be still pending, so a call that has just recorded itself is left as it is.
 pub async fn interrupt_abandoned_calls(state: &AppState) {
     let pending = match instances::pending_calls_of(state.db(), &state.instance().id).await {

@@ -147,8 +147,9 @@ pub async fn pending_calls_of(db: &Db, instance_id: &str) -> sqlx::Result<Vec<St
         .await
 }
 
-/// What a call abandoned before its runner started is marked with.
-pub const ABANDONED_MESSAGE: &str = "the request ended before the call could run";
+/// What a pending call of a live instance that no runner owns is marked with: its request was dropped before
+/// the runner started, or its runner gave up writing the outcome.
+pub const ABANDONED_MESSAGE: &str = "the call ended before its outcome could be recorded";
 
 /// Marks the call `call_id` (and its answer) `interrupted` if it is still pending. Returns whether it was.
 pub async fn interrupt_call(db: &Db, call_id: &str, message: &str, now: i64) -> sqlx::Result<bool> {

@@ -8,6 +8,7 @@ use crate::db::{Backend, Db, resets, sessions};
 use crate::domain::Role;
 use crate::util::{now_ms, random_token, sha256_hex};
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug)]
 pub enum AdminError {
@@ -90,7 +91,9 @@ pub async fn set_active(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    if !active {
+    if active {
+        running.allow_user(id);
+    } else {
         sessions::delete_all_for_user(db, id).await?;
         running.stop_user(id, StopReason::Deactivated);
     }
@@ -115,13 +118,13 @@ pub async fn set_role(db: &Db, id: &str, role: Role) -> Result<User, AdminError>
     target(db, id).await
 }
 
-/// How long a deletion waits for the user's running calls to record themselves as cancelled.
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The least time a deletion waits for the user's calls to stop and record themselves.
+const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// Deletes a user with everything they own: sessions, conversations, messages, calls, files (rows and disk).
-/// Their calls running in this process (`running`) are stopped first and deletion waits (at most
-/// [`STOP_WAIT`]) until each is recorded, so no call goes on spending tokens for an account that is gone; calls
-/// on other instances stop at those instances' next heartbeat.
+/// Their running calls are stopped first and deletion waits until each is recorded (see
+/// [`stop_and_wait_for_calls`]), so no call goes on spending tokens for an account that is gone, and no late
+/// "cancelled" record updates rows that no longer exist.
 pub async fn delete_user(
     db: &Db,
     running: &Running,
@@ -140,9 +143,7 @@ pub async fn delete_user(
         .await?;
     tx.commit().await?;
     sessions::delete_all_for_user(db, id).await?;
-    if running.stop_user(id, StopReason::Deleted) > 0
-        && !running.wait_user_idle(id, STOP_WAIT).await
-    {
+    if !stop_and_wait_for_calls(db, running, id, StopReason::Deleted).await? {
         tracing::warn!(user_id = %id, "calls of a deleted user did not stop in time; deleting anyway");
     }
     let (mut tx, _) = without_admin(db, id).await?;
@@ -168,6 +169,47 @@ pub async fn delete_user(
     crate::files::store::remove(data_dir, &file_ids).await;
     tracing::info!(user_id = %id, "user deleted with all their data");
     Ok(())
+}
+
+/// Stops the calls of `user_id` running in this process (`running`; new ones are refused here meanwhile) and
+/// waits until none of theirs is pending in the database, on any instance: the others stop theirs at their
+/// next heartbeat once the account is deactivated or gone. The wait is bounded by [`STOP_WAIT`] or three
+/// heartbeats of the slowest live instance, whichever is longer. Returns whether every call ended in time.
+/// The command line passes an empty registry: it runs no calls, and waits for the servers'.
+pub async fn stop_and_wait_for_calls(
+    db: &Db,
+    running: &Running,
+    user_id: &str,
+    reason: StopReason,
+) -> sqlx::Result<bool> {
+    let period: Option<i64> = sqlx::query_scalar("SELECT MAX(period_ms) FROM instances")
+        .fetch_one(&db.pool)
+        .await?;
+    let limit = STOP_WAIT.max(Duration::from_millis(
+        3 * period.unwrap_or(0).clamp(0, 3_600_000) as u64,
+    ));
+    let deadline = tokio::time::Instant::now() + limit;
+    if running.stop_user(user_id, reason) > 0 && !running.wait_user_idle(user_id, limit).await {
+        return Ok(false);
+    }
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM calls WHERE user_id = $1 AND status = 'pending'",
+        )
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await?;
+        if pending == 0 {
+            return Ok(true);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
 }
 
 /// Creates an account with a password and a role.

@@ -7,10 +7,9 @@ use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Shared by every request. Cheap to clone.
 #[derive(Clone)]
@@ -27,53 +26,13 @@ pub struct Inner {
     hashes: crate::hashing::HashPool,
     started: Instant,
     shutdown: watch::Sender<bool>,
-    inflight: InFlight,
-    /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted).
+    /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted;
+    /// shutdown waits until each has written its record).
     running: Arc<crate::chat::running::Running>,
     /// This process among the instances sharing the database (stamped on its pending calls).
     instance: crate::instance::Instance,
     /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
     json_jobs: Arc<tokio::sync::Semaphore>,
-}
-
-/// Counts model calls in progress, so shutdown can wait for their records to be written.
-#[derive(Default)]
-pub struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-/// Held while a call runs.
-pub struct InFlightGuard<'a>(&'a InFlight);
-
-impl InFlight {
-    pub fn enter(&self) -> InFlightGuard<'_> {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self)
-    }
-
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no call is in progress.
-    pub async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 impl Deref for AppState {
@@ -114,9 +73,6 @@ impl Inner {
     }
     pub fn llm(&self) -> &Registry {
         &self.llm
-    }
-    pub fn inflight(&self) -> &InFlight {
-        &self.inflight
     }
     pub fn running(&self) -> &Arc<crate::chat::running::Running> {
         &self.running
@@ -174,7 +130,6 @@ impl Application {
             hashes,
             started: Instant::now(),
             shutdown: watch::channel(false).0,
-            inflight: InFlight::default(),
             running: Default::default(),
             instance,
             json_jobs,
@@ -215,16 +170,17 @@ impl Application {
             shutdown_grace: crate::web::serve::SHUTDOWN_GRACE,
         };
         crate::web::serve::serve(self.listener, router, limits, signal).await;
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            self.state.inflight.wait_idle(),
-        )
-        .await;
+        // Every call holds its place in `running` from before its start is written until its record is, so
+        // this waits for every call this instance stamped.
+        self.state
+            .running
+            .wait_idle(std::time::Duration::from_secs(10))
+            .await;
         housekeeping.abort();
         heartbeat.abort();
         // With every call recorded, this instance leaves no pending call behind; otherwise its row stays, its
         // heartbeat stops, and another instance (or the next start) interrupts what is left.
-        if self.state.inflight.count() == 0 {
+        if self.state.running.total() == 0 {
             let _ = crate::db::instances::remove(&self.state.db, &self.state.instance.id).await;
         }
         self.state.db.close().await;

@@ -1,14 +1,16 @@
 //! This process as one of the instances sharing a database, and the heartbeat that keeps it known alive.
 //!
 //! Each process gets an id at start, registers it in `instances` and stamps it on the calls it runs. Every
-//! heartbeat period it refreshes its row, marks `interrupted` the pending calls of instances that are gone, and
-//! stops the running calls of users who were deactivated or deleted meanwhile (on another instance, or from
-//! the command line), so such a call ends within one period.
+//! heartbeat period it refreshes its row, marks `interrupted` the pending calls of instances that are gone (and
+//! its own that no runner owns), and stops the running calls of users who were deactivated or deleted
+//! meanwhile (on another instance, or from the command line), so such a call ends within one period.
 //!
-//! An instance is gone when its heartbeat is older than three of its periods, or — at once, without waiting —
-//! when it ran on this machine (same boot, same PID namespace) and its process no longer exists: the usual case
-//! of a server killed and started again. A row with an unknown process (another machine) is judged by its
-//! heartbeat only, so a live instance's calls are never touched.
+//! An instance is gone when it ran on this machine (same boot, same PID namespace) and its process no longer
+//! exists — at once, without waiting: the usual case of a server killed and started again — or, for a process
+//! not known here (another machine), when its heartbeat is older than three of its periods. Heartbeats are
+//! written and compared with the database's clock, so hosts whose clocks disagree never judge each other dead;
+//! a process known alive here is alive whatever its heartbeat; and an instance is forgotten only if its
+//! heartbeat is still old in the sweeping transaction itself.
 
 use crate::app::AppState;
 use crate::chat::running::StopReason;
@@ -40,31 +42,38 @@ impl Instance {
 
 /// Registers this instance and marks the calls of dead ones `interrupted` (start-up, before serving).
 pub async fn start(db: &Db, me: &Instance) -> sqlx::Result<()> {
-    instances::beat(db, &me.id, &me.process, me.period_ms, now_ms()).await?;
+    instances::beat(db, &me.id, &me.process, me.period_ms).await?;
     sweep(db, me, true).await?;
     Ok(())
 }
 
 /// Marks the pending calls of dead instances `interrupted`. With `orphans`, also those of instances whose row
 /// is already gone (a start-up pass); otherwise only writes when some instance has just been found dead.
+///
+/// Heartbeats are compared with the database's clock (hosts' clocks may disagree). A process known alive on
+/// this machine is alive whatever its heartbeat says (a busy or briefly disconnected instance); one known gone
+/// is dead at once; any other is dead when its heartbeat is older than [`MISSED_BEATS`] of its periods.
 pub async fn sweep(db: &Db, me: &Instance, orphans: bool) -> sqlx::Result<u64> {
-    let now = now_ms();
-    let dead: Vec<String> = instances::others(db, &me.id)
-        .await?
-        .into_iter()
-        .filter(|o| {
-            o.heartbeat_ms < now - MISSED_BEATS * o.period_ms.max(1) || process_gone(&o.process)
-        })
-        .map(|o| o.id)
-        .collect();
+    let db_now = instances::db_now(db).await?;
+    let mut dead = instances::Dead::default();
+    for o in instances::others(db, &me.id).await? {
+        if process_alive(&o.process) {
+            continue;
+        }
+        if process_gone(&o.process) {
+            dead.gone.push(o.id);
+        } else if o.heartbeat_ms < db_now - MISSED_BEATS * o.period_ms.max(1) {
+            dead.silent.push(o.id);
+        }
+    }
     if dead.is_empty() && !orphans {
         return Ok(0);
     }
-    let n = instances::sweep_dead(db, &me.id, &dead, now).await?;
+    let n = instances::sweep_dead(db, &me.id, &dead, MISSED_BEATS, now_ms()).await?;
     if n > 0 {
         tracing::warn!(
             calls = n,
-            instances = dead.len(),
+            instances = dead.silent.len() + dead.gone.len(),
             "marked calls of a stopped instance as interrupted"
         );
     }
@@ -79,15 +88,42 @@ pub async fn run(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) =
-            instances::beat(state.db(), &me.id, &me.process, me.period_ms, now_ms()).await
-        {
+        if let Err(e) = instances::beat(state.db(), &me.id, &me.process, me.period_ms).await {
             tracing::warn!(error = %e, "instance heartbeat failed");
         }
         if let Err(e) = sweep(state.db(), &me, false).await {
             tracing::warn!(error = %e, "sweeping calls of stopped instances failed");
         }
         stop_calls_of_inactive_users(&state).await;
+        interrupt_abandoned_calls(&state).await;
+    }
+}
+
+/// Marks `interrupted` this instance's pending calls that hold no place in the registry: their request was
+/// dropped after the start was written and before a runner owned them (or their runner gave up writing the
+/// outcome), and nothing else would ever end them while this instance lives. The ids are read before the registry is asked, and each update requires the call
+/// to be still pending, so a call that has just recorded itself is left as it is.
+pub async fn interrupt_abandoned_calls(state: &AppState) {
+    let pending = match instances::pending_calls_of(state.db(), &state.instance().id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing this instance's pending calls failed");
+            return;
+        }
+    };
+    for id in pending {
+        if state.running().has_call(&id) {
+            continue;
+        }
+        match instances::interrupt_call(state.db(), &id, instances::ABANDONED_MESSAGE, now_ms())
+            .await
+        {
+            Ok(true) => tracing::warn!(call_id = %id, "interrupted a call abandoned before it ran"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(call_id = %id, error = %e, "interrupting an abandoned call failed")
+            }
+        }
     }
 }
 
@@ -124,20 +160,29 @@ pub fn process_identity(pid: u32) -> Option<String> {
 /// Whether `identity` (from [`process_identity`]) names a process of this machine and PID namespace that no
 /// longer runs. False whenever that cannot be known, so a live instance is never judged dead by it.
 pub fn process_gone(identity: &str) -> bool {
+    process_state(identity) == Some(false)
+}
+
+/// Whether `identity` names a process of this machine and PID namespace that still runs. False whenever that
+/// cannot be known (then the heartbeat decides).
+pub fn process_alive(identity: &str) -> bool {
+    process_state(identity) == Some(true)
+}
+
+/// Some(whether the process runs) when `identity` can be checked here; None otherwise.
+fn process_state(identity: &str) -> Option<bool> {
     let parts: Vec<&str> = identity.split(' ').collect();
     let [boot, ns, uid, pid, started] = parts[..] else {
-        return false;
+        return None;
     };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
+    let pid = pid.parse::<u32>().ok()?;
     // Same boot and PID namespace: the pid means the same process here. Same user: with `/proc` mounted
     // `hidepid`, another user's processes are invisible, which must not read as gone.
     match this_machine() {
         Some((b, n, u)) if b == boot && n == ns && u.to_string() == uid => {
-            start_time(pid).as_deref() != Some(started)
+            Some(start_time(pid).as_deref() == Some(started))
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -179,13 +224,21 @@ mod tests {
             return; // not Linux
         };
         assert!(!process_gone(&me));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        assert!(process_alive(&me));
+        // A child that is surely running while its identity is read (`true` may have exited already).
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
         let id = process_identity(child.id());
+        child.kill().unwrap();
         child.wait().unwrap();
-        if let Some(id) = id {
-            assert!(process_gone(&id));
+        let id = id.expect("a running child has an identity");
+        assert!(process_gone(&id));
+        assert!(!process_alive(&id));
+        for unknown in ["", "other-boot ns 0 1 1"] {
+            assert!(!process_gone(unknown));
+            assert!(!process_alive(unknown));
         }
-        assert!(!process_gone(""));
-        assert!(!process_gone("other-boot ns 0 1 1"));
     }
 }

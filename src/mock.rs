@@ -2,7 +2,8 @@
 //!
 //! Behaviour is chosen per request by directives in the last user message, e.g.
 //! `mock:tokens=50 mock:ttft_ms=20 mock:delay_ms=5 mock:fault=cut`:
-//! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens
+//! - `tokens=N` answer tokens (`tok1 tok2 …`), `ttft_ms=N` delay before the first, `delay_ms=N` between tokens,
+//!   `size=N` N more characters (`x`) in each token; every number is clamped (see `limit`)
 //! - `fault=500|429|401|hang|invalid_json|cut|stall|no_usage|error_event` an upstream fault (`401` echoes the
 //!   key it was given, as some providers do, to prove llmeta never shows it; `error_event` is an `error`
 //!   object mid-stream, or as a 200 body when not streamed)
@@ -14,7 +15,7 @@
 //!
 //! Usage is exact and predictable: prompt tokens = words in all messages, completion tokens = chunks sent.
 //! `GET /_mock/requests` returns the request bodies received (newest last); `GET /_mock/auth` the
-//! `Authorization` headers.
+//! `Authorization` headers; `GET /_mock/sent` how many answer chunks streams have been handed.
 
 use axum::Json;
 use axum::Router;
@@ -53,6 +54,9 @@ struct MockState {
     config: MockConfig,
     requests: Arc<Mutex<VecDeque<Value>>>,
     auth: Arc<Mutex<VecDeque<String>>>,
+    /// Answer chunks handed to streams so far, all requests together (`GET /_mock/sent`): a test can tell
+    /// from it whether the client still takes the stream.
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Serves the mock on `listener` until the task is dropped.
@@ -69,12 +73,14 @@ pub fn router(config: MockConfig) -> Router {
         config,
         requests: Arc::new(Mutex::new(VecDeque::new())),
         auth: Arc::new(Mutex::new(VecDeque::new())),
+        sent: Default::default(),
     };
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/models", get(models))
         .route("/_mock/requests", get(requests))
         .route("/_mock/auth", get(auth))
+        .route("/_mock/sent", get(sent))
         .with_state(state)
 }
 
@@ -92,6 +98,10 @@ async fn requests(State(s): State<MockState>) -> Json<Value> {
         .map(|r| r.iter().cloned().collect::<Vec<_>>())
         .unwrap_or_default();
     Json(Value::Array(list))
+}
+
+async fn sent(State(s): State<MockState>) -> Json<Value> {
+    Json(json!(s.sent.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 async fn auth(State(s): State<MockState>) -> Json<Value> {
@@ -126,6 +136,17 @@ fn directives(body: &Value) -> (HashMap<String, String>, String) {
         }
     }
     (map, rest.join(" "))
+}
+
+/// The largest value a numeric directive may take.
+fn limit(directive: &str) -> u64 {
+    match directive {
+        // Characters added to the error message, or to each token.
+        "pad" | "size" => 65_536,
+        "ttft_ms" | "delay_ms" => 3_600_000,
+        // Token counts and `split`'s chunk size.
+        _ => 1_000_000,
+    }
 }
 
 fn prompt_tokens(body: &Value) -> usize {
@@ -175,10 +196,13 @@ async fn chat(
         }
     }
     let (d, text) = directives(&body);
+    // Every number is clamped: a message is untrusted input even to a mock (the `llmeta-mock` binary may be
+    // reachable), and `tokens=99999999999` must not allocate gigabytes or a delay sleep for years.
     let num = |k: &str, default: u64| {
         d.get(k)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(default)
+            .min(limit(k))
     };
     let fault = d.get("fault").map(String::as_str).unwrap_or("");
     let mut error_event = "mock overloaded mid-stream".to_string();
@@ -225,12 +249,15 @@ async fn chat(
         }
     } else {
         let n = num("tokens", s.config.tokens as u64) as usize;
+        // The answer is built whole before streaming: at most about 128 MiB of padding in all.
+        let size = (num("size", 0) as usize).min((128 << 20) / n.max(1));
+        let pad = "x".repeat(size);
         (1..=n)
             .map(|i| {
                 if i == 1 {
-                    format!("tok{i}")
+                    format!("tok{i}{pad}")
                 } else {
-                    format!(" tok{i}")
+                    format!(" tok{i}{pad}")
                 }
             })
             .collect()
@@ -297,6 +324,7 @@ async fn chat(
     let nl = if d.contains_key("crlf") { "\r\n" } else { "\n" };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
     let fault = fault.to_string();
+    let sent = s.sent.clone();
     tokio::spawn(async move {
         let event = |v: Value| format!("data: {v}{nl}{nl}");
         let chunk = |delta: Value, finish: Value| {
@@ -348,6 +376,7 @@ async fn chat(
             if tx.send(Ok(event(chunk(delta, Value::Null)))).await.is_err() {
                 return; // client went away
             }
+            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let _ = tx.send(Ok(event(chunk(json!({}), json!(finish))))).await;
         if include_usage && with_usage {

@@ -3,7 +3,8 @@
 //!
 //! The first attempt goes through the group writer like every other write. If it fails, the call's own task
 //! tries again with backoff, each time alone and off the committers' queue (so other calls' batches never wait
-//! behind it), until `record_retry_secs` have passed or the server shuts down. The text stays in memory all
+//! behind it), until `record_retry_secs` have passed or the server shuts down — unless the database refused it
+//! for what it is (a constraint, see [`crate::db::is_permanent`]): that is given up at once. The text stays in memory all
 //! that time, and the caller learns whether it was saved: a person is never told "ok" about an answer that is
 //! not stored.
 
@@ -49,6 +50,9 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
         Ok(()) => return Ok(()),
         Err(e) => CommitError {
             storage_full: crate::db::is_storage_full_error(&e),
+            permanent: e
+                .chain()
+                .any(|c| c.downcast_ref::<CommitError>().is_some_and(|c| c.permanent)),
             message: format!("{e:#}"),
         },
     };
@@ -59,7 +63,8 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 1u32;
     let mut stopping = *shutdown.borrow();
-    while Instant::now() < deadline {
+    // A write the database refuses for what it is (a constraint) would be refused every time: given up at once.
+    while !error.permanent && Instant::now() < deadline {
         if !stopping {
             let wake = (Instant::now() + backoff).min(deadline);
             tokio::select! {
@@ -87,10 +92,11 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
                 error = CommitError {
                     message: "the database did not answer in time".into(),
                     storage_full: error.storage_full,
+                    permanent: false,
                 }
             }
         }
-        if stopping {
+        if stopping || error.permanent {
             break;
         }
     }
@@ -102,6 +108,7 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
         answer_chars = end.answer.content.chars().count(),
         attempts,
         storage_full = error.storage_full,
+        permanent = error.permanent,
         error = %error.message,
         "the end of a call could not be recorded: its answer and metadata are lost"
     );

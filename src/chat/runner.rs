@@ -17,6 +17,9 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// How long a listener that stopped reading is given to take the final `Done` (the record is written by then).
+const DONE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What a listener (the SSE response) receives.
 #[derive(Debug)]
 pub enum Update {
@@ -53,7 +56,6 @@ enum End {
 /// Runs the call to its end and returns its record and whether it was saved. `listener` gets the text as it
 /// arrives; when it is dropped, the call is cancelled.
 pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Update>>) -> Ran {
-    let _inflight = state.inflight().enter();
     let mut shutdown = state.shutdown_signal();
     let mut call = turn.call;
     // Held until the record is written: the person's place under the cap, and deletion waits for it.
@@ -81,6 +83,11 @@ pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Upda
     let mut first_token: Option<Instant> = None;
     let mut last_token: Option<Instant> = None;
     let mut finish: Option<String> = None;
+    // Text not yet handed to the listener. The runner never waits for a listener: one that stops reading (a
+    // client keeping the connection open) would otherwise leave stop, shutdown and the provider's own
+    // timeouts unheard. What it has not taken is sent as one delta when it has room, and `Done` carries the
+    // whole text anyway.
+    let mut unsent = (String::new(), String::new());
 
     let end = loop {
         let listener_gone = async {
@@ -89,11 +96,25 @@ pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Upda
                 None => std::future::pending().await,
             }
         };
+        let has_unsent = !unsent.0.is_empty() || !unsent.1.is_empty();
+        let room = async {
+            match &listener {
+                Some(l) if has_unsent => l.reserve().await.ok(),
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break End::Interrupted,
             reason = ticket.stopped() => break End::Stopped(reason),
             _ = listener_gone => break End::Cancelled,
+            permit = room => {
+                // None: the listener is gone, which the arm above reports on the next turn.
+                if let Some(permit) = permit {
+                    let (content, reasoning) = std::mem::take(&mut unsent);
+                    permit.send(Update::Delta { content, reasoning });
+                }
+            }
             event = stream.next() => match event {
                 None => break End::Finished,
                 Some(Err(e)) => break End::Failed(e),
@@ -116,9 +137,9 @@ pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Upda
                     last_token = Some(now);
                     text.push_str(&content);
                     reasoning.push_str(&thinking);
-                    if let Some(l) = &listener {
-                        // A listener that cannot keep up slows the relay, never the record.
-                        let _ = l.send(Update::Delta { content, reasoning: thinking }).await;
+                    if listener.is_some() {
+                        unsent.0.push_str(&content);
+                        unsent.1.push_str(&thinking);
                     }
                 }
                 Some(Ok(Event::Usage(u))) => usage = Some(u),
@@ -231,14 +252,17 @@ pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Upda
     // The place among the person's running calls is freed once the outcome is written (or given up).
     drop(ticket);
     if let Some(l) = listener {
-        let _ = l
-            .send(Update::Done {
-                call: Box::new(call.clone()),
-                content: text,
-                reasoning,
-                saved: saved.clone(),
-            })
-            .await;
+        let done = Update::Done {
+            call: Box::new(call.clone()),
+            content: text,
+            reasoning,
+            saved: saved.clone(),
+        };
+        // The outcome is written (and the place under the cap freed); a listener that does not read is waited
+        // for only so long, so this task always ends.
+        if let Err(mpsc::error::TrySendError::Full(done)) = l.try_send(done) {
+            let _ = tokio::time::timeout(DONE_WAIT, l.send(done)).await;
+        }
     }
     Ran {
         call,

@@ -29,14 +29,27 @@ impl StopReason {
     }
 }
 
-/// The person already runs as many calls as allowed.
+/// The person already runs as many calls as allowed, or their account was just stopped.
 #[derive(Debug)]
 pub struct Busy {
     pub limit: usize,
+    /// Set when the account's calls were stopped a moment ago (see [`Running::stop_user`]).
+    pub stopped: Option<StopReason>,
 }
 
 impl Busy {
     pub fn message(&self) -> String {
+        if let Some(reason) = self.stopped {
+            return match reason {
+                StopReason::Deactivated => {
+                    "This account was deactivated: no new answers can be written."
+                }
+                StopReason::Deleted => {
+                    "This account is being deleted: no new answers can be written."
+                }
+            }
+            .to_string();
+        }
         format!(
             "You already have {} answers being written, the most allowed at once. Wait for one to finish or \
              stop one, then try again.",
@@ -48,12 +61,20 @@ impl Busy {
 struct Slot {
     key: u64,
     stop: watch::Sender<Option<StopReason>>,
+    /// The call this place is for, once its id is known (see [`Ticket::set_call`]).
+    call: Option<String>,
 }
+
+/// How long after [`Running::stop_user`] the user may start no call here: covers a request that had passed its
+/// session check before the sessions were deleted, and a deletion still waiting for the calls to record.
+const STOPPED_FOR: Duration = Duration::from_secs(120);
 
 /// Shared by the whole process.
 #[derive(Default)]
 pub struct Running {
     by_user: Mutex<HashMap<String, Vec<Slot>>>,
+    /// Users whose calls were stopped, and when; locked after `by_user` where both are held.
+    stopped: Mutex<HashMap<String, (StopReason, tokio::time::Instant)>>,
     next_key: AtomicU64,
     /// Woken whenever a call leaves, for [`Running::wait_user_idle`].
     left: Notify,
@@ -71,13 +92,26 @@ impl Running {
     /// Takes a place for one more call of `user_id`, unless they already run `limit` (0 = no limit).
     pub fn enter(self: &Arc<Self>, user_id: &str, limit: usize) -> Result<Ticket, Busy> {
         let mut by_user = self.lock();
+        if let Some(reason) = self.stopped_recently(user_id) {
+            return Err(Busy {
+                limit,
+                stopped: Some(reason),
+            });
+        }
         let slots = by_user.entry(user_id.to_string()).or_default();
         if limit > 0 && slots.len() >= limit {
-            return Err(Busy { limit });
+            return Err(Busy {
+                limit,
+                stopped: None,
+            });
         }
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let (stop, rx) = watch::channel(None);
-        slots.push(Slot { key, stop });
+        slots.push(Slot {
+            key,
+            stop,
+            call: None,
+        });
         Ok(Ticket {
             running: self.clone(),
             user_id: user_id.to_string(),
@@ -96,9 +130,26 @@ impl Running {
         self.lock().keys().cloned().collect()
     }
 
-    /// Tells every running call of `user_id` to stop; returns how many were told.
+    /// Whether the call `call_id` holds a place here: it is starting, running or writing its record. A pending
+    /// call of this instance that holds none was abandoned (its request dropped between the start write and
+    /// the runner) and is swept by the heartbeat.
+    pub fn has_call(&self, call_id: &str) -> bool {
+        self.lock()
+            .values()
+            .flatten()
+            .any(|s| s.call.as_deref() == Some(call_id))
+    }
+
+    /// Tells every running call of `user_id` to stop, and refuses them new calls here for a while (until
+    /// [`Running::allow_user`]); returns how many were told.
     pub fn stop_user(&self, user_id: &str, reason: StopReason) -> usize {
         let by_user = self.lock();
+        {
+            let mut stopped = self.stopped();
+            let now = tokio::time::Instant::now();
+            stopped.retain(|_, (_, at)| now.duration_since(*at) < STOPPED_FOR);
+            stopped.insert(user_id.to_string(), (reason, now));
+        }
         let Some(slots) = by_user.get(user_id) else {
             return 0;
         };
@@ -106,6 +157,27 @@ impl Running {
             s.stop.send_replace(Some(reason));
         }
         slots.len()
+    }
+
+    /// How many calls run here now, of all users.
+    pub fn total(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Waits until no call runs here (each has written its record), at most `limit`. Returns whether that
+    /// happened in time.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                let left = self.left.notified();
+                if self.total() == 0 {
+                    return;
+                }
+                left.await;
+            }
+        })
+        .await
+        .is_ok()
     }
 
     /// Waits until `user_id` has no call running here (each has written its record), at most `limit`.
@@ -124,6 +196,23 @@ impl Running {
         .is_ok()
     }
 
+    /// Lets `user_id` start calls again at once (the account was activated).
+    pub fn allow_user(&self, user_id: &str) {
+        self.stopped().remove(user_id);
+    }
+
+    fn stopped_recently(&self, user_id: &str) -> Option<StopReason> {
+        let stopped = self.stopped();
+        let (reason, at) = stopped.get(user_id)?;
+        (at.elapsed() < STOPPED_FOR).then_some(*reason)
+    }
+
+    fn stopped(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (StopReason, tokio::time::Instant)>> {
+        self.stopped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Slot>>> {
         // A panic while holding this lock leaves the map consistent (each change is one push or retain).
         self.by_user.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,6 +220,18 @@ impl Running {
 }
 
 impl Ticket {
+    /// Names the call this place is for; done before its start is written, so that a pending call of this
+    /// instance is known to be alive exactly while its ticket is.
+    pub fn set_call(&self, call_id: &str) {
+        let mut by_user = self.running.lock();
+        if let Some(slot) = by_user
+            .get_mut(&self.user_id)
+            .and_then(|slots| slots.iter_mut().find(|s| s.key == self.key))
+        {
+            slot.call = Some(call_id.to_string());
+        }
+    }
+
     /// Completes when the call is told to stop, with the reason.
     pub async fn stopped(&mut self) -> StopReason {
         // The guard `wait_for` returns is not `Send`: read the reason and let it go before awaiting again.
@@ -185,6 +286,10 @@ mod tests {
         let mut a = r.enter("u", 0).unwrap();
         let other = r.enter("v", 0).unwrap();
         assert_eq!(r.stop_user("u", StopReason::Deleted), 1);
+        // Once stopped, no new call of theirs starts (until allowed again).
+        let refused = r.enter("u", 0).err().unwrap();
+        assert_eq!(refused.stopped, Some(StopReason::Deleted));
+        assert!(r.enter("v", 0).is_ok());
         assert_eq!(a.stopped().await, StopReason::Deleted);
         assert!(other.stop.borrow().is_none());
         let waiter = {
@@ -193,5 +298,7 @@ mod tests {
         };
         drop(a);
         assert!(waiter.await.unwrap());
+        r.allow_user("u");
+        assert!(r.enter("u", 0).is_ok());
     }
 }

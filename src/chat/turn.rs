@@ -439,6 +439,9 @@ async fn begin(
         }),
         call: call.clone(),
     };
+    // If this request is dropped once the start is written but before the runner owns the call, the ticket
+    // goes with it, and the heartbeat interrupts the pending call it leaves (see `Running::has_call`).
+    ticket.set_call(&call.id);
     state
         .db()
         .group()

@@ -215,24 +215,27 @@ pub async fn get(db: &Db, id: &str) -> sqlx::Result<Option<CallRecord>> {
     .await
 }
 
-/// Calls still `pending` long after any deadline: their server stopped mid-call. Marks them and their
-/// answers `interrupted`, keeping any partial text.
+/// Calls still `pending` long after any deadline and stamped with no instance (from before instances were
+/// recorded): their server stopped mid-call. Marks them and their answers `interrupted`, keeping any partial
+/// text. A call stamped with an instance is left to [`super::instances::sweep_dead`]: a live instance's call may
+/// legitimately still be retrying its record.
 pub async fn sweep_stale(db: &Db, older_than_ms: i64, now: i64) -> sqlx::Result<u64> {
+    const STALE: &str = "status = 'pending' AND instance_id IS NULL AND sent_ms < $1";
     let mut tx = db.begin_write().await?;
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming' AND call_id IN \
-         (SELECT id FROM calls WHERE status = 'pending' AND sent_ms < $1)",
-    )
+         (SELECT id FROM calls WHERE {STALE})"
+    )))
     .bind(older_than_ms)
     .execute(&mut *tx)
     .await?;
-    let n = sqlx::query(
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE calls SET status = 'interrupted', error_class = 'interrupted', \
-         error_message = 'the server stopped during the call', ended_ms = $2 \
-         WHERE status = 'pending' AND sent_ms < $1",
-    )
+         error_message = $3, ended_ms = $2 WHERE {STALE}"
+    )))
     .bind(older_than_ms)
     .bind(now)
+    .bind(super::instances::INTERRUPTED_MESSAGE)
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -117,6 +117,8 @@ pub(super) type Reply = oneshot::Sender<Result<(), CommitError>>;
 pub struct CommitError {
     pub message: String,
     pub storage_full: bool,
+    /// Trying again cannot succeed (see [`super::is_permanent`]).
+    pub permanent: bool,
 }
 
 impl CommitError {
@@ -124,6 +126,7 @@ impl CommitError {
         CommitError {
             message: "the database writer has stopped".into(),
             storage_full: false,
+            permanent: false,
         }
     }
 }
@@ -183,6 +186,7 @@ impl GroupWriter {
 pub async fn commit_end_alone(db: &super::Db, end: &CallEnd) -> Result<(), CommitError> {
     let failed = |e: sqlx::Error| CommitError {
         storage_full: super::is_storage_full(&e),
+        permanent: super::is_permanent(&e),
         message: e.to_string(),
     };
     let mut tx = db.begin_write().await.map_err(failed)?;
@@ -274,6 +278,7 @@ pub(super) fn alone_failed_for_all(result: &Result<(), Failure>) -> Option<Commi
         Err(e) if !e.retry => Some(CommitError {
             message: e.message.clone(),
             storage_full: e.storage_full,
+            permanent: e.permanent,
         }),
         _ => None,
     }
@@ -371,12 +376,21 @@ pub(super) struct Failure {
     pub message: String,
     pub retry: bool,
     pub storage_full: bool,
+    /// The database refused the write for what it is (see [`super::is_permanent`]).
+    pub permanent: bool,
 }
 
 impl Failure {
-    /// Marks the failure as the database's storage being full when `e` says so.
+    /// Marks the failure as the database's storage being full, or as permanent, when `e` says so.
     pub fn full(mut self, e: &sqlx::Error) -> Failure {
         self.storage_full = super::is_storage_full(e);
+        self.permanent = super::is_permanent(e);
+        self
+    }
+
+    /// Marks the failure as permanent (the SQLite committer's own connection).
+    pub fn permanent_if(mut self, permanent: bool) -> Failure {
+        self.permanent = permanent;
         self
     }
 
@@ -390,6 +404,7 @@ impl Failure {
         CommitError {
             message: self.message,
             storage_full: self.storage_full,
+            permanent: self.permanent,
         }
     }
 
@@ -399,6 +414,7 @@ impl Failure {
             message: e.to_string(),
             retry: true,
             storage_full: false,
+            permanent: false,
         }
     }
 
@@ -410,6 +426,7 @@ impl Failure {
             message: e.to_string(),
             retry: false,
             storage_full: false,
+            permanent: false,
         }
     }
 }

@@ -240,6 +240,34 @@ pub fn is_storage_full(err: &sqlx::Error) -> bool {
     }
 }
 
+/// True when the database refused a write for what it is, so trying it again cannot succeed: an integrity
+/// constraint (PostgreSQL SQLSTATE class 23; SQLite `SQLITE_CONSTRAINT`, 19, with its extended codes). A
+/// `RAISE` in a SQLite trigger (`SQLITE_CONSTRAINT_TRIGGER`, 1811) is excepted: llmeta defines no triggers, so
+/// one is an operator's (a maintenance block, say) that may be lifted. Everything else — lost connections,
+/// serialization failures, a full disk, a locked database — may pass.
+pub fn is_permanent(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_permanent_code(&c)),
+        _ => false,
+    }
+}
+
+/// [`is_permanent`] for a database's error code: a five-character SQLSTATE, or SQLite's extended result code.
+pub fn is_permanent_code(code: &str) -> bool {
+    if code.len() == 5 {
+        return code.starts_with("23");
+    }
+    code.parse::<i32>()
+        .is_ok_and(|n| is_permanent_sqlite(n & 0xff, n))
+}
+
+/// SQLite's primary and extended result codes: see [`is_permanent`].
+pub fn is_permanent_sqlite(primary: i32, extended: i32) -> bool {
+    const CONSTRAINT: i32 = 19;
+    const CONSTRAINT_TRIGGER: i32 = 1811;
+    primary == CONSTRAINT && extended != CONSTRAINT_TRIGGER
+}
+
 /// [`is_storage_full`] anywhere in an error's chain (also for the group writer's [`group::CommitError`]).
 pub fn is_storage_full_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
@@ -259,8 +287,21 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{sqlite_path, sqlite_writer_path};
+    use super::{is_permanent_code, sqlite_path, sqlite_writer_path};
     use std::path::PathBuf;
+
+    #[test]
+    fn only_constraint_violations_are_permanent() {
+        for code in [
+            "23505", "23503", "23514", "23P01", "2067", "19", "787", "1299",
+        ] {
+            assert!(is_permanent_code(code), "{code}");
+        }
+        // Serialization failure, raise_exception, disk full, SQLite busy, locked, full, a trigger's RAISE.
+        for code in ["40001", "P0001", "53100", "5", "6", "13", "1811", "08006"] {
+            assert!(!is_permanent_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn sqlite_files_are_read_as_sqlx_reads_them() {

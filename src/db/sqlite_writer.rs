@@ -84,10 +84,16 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
     rollback(conn);
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
-        .map_err(|e| Failure::all(&e).full_if(is_full(&e)))?;
+        .map_err(|e| {
+            Failure::all(&e)
+                .full_if(is_full(&e))
+                .permanent_if(is_permanent(&e))
+        })?;
     if let Err(e) = script.run_sqlite(conn) {
         rollback(conn);
-        return Err(Failure::retry(&e).full_if(is_full(&e)));
+        return Err(Failure::retry(&e)
+            .full_if(is_full(&e))
+            .permanent_if(is_permanent(&e)));
     }
     // As on the sqlx path: after a failed COMMIT, whether it committed is not known, so it is not retried.
     let committed = conn
@@ -95,7 +101,9 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
         .and_then(|mut s| s.execute([]));
     if let Err(e) = committed {
         rollback(conn);
-        return Err(Failure::all(&e).full_if(is_full(&e)));
+        return Err(Failure::all(&e)
+            .full_if(is_full(&e))
+            .permanent_if(is_permanent(&e)));
     }
     Ok(())
 }
@@ -103,6 +111,16 @@ fn apply(conn: &Connection, writes: &[&Write]) -> Result<(), Failure> {
 /// `SQLITE_FULL`: the disk (or the database's page limit) has no room for the write.
 fn is_full(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// See [`super::is_permanent`].
+fn is_permanent(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => {
+            super::is_permanent_sqlite(f.extended_code & 0xff, f.extended_code)
+        }
+        _ => false,
+    }
 }
 
 fn rollback(conn: &Connection) {

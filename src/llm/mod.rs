@@ -161,7 +161,10 @@ impl LlmError {
             LlmError::BadResponse(reason) => {
                 format!("The model provider sent a response that could not be read: {reason}")
             }
-            LlmError::StreamCut(_) => "The model provider's answer was cut off.".into(),
+            // Why, in llmeta's words or a transport error already scrubbed and bounded where it was made.
+            LlmError::StreamCut(reason) => {
+                format!("The model provider's answer was cut off: {reason}")
+            }
             LlmError::Provider(message) => {
                 format!("The model provider reported an error: {message}")
             }

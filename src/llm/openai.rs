@@ -187,10 +187,8 @@ impl Running {
                     Err(_) => self.fail(LlmError::BadResponse("an event line is too long".into())),
                 },
                 Ok(Some(Err(e))) => {
-                    self.fail(LlmError::StreamCut(format!(
-                        "read error: {}",
-                        without_url(&e)
-                    )));
+                    let reason = self.redact(&format!("read error: {}", without_url(&e)));
+                    self.fail(LlmError::StreamCut(reason));
                 }
                 Ok(None) => {
                     if let Some(data) = self.parser.finish() {
@@ -387,7 +385,12 @@ async fn read_limited(
         match tokio::time::timeout_at(deadline, body.next()).await {
             Err(_) => return Err(LlmError::Timeout(TimeoutKind::Total)),
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(LlmError::StreamCut(without_url(&e))),
+            Ok(Some(Err(e))) => {
+                // Shown and stored with the call: bounded, and anything key-shaped removed.
+                let reason =
+                    crate::secret::scrub(&without_url(&e), None, super::MAX_PROVIDER_MESSAGE);
+                return Err(LlmError::StreamCut(reason));
+            }
             Ok(Some(Ok(chunk))) => {
                 if buf.len() + chunk.len() > limit {
                     return Err(LlmError::BadResponse("the response is too large".into()));

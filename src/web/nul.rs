@@ -3,7 +3,9 @@
 //!
 //! One check at the edge instead of one per field: in a URL or an urlencoded form, NUL can only be written as
 //! `%00` (or, in a body, a raw zero byte), so the raw bytes are searched without decoding. A path with it
-//! names nothing (404); a query string or a form with it is refused with a message saying why (400). Uploaded
+//! names nothing (404); a query string or a form with it is refused with a message saying why (400) — except
+//! the message forms (`POST /chat`, `POST /c/{id}`), whose handler refuses it with the form and its text
+//! brought back (`pages::chat`). Uploaded
 //! files are checked where their text is extracted (`pages::files`), and provider output is cleaned by the call
 //! runner.
 
@@ -18,7 +20,19 @@ pub fn has_nul(raw: &[u8]) -> bool {
     raw.contains(&0) || raw.windows(3).any(|w| w == b"%00")
 }
 
-const REFUSED: &str = "Text cannot contain the NUL character (U+0000). Remove it and try again.";
+pub const REFUSED: &str =
+    "Text cannot contain the NUL character (U+0000). Remove it and try again.";
+
+/// The message forms send: their handler checks every field itself and brings the form back with the typed
+/// text (a bare 400 here would lose it).
+fn is_chat_send(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == axum::http::Method::POST
+        && (path == "/chat"
+            || path
+                .strip_prefix("/c/")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/')))
+}
 
 /// The middleware.
 pub async fn refuse(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -27,6 +41,9 @@ pub async fn refuse(State(state): State<AppState>, mut req: Request, next: Next)
     }
     if req.uri().query().is_some_and(|q| has_nul(q.as_bytes())) {
         return AppError::BadRequest(REFUSED.into()).into_response();
+    }
+    if is_chat_send(&req) {
+        return next.run(req).await;
     }
     match super::csrf::buffer_form(&mut req, &state).await {
         Ok(Some(bytes)) if has_nul(&bytes) => {

@@ -181,7 +181,13 @@ async fn every_upstream_fault_gives_a_clear_error_and_one_record() {
         ("hang", true, "timeout_first_byte", "did not answer in time"),
         ("invalid_json", false, "bad_response", "could not be read"),
         ("invalid_json", true, "bad_response", "could not be read"),
-        ("cut", true, "stream_cut", "cut off"),
+        // The reason is recorded and shown, not only logged.
+        (
+            "cut",
+            true,
+            "stream_cut",
+            "cut off: the connection closed before the answer was complete",
+        ),
         ("stall", true, "timeout_idle", "stopped sending text"),
         (
             "error_event",

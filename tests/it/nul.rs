@@ -10,19 +10,26 @@ const REFUSED: &str = "NUL character";
 async fn text_with_nul_is_refused_with_a_clear_message_and_nothing_is_written() {
     let (app, _) = app_with_mock().await;
     let b = app.browser();
-    // A message, from the plain form and from the page's script.
+    // A message, from the plain form (which comes back with the typed text, the NUL taken out, and the
+    // reason) and from the page's script.
     let res = b.chat("/chat", "hello\0world", "mock", &[]).await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(res.text().await.unwrap().contains(REFUSED));
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert!(page.contains(REFUSED), "{page}");
+    assert!(page.contains("helloworld"), "the typed text is kept");
+    assert!(!page.contains('\0'));
     let (status, body) = b.chat_stream("/chat", "a\0b", "mock", &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains(REFUSED), "{body}");
-    // The system prompt and the stop sequences.
+    // The system prompt and the stop sequences: the message typed beside them is kept too.
     for field in ["system_prompt", "stop"] {
         let res = b
-            .chat("/chat", "hello", "mock", &[(field, "be\0nice")])
+            .chat("/chat", "keep this text", "mock", &[(field, "be\0nice")])
             .await;
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let page = res.text().await.unwrap();
+        assert!(page.contains(REFUSED), "{field}");
+        assert!(page.contains("keep this text"), "{field}");
     }
     assert_eq!(rows_in(&app, "calls").await, 0);
     assert_eq!(rows_in(&app, "messages").await, 0);
@@ -59,6 +66,15 @@ async fn text_with_nul_is_refused_with_a_clear_message_and_nothing_is_written() 
         )
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // A message in an existing conversation, from the plain form.
+    let res = b.chat(&format!("/c/{id}"), "more\0text", "mock", &[]).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(REFUSED) && page.contains("moretext"),
+        "{page}"
+    );
+    assert_eq!(rows_in(&app, "calls").await, 1);
     let title: String = sqlx::query_scalar("SELECT title FROM conversations")
         .fetch_one(app.db())
         .await

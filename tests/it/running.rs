@@ -245,7 +245,8 @@ async fn statuses(app: &TestApp, call_id: &str) -> (String, String) {
 
 #[tokio::test]
 async fn calls_of_a_killed_instance_are_interrupted_at_the_next_start_never_a_live_ones() {
-    let app = app_with(|_| {}).await;
+    // No heartbeat of this app during the test: its own pending call below has no runner.
+    let app = app_with(|c| c.instance_heartbeat_ms = 600_000).await;
     let b = app.browser();
     for i in 0..5 {
         let res = b
@@ -333,4 +334,201 @@ async fn a_running_instance_sweeps_an_instance_that_dies_later() {
         async || statuses(&app, &call).await.0 == "interrupted",
     )
     .await;
+}
+
+/// How many answer chunks the app's mock has streamed so far.
+async fn mock_sent(app: &TestApp) -> u64 {
+    let base = app.state.config().providers[0].base_url.replace("/v1", "");
+    reqwest::get(format!("{base}/_mock/sent"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_keep_its_call_from_being_stopped() {
+    let app = app_with(|c| c.instance_heartbeat_ms = 600_000).await;
+    let (user, id) = second_user(&app).await;
+    // 6,000 chunks of 3 kB at once — some 18 MB, far more than the socket buffers (4 MB here) and the relay
+    // channel hold — then the provider stalls with the stream open (`fault=stall` sends half of `tokens`).
+    let before = mock_sent(&app).await;
+    let mut res = user
+        .chat_stream_response(
+            "/chat",
+            "flood mock:tokens=12000 mock:size=3000 mock:delay_ms=0 mock:fault=stall",
+            "mock",
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut seen = String::new();
+    while !seen.contains("event: delta") {
+        let chunk = res.chunk().await.unwrap().expect("stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The client keeps the connection open and reads no more. The runner still takes everything the provider
+    // sends (a runner waiting on this client would stop reading upstream, and this would never hold).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while mock_sent(&app).await < before + 6_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: the runner takes the whole answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The account is deactivated meanwhile: the call stops and is recorded, whoever reads.
+    let r = app
+        .browser()
+        .submit(
+            &format!("/admin/users/{id}"),
+            &format!("/admin/users/{id}/active"),
+            &[("value", "0")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    wait_until("the call is stopped and recorded", async || {
+        let status: String = sqlx::query_scalar("SELECT status FROM calls")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+        status != "pending"
+    })
+    .await;
+    let (status, message, _) = call_row(&app).await;
+    assert_eq!(status, "cancelled");
+    assert!(message.contains("deactivated"), "{message}");
+    wait_until("the call leaves the registry", async || {
+        app.state.running().count(&id) == 0
+    })
+    .await;
+    drop(res);
+}
+
+#[tokio::test]
+async fn an_instance_fresh_by_the_database_clock_or_alive_here_is_never_swept() {
+    let app = app_with(|_| {}).await;
+    let b = app.browser();
+    for i in 0..2 {
+        let res = b
+            .chat("/chat", &format!("q{i} mock:tokens=3"), "mock", &[])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    let calls: Vec<String> = sqlx::query_scalar("SELECT id FROM calls ORDER BY sent_ms")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
+    let db = app.state.db();
+    // A process alive on this machine whose heartbeat is an hour old (busy, or its database link was down).
+    let alive = llmeta::instance::process_identity(std::process::id()).unwrap_or_default();
+    add_instance(
+        &app,
+        "alive-here",
+        llmeta::util::now_ms() - 3_600_000,
+        &alive,
+    )
+    .await;
+    make_pending(&app, &calls[0], "alive-here").await;
+    // An instance elsewhere that beat just now, by the database's clock.
+    llmeta::db::instances::beat(db, "fresh", "", 10_000)
+        .await
+        .unwrap();
+    make_pending(&app, &calls[1], "fresh").await;
+
+    let (_dir, _second) = second_instance(&app).await;
+    if !alive.is_empty() {
+        assert_eq!(
+            statuses(&app, &calls[0]).await,
+            ("pending".into(), "streaming".into())
+        );
+    }
+    assert_eq!(
+        statuses(&app, &calls[1]).await,
+        ("pending".into(), "streaming".into())
+    );
+    // Even a sweeper that read it as silent (it has beaten since) leaves it: the delete re-checks the heartbeat.
+    let dead = llmeta::db::instances::Dead {
+        silent: vec!["fresh".into()],
+        gone: Vec::new(),
+    };
+    let me = app.state.instance().id.clone();
+    let n = llmeta::db::instances::sweep_dead(db, &me, &dead, 3, llmeta::util::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        statuses(&app, &calls[1]).await,
+        ("pending".into(), "streaming".into())
+    );
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instances WHERE id = 'fresh'")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+}
+
+#[tokio::test]
+async fn a_pending_call_of_this_instance_that_no_runner_owns_is_interrupted_at_a_heartbeat() {
+    let app = app_with(|c| c.instance_heartbeat_ms = 200).await;
+    let b = app.browser();
+    let res = b.chat("/chat", "q mock:tokens=3", "mock", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let call: String = sqlx::query_scalar("SELECT id FROM calls")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    // What a request dropped between the start write and the runner leaves: pending, this instance's, no ticket.
+    let me = app.state.instance().id.clone();
+    make_pending(&app, &call, &me).await;
+    // A call running meanwhile, across heartbeats, is left alone.
+    let running = streaming(&b).await;
+    wait_until("the abandoned call is interrupted", async || {
+        statuses(&app, &call).await.0 == "interrupted"
+    })
+    .await;
+    assert_eq!(
+        statuses(&app, &call).await,
+        ("interrupted".into(), "interrupted".into())
+    );
+    let live: String = sqlx::query_scalar("SELECT status FROM calls WHERE id <> $1")
+        .bind(&call)
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(live, "pending");
+    drop(running);
+}
+
+#[tokio::test]
+async fn a_deletion_from_the_command_line_waits_for_the_servers_calls_to_record() {
+    let app = app_with(|c| c.instance_heartbeat_ms = 200).await;
+    let (user, id) = second_user(&app).await;
+    let res = streaming(&user).await;
+    // What `llmeta user deactivate` then `llmeta user delete` do: this registry knows nothing of the call.
+    let cli = Running::default();
+    llmeta::admin::set_active(app.state.db(), &cli, &id, false)
+        .await
+        .unwrap();
+    let stopped = llmeta::admin::stop_and_wait_for_calls(
+        app.state.db(),
+        &cli,
+        &id,
+        llmeta::chat::running::StopReason::Deleted,
+    )
+    .await
+    .unwrap();
+    assert!(stopped, "the server stopped the call at its heartbeat");
+    // By the time the wait is over the call is recorded, so deleting leaves nothing behind it.
+    let (status, message, _) = call_row(&app).await;
+    assert_eq!(status, "cancelled");
+    assert!(message.contains("deactivated"), "{message}");
+    llmeta::admin::delete_user(app.state.db(), &cli, &app.data_dir(), &id)
+        .await
+        .unwrap();
+    let rest = rest_of(res).await;
+    assert!(rest.contains("cancelled"), "{rest}");
+    assert_eq!(rows_in(&app, "calls").await, 0);
+    assert_eq!(rows_in(&app, "messages").await, 0);
 }

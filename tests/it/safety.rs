@@ -87,7 +87,7 @@ async fn shutdown_records_running_calls_as_interrupted() {
     assert!(rest.contains("interrupted"));
     // Wait for shutdown to finish writing (it closes the pool when done).
     for _ in 0..200 {
-        if state.inflight().count() == 0 {
+        if state.running().total() == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -124,8 +124,19 @@ async fn calls_left_pending_by_a_dead_server_are_marked_interrupted_at_start() {
     let (app, _) = app_with_mock().await;
     let b = app.browser();
     b.chat("/chat", "hello", "mock", &[]).await;
-    // Make the finished call look like one a killed server left behind an hour ago.
+    // Make the finished call look like one a killed server left behind an hour ago, stamped with an instance:
+    // that one is the instance sweep's to judge (a live instance may still be retrying its record)…
     sqlx::query("UPDATE calls SET status = 'pending', sent_ms = sent_ms - 3600000")
+        .execute(app.db())
+        .await
+        .unwrap();
+    let now = llmeta::util::now_ms();
+    let n = llmeta::db::calls::sweep_stale(app.state.db(), now - 900_000, now)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "a call of an instance is left to the instance sweep");
+    // …and from before instances were recorded, with none: the age sweep's.
+    sqlx::query("UPDATE calls SET instance_id = NULL")
         .execute(app.db())
         .await
         .unwrap();
@@ -133,7 +144,6 @@ async fn calls_left_pending_by_a_dead_server_are_marked_interrupted_at_start() {
         .execute(app.db())
         .await
         .unwrap();
-    let now = llmeta::util::now_ms();
     let n = llmeta::db::calls::sweep_stale(app.state.db(), now - 900_000, now)
         .await
         .unwrap();

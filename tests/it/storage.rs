@@ -2,7 +2,8 @@
 //! is stored; a full disk is named as such, and the app recovers once space returns, without a restart.
 //!
 //! Faults are injected the same way on both databases where possible: a trigger that raises (on PostgreSQL with
-//! the SQLSTATE of a full disk, 53100, when a full disk is meant). On SQLite a full disk is real `SQLITE_FULL`,
+//! the SQLSTATE of a full disk, 53100, when a full disk is meant, and otherwise a transient one, 40001, since a
+//! constraint violation is given up at once; on SQLite `RAISE(ABORT)`, which llmeta treats as transient). On SQLite a full disk is real `SQLITE_FULL`,
 //! from `PRAGMA max_page_count` on the writer pool's connection after filling its last pages.
 
 use crate::helpers::*;
@@ -66,12 +67,69 @@ async fn inject(app: &TestApp, name: &str, event: &str, table: &str, condition: 
     }
 }
 
+/// As [`inject`] with a transient SQLSTATE, but on PostgreSQL each failure is slow (the trigger sleeps first, as
+/// a struggling database would) and counted in the sequence `{name}_hits` (sequences ignore rollbacks). SQLite
+/// cannot sleep in a trigger: there the fault is the plain, instant one.
+async fn inject_slow(app: &TestApp, name: &str, event: &str, table: &str, condition: &str) {
+    if !app.has_pg() {
+        return inject(app, name, event, table, condition, "40001").await;
+    }
+    exec(app, &format!("CREATE SEQUENCE IF NOT EXISTS {name}_hits")).await;
+    exec(
+        app,
+        &format!(
+            "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             PERFORM nextval('{name}_hits'); PERFORM pg_sleep(0.3); \
+             RAISE EXCEPTION 'injected slow fault' USING ERRCODE = '40001'; END $$"
+        ),
+    )
+    .await;
+    exec(app, &format!("DROP TRIGGER IF EXISTS {name} ON {table}")).await;
+    exec(
+        app,
+        &format!(
+            "CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN ({condition}) \
+             EXECUTE FUNCTION {name}()"
+        ),
+    )
+    .await;
+}
+
+/// How many times the slow fault `name` has fired (PostgreSQL only).
+async fn hits(app: &TestApp, name: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {name}_hits"
+    )))
+    .fetch_one(app.db())
+    .await
+    .unwrap()
+}
+
+/// Waits (bounded) until the slow fault `name` has fired more than `than` times.
+async fn hits_exceed(app: &TestApp, name: &str, than: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = hits(app, name).await;
+        if n > than {
+            return n;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry of the held call"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn heal(app: &TestApp, name: &str, table: &str) {
     if app.has_pg() {
         exec(app, &format!("DROP TRIGGER {name} ON {table}")).await;
         exec(app, &format!("DROP FUNCTION {name}()")).await;
     } else {
         exec(app, &format!("DROP TRIGGER {name}")).await;
+    }
+    if app.has_pg() {
+        exec(app, &format!("DROP SEQUENCE IF EXISTS {name}_hits")).await;
     }
 }
 
@@ -100,15 +158,7 @@ async fn read_all(mut res: reqwest::Response) -> String {
 async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call() {
     let app = app(60).await;
     let b = app.browser();
-    inject(
-        &app,
-        "fail_end",
-        "UPDATE",
-        "calls",
-        "OLD.model = 'tiny'",
-        "P0001",
-    )
-    .await;
+    inject_slow(&app, "fail_end", "UPDATE", "calls", "OLD.model = 'tiny'").await;
 
     let mut res = b
         .chat_stream_response("/chat", "held answer mock:tokens=3", "tiny", &[])
@@ -121,6 +171,12 @@ async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call(
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     let held = tokio::spawn(async move { seen + &read_all(res).await });
+    // On PostgreSQL: the held call is past the committers' attempts and retrying from its own task.
+    let before = if app.has_pg() {
+        hits_exceed(&app, "fail_end", 2).await
+    } else {
+        0
+    };
 
     // Meanwhile other calls start, stream and are recorded as usual.
     for i in 0..3 {
@@ -135,7 +191,11 @@ async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call(
         .chat("/chat", "other form mock:tokens=2", "mock", &[])
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    // The held call is neither stored nor acknowledged while the database refuses it.
+    // The held call is neither stored nor acknowledged while the database refuses it, and it goes on
+    // retrying after the others were recorded (their writes did not wait for it to give up).
+    if app.has_pg() {
+        hits_exceed(&app, "fail_end", before).await;
+    }
     assert_eq!(call_of(&app, "held answer").await.0, "pending");
     assert!(!held.is_finished(), "acknowledged before it was stored");
 
@@ -162,6 +222,33 @@ async fn a_refused_final_write_is_retried_until_stored_and_blocks_no_other_call(
 }
 
 #[tokio::test]
+async fn a_final_write_refused_by_a_constraint_is_given_up_at_once() {
+    // An hour of retries for a transient fault; a constraint is refused every time, so none is spent on it.
+    let app = app(3600).await;
+    let b = app.browser();
+    let res = b.chat("/chat", "first mock:tokens=2", "mock", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // A real unique violation, on both databases: no second answer may hold the first one's text.
+    exec(
+        &app,
+        "CREATE UNIQUE INDEX one_answer_text ON messages (content) \
+         WHERE role = 'assistant' AND content <> ''",
+    )
+    .await;
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        b.chat("/chat", "second mock:tokens=2", "mock", &[]),
+    )
+    .await
+    .expect("a permanent refusal is not retried for the whole retry time");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("could not be saved"), "{html}");
+    assert_eq!(call_of(&app, "second").await.0, "pending");
+    exec(&app, "DROP INDEX one_answer_text").await;
+}
+
+#[tokio::test]
 async fn an_answer_that_cannot_be_saved_is_reported_and_kept_in_view() {
     let app = app(1).await;
     let b = app.browser();
@@ -171,7 +258,7 @@ async fn an_answer_that_cannot_be_saved_is_reported_and_kept_in_view() {
         "UPDATE",
         "calls",
         "OLD.model = 'tiny'",
-        "P0001",
+        "40001",
     )
     .await;
 

@@ -230,6 +230,33 @@ pub fn file_ids(raw: &str) -> Vec<String> {
         .collect()
 }
 
+/// Removes U+0000 from every field of `form`; returns whether there was any. What is shown again must not hold
+/// it (a textarea cannot carry it safely, and it could never be sent).
+fn strip_nul(form: &mut SendForm) -> bool {
+    let p = &mut form.params;
+    let mut found = false;
+    for field in [
+        &mut form.content,
+        &mut form.model,
+        &mut form.files,
+        &mut p.temperature,
+        &mut p.top_p,
+        &mut p.top_k,
+        &mut p.max_tokens,
+        &mut p.seed,
+        &mut p.stop,
+        &mut p.presence_penalty,
+        &mut p.frequency_penalty,
+        &mut p.system_prompt,
+    ] {
+        if field.contains('\0') {
+            field.retain(|c| c != '\0');
+            found = true;
+        }
+    }
+    found
+}
+
 fn wants_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -315,6 +342,16 @@ async fn send_inner(
             page(state, user, csrf, cid.as_deref(), form_state, status).await
         }
     };
+    // The NUL check at the edge lets these forms through (`web::nul`): refused here, with the text kept.
+    let mut form = form;
+    if strip_nul(&mut form) {
+        let message = crate::web::nul::REFUSED.to_string();
+        if streaming {
+            return Err(AppError::BadRequest(message));
+        }
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return again(form, vec![message], status, conversation_id).await;
+    }
     let (model, params) = match choose(&state, &form) {
         Ok(ok) => ok,
         Err(errors) if streaming => return Err(AppError::BadRequest(errors.join(" "))),
@@ -366,7 +403,16 @@ async fn send_inner(
         return Ok(stream::sse(state, turn));
     }
     let conversation = turn.conversation_id.clone();
-    match wait_for(state.clone(), turn).await? {
+    let ran = match wait_for(state.clone(), turn).await {
+        Ok(ran) => ran,
+        Err(error) => {
+            // The runner's task failed (a panic): the form comes back with the text, like any other error.
+            error.log();
+            let (message, status) = (error.public_message(), error.status());
+            return again(form, vec![message], status, Some(conversation)).await;
+        }
+    };
+    match ran {
         Ok(target) => Ok(Redirect::to(&target).into_response()),
         Err(unsaved) => {
             // The question is stored (its conversation now exists); the answer is shown with the reason.

@@ -29,6 +29,8 @@ pub struct Inner {
     /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted;
     /// shutdown waits until each has written its record).
     running: Arc<crate::chat::running::Running>,
+    /// Call ends the database did not take in time, kept to be saved at a later heartbeat.
+    unsaved: crate::chat::record::Unsaved,
     /// This process among the instances sharing the database (stamped on its pending calls).
     instance: crate::instance::Instance,
     /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
@@ -73,6 +75,9 @@ impl Inner {
     }
     pub fn llm(&self) -> &Registry {
         &self.llm
+    }
+    pub fn unsaved(&self) -> &crate::chat::record::Unsaved {
+        &self.unsaved
     }
     pub fn running(&self) -> &Arc<crate::chat::running::Running> {
         &self.running
@@ -131,6 +136,7 @@ impl Application {
             started: Instant::now(),
             shutdown: watch::channel(false).0,
             running: Default::default(),
+            unsaved: Default::default(),
             instance,
             json_jobs,
         }));
@@ -178,9 +184,20 @@ impl Application {
             .await;
         housekeeping.abort();
         heartbeat.abort();
+        // Ends still waiting in memory get one last try; what the database does not take now is lost (logged).
+        if !self.state.unsaved.is_empty() {
+            crate::chat::record::retry_unsaved(&self.state).await;
+            let left = self.state.unsaved.len();
+            if left > 0 {
+                tracing::error!(
+                    calls = left,
+                    "call ends could not be saved before shutdown: they are lost"
+                );
+            }
+        }
         // With every call recorded, this instance leaves no pending call behind; otherwise its row stays, its
         // heartbeat stops, and another instance (or the next start) interrupts what is left.
-        if self.state.running.total() == 0 {
+        if self.state.running.total() == 0 && self.state.unsaved.is_empty() {
             let _ = crate::db::instances::remove(&self.state.db, &self.state.instance.id).await;
         }
         self.state.db.close().await;

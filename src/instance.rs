@@ -95,6 +95,7 @@ pub async fn run(state: AppState) {
             tracing::warn!(error = %e, "sweeping calls of stopped instances failed");
         }
         stop_calls_of_inactive_users(&state).await;
+        crate::chat::record::retry_unsaved(&state).await;
         interrupt_abandoned_calls(&state).await;
     }
 }
@@ -112,7 +113,8 @@ pub async fn interrupt_abandoned_calls(state: &AppState) {
         }
     };
     for id in pending {
-        if state.running().has_call(&id) {
+        // A call whose end waits in memory to be saved is not abandoned.
+        if state.running().has_call(&id) || state.unsaved().holds(&id) {
             continue;
         }
         match instances::interrupt_call(state.db(), &id, instances::ABANDONED_MESSAGE, now_ms())

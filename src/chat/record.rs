@@ -7,9 +7,16 @@
 //! for what it is (a constraint, see [`crate::db::is_permanent`]): that is given up at once. The text stays in memory all
 //! that time, and the caller learns whether it was saved: a person is never told "ok" about an answer that is
 //! not stored.
+//!
+//! An end still not saved when that time is up is not dropped: it is kept in memory ([`Unsaved`], bounded) and
+//! tried again at every heartbeat of this instance until the database takes it, so a database that comes back
+//! after a longer outage still gets the answer and the call does not stay `pending`. Only what cannot be kept
+//! (the store is full, the database refuses the write for what it is, or the server stops first) is lost, and
+//! that is logged as an error with the call's id.
 
 use crate::app::AppState;
 use crate::db::group::{self, CallEnd, CommitError, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -22,19 +29,120 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct NotSaved {
     /// The database said its storage is full.
     pub storage_full: bool,
+    /// The end is kept in memory and will be saved when the database takes it again.
+    pub kept: bool,
 }
 
 impl NotSaved {
     /// What the person is told (their answer is still on their screen, or shown with this message).
     pub fn message(&self) -> &'static str {
-        if self.storage_full {
-            "The answer could not be saved: the server's storage is full. Copy it now if you need it; an \
-             administrator must free space."
-        } else {
-            "The answer could not be saved: the database did not accept it. Copy it now if you need it, and try \
-             again later."
+        match (self.kept, self.storage_full) {
+            (true, true) => {
+                "The answer could not be saved yet: the server's storage is full. The server keeps it and saves \
+                 it once space is freed, unless it stops first; copy it now if you need it."
+            }
+            (true, false) => {
+                "The answer could not be saved yet: the database did not accept it. The server keeps it and \
+                 saves it as soon as the database is back, unless it stops first; copy it now if you need it."
+            }
+            (false, true) => {
+                "The answer could not be saved: the server's storage is full. Copy it now if you need it; an \
+                 administrator must free space."
+            }
+            (false, false) => {
+                "The answer could not be saved: the database did not accept it. Copy it now if you need it, and \
+                 try again later."
+            }
         }
     }
+}
+
+/// Most ends kept unsaved at once, and most bytes of answer text among them: past either, an end is lost (and
+/// logged) rather than letting a long outage take the server's memory.
+const UNSAVED_MAX_ENDS: usize = 1000;
+const UNSAVED_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Ends of calls that could not be saved in time, kept to be tried again at each heartbeat.
+#[derive(Default)]
+pub struct Unsaved {
+    ends: Mutex<Vec<CallEnd>>,
+}
+
+fn text_bytes(end: &CallEnd) -> usize {
+    end.answer.content.len() + end.call.id.len() + 1024
+}
+
+impl Unsaved {
+    /// Keeps `end`; false (and `end` is dropped) when the store is full.
+    fn keep(&self, end: CallEnd) -> bool {
+        let Ok(mut ends) = self.ends.lock() else {
+            return false;
+        };
+        let bytes: usize = ends.iter().map(text_bytes).sum();
+        if ends.len() >= UNSAVED_MAX_ENDS || bytes + text_bytes(&end) > UNSAVED_MAX_BYTES {
+            return false;
+        }
+        ends.push(end);
+        true
+    }
+
+    /// Whether the end of call `call_id` is waiting here (so the call is not abandoned, only not saved yet).
+    pub fn holds(&self, call_id: &str) -> bool {
+        self.ends
+            .lock()
+            .is_ok_and(|ends| ends.iter().any(|e| e.call.id == call_id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.lock().map_or(0, |ends| ends.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(&self) -> Vec<CallEnd> {
+        self.ends
+            .lock()
+            .map(|mut ends| std::mem::take(&mut *ends))
+            .unwrap_or_default()
+    }
+}
+
+/// Tries once more to save every kept end (at each heartbeat, and once at shutdown). What the database takes is
+/// done; what it refuses for what it is, is lost (logged); the rest waits for the next try.
+pub async fn retry_unsaved(state: &AppState) {
+    for end in state.unsaved().take() {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            group::commit_end_alone(state.db(), &end),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(())) => {
+                tracing::info!(call_id = %end.call.id, "recorded the end of a call that had waited in memory")
+            }
+            Ok(Err(e)) if e.permanent => lost(&end, &e.message, "the database refused it"),
+            _ => {
+                let id = end.call.id.clone();
+                if !state.unsaved().keep(end) {
+                    tracing::error!(call_id = %id, "an unsaved call end could not be kept");
+                }
+            }
+        }
+    }
+}
+
+/// Logs an end that is given up, with what was lost (sizes, not the text: answers are personal data).
+fn lost(end: &CallEnd, error: &str, why: &str) {
+    tracing::error!(
+        call_id = %end.call.id,
+        conversation_id = %end.activity.conversation_id,
+        status = %end.call.status,
+        answer_chars = end.answer.content.chars().count(),
+        error = %error,
+        "the end of a call could not be recorded ({why}): its answer and metadata are lost"
+    );
 }
 
 /// Saves `end`, retrying as described in the module documentation.
@@ -100,19 +208,31 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
             break;
         }
     }
-    // Said loudly, with what was lost (sizes, not the text: answers are personal data).
-    tracing::error!(
-        call_id = %end.call.id,
-        conversation_id = %end.activity.conversation_id,
-        status = %end.call.status,
-        answer_chars = end.answer.content.chars().count(),
-        attempts,
-        storage_full = error.storage_full,
-        permanent = error.permanent,
-        error = %error.message,
-        "the end of a call could not be recorded: its answer and metadata are lost"
-    );
+    // Not dropped while it can still be saved: kept for the heartbeat to try again (see the module notes).
+    let kept = !error.permanent
+        && !stopping
+        && {
+            let id = end.call.id.clone();
+            let chars = end.answer.content.chars().count();
+            let kept = state.unsaved().keep(end.clone());
+            if kept {
+                tracing::error!(call_id = %id, answer_chars = chars, attempts, error = %error.message,
+                "the end of a call is not recorded yet: kept in memory and retried at each heartbeat");
+            }
+            kept
+        };
+    if !kept {
+        let why = if error.permanent {
+            "the database refused it"
+        } else if stopping {
+            "the server is stopping"
+        } else {
+            "too many unsaved answers are kept already"
+        };
+        lost(&end, &error.message, why);
+    }
     Err(NotSaved {
         storage_full: error.storage_full,
+        kept,
     })
 }

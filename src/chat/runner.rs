@@ -69,6 +69,7 @@ pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Upda
             call,
             saved: Err(NotSaved {
                 storage_full: false,
+                kept: false,
             }),
             unsaved_answer: None,
         };

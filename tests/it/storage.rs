@@ -13,8 +13,16 @@ use std::time::Duration;
 /// An app with the mock provider (`mock`, and `tiny` on the same mock), the given call-record retry time, and
 /// a signed-in administrator.
 async fn app(record_retry_secs: u64) -> TestApp {
+    app_beating(record_retry_secs, None).await
+}
+
+/// The app, with its heartbeat (which retries unsaved call ends) every `heartbeat_ms` when given.
+async fn app_beating(record_retry_secs: u64, heartbeat_ms: Option<u64>) -> TestApp {
     let mock = spawn_mock().await;
     let app = spawn_app_with(move |c| {
+        if let Some(ms) = heartbeat_ms {
+            c.instance_heartbeat_ms = ms;
+        }
         c.providers = vec![mock_provider("mock", &mock)];
         c.models = vec![
             mock_model("mock", "mock", 8192),
@@ -250,7 +258,7 @@ async fn a_final_write_refused_by_a_constraint_is_given_up_at_once() {
 
 #[tokio::test]
 async fn an_answer_that_cannot_be_saved_is_reported_and_kept_in_view() {
-    let app = app(1).await;
+    let app = app_beating(1, Some(200)).await;
     let b = app.browser();
     inject(
         &app,
@@ -288,6 +296,25 @@ async fn an_answer_that_cannot_be_saved_is_reported_and_kept_in_view() {
     );
     // What the database holds is what it was told: the question, and the call still pending.
     assert_eq!(call_of(&app, "form one").await.0, "pending");
+    // Neither answer was dropped: once the database takes writes again, a heartbeat saves both, and no call
+    // is left pending (nor marked abandoned while its end waited in memory).
+    heal(&app, "fail_end", "calls").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for question in ["streamed one", "form one"] {
+        loop {
+            let (status, content) = call_of(&app, question).await;
+            if status == "ok" {
+                assert_eq!(content, "tok1 tok2 tok3", "{question}");
+                break;
+            }
+            assert_eq!(status, "pending", "{question}: {content}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{question} was not saved after the database came back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 #[tokio::test]

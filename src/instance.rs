@@ -182,7 +182,7 @@ fn process_state(identity: &str) -> Option<bool> {
     // `hidepid`, another user's processes are invisible, which must not read as gone.
     match this_machine() {
         Some((b, n, u)) if b == boot && n == ns && u.to_string() == uid => {
-            Some(start_time(pid).as_deref() == Some(started))
+            Some(start_time(pid).as_deref() == Some(started) && !exited(pid))
         }
         _ => None,
     }
@@ -206,6 +206,18 @@ fn this_machine() -> Option<(String, String, u32)> {
 #[cfg(not(target_os = "linux"))]
 fn this_machine() -> Option<(String, String, u32)> {
     None
+}
+
+/// Whether the process has exited but is not yet reaped (a zombie, state `Z` or `X` in field 3 of its stat): a
+/// killed server's pid can stay listed for a moment after `kill -9`, and its calls must not wait for that.
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|s| s == "Z" || s == "X")
+        })
+        .unwrap_or(false)
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks after boot.
@@ -234,8 +246,17 @@ mod tests {
             .unwrap();
         let id = process_identity(child.id());
         child.kill().unwrap();
-        child.wait().unwrap();
         let id = id.expect("a running child has an identity");
+        // Killed but not reaped yet (a zombie): already gone. Wait (bounded) for the kernel to mark it exited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !process_gone(&id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a killed child still reads as alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait().unwrap();
         assert!(process_gone(&id));
         assert!(!process_alive(&id));
         for unknown in ["", "other-boot ns 0 1 1"] {

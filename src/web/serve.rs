@@ -5,10 +5,11 @@
 //! - A connection that has not sent a whole request header within `header_read_timeout` is closed (hyper's
 //!   http1 header-read timer; it also closes idle keep-alive connections after that long). The timer starts
 //!   only once hyper reads; [`FirstBytes`] gives the first bytes the same deadline.
-//! - A request body that delivers less than [`MIN_PROGRESS`] bytes in `body_idle_timeout` fails: the handler
-//!   sees a body error (an upload's half-written `.part` file is removed by its guard), and the answer is 408
-//!   with `Connection: close`. So does a body that, after `body_rate_grace`, has averaged less than
-//!   `min_body_bytes_per_sec`: a steady trickle that never stalls long enough for the idle timer.
+//! - A request body that delivers less than [`MIN_PROGRESS`] bytes in `body_idle_timeout` of waiting fails: the
+//!   handler sees a body error (an upload's half-written `.part` file is removed by its guard), and the answer
+//!   is 408 with `Connection: close`. So does a body that, after `body_rate_grace` of waiting, has averaged less
+//!   than `min_body_bytes_per_sec`: a steady trickle that never stalls long enough for the idle timer. Only the
+//!   time the handler spends waiting for the client counts (see [`IdleBody`]).
 //!
 //! Kept from `axum::serve`: TCP_NODELAY on every connection, `ConnectInfo<SocketAddr>` for the client address,
 //! and graceful shutdown (stop accepting, let open connections finish), bounded by `shutdown_grace`: a slow
@@ -124,19 +125,7 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(ConnectInfo(addr));
     let timed_out = Arc::new(AtomicBool::new(false));
-    let body = Body::new(IdleBody {
-        inner: body,
-        idle: limits.body_idle_timeout,
-        sleep: None,
-        progress: 0,
-        rate: Rate {
-            min_per_sec: limits.min_body_bytes_per_sec,
-            grace: limits.body_rate_grace,
-            started: None,
-            received: 0,
-        },
-        timed_out: timed_out.clone(),
-    });
+    let body = Body::new(IdleBody::new(body, &limits, timed_out.clone()));
     let res = router.oneshot(Request::from_parts(parts, body)).await?;
     if timed_out.load(Ordering::Relaxed) {
         tracing::info!(client = %addr, "request body stalled; answered 408");
@@ -161,36 +150,59 @@ fn request_timeout() -> Response<Body> {
 }
 
 /// A request body that fails when it stalls; see the module documentation.
-struct IdleBody {
-    inner: Incoming,
+///
+/// Only time spent **waiting on the client** counts — from a poll that found nothing to the data that ended the
+/// wait. Time the handler spends elsewhere (extracting one file of a request before reading the next, waiting
+/// for a database lock) is the server's: a fast client must not be blamed for it.
+struct IdleBody<B = Incoming> {
+    inner: B,
     idle: Duration,
-    /// Armed when the body first has nothing to give, disarmed once [`MIN_PROGRESS`] bytes came since.
+    /// Since when the handler has been waiting for the client, if it is.
+    waiting_since: Option<tokio::time::Instant>,
+    /// Waiting time since the last [`MIN_PROGRESS`] bytes (completed waits only).
+    waited: Duration,
+    /// Fires when the current wait would bring `waited` to `idle`.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     progress: usize,
     rate: Rate,
     timed_out: Arc<AtomicBool>,
 }
 
-/// The minimum average rate of a body; see the module documentation.
+impl<B> IdleBody<B> {
+    fn new(inner: B, limits: &Limits, timed_out: Arc<AtomicBool>) -> IdleBody<B> {
+        IdleBody {
+            inner,
+            idle: limits.body_idle_timeout,
+            waiting_since: None,
+            waited: Duration::ZERO,
+            sleep: None,
+            progress: 0,
+            rate: Rate {
+                min_per_sec: limits.min_body_bytes_per_sec,
+                grace: limits.body_rate_grace,
+                waited: Duration::ZERO,
+                received: 0,
+            },
+            timed_out,
+        }
+    }
+}
+
+/// The minimum average rate of a body, over the time spent waiting for it; see the module documentation.
 struct Rate {
     min_per_sec: u64,
     grace: Duration,
-    /// The first time the handler asked for the body: time before that (a handler waiting for its turn) is
-    /// the server's, not the client's.
-    started: Option<tokio::time::Instant>,
+    /// All the time spent waiting on the client so far.
+    waited: Duration,
     received: u64,
 }
 
 impl Rate {
     /// Whether the body, so far, is slower than allowed.
     fn too_slow(&self) -> bool {
-        let Some(started) = self.started else {
-            return false;
-        };
-        let elapsed = started.elapsed();
         self.min_per_sec > 0
-            && elapsed > self.grace
-            && (self.received as f64) < self.min_per_sec as f64 * elapsed.as_secs_f64()
+            && self.waited > self.grace
+            && (self.received as f64) < self.min_per_sec as f64 * self.waited.as_secs_f64()
     }
 }
 
@@ -198,7 +210,11 @@ fn stalled(why: &'static str) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
 }
 
-impl http_body::Body for IdleBody {
+impl<B> http_body::Body for IdleBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Data = bytes::Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -207,22 +223,27 @@ impl http_body::Body for IdleBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
-        this.rate
-            .started
-            .get_or_insert_with(tokio::time::Instant::now);
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
+                // The wait, if there was one, is over: it counts, the time until the next poll does not.
+                if let Some(since) = this.waiting_since.take() {
+                    let waited = since.elapsed();
+                    this.waited += waited;
+                    this.rate.waited += waited;
+                }
+                this.sleep = None;
                 if let Some(Ok(f)) = &frame
                     && let Some(data) = f.data_ref()
                 {
                     this.progress += data.len();
                     this.rate.received += data.len() as u64;
                     if this.progress >= MIN_PROGRESS {
-                        this.sleep = None;
                         this.progress = 0;
+                        this.waited = Duration::ZERO;
                     }
-                    // Checked as data arrives: a trickle polls often; a stall is the idle timer's.
-                    if this.rate.too_slow() {
+                    // A trickle: data keeps coming, but too little for the time waited.
+                    let trickle = this.waited >= this.idle;
+                    if trickle || this.rate.too_slow() {
                         this.timed_out.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(stalled(
                             "the request body arrived too slowly",
@@ -232,10 +253,13 @@ impl http_body::Body for IdleBody {
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {
-                let idle = this.idle;
+                let now = tokio::time::Instant::now();
+                this.waiting_since.get_or_insert(now);
+                let left = this.idle.saturating_sub(this.waited);
+                let since = this.waiting_since.unwrap_or(now);
                 let sleep = this
                     .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(since + left)));
                 if sleep.as_mut().poll(cx).is_ready() {
                     this.timed_out.store(true, Ordering::Relaxed);
                     return Poll::Ready(Some(Err(stalled("the request body stalled"))));
@@ -403,6 +427,64 @@ mod tests {
             .expect("the server stopped")
             .unwrap();
         assert!(closed(&mut tcp).await, "the connection was dropped");
+    }
+
+    /// A body fed from a channel, as a client would send it.
+    fn channel_body() -> (
+        tokio::sync::mpsc::Sender<bytes::Bytes>,
+        IdleBody<
+            impl http_body::Body<Data = bytes::Bytes, Error = std::convert::Infallible> + Unpin,
+        >,
+        Arc<AtomicBool>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+        let stream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok(http_body::Frame::data(chunk)), rx))
+        }));
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(5),
+            body_idle_timeout: Duration::from_millis(300),
+            min_body_bytes_per_sec: 1 << 20,
+            body_rate_grace: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let body = IdleBody::new(
+            http_body_util::StreamBody::new(stream),
+            &limits,
+            timed_out.clone(),
+        );
+        (tx, body, timed_out)
+    }
+
+    #[tokio::test]
+    async fn only_time_spent_waiting_on_the_client_counts() {
+        use http_body_util::BodyExt as _;
+        // A fast client and a busy handler: the data is there whenever the handler asks, so neither the idle
+        // timer nor the rate may fire, however long the handler works between reads (extracting a file, say).
+        let (tx, mut body, timed_out) = channel_body();
+        for _ in 0..3 {
+            tx.send(bytes::Bytes::from(vec![b'a'; 1024])).await.unwrap();
+            let frame = body.frame().await.expect("a frame");
+            assert!(frame.is_ok(), "a waiting handler is not a slow client");
+            // The handler's own work, longer than both the idle timeout and the rate's grace.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        assert!(!timed_out.load(Ordering::Relaxed));
+
+        // A client that makes the handler wait longer than the idle timeout fails.
+        let (tx, mut body, timed_out) = channel_body();
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = tx.send(bytes::Bytes::from_static(b"late")).await;
+        });
+        let frame = body.frame().await.expect("an error frame");
+        assert!(frame.is_err(), "the stalled client is refused");
+        assert!(timed_out.load(Ordering::Relaxed));
+        late.abort();
     }
 
     #[tokio::test]

@@ -144,6 +144,7 @@ pub async fn store_upload<S, E>(
     raw_name: &str,
     stream: S,
     purpose: &str,
+    expected: u64,
 ) -> Result<Uploaded, AppError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
@@ -163,6 +164,11 @@ where
         bytes: 0,
         live: false,
     };
+    // The size announced for the file (a request's Content-Length) is reserved before any byte is read: uploads
+    // started together then cannot each hold a small part of the quota, fill it between them and all fail.
+    if expected > 0 {
+        reservation.grow_to(expected.min(max_file)).await?;
+    }
     let saved = {
         let guarded = futures_util::stream::unfold(
             (stream, &mut reservation, 0u64),
@@ -282,15 +288,20 @@ where
 }
 
 /// Refuses a body whose declared length is already over the limit, before reading any of it.
-pub fn check_length(headers: &HeaderMap, max: u64, per_file: u64) -> Result<(), AppError> {
-    let declared = headers
+/// The request's announced body length, 0 when it has none.
+pub fn content_length(headers: &HeaderMap) -> u64 {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > max => Err(too_large(per_file)),
-        _ => Ok(()),
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn check_length(headers: &HeaderMap, max: u64, per_file: u64) -> Result<(), AppError> {
+    if content_length(headers) > max {
+        return Err(too_large(per_file));
     }
+    Ok(())
 }
 
 /// The refusal of more files than a message may carry.
@@ -312,7 +323,17 @@ pub async fn upload(
     let pending = crate::web::pages::chat::file_ids(&q.files).len();
     let mut uploaded: Vec<Uploaded> = Vec::new();
     // All or nothing: when any file of the request is refused, the ones stored before it are removed too.
-    let result = receive(&state, &user, &mut multipart, pending, cap, &mut uploaded).await;
+    let expected = content_length(&headers);
+    let result = receive(
+        &state,
+        &user,
+        &mut multipart,
+        pending,
+        cap,
+        &mut uploaded,
+        expected,
+    )
+    .await;
     if let Err(e) = result {
         let ids: Vec<String> = uploaded.into_iter().map(|u| u.id).collect();
         for id in &ids {
@@ -342,6 +363,7 @@ async fn receive(
     pending: usize,
     cap: u32,
     uploaded: &mut Vec<Uploaded>,
+    mut expected: u64,
 ) -> Result<(), AppError> {
     let limit = state.config().max_upload_bytes;
     loop {
@@ -366,7 +388,9 @@ async fn receive(
         if pending + uploaded.len() >= cap as usize {
             return Err(too_many_files(cap));
         }
-        uploaded.push(store_upload(state, &user.user.id, &raw_name, field, "chat").await?);
+        // The request's length is reserved for its first file; the others reserve as they stream.
+        let first = std::mem::take(&mut expected);
+        uploaded.push(store_upload(state, &user.user.id, &raw_name, field, "chat", first).await?);
     }
     Ok(())
 }

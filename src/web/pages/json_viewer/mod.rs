@@ -189,7 +189,8 @@ pub async fn upload(
             continue;
         }
         let name = field.file_name().unwrap_or("").to_string();
-        let up = match store_upload(&state, &user.user.id, &name, field, "json").await {
+        let expected = super::files::content_length(&headers);
+        let up = match store_upload(&state, &user.user.id, &name, field, "json", expected).await {
             Ok(up) => up,
             Err(e) => return refused(&state, &user, &csrf, e, String::new()).await,
         };
@@ -275,12 +276,14 @@ pub async fn paste(
     }
     let body = bytes::Bytes::from(f.text.clone());
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let expected = f.text.len() as u64;
     let up = match store_upload(
         &state,
         &user.user.id,
         "pasted.json",
         Box::pin(stream),
         "json",
+        expected,
     )
     .await
     {

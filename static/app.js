@@ -11,6 +11,11 @@ document.addEventListener("submit", (event) => {
 });
 
 // Copy buttons copy the raw text of an answer (hidden without JavaScript).
+// Sizes as the server writes them (views.rs human_size).
+function humanSize(n) {
+  return n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : n >= 1024 ? (n / 1024).toFixed(1) + " KB" : n + " B";
+}
+
 function enableCopy(root) {
   root.querySelectorAll("button.copy").forEach((button) => {
     button.hidden = false;
@@ -79,8 +84,8 @@ if (chatForm) {
     li.className = "chip";
     li.dataset.id = f.id;
     const label = document.createElement("span");
-    const size = f.size >= 1048576 ? (f.size / 1048576).toFixed(1) + " MB" : f.size >= 1024 ? (f.size / 1024).toFixed(1) + " KB" : f.size + " B";
-    const cutAt = f.text_cut_bytes == null ? "" : " · text cut at " + (f.text_cut_bytes / 1048576).toFixed(1) + " MB";
+    const size = humanSize(f.size);
+    const cutAt = f.text_cut_bytes == null ? "" : " · only its first " + humanSize(f.text_cut_bytes) + " of text is used";
     label.textContent = f.name + " · " + size + " · ≈" + f.tokens + " tokens" + cutAt;
     const remove = document.createElement("button");
     remove.type = "button";

@@ -50,10 +50,14 @@ impl Busy {
             }
             .to_string();
         }
+        let answers = if self.limit == 1 {
+            "an answer".to_string()
+        } else {
+            format!("{} answers", self.limit)
+        };
         format!(
-            "You already have {} answers being written, the most allowed at once. Wait for one to finish or \
-             stop one, then try again.",
-            self.limit
+            "You already have {answers} being written, the most allowed at once. Wait for one to finish or \
+             stop one, then try again."
         )
     }
 }

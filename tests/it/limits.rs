@@ -132,7 +132,10 @@ async fn hostile_files_are_cut_at_the_text_cap_and_counted_quickly() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let conv = crate::chat::only_conversation(&app).await;
     let (_, page) = b.get_text(&format!("/c/{conv}")).await;
-    assert!(page.contains("text cut at 256.0 KB"), "{page}");
+    assert!(
+        page.contains("only its first 256.0 KB of text is used"),
+        "{page}"
+    );
     let requests: serde_json::Value = reqwest::get(mock.replace("/v1", "/_mock/requests"))
         .await
         .unwrap()

@@ -14,7 +14,7 @@ pub struct FileChip {
     pub tokens: i64,
     pub tokens_sent: Option<i64>,
     pub is_json: bool,
-    /// "text cut at 2.0 MB" when only the beginning of the file's text was kept.
+    /// The size of the text kept ("2.0 MB") when only the beginning of the file's text was kept.
     pub text_cut: Option<String>,
 }
 

@@ -174,7 +174,7 @@ pub async fn delete_user(
 /// Stops the calls of `user_id` running in this process (`running`; new ones are refused here meanwhile) and
 /// waits until none of theirs is pending in the database, on any instance: the others stop theirs at their
 /// next heartbeat once the account is deactivated or gone. The wait is bounded by [`STOP_WAIT`] or three
-/// heartbeats of the slowest live instance, whichever is longer. Returns whether every call ended in time.
+/// heartbeats of the slowest instance (counted as at most a minute each), whichever is longer. Returns whether every call ended in time.
 /// The command line passes an empty registry: it runs no calls, and waits for the servers'.
 pub async fn stop_and_wait_for_calls(
     db: &Db,
@@ -185,8 +185,10 @@ pub async fn stop_and_wait_for_calls(
     let period: Option<i64> = sqlx::query_scalar("SELECT MAX(period_ms) FROM instances")
         .fetch_one(&db.pool)
         .await?;
+    // A row left by a stopped instance with a long period must not hold a deletion up for long: three beats of
+    // at most a minute each.
     let limit = STOP_WAIT.max(Duration::from_millis(
-        3 * period.unwrap_or(0).clamp(0, 3_600_000) as u64,
+        3 * period.unwrap_or(0).clamp(0, 60_000) as u64,
     ));
     let deadline = tokio::time::Instant::now() + limit;
     if running.stop_user(user_id, reason) > 0 && !running.wait_user_idle(user_id, limit).await {

@@ -68,8 +68,9 @@ pub struct Unsaved {
     ends: Mutex<Vec<CallEnd>>,
 }
 
+/// What an end kept in memory costs, about: its texts (answer and reasoning) and the record around them.
 fn text_bytes(end: &CallEnd) -> usize {
-    end.answer.content.len() + end.call.id.len() + 1024
+    end.answer.content.len() + end.answer.reasoning.len() + end.call.id.len() + 2048
 }
 
 impl Unsaved {

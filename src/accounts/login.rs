@@ -48,8 +48,10 @@ impl LoginError {
             LoginError::Disabled => {
                 "This account has been deactivated. Contact an administrator.".into()
             }
+            // Said so that an owner locked out by a stranger's guesses knows the way back in.
             LoginError::Throttled { retry_after_secs } => format!(
-                "Too many failed sign-in attempts. {}",
+                "Too many failed sign-in attempts. {} A browser you signed in with before can still sign \
+                 in, and a password reset link from an administrator lifts the lock.",
                 throttle::try_again_in(*retry_after_secs)
             ),
             LoginError::Busy { retry_after_secs } => HashError::busy_message(*retry_after_secs),

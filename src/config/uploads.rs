@@ -189,16 +189,7 @@ impl Uploads {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
-    use std::collections::HashMap;
-
-    fn load(vars: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::load(None, &move |k| map.get(k).cloned())
-    }
+    use crate::config::tests::load;
 
     #[test]
     fn defaults_and_validation() {

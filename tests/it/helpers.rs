@@ -428,6 +428,21 @@ impl Browser {
             .expect("upload")
     }
 
+    /// Uploads one document to the JSON viewer, as its form does; returns the response.
+    pub async fn upload_json(&self, name: &str, bytes: Vec<u8>) -> Response {
+        let token = self.token().await;
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        self.client
+            .post(self.url(&format!("/json/upload?csrf_token={token}")))
+            .multipart(form)
+            .send()
+            .await
+            .expect("JSON upload")
+    }
+
     /// Uploads one file and returns its id, failing the test on refusal.
     pub async fn upload_ok(&self, name: &str, bytes: Vec<u8>) -> String {
         let res = self.upload(&[(name, bytes)]).await;

@@ -81,18 +81,7 @@ async fn invalid_json_says_where_and_why_and_keeps_the_text() {
             .contains("nested more than 128 levels")
     );
     // Upload too.
-    let token = b.token().await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(b"{oops".to_vec()).file_name("bad.json"),
-    );
-    let res = b
-        .client
-        .post(b.url(&format!("/json/upload?csrf_token={token}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = b.upload_json("bad.json", b"{oops".to_vec()).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.text().await.unwrap().contains("line 1, column 2"));
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
@@ -119,18 +108,7 @@ async fn a_30_mb_document_is_paged_on_the_server() {
         i += 1;
     }
     doc.push(']');
-    let token = b.token().await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(doc.into_bytes()).file_name("big.json"),
-    );
-    let res = b
-        .client
-        .post(b.url(&format!("/json/upload?csrf_token={token}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = b.upload_json("big.json", doc.into_bytes()).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let url = location(&res);
     let (status, html) = b.get_text(&url).await;
@@ -316,18 +294,7 @@ async fn utf16_latin1_and_bom_documents_are_viewed_as_text() {
         ("bom.json", bom),
         ("latin1.json", latin1),
     ] {
-        let token = b.token().await;
-        let form = reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes).file_name(name),
-        );
-        let res = b
-            .client
-            .post(b.url(&format!("/json/upload?csrf_token={token}")))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let res = b.upload_json(name, bytes).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{name}");
         let url = location(&res);
         let (status, html) = b.get_text(&format!("{url}?path=/cl%C3%A9")).await;

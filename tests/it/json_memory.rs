@@ -88,18 +88,7 @@ async fn start() -> Server {
 }
 
 async fn upload(b: &Browser, doc: String) -> String {
-    let token = b.token().await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(doc.into_bytes()).file_name("big.json"),
-    );
-    let res = b
-        .client
-        .post(b.url(&format!("/json/upload?csrf_token={token}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = b.upload_json("big.json", doc.into_bytes()).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "upload");
     location(&res)
 }

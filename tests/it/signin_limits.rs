@@ -348,6 +348,22 @@ async fn sign_ups_are_limited_per_ip_even_when_simultaneous() {
     );
 }
 
+/// Wrong guesses from each of `addresses` (as `X-Forwarded-For`), then the right password from `last`: all one
+/// client, so the guesses are refused as wrong and the right password as locked out.
+async fn guesses_then_locked(
+    b: &Browser,
+    token: &str,
+    addresses: impl Iterator<Item = String>,
+    last: &str,
+) {
+    for xff in addresses {
+        let res = login_from(b, token, Some(&xff), "admin@example.com", "guess!!!").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{xff}");
+    }
+    let res = login_from(b, token, Some(last), "admin@example.com", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn a_forged_forwarded_for_entry_does_not_make_a_new_client() {
     let app = spawn_app_with(|c| c.trust_proxy = true).await;
@@ -361,27 +377,8 @@ async fn a_forged_forwarded_for_entry_does_not_make_a_new_client() {
     let stranger = app.new_browser();
     let token = login_token(&stranger).await;
     // The client writes a fresh first entry each time; the proxy appends the address it saw (10.0.0.1).
-    for i in 0..CLIENT_FAILURE_LIMIT {
-        let xff = format!("192.0.2.{i}, 10.0.0.1");
-        let res = login_from(
-            &stranger,
-            &token,
-            Some(&xff),
-            "admin@example.com",
-            "guess!!!",
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    }
-    let res = login_from(
-        &stranger,
-        &token,
-        Some("192.0.2.200, 10.0.0.1"),
-        "admin@example.com",
-        PASSWORD,
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let addresses = (0..CLIENT_FAILURE_LIMIT).map(|i| format!("192.0.2.{i}, 10.0.0.1"));
+    guesses_then_locked(&stranger, &token, addresses, "192.0.2.200, 10.0.0.1").await;
 }
 
 #[tokio::test]
@@ -397,27 +394,8 @@ async fn ipv6_clients_are_limited_by_their_64() {
     let stranger = app.new_browser();
     let token = login_token(&stranger).await;
     // A new address of the same /64 for every guess.
-    for i in 1..=CLIENT_FAILURE_LIMIT {
-        let ip = format!("2001:db8:1:2::{i:x}");
-        let res = login_from(
-            &stranger,
-            &token,
-            Some(&ip),
-            "admin@example.com",
-            "guess!!!",
-        )
-        .await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    }
-    let res = login_from(
-        &stranger,
-        &token,
-        Some("2001:db8:1:2:ffff::1"),
-        "admin@example.com",
-        PASSWORD,
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let addresses = (1..=CLIENT_FAILURE_LIMIT).map(|i| format!("2001:db8:1:2::{i:x}"));
+    guesses_then_locked(&stranger, &token, addresses, "2001:db8:1:2:ffff::1").await;
     // Another /64 is another client.
     let other = app.new_browser();
     let res = login_from(

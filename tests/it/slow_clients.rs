@@ -9,7 +9,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Reads from `tcp` until the server closes the connection; returns what it sent, or `None` when it is still
 /// open after `within`.
-async fn read_until_closed(tcp: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+async fn read_until_closed(
+    tcp: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + within;
@@ -79,19 +82,9 @@ async fn a_stalled_or_trickling_upload_gets_408_and_leaves_no_part_file() {
             }
             wr
         });
-        let mut got = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), async {
-            let mut buf = [0u8; 4096];
-            loop {
-                match rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await;
+        let read = read_until_closed(&mut rd, Duration::from_secs(10)).await;
         trickler.abort();
-        assert!(read.is_ok(), "trickle={trickle}: no answer within 10 s");
+        let got = read.unwrap_or_else(|| panic!("trickle={trickle}: no answer within 10 s"));
         let text = String::from_utf8_lossy(&got);
         assert!(
             text.starts_with("HTTP/1.1 408"),
@@ -179,19 +172,9 @@ async fn an_upload_trickling_below_the_minimum_rate_gets_408_and_leaves_no_part_
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let mut got = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
+    let read = read_until_closed(&mut rd, Duration::from_secs(20)).await;
     trickler.abort();
-    assert!(read.is_ok(), "no answer within 20 s");
+    let got = read.expect("no answer within 20 s");
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("too slowly"), "{text}");

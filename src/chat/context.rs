@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(
             f.messages
                 .iter()
-                .map(|m| m.content.as_str())
+                .map(|m| m.content.as_str().unwrap_or(""))
                 .collect::<Vec<_>>(),
             vec!["q2", "a2", "q3"]
         );
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(
             f.messages
                 .iter()
-                .map(|m| m.content.as_str())
+                .map(|m| m.content.as_str().unwrap_or(""))
                 .collect::<Vec<_>>(),
             vec!["q3"]
         );

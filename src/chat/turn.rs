@@ -330,6 +330,7 @@ async fn begin(
         messages: fitted.messages,
         params: params.clone(),
         stream: ask.stream,
+        passthrough: Default::default(),
     });
     let now = now_ms();
     let conversation_id = conversation

@@ -239,14 +239,15 @@ impl Demo {
             .iter()
             .rev()
             .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-            .and_then(|m| m.get("content").and_then(Value::as_str))
-            .unwrap_or("")
-            .to_string();
+            .map(|m| super::content_text(m.get("content").unwrap_or(&Value::Null)))
+            .unwrap_or_default();
         let input: i64 = messages
             .iter()
             .map(|m| {
                 tokens::MESSAGE_OVERHEAD
-                    + tokens::estimate(m.get("content").and_then(Value::as_str).unwrap_or(""))
+                    + tokens::estimate(&super::content_text(
+                        m.get("content").unwrap_or(&Value::Null),
+                    ))
             })
             .sum::<i64>()
             + tokens::REPLY_PRIMING;

@@ -15,19 +15,42 @@ use futures_util::Stream;
 use serde::Serialize;
 use std::pin::Pin;
 
-/// One message of the context sent to a model.
+/// One message of the context sent to a model, as OpenAI's Chat Completions has it: a role, a content that is a
+/// string, an array of parts or null (an assistant message that only calls tools), and whatever else the
+/// message carries (`tool_calls`, `tool_call_id`, `name`), forwarded as given.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ChatMessage {
     pub role: String,
-    pub content: String,
+    pub content: serde_json::Value,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ChatMessage {
     pub fn new(role: &str, content: impl Into<String>) -> Self {
         ChatMessage {
             role: role.to_string(),
-            content: content.into(),
+            content: serde_json::Value::String(content.into()),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// The message's text: the string, or its text parts joined (what token estimates and the demo read).
+    pub fn text(&self) -> String {
+        content_text(&self.content)
+    }
+}
+
+/// The text of a message `content`: a string, or the `text` of each part of an array, joined by newlines.
+pub fn content_text(content: &serde_json::Value) -> String {
+    match content {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
     }
 }
 
@@ -39,6 +62,9 @@ pub struct CallRequest {
     pub messages: Vec<ChatMessage>,
     pub params: Params,
     pub stream: bool,
+    /// Fields passed to an OpenAI-compatible provider unchanged (`tools`, `tool_choice`, `response_format`,
+    /// `logprobs`, `top_logprobs`, `user`): the API forwards them; a chat turn sends none.
+    pub passthrough: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A request ready to send: the exact body (recorded with the call) and the parameters left out.
@@ -73,8 +99,24 @@ pub enum Event {
         content: String,
         reasoning: String,
     },
+    /// A piece of a tool call the model makes: streamed in pieces, `index` says which call it belongs to.
+    ToolCall(ToolCallDelta),
+    /// The choice's log probabilities for the text just sent, as the provider gave them (passed through).
+    Logprobs(serde_json::Value),
     Usage(Usage),
+    /// The finish reason; its chunk is where the answer ends in time (the end-of-sequence token sends no text).
     Finish(String),
+}
+
+/// Part of a tool call, as OpenAI streams it: the first piece has the id, type and name; later ones add to the
+/// arguments. A non-streamed answer gives each call whole, as one piece.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ToolCallDelta {
+    pub index: u32,
+    pub id: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub arguments: String,
 }
 
 /// Which deadline passed.

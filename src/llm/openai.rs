@@ -75,6 +75,10 @@ impl OpenAiClient {
 
     pub fn prepare(&self, req: &CallRequest) -> Prepared {
         let mut body = self.0.extra.clone();
+        // What the API client passed through; the fields set below (model, messages, stream, parameters) win.
+        for (k, v) in &req.passthrough {
+            body.insert(k.clone(), v.clone());
+        }
         body.insert("model".into(), json!(req.upstream_model));
         body.insert("messages".into(), json!(req.messages));
         body.insert("stream".into(), json!(req.stream));
@@ -477,6 +481,7 @@ mod tests {
             messages: vec![super::super::ChatMessage::new("user", "hi")],
             params,
             stream: true,
+            passthrough: Default::default(),
         });
         assert_eq!(p.body["keep_alive"], "5m");
         assert_eq!(p.body["model"], "m");

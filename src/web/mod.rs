@@ -1,5 +1,6 @@
 //! The HTTP surface: router, middleware stack, pages and JSON routes.
 
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod cookies;

@@ -1,0 +1,6 @@
+//! The OpenAI-compatible API under `/v1`: bearer-key authentication, OpenAI-shaped errors, chat completions
+//! (streamed and not) and the model list.
+
+pub mod error;
+
+pub use error::ApiError;

@@ -2,7 +2,7 @@
 //! last administrator, sessions ending at once) hold on both paths.
 
 use crate::accounts::{FieldErrors, RegisterError, Registration};
-use crate::chat::running::{Running, StopReason};
+use crate::calls::running::{Running, StopReason};
 use crate::db::users::{self, User};
 use crate::db::{Backend, Db, resets, sessions};
 use crate::domain::Role;

@@ -1,95 +1,17 @@
-//! Application state and start-up: connect, migrate, bind, serve, shut down gracefully.
+//! Start-up and shutdown: connect, migrate, build the call service and the web state, bind, serve, and shut
+//! down gracefully.
 
+use crate::calls::CallService;
 use crate::config::Config;
 use crate::db::Db;
 use crate::llm::registry::Registry;
+use crate::web::AppState;
 use anyhow::Context as _;
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-
-/// Shared by every request. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    config: Config,
-    db: Db,
-    llm: Registry,
-    csrf_key: Vec<u8>,
-    /// Signs device cookies (browsers that signed in before; see `web::cookies::DEVICE`).
-    device_key: Vec<u8>,
-    /// Caps concurrent password hashing (`hash_concurrency`).
-    hashes: crate::hashing::HashPool,
-    started: Instant,
-    shutdown: watch::Sender<bool>,
-    /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted;
-    /// shutdown waits until each has written its record).
-    running: Arc<crate::chat::running::Running>,
-    /// Call ends the database did not take in time, kept to be saved at a later heartbeat.
-    unsaved: crate::chat::record::Unsaved,
-    /// This process among the instances sharing the database (stamped on its pending calls).
-    instance: crate::instance::Instance,
-    /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
-    json_jobs: Arc<tokio::sync::Semaphore>,
-}
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl Inner {
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-    pub fn csrf_key(&self) -> &[u8] {
-        &self.csrf_key
-    }
-    pub fn device_key(&self) -> &[u8] {
-        &self.device_key
-    }
-    pub fn hashes(&self) -> &crate::hashing::HashPool {
-        &self.hashes
-    }
-    pub fn uptime_secs(&self) -> u64 {
-        self.started.elapsed().as_secs()
-    }
-    pub fn session_ttl_ms(&self) -> i64 {
-        i64::from(self.config.session_days) * 86_400_000
-    }
-    pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
-        &self.json_jobs
-    }
-
-    pub fn stale_call_ms(&self) -> i64 {
-        stale_call_ms(&self.config)
-    }
-    pub fn llm(&self) -> &Registry {
-        &self.llm
-    }
-    pub fn unsaved(&self) -> &crate::chat::record::Unsaved {
-        &self.unsaved
-    }
-    pub fn running(&self) -> &Arc<crate::chat::running::Running> {
-        &self.running
-    }
-    pub fn instance(&self) -> &crate::instance::Instance {
-        &self.instance
-    }
-    /// Becomes true when the server starts shutting down; running calls stop and record `interrupted`.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-}
 
 /// A built, bound application, ready to serve.
 pub struct Application {
@@ -126,20 +48,28 @@ impl Application {
             crate::util::sha256_hex(&format!("llmeta device v1:{secret}")).into_bytes();
         let hashes = crate::hashing::HashPool::new(config.hash_concurrency, config.hash_queue_ms);
         let json_jobs = Arc::new(tokio::sync::Semaphore::new(config.json_jobs));
-        let state = AppState(Arc::new(Inner {
-            config,
+        let shutdown = watch::channel(false).0;
+        let calls = CallService::new(
+            db.clone(),
+            Arc::new(llm),
+            instance,
+            shutdown.subscribe(),
+            crate::calls::Settings {
+                record_retry: std::time::Duration::from_secs(config.record_retry_secs),
+                max_calls_per_user: config.max_calls_per_user,
+            },
+        );
+        let state = AppState::new(crate::web::state::Inner {
+            config: Arc::new(config),
             db,
-            llm,
+            calls,
             csrf_key,
             device_key,
             hashes,
             started: Instant::now(),
-            shutdown: watch::channel(false).0,
-            running: Default::default(),
-            unsaved: Default::default(),
-            instance,
+            shutdown,
             json_jobs,
-        }));
+        });
         Ok(Application { listener, state })
     }
 
@@ -158,15 +88,19 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let housekeeping = tokio::spawn(crate::housekeeping::run(self.state.clone()));
-        let heartbeat = tokio::spawn(crate::instance::run(self.state.clone()));
+        let housekeeping = tokio::spawn(crate::housekeeping::run(
+            self.state.db().clone(),
+            self.state.shared_config().clone(),
+            stale_call_ms(self.state.config()),
+        ));
+        let heartbeat = tokio::spawn(crate::instance::run(self.state.calls().clone()));
         let router = crate::web::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
         let state = self.state.clone();
         let signal = async move {
             shutdown.await;
             // Running calls stop, record themselves as interrupted and end their streams.
-            state.shutdown.send_replace(true);
+            state.begin_shutdown();
         };
         let limits = crate::web::serve::Limits {
             header_read_timeout: self.state.config.uploads.header_read_timeout,
@@ -179,15 +113,15 @@ impl Application {
         // Every call holds its place in `running` from before its start is written until its record is, so
         // this waits for every call this instance stamped.
         self.state
-            .running
+            .running()
             .wait_idle(std::time::Duration::from_secs(10))
             .await;
         housekeeping.abort();
         heartbeat.abort();
         // Ends still waiting in memory get one last try; what the database does not take now is lost (logged).
-        if !self.state.unsaved.is_empty() {
-            crate::chat::record::retry_unsaved(&self.state).await;
-            let left = self.state.unsaved.len();
+        if !self.state.unsaved().is_empty() {
+            crate::calls::record::retry_unsaved(self.state.calls()).await;
+            let left = self.state.unsaved().len();
             if left > 0 {
                 tracing::error!(
                     calls = left,
@@ -197,8 +131,8 @@ impl Application {
         }
         // With every call recorded, this instance leaves no pending call behind; otherwise its row stays, its
         // heartbeat stops, and another instance (or the next start) interrupts what is left.
-        if self.state.running.total() == 0 && self.state.unsaved.is_empty() {
-            let _ = crate::db::instances::remove(&self.state.db, &self.state.instance.id).await;
+        if self.state.running().total() == 0 && self.state.unsaved().is_empty() {
+            let _ = crate::db::instances::remove(self.state.db(), &self.state.instance().id).await;
         }
         self.state.db.close().await;
         tracing::info!("llmeta stopped");

@@ -1,7 +1,7 @@
 //! The command line: `llmeta [serve]`, `migrate`, `admin create`, `check-config`.
 
 use crate::app::{Application, shutdown_signal};
-use crate::chat::running::Running;
+use crate::calls::running::Running;
 use crate::config::{Config, LogFormat};
 use crate::db::Db;
 use clap::{Parser, Subcommand};

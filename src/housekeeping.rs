@@ -3,7 +3,6 @@
 //! sent, orphaned and half-written files, and storage reservations of uploads that never finished. Start-up runs
 //! it once before serving; the periodic task runs it again each hour after that.
 
-use crate::app::AppState;
 use crate::db::{Db, calls, sessions, throttle};
 use crate::util::now_ms;
 use std::time::Duration;
@@ -27,15 +26,15 @@ pub async fn once(db: &Db, stale_call_ms: i64) -> sqlx::Result<()> {
 
 /// The periodic passes. The first is one period after start, since start-up has just run one: an immediate
 /// second pass would race whatever the first requests write.
-pub async fn run(state: AppState) {
+pub async fn run(db: Db, config: std::sync::Arc<crate::config::Config>, stale_call_ms: i64) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
     loop {
         tick.tick().await;
-        if let Err(e) = once(state.db(), state.stale_call_ms()).await {
+        if let Err(e) = once(&db, stale_call_ms).await {
             tracing::warn!(error = %e, "housekeeping failed");
         }
-        sweep_json(state.db(), state.config()).await;
-        sweep_files(state.db(), state.config()).await;
+        sweep_json(&db, &config).await;
+        sweep_files(&db, &config).await;
     }
 }
 

@@ -12,8 +12,8 @@
 //! a process known alive here is alive whatever its heartbeat; and an instance is forgotten only if its
 //! heartbeat is still old in the sweeping transaction itself.
 
-use crate::app::AppState;
-use crate::chat::running::StopReason;
+use crate::calls::CallService;
+use crate::calls::running::StopReason;
 use crate::db::{Db, instances};
 use crate::util::{new_id, now_ms};
 use std::time::Duration;
@@ -81,7 +81,7 @@ pub async fn sweep(db: &Db, me: &Instance, orphans: bool) -> sqlx::Result<u64> {
 }
 
 /// The heartbeat task: runs until aborted at shutdown.
-pub async fn run(state: AppState) {
+pub async fn run(state: CallService) {
     let me = state.instance().clone();
     let period = Duration::from_millis(me.period_ms.max(1) as u64);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -95,7 +95,7 @@ pub async fn run(state: AppState) {
             tracing::warn!(error = %e, "sweeping calls of stopped instances failed");
         }
         stop_calls_of_inactive_users(&state).await;
-        crate::chat::record::retry_unsaved(&state).await;
+        crate::calls::record::retry_unsaved(&state).await;
         interrupt_abandoned_calls(&state).await;
     }
 }
@@ -104,7 +104,7 @@ pub async fn run(state: AppState) {
 /// dropped after the start was written and before a runner owned them (or their runner gave up writing the
 /// outcome), and nothing else would ever end them while this instance lives. The ids are read before the registry is asked, and each update requires the call
 /// to be still pending, so a call that has just recorded itself is left as it is.
-pub async fn interrupt_abandoned_calls(state: &AppState) {
+pub async fn interrupt_abandoned_calls(state: &CallService) {
     let pending = match instances::pending_calls_of(state.db(), &state.instance().id).await {
         Ok(p) => p,
         Err(e) => {
@@ -130,7 +130,7 @@ pub async fn interrupt_abandoned_calls(state: &AppState) {
 }
 
 /// Stops this instance's running calls of users deactivated or deleted since they started.
-pub async fn stop_calls_of_inactive_users(state: &AppState) {
+pub async fn stop_calls_of_inactive_users(state: &CallService) {
     let users = state.running().users();
     if users.is_empty() {
         return;

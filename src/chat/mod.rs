@@ -1,8 +1,5 @@
-//! Chat use cases: start a turn, run and record the call, fit the context, group the history.
+//! Chat use cases: start a turn in a conversation, fit its context, group the history.
 
 pub mod context;
 pub mod groups;
-pub mod record;
-pub mod runner;
-pub mod running;
 pub mod turn;

@@ -2,32 +2,28 @@
 //! answer placeholder and the pending call record in one transaction, before the provider is called.
 
 use super::context::{self, Turn as HistoryTurn};
-use crate::app::AppState;
+use crate::calls::{AnswerIn, CallService, Started};
 use crate::db::calls::CallRecord;
 use crate::db::conversations::{self, Conversation};
 use crate::db::files::{self, CallFile, FileText};
-use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, Remembered, Write};
+use crate::db::group::{
+    Activity, CallStart, NewConversation, NewMessage, Remembered, TurnStart, Write,
+};
 use crate::db::messages::{self, Message};
-use crate::domain::Params;
+use crate::domain::{CallStatus, Params, Source, UsageSource};
 use crate::llm::registry::Model;
-use crate::llm::{CallRequest, Prepared, tokens};
+use crate::llm::{CallRequest, tokens};
 use crate::util::{new_id, now_ms};
 
 /// Longest message a person can send (characters).
 pub const MAX_MESSAGE_CHARS: usize = 200_000;
 
-/// Everything the runner needs to make and record one call.
+/// A started turn: the call, ready to run, and the messages it belongs to.
 pub struct Turn {
     pub conversation_id: String,
     pub user_message_id: String,
     pub answer_id: String,
-    pub model: Model,
-    pub prepared: Prepared,
-    pub call: CallRecord,
-    /// Estimated input tokens (used when the provider reports none).
-    pub input_estimate: i64,
-    /// This call's place among the person's running calls, held until its record is written.
-    pub ticket: super::running::Ticket,
+    pub started: Started,
 }
 
 #[derive(Debug)]
@@ -53,7 +49,9 @@ pub struct Ask<'a> {
     pub model: &'a Model,
     pub params: Params,
     pub stream: bool,
-    pub source: &'a str,
+    pub source: Source,
+    /// Most files one message may carry.
+    pub max_files: u32,
     /// Ids of uploaded files to send with the message.
     pub files: &'a [String],
     /// The form's parameters as JSON, to offer next time with the model (stored with the call's start).
@@ -78,7 +76,7 @@ pub fn title_from(content: &str) -> String {
     }
 }
 
-pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
+pub async fn ask(calls: &CallService, ask: Ask<'_>) -> Result<Turn, TurnError> {
     let content = ask.content.trim_end();
     if content.trim().is_empty() {
         return Err(TurnError::Invalid("Write a message first.".into()));
@@ -96,23 +94,23 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
     }
     let (conversation, branch) = match ask.conversation_id {
         Some(id) => {
-            let c = conversations::get_owned(state.db(), id, ask.user_id)
+            let c = conversations::get_owned(calls.db(), id, ask.user_id)
                 .await?
                 .ok_or(TurnError::NotFound)?;
-            let all = messages::all_in(state.db(), &c.id).await?;
+            let all = messages::all_in(calls.db(), &c.id).await?;
             let branch = messages::branch(&all, c.head_id.as_deref());
             (Some(c), branch)
         }
         None => (None, Vec::new()),
     };
-    let cap = state.config().uploads.max_files_per_message;
+    let cap = ask.max_files;
     if ask.files.len() > cap as usize {
         return Err(TurnError::Invalid(crate::files::too_many_files(cap)));
     }
     let attachments = if ask.files.is_empty() {
         Vec::new()
     } else {
-        let found = files::pending_with_text(state.db(), ask.files, ask.user_id).await?;
+        let found = files::pending_with_text(calls.db(), ask.files, ask.user_id).await?;
         if found.len() != ask.files.len() {
             return Err(TurnError::Invalid(
                 "An attached file is not available: it may have been sent already or removed. Attach it again."
@@ -137,12 +135,12 @@ pub async fn ask(state: &AppState, ask: Ask<'_>) -> Result<Turn, TurnError> {
         token_estimate: tokens,
         created_ms: now_ms(),
     };
-    start(state, ask, conversation, branch, user_msg, attachments).await
+    start(calls, ask, conversation, branch, user_msg, attachments).await
 }
 
 /// A new answer to the question behind the conversation's latest answer (a sibling branch).
 pub async fn regenerate(
-    state: &AppState,
+    calls: &CallService,
     user_id: &str,
     conversation_id: &str,
     model: &Model,
@@ -150,10 +148,10 @@ pub async fn regenerate(
     stream: bool,
 ) -> Result<Turn, TurnError> {
     tokens::ready().await;
-    let c = conversations::get_owned(state.db(), conversation_id, user_id)
+    let c = conversations::get_owned(calls.db(), conversation_id, user_id)
         .await?
         .ok_or(TurnError::NotFound)?;
-    let all = messages::all_in(state.db(), &c.id).await?;
+    let all = messages::all_in(calls.db(), &c.id).await?;
     let mut branch = messages::branch(&all, c.head_id.as_deref());
     while branch.last().is_some_and(|m| m.role != "user") {
         branch.pop();
@@ -170,11 +168,12 @@ pub async fn regenerate(
         model,
         params,
         stream,
-        source: "ui",
+        source: Source::Ui,
+        max_files: 0,
         files: &[],
         remember: None,
     };
-    start_existing(state, ask, c, branch, question).await
+    start_existing(calls, ask, c, branch, question).await
 }
 
 /// Puts attachments in front of the typed text, each inside a delimiter that names it, cutting what does not
@@ -219,15 +218,15 @@ pub fn compose(text: &str, attachments: &[FileText], budget: i64) -> (String, Ve
 
 /// A new call on a question that is already stored (regenerate): its files were sent with it before.
 async fn start_existing(
-    state: &AppState,
+    calls: &CallService,
     ask: Ask<'_>,
     conversation: Conversation,
     history: Vec<Message>,
     question: Message,
 ) -> Result<Turn, TurnError> {
-    let sent = files::sent_with(state.db(), &question.id).await?;
+    let sent = files::sent_with(calls.db(), &question.id).await?;
     begin(
-        state,
+        calls,
         ask,
         Some(conversation),
         history,
@@ -240,7 +239,7 @@ async fn start_existing(
 
 /// A new question, with its attachments composed into what the model is given.
 async fn start(
-    state: &AppState,
+    calls: &CallService,
     ask: Ask<'_>,
     conversation: Option<Conversation>,
     history: Vec<Message>,
@@ -275,7 +274,7 @@ async fn start(
         question.model_content = Some(model_content);
         sent = per_file;
     }
-    begin(state, ask, conversation, history, question, true, sent).await
+    begin(calls, ask, conversation, history, question, true, sent).await
 }
 
 fn reserved_for_answer(model: &Model, params: &Params) -> i64 {
@@ -285,7 +284,7 @@ fn reserved_for_answer(model: &Model, params: &Params) -> i64 {
 }
 
 async fn begin(
-    state: &AppState,
+    calls: &CallService,
     ask: Ask<'_>,
     conversation: Option<Conversation>,
     history: Vec<Message>,
@@ -294,9 +293,8 @@ async fn begin(
     sent_files: Vec<CallFile>,
 ) -> Result<Turn, TurnError> {
     // Taken before anything is written, so a refused call leaves no trace; freed however the call ends.
-    let ticket = state
-        .running()
-        .enter(ask.user_id, state.config().max_calls_per_user)
+    let ticket = calls
+        .enter(ask.user_id)
         .map_err(|b| TurnError::Busy(b.message()))?;
     let model = ask.model;
     let params = ask.params;
@@ -321,7 +319,7 @@ async fn begin(
             e.needed, model.display_name, e.budget, reserved
         ))
     })?;
-    let provider = state
+    let provider = calls
         .llm()
         .provider(&model.provider)
         .ok_or_else(|| TurnError::Invalid("This model's provider is not available.".into()))?;
@@ -344,7 +342,7 @@ async fn begin(
         conversation_id: Some(conversation_id.clone()),
         request_message_id: Some(question.id.clone()),
         response_message_id: Some(answer_id.clone()),
-        source: ask.source.to_string(),
+        source: ask.source,
         provider: model.provider.clone(),
         model: model.id.clone(),
         upstream_model: model.upstream.clone(),
@@ -367,13 +365,13 @@ async fn begin(
             .and_then(|m| m.as_array())
             .map_or(0, Vec::len)) as i64,
         context_dropped: fitted.dropped as i64,
-        usage_source: "none".into(),
+        usage_source: UsageSource::None,
         sent_ms: now,
-        status: "pending".into(),
+        status: CallStatus::Pending,
         price_input_micros: model.prices.input,
         price_cached_input_micros: model.prices.cached_input,
         price_output_micros: model.prices.output,
-        instance_id: Some(state.instance().id.clone()),
+        instance_id: Some(calls.instance().id.clone()),
         ..Default::default()
     };
 
@@ -408,7 +406,7 @@ async fn begin(
         token_estimate: 0,
         created_ms: now + 1,
     });
-    let start = CallStart {
+    let turn = TurnStart {
         conversation: conversation.is_none().then(|| NewConversation {
             id: conversation_id.clone(),
             user_id: ask.user_id.to_string(),
@@ -438,26 +436,35 @@ async fn begin(
             params_json,
             at_ms: now,
         }),
+    };
+    let start = CallStart {
         call: call.clone(),
+        turn: Some(turn),
     };
     // If this request is dropped once the start is written but before the runner owns the call, the ticket
     // goes with it, and the heartbeat interrupts the pending call it leaves (see `Running::has_call`).
     ticket.set_call(&call.id);
-    state
+    calls
         .db()
         .group()
         .commit(Write::Start(Box::new(start)))
         .await?;
 
     Ok(Turn {
-        conversation_id,
+        conversation_id: conversation_id.clone(),
         user_message_id: question.id,
-        answer_id,
-        model: model.clone(),
-        prepared,
-        call,
-        input_estimate: fitted.estimated_tokens,
-        ticket,
+        answer_id: answer_id.clone(),
+        started: Started {
+            call,
+            model: model.clone(),
+            prepared,
+            input_estimate: fitted.estimated_tokens,
+            ticket,
+            answer: Some(AnswerIn {
+                conversation_id,
+                answer_id,
+            }),
+        },
     })
 }
 

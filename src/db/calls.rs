@@ -3,6 +3,7 @@
 
 use super::Db;
 use super::script::{Row, Script, chunks};
+use crate::domain::{CallStatus, Source, UsageSource};
 use sqlx::FromRow;
 
 /// A row of `calls`.
@@ -13,7 +14,8 @@ pub struct CallRecord {
     pub conversation_id: Option<String>,
     pub request_message_id: Option<String>,
     pub response_message_id: Option<String>,
-    pub source: String,
+    #[sqlx(try_from = "String")]
+    pub source: Source,
     pub provider: String,
     pub model: String,
     pub upstream_model: String,
@@ -37,7 +39,8 @@ pub struct CallRecord {
     pub output_tokens: Option<i64>,
     pub cached_input_tokens: Option<i64>,
     pub reasoning_tokens: Option<i64>,
-    pub usage_source: String,
+    #[sqlx(try_from = "String")]
+    pub usage_source: UsageSource,
     pub sent_ms: i64,
     pub first_byte_ms: Option<i64>,
     pub first_token_ms: Option<i64>,
@@ -47,7 +50,8 @@ pub struct CallRecord {
     pub ttft_ms: Option<f64>,
     pub tokens_per_sec: Option<f64>,
     pub finish_reason: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CallStatus,
     pub error_class: Option<String>,
     pub error_message: Option<String>,
     pub http_status: Option<i64>,
@@ -59,6 +63,15 @@ pub struct CallRecord {
     pub notes: Option<String>,
     /// The instance running the call, so a dead instance's pending calls can be found ([`sweep_dead_instances`]).
     pub instance_id: Option<String>,
+    /// The API key an API call was made with.
+    pub api_key_id: Option<String>,
+    /// The answer of a call outside a conversation (a chat turn's answer is its message).
+    pub response_text: Option<String>,
+    /// Tool calls in the answer, as a JSON array in the API's shape.
+    pub tool_calls: Option<String>,
+    /// Tokens of the visible answer text (the billed `output_tokens` also count the end-of-sequence token and
+    /// hidden reasoning).
+    pub visible_output_tokens: Option<i64>,
 }
 
 const COLUMNS: &str = "id, user_id, conversation_id, request_message_id, response_message_id, source, provider, \
@@ -66,9 +79,10 @@ const COLUMNS: &str = "id, user_id, conversation_id, request_message_id, respons
     seed, presence_penalty, frequency_penalty, stop, system_prompt, params_dropped, request_json, context_messages, \
     context_dropped, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, usage_source, sent_ms, \
     first_byte_ms, first_token_ms, ended_ms, latency_ms, first_byte_latency_ms, ttft_ms, tokens_per_sec, \
-    finish_reason, status, error_class, error_message, http_status, cost_micros, notes, price_input_micros, \
-    price_cached_input_micros, price_output_micros, instance_id";
-const COLUMN_COUNT: usize = 49;
+    finish_reason, status, error_class, error_message, http_status, cost_micros, notes, response_text, tool_calls, \
+    visible_output_tokens, price_input_micros, \
+    price_cached_input_micros, price_output_micros, instance_id, api_key_id";
+const COLUMN_COUNT: usize = 53;
 
 /// Floating-point columns are bound as text and cast in SQL. sqlx 0.9's `Any` driver binds a NULL
 /// `f64` as a PostgreSQL `float4`; a cached statement first run with a NULL then rejects a real `f64`
@@ -80,7 +94,7 @@ pub fn float(v: Option<f64>) -> Option<String> {
 const DOUBLE: &str = "DOUBLE PRECISION";
 
 /// The columns a call's end writes after `response_model` and `provider_response_id`, in [`COLUMNS`] order.
-const OUTCOME: [&str; 20] = [
+const OUTCOME: [&str; 23] = [
     "input_tokens",
     "output_tokens",
     "cached_input_tokens",
@@ -101,6 +115,9 @@ const OUTCOME: [&str; 20] = [
     "http_status",
     "cost_micros",
     "notes",
+    "response_text",
+    "tool_calls",
+    "visible_output_tokens",
 ];
 
 /// Binds the values of [`OUTCOME`].
@@ -109,7 +126,7 @@ fn outcome(r: &mut Row<'_>, c: &CallRecord) {
         .param(c.output_tokens)
         .param(c.cached_input_tokens)
         .param(c.reasoning_tokens)
-        .param(&c.usage_source)
+        .param(c.usage_source.as_str())
         .param(c.sent_ms)
         .param(c.first_byte_ms)
         .param(c.first_token_ms)
@@ -119,12 +136,15 @@ fn outcome(r: &mut Row<'_>, c: &CallRecord) {
         .cast(float(c.ttft_ms), DOUBLE)
         .cast(float(c.tokens_per_sec), DOUBLE)
         .param(&c.finish_reason)
-        .param(&c.status)
+        .param(c.status.as_str())
         .param(&c.error_class)
         .param(&c.error_message)
         .param(c.http_status)
         .param(c.cost_micros)
-        .param(&c.notes);
+        .param(&c.notes)
+        .param(&c.response_text)
+        .param(&c.tool_calls)
+        .param(c.visible_output_tokens);
 }
 
 /// Adds statements inserting records as they are before their calls (status `pending`).
@@ -141,7 +161,7 @@ pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
                     .param(&c.conversation_id)
                     .param(&c.request_message_id)
                     .param(&c.response_message_id)
-                    .param(&c.source)
+                    .param(c.source.as_str())
                     .param(&c.provider)
                     .param(&c.model)
                     .param(&c.upstream_model)
@@ -165,7 +185,8 @@ pub fn insert_many(script: &mut Script, rows: &[&CallRecord]) {
                 r.param(c.price_input_micros)
                     .param(c.price_cached_input_micros)
                     .param(c.price_output_micros)
-                    .param(&c.instance_id);
+                    .param(&c.instance_id)
+                    .param(&c.api_key_id);
             });
         }
         script.end();

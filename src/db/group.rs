@@ -63,11 +63,17 @@ pub struct Activity {
     pub model: Option<String>,
 }
 
-/// The writes before a call is sent.
+/// The writes before a call is sent: its pending record, and for a chat turn what the turn adds.
 pub struct CallStart {
+    pub call: CallRecord,
+    /// The conversation's part; None for a call outside a conversation (the API).
+    pub turn: Option<TurnStart>,
+}
+
+/// What a chat turn writes before its call: the question and the answer placeholder, files, counters.
+pub struct TurnStart {
     pub conversation: Option<NewConversation>,
     pub messages: Vec<NewMessage>,
-    pub call: CallRecord,
     /// Files sent with the call (their `call_id` set).
     pub files: Vec<CallFile>,
     /// When the files are new with this question: the question they now belong to.
@@ -99,6 +105,13 @@ pub struct AnswerEnd {
 #[derive(Clone)]
 pub struct CallEnd {
     pub call: CallRecord,
+    /// The conversation's part; None for a call outside a conversation (its answer is on the record).
+    pub turn: Option<TurnEnd>,
+}
+
+/// What a chat turn writes when its call ends: the answer's text and the conversation's counters.
+#[derive(Clone)]
+pub struct TurnEnd {
     pub answer: AnswerEnd,
     pub activity: Activity,
 }
@@ -198,7 +211,9 @@ pub async fn commit_end_alone(db: &super::Db, end: &CallEnd) -> Result<(), Commi
             .map_err(failed)?;
     match stored {
         None => return Ok(()),
-        Some((status, ended_ms)) if status == end.call.status && ended_ms == end.call.ended_ms => {
+        Some((status, ended_ms))
+            if end.call.status == status.as_str() && ended_ms == end.call.ended_ms =>
+        {
             return Ok(());
         }
         Some(_) => {}
@@ -335,31 +350,35 @@ pub(super) fn script(backend: Backend, writes: &[&Write]) -> Script {
         }
     }
     let mut script = Script::new(backend);
-    let new_conversations: Vec<&NewConversation> = starts
+    let turns: Vec<&TurnStart> = starts.iter().filter_map(|s| s.turn.as_ref()).collect();
+    let new_conversations: Vec<&NewConversation> = turns
         .iter()
         .filter_map(|s| s.conversation.as_ref())
         .collect();
     insert_conversations(&mut script, &new_conversations);
-    let messages: Vec<&NewMessage> = starts.iter().flat_map(|s| &s.messages).collect();
+    let messages: Vec<&NewMessage> = turns.iter().flat_map(|s| &s.messages).collect();
     insert_messages(&mut script, &messages);
     let new_calls: Vec<&CallRecord> = starts.iter().map(|s| &s.call).collect();
     calls::insert_many(&mut script, &new_calls);
     let ended: Vec<&CallRecord> = ends.iter().map(|e| &e.call).collect();
     calls::complete_many(&mut script, &ended);
-    let answers: Vec<&AnswerEnd> = ends.iter().map(|e| &e.answer).collect();
+    let answers: Vec<&AnswerEnd> = ends
+        .iter()
+        .filter_map(|e| e.turn.as_ref().map(|t| &t.answer))
+        .collect();
     finish_answers(&mut script, &answers);
     // In arrival order, so that the newest write names the conversation's head.
-    let activity = writes.iter().map(|w| match w {
-        Write::Start(s) => &s.activity,
-        Write::End(e) => &e.activity,
+    let activity = writes.iter().filter_map(|w| match w {
+        Write::Start(s) => s.turn.as_ref().map(|t| &t.activity),
+        Write::End(e) => e.turn.as_ref().map(|t| &t.activity),
     });
     record_activity(&mut script, activity);
     remember(
         &mut script,
-        starts.iter().filter_map(|s| s.remember.as_ref()),
+        turns.iter().filter_map(|s| s.remember.as_ref()),
     );
     // Attachments are rare: a statement per file, after the messages and calls they point to.
-    for s in &starts {
+    for s in &turns {
         if let Some(question) = &s.attach_files_to {
             files::attach(&mut script, &s.files, &s.activity.conversation_id, question);
         }

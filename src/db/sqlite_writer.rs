@@ -133,7 +133,7 @@ fn rollback(conn: &Connection) {
 mod tests {
     use super::{Connection, apply, is_full};
     use crate::db::calls::CallRecord;
-    use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, Write};
+    use crate::db::group::{Activity, CallStart, NewConversation, NewMessage, TurnStart, Write};
 
     /// A database with the app's schema, on a connection that may not grow it by a page more.
     fn full_database() -> Connection {
@@ -165,44 +165,44 @@ mod tests {
         let conn = full_database();
         let text = "x".repeat(64 * 1024);
         let start = Write::Start(Box::new(CallStart {
-            conversation: Some(NewConversation {
-                id: "c".into(),
-                user_id: "u".into(),
-                title: "t".into(),
-                created_ms: 0,
-            }),
-            messages: vec![NewMessage {
-                id: "m".into(),
-                conversation_id: "c".into(),
-                user_id: "u".into(),
-                parent_id: None,
-                role: "user".into(),
-                content: text,
-                model_content: None,
-                status: "ok".into(),
-                model_id: None,
-                call_id: None,
-                token_estimate: 1,
-                created_ms: 0,
-            }],
             call: CallRecord {
                 id: "k".into(),
                 user_id: "u".into(),
-                status: "pending".into(),
-                usage_source: "none".into(),
                 ..Default::default()
             },
-            files: Vec::new(),
-            attach_files_to: None,
-            activity: Activity {
-                conversation_id: "c".into(),
-                head_id: "m".into(),
-                at_ms: 0,
-                added_messages: 1,
-                added_tokens: 0,
-                model: None,
-            },
-            remember: None,
+            turn: Some(TurnStart {
+                conversation: Some(NewConversation {
+                    id: "c".into(),
+                    user_id: "u".into(),
+                    title: "t".into(),
+                    created_ms: 0,
+                }),
+                messages: vec![NewMessage {
+                    id: "m".into(),
+                    conversation_id: "c".into(),
+                    user_id: "u".into(),
+                    parent_id: None,
+                    role: "user".into(),
+                    content: text,
+                    model_content: None,
+                    status: "ok".into(),
+                    model_id: None,
+                    call_id: None,
+                    token_estimate: 1,
+                    created_ms: 0,
+                }],
+                files: Vec::new(),
+                attach_files_to: None,
+                activity: Activity {
+                    conversation_id: "c".into(),
+                    head_id: "m".into(),
+                    at_ms: 0,
+                    added_messages: 1,
+                    added_tokens: 0,
+                    model: None,
+                },
+                remember: None,
+            }),
         }));
         let failure = apply(&conn, &[&start]).unwrap_err();
         assert!(failure.storage_full, "{}", failure.message);

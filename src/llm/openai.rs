@@ -254,6 +254,8 @@ impl Running {
                 status: status.as_u16(),
                 message: self.redact(&error_message(&text, status.as_u16())),
                 retry_after_secs,
+                prompt_tokens: None,
+                code: None,
             });
         }
         self.queue.push_back(Ok(Event::Opened));

@@ -30,6 +30,11 @@ impl Prices {
         }
     }
 
+    /// Whether any price is set: a model without prices has no cost, which is not a cost of $0.
+    pub fn configured(&self) -> bool {
+        self.input != 0 || self.cached_input != 0 || self.output != 0
+    }
+
     /// Cost in micro-dollars. `input` includes the cached tokens (OpenTelemetry semantics), which are
     /// charged at the cached price.
     pub fn cost_micros(&self, input: i64, cached: i64, output: i64) -> i64 {

@@ -1,9 +1,9 @@
 //! Starting and ending sessions: the cookie side of signing in and out.
 
 use super::cookies;
-use crate::app::AppState;
 use crate::db::sessions::{self, NewSession};
 use crate::util::{now_ms, random_token, sha256_hex};
+use crate::web::AppState;
 use axum::http::HeaderValue;
 
 /// Creates a new session for `user_id` and returns the `Set-Cookie` value. Always a fresh id, so a session

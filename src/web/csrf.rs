@@ -11,7 +11,7 @@
 
 use super::cookies;
 use super::error::AppError;
-use crate::app::AppState;
+use crate::web::AppState;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;

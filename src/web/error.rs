@@ -127,10 +127,14 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let api = is_api(req.uri().path());
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
+    }
+    if api {
+        return api_error(res);
     }
     let (mut parts, body) = res.into_parts();
     let message = if let Some(ErrorMessage(m)) = parts.extensions.remove::<ErrorMessage>() {
@@ -186,6 +190,41 @@ fn default_message(status: StatusCode, body_text: &str) -> String {
 }
 
 /// For `CatchPanicLayer`: a panic becomes a plain 500 that [`render_errors`] turns into a page.
+/// Whether `path` is under the OpenAI-compatible API, whose errors have OpenAI's shape.
+fn is_api(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
+}
+
+/// An error response of `/v1` in OpenAI's shape: those the API made itself are JSON already; the rest (no such
+/// route, a wrong method, a body over the limit, a panic, a refusal at the edge) are rewritten.
+fn api_error(res: Response) -> Response {
+    use super::api::ApiError;
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if json {
+        return res;
+    }
+    let message = res.extensions().get::<ErrorMessage>().map(|m| m.0.clone());
+    match res.status() {
+        StatusCode::NOT_FOUND => ApiError::route_not_found(),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(super::api::body::MAX_BODY_BYTES),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(),
+        s if s.is_server_error() => ApiError::internal(format!("HTTP {s} outside the API's own errors")),
+        s => {
+            let mut e = ApiError::invalid_request(
+                message.unwrap_or_else(|| "The request could not be handled.".into()),
+            );
+            e.status = s;
+            e
+        }
+    }
+    .into_response()
+}
+
 pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()

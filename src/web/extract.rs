@@ -2,9 +2,9 @@
 
 use super::cookies;
 use super::error::{AppError, wants_json};
-use crate::app::AppState;
 use crate::db::{sessions, users::User};
 use crate::util::{now_ms, sha256_hex};
+use crate::web::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};

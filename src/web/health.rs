@@ -3,9 +3,9 @@
 //! public; how many users, conversations and messages there are is shown only to a signed-in administrator or
 //! to a monitoring system sending `Authorization: Bearer <LLMETA_MONITORING_TOKEN>`.
 
-use crate::app::AppState;
 use crate::db::health as db_health;
 use crate::util::rfc3339_ms;
+use crate::web::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};

@@ -13,9 +13,11 @@ pub mod nul;
 pub mod pages;
 pub mod security;
 pub mod serve;
+pub mod state;
+
+pub use state::AppState;
 pub mod stream;
 
-use crate::app::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
             get(pages::accounts::reset_form).post(pages::accounts::reset),
         )
         .route("/health", get(health::get).post(health::post))
+        .route("/v1/chat/completions", post(api::chat_completions::create))
         .route("/static/{*file}", get(assets::serve))
         .fallback(pages::not_found);
 

@@ -9,7 +9,7 @@
 //! files are checked where their text is extracted (`pages::files`), and provider output is cleaned by the call
 //! runner.
 
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::web::error::AppError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;

@@ -7,10 +7,11 @@
 //! `cancelled`.
 
 use super::pages::views::{MessageBlock, MessageView};
-use crate::app::AppState;
-use crate::chat::runner::{self, Update};
+use crate::calls::measure::Update;
+use crate::calls::run;
 use crate::chat::turn::Turn;
 use crate::db::messages::Message;
+use crate::web::AppState;
 use askama::Template;
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
@@ -30,51 +31,51 @@ pub fn sse(state: AppState, turn: Turn) -> Response {
         "url": format!("/c/{}", turn.conversation_id),
         "user_message_id": turn.user_message_id,
         "answer_id": turn.answer_id,
-        "call_id": turn.call.id,
+        "call_id": turn.started.call.id,
     });
     let answer_id = turn.answer_id.clone();
     let conversation_id = turn.conversation_id.clone();
-    tokio::spawn(runner::run(state.clone(), turn, Some(tx)));
+    tokio::spawn(run::run_for(state.calls().clone(), turn.started, tx));
 
     let updates =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|u| (u, rx)) })
             .map(move |update| -> Result<bytes::Bytes, Infallible> {
                 Ok(match update {
-                    Update::Delta { content, reasoning } => {
-                        event("delta", &json!({ "t": content, "r": reasoning }))
+                    Update::Delta(d) => {
+                        event("delta", &json!({ "t": d.content, "r": d.reasoning }))
                     }
                     // "ok" is said only of an answer that is stored.
-                    Update::Done {
-                        saved: Err(not_saved),
-                        ..
-                    } => event(
-                        "error",
-                        &json!({ "message": not_saved.message(), "status": "not_saved" }),
-                    ),
-                    Update::Done {
-                        call,
-                        content,
-                        reasoning,
-                        saved: Ok(()),
-                    } => {
-                        let message = Message {
-                            id: answer_id.clone(),
-                            conversation_id: conversation_id.clone(),
-                            parent_id: None,
-                            role: "assistant".into(),
-                            content,
-                            model_content: None,
-                            reasoning,
-                            status: call.status.clone(),
-                            model_id: Some(call.model.clone()),
-                            call_id: Some(call.id.clone()),
-                            token_estimate: 0,
-                            created_ms: 0,
-                        };
-                        let view = MessageView::new(&message, Some(&call), state.llm());
-                        let html = MessageBlock { m: &view }.render().unwrap_or_default();
-                        event("done", &json!({ "html": html, "status": call.status }))
-                    }
+                    Update::Done(ran) => match ran.saved {
+                        Err(not_saved) => event(
+                            "error",
+                            &json!({ "message": not_saved.message(), "status": "not_saved" }),
+                        ),
+                        Ok(()) => {
+                            let run::Ran {
+                                call,
+                                content,
+                                reasoning,
+                                ..
+                            } = *ran;
+                            let message = Message {
+                                id: answer_id.clone(),
+                                conversation_id: conversation_id.clone(),
+                                parent_id: None,
+                                role: "assistant".into(),
+                                content,
+                                model_content: None,
+                                reasoning,
+                                status: call.status.as_str().to_string(),
+                                model_id: Some(call.model.clone()),
+                                call_id: Some(call.id.clone()),
+                                token_estimate: 0,
+                                created_ms: 0,
+                            };
+                            let view = MessageView::new(&message, Some(&call), state.llm());
+                            let html = MessageBlock { m: &view }.render().unwrap_or_default();
+                            event("done", &json!({ "html": html, "status": call.status }))
+                        }
+                    },
                 })
             });
     let body = futures_util::stream::once(async move { Ok(event("start", &start)) }).chain(updates);

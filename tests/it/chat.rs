@@ -95,8 +95,10 @@ async fn a_streamed_call_sends_events_and_records_usage() {
     assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(5));
     assert_eq!(c.get::<Option<i64>, _>("input_tokens"), Some(4));
     assert_eq!(c.get::<String, _>("usage_source"), "provider");
-    // The answer's size for later context fitting is the provider's exact count (an estimate would say 10).
-    assert_eq!(answer_tokens(&app).await, [5]);
+    // The visible answer's size (what later turns fit into the context window) is counted apart from the
+    // billed count, which may include an end-of-sequence token and hidden reasoning: "tok1 … tok5" is 10 tokens.
+    assert_eq!(answer_tokens(&app).await, [10]);
+    assert_eq!(c.get::<Option<i64>, _>("visible_output_tokens"), Some(10));
     let sent: serde_json::Value = reqwest::get(
         format!("{}/../_mock/requests", mock.trim_end_matches("/v1")).replace("/..", ""),
     )

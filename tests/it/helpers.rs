@@ -1,7 +1,8 @@
 //! `spawn_app()` and a cookie-keeping client that submits forms the way a browser does.
 
-use llmeta::app::{AppState, Application};
+use llmeta::app::Application;
 use llmeta::config::{Config, ModelConfig, ProviderConfig, ProviderKind, Timeouts};
+use llmeta::web::AppState;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
 use std::sync::Arc;

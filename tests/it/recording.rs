@@ -5,8 +5,9 @@ use crate::helpers::*;
 use llmeta::db::calls::CallRecord;
 use llmeta::db::group::{
     Activity, AnswerEnd, CallEnd, CallStart, GroupWriter, NewConversation, NewMessage, Remembered,
-    Write,
+    TurnEnd, TurnStart, Write,
 };
+use llmeta::domain::{CallStatus, Source, UsageSource};
 use reqwest::StatusCode;
 use sqlx::Row as _;
 
@@ -183,52 +184,55 @@ fn start(user_id: &str, n: usize) -> Write {
         created_ms: 1,
     };
     Write::Start(Box::new(CallStart {
-        conversation: Some(NewConversation {
-            id: conversation.clone(),
-            user_id: user_id.to_string(),
-            title: format!("t{n}"),
-            created_ms: 1,
-        }),
-        messages: vec![
-            message(&question, "user", None, None),
-            message(
-                &answer,
-                "assistant",
-                Some(question.clone()),
-                Some(call.clone()),
-            ),
-        ],
         call: CallRecord {
-            id: call,
+            id: call.clone(),
             user_id: user_id.to_string(),
             conversation_id: Some(conversation.clone()),
-            request_message_id: Some(question),
+            request_message_id: Some(question.clone()),
             response_message_id: Some(answer.clone()),
-            source: "ui".into(),
+            source: Source::Ui,
             provider: "mock".into(),
             model: "mock".into(),
             upstream_model: "mock".into(),
             temperature: Some(0.25),
-            usage_source: "none".into(),
-            status: "pending".into(),
+            usage_source: UsageSource::None,
+            status: CallStatus::Pending,
             ..Default::default()
         },
-        files: Vec::new(),
-        attach_files_to: None,
-        remember: Some(Remembered {
-            user_id: user_id.to_string(),
-            model_id: "mock".into(),
-            params_json: format!("{{\"n\":{n}}}"),
-            at_ms: 2,
+        turn: Some(TurnStart {
+            conversation: Some(NewConversation {
+                id: conversation.clone(),
+                user_id: user_id.to_string(),
+                title: format!("t{n}"),
+                created_ms: 1,
+            }),
+            messages: vec![
+                message(&question, "user", None, None),
+                message(
+                    &answer,
+                    "assistant",
+                    Some(question.clone()),
+                    Some(call.clone()),
+                ),
+            ],
+
+            files: Vec::new(),
+            attach_files_to: None,
+            remember: Some(Remembered {
+                user_id: user_id.to_string(),
+                model_id: "mock".into(),
+                params_json: format!("{{\"n\":{n}}}"),
+                at_ms: 2,
+            }),
+            activity: Activity {
+                conversation_id: conversation,
+                head_id: answer,
+                at_ms: 2,
+                added_messages: 2,
+                added_tokens: 0,
+                model: Some("mock".into()),
+            },
         }),
-        activity: Activity {
-            conversation_id: conversation,
-            head_id: answer,
-            at_ms: 2,
-            added_messages: 2,
-            added_tokens: 0,
-            model: Some("mock".into()),
-        },
     }))
 }
 
@@ -277,10 +281,10 @@ async fn a_bad_write_fails_alone_and_its_batch_is_still_recorded() {
 #[tokio::test]
 async fn a_lone_failing_write_leaves_nothing_behind() {
     let (app, user, group) = app_and_writer().await;
-    // The conversation and messages go in before the call record, whose status breaks a CHECK constraint.
+    // The conversation and messages go in before the call record, whose owner does not exist.
     let mut bad = start(&user, 1);
     if let Write::Start(s) = &mut bad {
-        s.call.status = "bogus".into();
+        s.call.user_id = "no-such-user".into();
     }
     assert!(group.commit(bad).await.is_err());
     for table in ["conversations", "messages", "calls"] {
@@ -301,71 +305,76 @@ async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the
     let end = Write::End(Box::new(CallEnd {
         call: CallRecord {
             id: "call-1".into(),
-            usage_source: "provider".into(),
-            status: "ok".into(),
+            usage_source: UsageSource::Provider,
+            status: CallStatus::Ok,
             input_tokens: Some(3),
             output_tokens: Some(7),
             sent_ms: 1,
             ..Default::default()
         },
-        answer: AnswerEnd {
-            id: "a-1".into(),
-            content: "first answer".into(),
-            reasoning: String::new(),
-            status: "ok".into(),
-            token_estimate: 2,
-        },
-        activity: Activity {
-            conversation_id: "conv-1".into(),
-            head_id: "a-1".into(),
-            at_ms: 5,
-            added_messages: 0,
-            added_tokens: 10,
-            model: None,
-        },
+        turn: Some(TurnEnd {
+            answer: AnswerEnd {
+                id: "a-1".into(),
+                content: "first answer".into(),
+                reasoning: String::new(),
+                status: "ok".into(),
+                token_estimate: 2,
+            },
+            activity: Activity {
+                conversation_id: "conv-1".into(),
+                head_id: "a-1".into(),
+                at_ms: 5,
+                added_messages: 0,
+                added_tokens: 10,
+                model: None,
+            },
+        }),
     }));
     let again = Write::Start(Box::new(CallStart {
-        conversation: None,
-        messages: vec![NewMessage {
-            id: "a-2".into(),
-            conversation_id: "conv-1".into(),
-            user_id: user.clone(),
-            parent_id: Some("q-1".into()),
-            role: "assistant".into(),
-            content: String::new(),
-            model_content: None,
-            status: "streaming".into(),
-            model_id: Some("other".into()),
-            call_id: Some("call-2".into()),
-            token_estimate: 0,
-            created_ms: 6,
-        }],
         call: CallRecord {
             id: "call-2".into(),
             user_id: user.clone(),
             conversation_id: Some("conv-1".into()),
             request_message_id: Some("q-1".into()),
             response_message_id: Some("a-2".into()),
-            source: "ui".into(),
+            source: Source::Ui,
             provider: "mock".into(),
             model: "other".into(),
             upstream_model: "other".into(),
-            usage_source: "none".into(),
-            status: "pending".into(),
+            usage_source: UsageSource::None,
+            status: CallStatus::Pending,
             sent_ms: 6,
             ..Default::default()
         },
-        files: Vec::new(),
-        attach_files_to: None,
-        remember: None,
-        activity: Activity {
-            conversation_id: "conv-1".into(),
-            head_id: "a-2".into(),
-            at_ms: 6,
-            added_messages: 1,
-            added_tokens: 0,
-            model: Some("other".into()),
-        },
+        turn: Some(TurnStart {
+            conversation: None,
+            messages: vec![NewMessage {
+                id: "a-2".into(),
+                conversation_id: "conv-1".into(),
+                user_id: user.clone(),
+                parent_id: Some("q-1".into()),
+                role: "assistant".into(),
+                content: String::new(),
+                model_content: None,
+                status: "streaming".into(),
+                model_id: Some("other".into()),
+                call_id: Some("call-2".into()),
+                token_estimate: 0,
+                created_ms: 6,
+            }],
+
+            files: Vec::new(),
+            attach_files_to: None,
+            remember: None,
+            activity: Activity {
+                conversation_id: "conv-1".into(),
+                head_id: "a-2".into(),
+                at_ms: 6,
+                added_messages: 1,
+                added_tokens: 0,
+                model: Some("other".into()),
+            },
+        }),
     }));
     let (a, b) = tokio::join!(group.commit(end), group.commit(again));
     a.unwrap();

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use llmeta::app::Application;
-use llmeta::chat::running::Running;
+use llmeta::calls::running::Running;
 use llmeta::config::Config;
 use reqwest::{Response, StatusCode};
 use std::time::Duration;
@@ -515,7 +515,7 @@ async fn a_deletion_from_the_command_line_waits_for_the_servers_calls_to_record(
         app.state.db(),
         &cli,
         &id,
-        llmeta::chat::running::StopReason::Deleted,
+        llmeta::calls::running::StopReason::Deleted,
     )
     .await
     .unwrap();

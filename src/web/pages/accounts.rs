@@ -5,8 +5,8 @@ use crate::accounts::{
     self, DeviceClaim, FieldErrors, LoginAttempt, LoginError, RegisterError, Registration,
     SignupLimit,
 };
-use crate::app::AppState;
 use crate::db::users::User;
+use crate::web::AppState;
 use crate::web::auth::{end_session, start_session};
 use crate::web::cookies;
 use crate::web::csrf::CsrfToken;

@@ -5,12 +5,12 @@
 
 use super::views::{FileChip, MessageView};
 use super::{Chrome, render};
-use crate::app::AppState;
-use crate::chat::runner;
+use crate::calls::run;
 use crate::chat::turn::{self, Ask, Turn, TurnError};
 use crate::db::{calls, conversations, files, messages, prefs};
-use crate::domain::{Params, RawParams};
+use crate::domain::{Params, RawParams, Source};
 use crate::llm::registry::Model;
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, IdPath, is_id};
@@ -305,14 +305,14 @@ struct Unsaved {
 /// recorded); the page to go to, or what was not saved.
 async fn wait_for(state: AppState, turn: Turn) -> Result<Result<String, Unsaved>, AppError> {
     let target = format!("/c/{}#m-{}", turn.conversation_id, turn.answer_id);
-    let ran = tokio::spawn(runner::run(state, turn, None))
+    let ran = tokio::spawn(run::run(state.calls().clone(), turn.started))
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
     Ok(match ran.saved {
         Ok(()) => Ok(target),
         Err(e) => Err(Unsaved {
             reason: e.message().to_string(),
-            text: ran.unsaved_answer.unwrap_or_default(),
+            text: ran.content,
         }),
     })
 }
@@ -361,7 +361,7 @@ async fn send_inner(
         }
     };
     let started = turn::ask(
-        &state,
+        state.calls(),
         Ask {
             user_id: &user.user.id,
             conversation_id: conversation_id.as_deref(),
@@ -369,7 +369,8 @@ async fn send_inner(
             model: &model,
             params,
             stream: streaming,
-            source: "ui",
+            source: Source::Ui,
+            max_files: state.config().uploads.max_files_per_message,
             files: &file_ids(&form.files),
             // Offered next time; written with the call's start, in the same transaction.
             remember: Some(serde_json::to_string(&form.params).unwrap_or_default()),
@@ -468,7 +469,7 @@ pub async fn regenerate(
 ) -> Result<Response, AppError> {
     let streaming = wants_stream(&headers);
     let (model, params) = choose(&state, &form).map_err(|e| AppError::BadRequest(e.join(" ")))?;
-    match turn::regenerate(&state, &user.user.id, &id, &model, params, streaming).await {
+    match turn::regenerate(state.calls(), &user.user.id, &id, &model, params, streaming).await {
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => Err(AppError::BadRequest(msg)),

@@ -5,12 +5,12 @@
 //! JSON; without, a redirect back to the chat with the new file among the pending attachments.
 
 use super::safe_next;
-use crate::app::AppState;
 use crate::db::files::{self, NewFile};
 use crate::files::cancel::Cancel;
 use crate::files::{detect, extract, sanitize_name, store};
 use crate::llm::tokens;
 use crate::util::now_ms;
+use crate::web::AppState;
 use crate::web::error::{AppError, wants_json};
 use crate::web::extract::{CurrentUser, IdPath};
 use axum::body::Body;

@@ -2,10 +2,10 @@
 //! rename, pin, delete (after a confirmation page).
 
 use super::{Chrome, render};
-use crate::app::AppState;
 use crate::chat::groups;
 use crate::db::conversations::{self, Conversation};
 use crate::util::{format_ms, now_ms};
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, IdPath, is_id};

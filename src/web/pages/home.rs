@@ -1,8 +1,8 @@
 //! `/`: first-run set-up, the chat for a signed-in person, or the landing page.
 
 use super::{Chrome, render};
-use crate::app::AppState;
 use crate::db::users;
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::MaybeUser;

@@ -2,9 +2,9 @@
 
 use super::{Chrome, render};
 use crate::accounts::{self, FieldErrors};
-use crate::app::AppState;
 use crate::db::users;
 use crate::domain::DisplayName;
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::CurrentUser;

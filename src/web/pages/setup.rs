@@ -3,8 +3,8 @@
 use super::accounts::{RegistrationForm, register_and_sign_in};
 use super::{Chrome, render};
 use crate::accounts::FieldErrors;
-use crate::app::AppState;
 use crate::db::users;
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::ClientIp;

@@ -149,7 +149,7 @@ impl MetaView {
                 .unwrap_or_else(|| "–".into()),
             cost: c.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
             finish_reason: c.finish_reason.clone().unwrap_or_else(|| "–".into()),
-            status: c.status.clone(),
+            status: c.status.to_string(),
             error: c.error_message.clone(),
             dropped_params: c.params_dropped.replace(',', ", "),
             context_dropped: c.context_dropped,

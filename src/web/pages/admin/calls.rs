@@ -5,11 +5,11 @@
 use super::super::views::{MessageView, dollars};
 use super::super::{Chrome, render};
 use super::enc;
-use crate::app::AppState;
 use crate::db::admin::{Arg, EXPLORER_COLUMNS, ExplorerRow, Where, bind_all};
 use crate::db::calls::{self, CallRecord};
 use crate::db::{conversations, messages};
 use crate::util::{format_ms, parse_date_ms, rfc3339_ms};
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::{AdminUser, IdPath, is_id};
@@ -549,12 +549,12 @@ pub async fn detail(
     let of = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
     let ot = |v: Option<i64>| v.map(rfc3339_ms).unwrap_or_else(|| "–".into());
     let fields = vec![
-        ("Status", c.status.clone()),
+        ("Status", c.status.to_string()),
         ("Error class", o(c.error_class.clone())),
         ("Error", o(c.error_message.clone())),
         ("Notes", o(c.notes.clone())),
         ("HTTP status", oi(c.http_status)),
-        ("Source", c.source.clone()),
+        ("Source", c.source.to_string()),
         ("Provider", c.provider.clone()),
         ("Model (requested)", c.model.clone()),
         ("Model (sent)", c.upstream_model.clone()),
@@ -568,7 +568,7 @@ pub async fn detail(
         ("Cached input tokens", oi(c.cached_input_tokens)),
         ("Output tokens", oi(c.output_tokens)),
         ("Reasoning tokens", oi(c.reasoning_tokens)),
-        ("Token counts from", c.usage_source.clone()),
+        ("Token counts from", c.usage_source.to_string()),
         ("Sent", rfc3339_ms(c.sent_ms)),
         ("First byte", ot(c.first_byte_ms)),
         ("First token", ot(c.first_token_ms)),

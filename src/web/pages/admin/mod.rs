@@ -6,7 +6,7 @@ pub mod usage;
 pub mod users;
 
 use super::{Chrome, render};
-use crate::app::AppState;
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::AdminUser;

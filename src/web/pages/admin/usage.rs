@@ -3,9 +3,9 @@
 
 use super::super::views::dollars;
 use super::super::{Chrome, render};
-use crate::app::AppState;
 use crate::db::admin::{latency_percentiles, usage};
 use crate::util::{civil_from_days, now_ms, parse_date_ms};
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::AdminUser;

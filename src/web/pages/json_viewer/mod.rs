@@ -9,10 +9,10 @@
 use super::files::{check_length, store_upload};
 use super::views::human_size;
 use super::{Chrome, render};
-use crate::app::AppState;
 use crate::db::{files, messages};
 use crate::files::json_store::{self, BuildError};
 use crate::files::store;
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, IdPath};

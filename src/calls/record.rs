@@ -14,7 +14,7 @@
 //! (the store is full, the database refuses the write for what it is, or the server stops first) is lost, and
 //! that is logged as an error with the call's id.
 
-use crate::app::AppState;
+use super::CallService;
 use crate::db::group::{self, CallEnd, CommitError, Write};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -70,7 +70,20 @@ pub struct Unsaved {
 
 /// What an end kept in memory costs, about: its texts (answer and reasoning) and the record around them.
 fn text_bytes(end: &CallEnd) -> usize {
-    end.answer.content.len() + end.answer.reasoning.len() + end.call.id.len() + 2048
+    let (content, reasoning) = texts(end);
+    content.len()
+        + reasoning.len()
+        + end.call.tool_calls.as_ref().map_or(0, String::len)
+        + end.call.id.len()
+        + 2048
+}
+
+/// The answer and reasoning text of an end: its message's in a conversation, else the record's own.
+fn texts(end: &CallEnd) -> (&str, &str) {
+    match &end.turn {
+        Some(t) => (&t.answer.content, &t.answer.reasoning),
+        None => (end.call.response_text.as_deref().unwrap_or(""), ""),
+    }
 }
 
 impl Unsaved {
@@ -112,7 +125,7 @@ impl Unsaved {
 
 /// Tries once more to save every kept end (at each heartbeat, and once at shutdown). What the database takes is
 /// done; what it refuses for what it is, is lost (logged); the rest waits for the next try.
-pub async fn retry_unsaved(state: &AppState) {
+pub async fn retry_unsaved(state: &CallService) {
     for end in state.unsaved().take() {
         let attempt = tokio::time::timeout(
             Duration::from_secs(5),
@@ -138,16 +151,16 @@ pub async fn retry_unsaved(state: &AppState) {
 fn lost(end: &CallEnd, error: &str, why: &str) {
     tracing::error!(
         call_id = %end.call.id,
-        conversation_id = %end.activity.conversation_id,
+        conversation_id = ?end.call.conversation_id,
         status = %end.call.status,
-        answer_chars = end.answer.content.chars().count(),
+        answer_chars = texts(end).0.chars().count(),
         error = %error,
         "the end of a call could not be recorded ({why}): its answer and metadata are lost"
     );
 }
 
 /// Saves `end`, retrying as described in the module documentation.
-pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
+pub async fn save(state: &CallService, end: CallEnd) -> Result<(), NotSaved> {
     let started = Instant::now();
     // Kept for the retries; the first attempt is the common case, so the copy is all it costs.
     let first = state
@@ -167,7 +180,7 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
     };
     tracing::warn!(call_id = %end.call.id, error = %error.message,
         "could not record the end of a call; retrying");
-    let deadline = started + Duration::from_secs(state.config().record_retry_secs);
+    let deadline = started + state.settings().record_retry;
     let mut shutdown = state.shutdown_signal();
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 1u32;
@@ -214,7 +227,7 @@ pub async fn save(state: &AppState, end: CallEnd) -> Result<(), NotSaved> {
         && !stopping
         && {
             let id = end.call.id.clone();
-            let chars = end.answer.content.chars().count();
+            let chars = texts(&end).0.chars().count();
             let kept = state.unsaved().keep(end.clone());
             if kept {
                 tracing::error!(call_id = %id, answer_chars = chars, attempts, error = %error.message,

@@ -1,0 +1,120 @@
+//! The call service: every model call — a chat turn, an API request, and later a comparison column or a sweep
+//! step — goes through here. A call is *started* (validated, its pending record written before the provider
+//! is called), then *run*: measured ([`measure`]: send, stream, time, count, classify the outcome) and then
+//! recorded ([`record`]), into its conversation when it has one, or onto its own record when it does not.
+//!
+//! The service holds what calls use — the database, the providers, the in-flight tracker, this instance and
+//! the shutdown signal — and nothing of the web layer.
+
+pub mod measure;
+pub mod outcome;
+pub mod record;
+pub mod run;
+pub mod running;
+pub mod standalone;
+
+use crate::db::Db;
+use crate::db::calls::CallRecord;
+use crate::llm::Prepared;
+use crate::llm::registry::{Model, Registry};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Cheap to clone: every part is shared.
+#[derive(Clone)]
+pub struct CallService(Arc<Inner>);
+
+struct Inner {
+    db: Db,
+    llm: Arc<Registry>,
+    /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted;
+    /// shutdown waits until each has written its record).
+    running: Arc<running::Running>,
+    /// Call ends the database did not take in time, kept to be saved at a later heartbeat.
+    unsaved: record::Unsaved,
+    /// This process among the instances sharing the database (stamped on its pending calls).
+    instance: crate::instance::Instance,
+    shutdown: watch::Receiver<bool>,
+    settings: Settings,
+}
+
+/// The configuration calls need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a call's end is retried when the database does not take it.
+    pub record_retry: Duration,
+    /// Most calls one person runs at once.
+    pub max_calls_per_user: usize,
+}
+
+impl CallService {
+    pub fn new(
+        db: Db,
+        llm: Arc<Registry>,
+        instance: crate::instance::Instance,
+        shutdown: watch::Receiver<bool>,
+        settings: Settings,
+    ) -> CallService {
+        CallService(Arc::new(Inner {
+            db,
+            llm,
+            running: Default::default(),
+            unsaved: Default::default(),
+            instance,
+            shutdown,
+            settings,
+        }))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+    pub fn llm(&self) -> &Registry {
+        &self.0.llm
+    }
+    pub fn running(&self) -> &Arc<running::Running> {
+        &self.0.running
+    }
+    pub fn unsaved(&self) -> &record::Unsaved {
+        &self.0.unsaved
+    }
+    pub fn instance(&self) -> &crate::instance::Instance {
+        &self.0.instance
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    /// Becomes true when the server starts shutting down; running calls stop and record `interrupted`.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.0.shutdown.clone()
+    }
+
+    /// Takes this person's place among their running calls, before anything is written (so a refused call
+    /// leaves no trace); freed however the call ends.
+    pub fn enter(&self, user_id: &str) -> Result<running::Ticket, running::Busy> {
+        self.0
+            .running
+            .enter(user_id, self.0.settings.max_calls_per_user)
+    }
+}
+
+/// A call whose pending record is written, ready to run.
+pub struct Started {
+    pub call: CallRecord,
+    pub model: Model,
+    pub prepared: Prepared,
+    /// Estimated input tokens (used when the provider reports none and the call produced output).
+    pub input_estimate: i64,
+    /// This call's place among the person's running calls, held until its record is written.
+    pub ticket: running::Ticket,
+    /// Where the answer goes: its message in a conversation, or (None) the call record itself.
+    pub answer: Option<AnswerIn>,
+}
+
+/// A chat turn's answer message.
+#[derive(Debug, Clone)]
+pub struct AnswerIn {
+    pub conversation_id: String,
+    pub answer_id: String,
+}

@@ -1,0 +1,136 @@
+//! Starting a call outside any conversation (the OpenAI-compatible API; later comparisons and sweeps): the
+//! messages are sent as given — nothing is trimmed or added — and the pending record is written before the
+//! provider is called. The answer is kept on the record when the call ends.
+
+use super::{CallService, Started};
+use crate::db::calls::CallRecord;
+use crate::db::group::{CallStart, Write};
+use crate::domain::{CallStatus, Params, Source, UsageSource};
+use crate::llm::registry::Model;
+use crate::llm::{CallRequest, ChatMessage, tokens};
+use crate::util::{new_id, now_ms};
+use serde_json::{Map, Value};
+
+/// A call to start.
+pub struct Standalone<'a> {
+    pub user_id: &'a str,
+    pub source: Source,
+    /// The API key it came with.
+    pub api_key_id: Option<&'a str>,
+    pub model: &'a Model,
+    pub messages: Vec<ChatMessage>,
+    pub params: Params,
+    pub stream: bool,
+    /// Fields for the provider as given (tools, response format, …).
+    pub passthrough: Map<String, Value>,
+    /// What the record should say about the request (fields ignored, …).
+    pub notes: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    /// The person runs as many calls as allowed at once.
+    Busy(String),
+    /// The messages (with the room asked for the answer) do not fit the model's context window.
+    TooLong {
+        needed: i64,
+        window: i64,
+    },
+    /// The model's provider is not configured.
+    Unavailable(String),
+    Internal(anyhow::Error),
+}
+
+/// Tokens of `messages` as the model will see them, about (each message's text and its framing).
+pub async fn estimate_messages(messages: &[ChatMessage]) -> i64 {
+    let mut total = tokens::REPLY_PRIMING;
+    for m in messages {
+        let text = m.text();
+        total += tokens::MESSAGE_OVERHEAD + tokens::estimate_async(&text).await;
+        // Tool calls and tool results take room too: their JSON is a fair measure.
+        if let Some(calls) = m.extra.get("tool_calls") {
+            total += tokens::estimate(&calls.to_string());
+        }
+    }
+    total
+}
+
+pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, StartError> {
+    let model = s.model;
+    let input_estimate = estimate_messages(&s.messages).await;
+    let reserved = s.params.max_tokens.unwrap_or(0);
+    if input_estimate + reserved > model.context_window {
+        return Err(StartError::TooLong {
+            needed: input_estimate + reserved,
+            window: model.context_window,
+        });
+    }
+    let provider = calls
+        .llm()
+        .provider(&model.provider)
+        .ok_or_else(|| StartError::Unavailable("This model's provider is not available.".into()))?;
+    // Taken before anything is written, so a refused call leaves no trace.
+    let ticket = calls
+        .enter(s.user_id)
+        .map_err(|b| StartError::Busy(b.message()))?;
+    let context_messages = s.messages.len() as i64;
+    let prepared = provider.prepare(&CallRequest {
+        upstream_model: model.upstream.clone(),
+        messages: s.messages,
+        params: s.params.clone(),
+        stream: s.stream,
+        passthrough: s.passthrough,
+    });
+    let params = &s.params;
+    let call = CallRecord {
+        id: new_id(),
+        user_id: s.user_id.to_string(),
+        source: s.source,
+        api_key_id: s.api_key_id.map(str::to_string),
+        provider: model.provider.clone(),
+        model: model.id.clone(),
+        upstream_model: model.upstream.clone(),
+        streamed: i64::from(s.stream),
+        temperature: params.temperature,
+        top_p: params.top_p,
+        top_k: params.top_k,
+        max_tokens: params.max_tokens,
+        seed: params.seed,
+        presence_penalty: params.presence_penalty,
+        frequency_penalty: params.frequency_penalty,
+        stop: (!params.stop.is_empty())
+            .then(|| serde_json::to_string(&params.stop).unwrap_or_default()),
+        params_dropped: prepared.dropped.join(","),
+        request_json: prepared.body.to_string(),
+        context_messages,
+        usage_source: UsageSource::None,
+        sent_ms: now_ms(),
+        status: CallStatus::Pending,
+        price_input_micros: model.prices.input,
+        price_cached_input_micros: model.prices.cached_input,
+        price_output_micros: model.prices.output,
+        instance_id: Some(calls.instance().id.clone()),
+        notes: s.notes,
+        ..Default::default()
+    };
+    // If this request is dropped once the start is written but before the runner owns the call, the ticket
+    // goes with it, and the heartbeat interrupts the pending call it leaves.
+    ticket.set_call(&call.id);
+    calls
+        .db()
+        .group()
+        .commit(Write::Start(Box::new(CallStart {
+            call: call.clone(),
+            turn: None,
+        })))
+        .await
+        .map_err(StartError::Internal)?;
+    Ok(Started {
+        call,
+        model: model.clone(),
+        prepared,
+        input_estimate,
+        ticket,
+        answer: None,
+    })
+}

@@ -147,7 +147,7 @@ impl MetaView {
                 .tokens_per_sec
                 .map(|t| format!("{t:.1} tok/s"))
                 .unwrap_or_else(|| "–".into()),
-            cost: c.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
+            cost: cost_label(c),
             finish_reason: c.finish_reason.clone().unwrap_or_else(|| "–".into()),
             status: c.status.to_string(),
             error: c.error_message.clone(),
@@ -188,4 +188,20 @@ impl MessageView {
 #[template(path = "_message.html")]
 pub struct MessageBlock<'a> {
     pub m: &'a MessageView,
+}
+
+/// A call's cost as shown: the stored price applied, or why there is none — a model without prices has no
+/// cost (not $0), and a call the provider did not bill (it failed before any output) has none either.
+pub fn cost_label(c: &CallRecord) -> String {
+    match c.cost_micros {
+        Some(micros) => dollars(micros),
+        None if c.price_input_micros == 0
+            && c.price_cached_input_micros == 0
+            && c.price_output_micros == 0 =>
+        {
+            "no price configured".into()
+        }
+        None if c.status == crate::domain::CallStatus::Pending => "–".into(),
+        None => "not billed".into(),
+    }
 }

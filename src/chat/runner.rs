@@ -145,6 +145,8 @@ pub async fn run(state: AppState, turn: Turn, listener: Option<mpsc::Sender<Upda
                 }
                 Some(Ok(Event::Usage(u))) => usage = Some(u),
                 Some(Ok(Event::Finish(reason))) => finish = Some(reason),
+                // The chat pages show neither.
+                Some(Ok(Event::ToolCall(_) | Event::Logprobs(_))) => {}
             }
         }
     };

@@ -35,6 +35,8 @@ pub struct Inner {
     instance: crate::instance::Instance,
     /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
     json_jobs: Arc<tokio::sync::Semaphore>,
+    /// When this process last wrote each API key's `last_used_ms` (at most once a minute per key).
+    api_key_uses: crate::db::api_keys::LastUsed,
 }
 
 impl Deref for AppState {
@@ -68,6 +70,9 @@ impl Inner {
     }
     pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.json_jobs
+    }
+    pub fn api_key_uses(&self) -> &crate::db::api_keys::LastUsed {
+        &self.api_key_uses
     }
 
     pub fn stale_call_ms(&self) -> i64 {
@@ -139,6 +144,7 @@ impl Application {
             unsaved: Default::default(),
             instance,
             json_jobs,
+            api_key_uses: Default::default(),
         }));
         Ok(Application { listener, state })
     }

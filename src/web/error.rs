@@ -2,7 +2,8 @@
 //!
 //! Handlers return [`AppError`]; its response carries only a status and a public message (as an extension).
 //! [`render_errors`] then turns that — and any bare error from axum or tower (404, 405, 413, a panic) — into an
-//! HTML page or a JSON body with the request id. Causes of 5xx errors are logged, never sent.
+//! HTML page or a JSON body with the request id; under `/v1`, into OpenAI's error shape. Causes of 5xx errors
+//! are logged, never sent.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -121,6 +122,7 @@ pub fn wants_json(headers: &HeaderMap, path: &str) -> bool {
 /// Renders every error response that has no body of its own yet.
 pub async fn render_errors(req: Request, next: Next) -> Response {
     let json = wants_json(req.headers(), req.uri().path());
+    let path_is_api = req.uri().path() == "/v1" || req.uri().path().starts_with("/v1/");
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -151,6 +153,13 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
         };
         default_message(status, &text)
     };
+    if path_is_api {
+        let mut res = api_error(status, message).into_response();
+        if let Some(retry) = parts.headers.remove(header::RETRY_AFTER) {
+            res.headers_mut().insert(header::RETRY_AFTER, retry);
+        }
+        return res;
+    }
     parts.headers.remove(header::CONTENT_LENGTH);
     if json {
         let body = serde_json::json!({
@@ -168,6 +177,30 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         Response::from_parts(parts, Body::from(html))
+    }
+}
+
+/// An error under `/v1` that no API handler rendered (an unknown route, another method, a body too large, a
+/// NUL in the query, a panic), in OpenAI's shape like every other `/v1` error: clients parse that shape.
+fn api_error(status: StatusCode, message: String) -> crate::web::api::ApiError {
+    use crate::web::api::ApiError;
+    match status {
+        StatusCode::NOT_FOUND => ApiError::route_not_found(),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
+        s => ApiError {
+            status: s,
+            message,
+            kind: if s.is_server_error() {
+                "api_error"
+            } else if s == StatusCode::TOO_MANY_REQUESTS {
+                "rate_limit_error"
+            } else {
+                "invalid_request_error"
+            },
+            param: None,
+            code: (s == StatusCode::PAYLOAD_TOO_LARGE).then(|| "request_too_large".to_string()),
+            retry_after_secs: None,
+        },
     }
 }
 

@@ -1,6 +1,9 @@
 //! The OpenAI-compatible API under `/v1`: bearer-key authentication, OpenAI-shaped errors, chat completions
 //! (streamed and not) and the model list.
 
+pub mod auth;
 pub mod error;
+pub mod models;
 
+pub use auth::ApiCaller;
 pub use error::ApiError;

@@ -1,6 +1,7 @@
-//! Account use cases: sign-up, sign-in with throttling, password changes, first administrator.
+//! Account use cases: sign-up, sign-in with throttling, password changes, first administrator, API keys.
 //! Pages and the CLI call these; they talk to the database through `db::*`.
 
+pub mod api_keys;
 mod login;
 
 pub use login::{

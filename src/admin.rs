@@ -121,7 +121,8 @@ pub async fn set_role(db: &Db, id: &str, role: Role) -> Result<User, AdminError>
 /// The least time a deletion waits for the user's calls to stop and record themselves.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
-/// Deletes a user with everything they own: sessions, conversations, messages, calls, files (rows and disk).
+/// Deletes a user with everything they own: sessions, API keys, conversations, messages, calls, files (rows
+/// and disk).
 /// Their running calls are stopped first and deletion waits until each is recorded (see
 /// [`stop_and_wait_for_calls`]), so no call goes on spending tokens for an account that is gone, and no late
 /// "cancelled" record updates rows that no longer exist.
@@ -161,6 +162,7 @@ pub async fn delete_user(
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM user_prefs WHERE user_id = $1",
         "DELETE FROM password_resets WHERE user_id = $1",
+        "DELETE FROM api_keys WHERE user_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;

@@ -69,6 +69,7 @@ impl Application {
             started: Instant::now(),
             shutdown,
             json_jobs,
+            api_key_uses: Default::default(),
         });
         Ok(Application { listener, state })
     }

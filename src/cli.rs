@@ -1,4 +1,6 @@
-//! The command line: `llmeta [serve]`, `migrate`, `admin create`, `check-config`.
+//! The command line: `llmeta [serve]`, `migrate`, `admin create`, `user …`, `key …`, `check-config`.
+
+mod keys;
 
 use crate::app::{Application, shutdown_signal};
 use crate::calls::running::Running;
@@ -43,6 +45,9 @@ pub enum Command {
     /// Manage accounts (the admin area's user actions, from the shell).
     #[command(subcommand)]
     User(UserCommand),
+    /// API keys for the OpenAI-compatible API (as in Settings, from the shell).
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     /// Print the effective configuration, secrets redacted, and check that it is valid.
     CheckConfig,
     /// Internal: print the text of a PDF (run by the server in a limited child process).
@@ -272,6 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ExtractPdf { .. } => Ok(()),
         Command::User(cmd) => user_command(&config, cmd).await,
+        Command::Key(cmd) => keys::run(&config, cmd).await,
         Command::CheckConfig => {
             print!("{}", config.describe());
             Ok(())

@@ -2,6 +2,7 @@
 //! never re-checks them. Each constructor's error is a sentence a person can act on.
 
 mod call;
+pub mod api_key;
 mod email;
 mod name;
 mod params;
@@ -9,6 +10,7 @@ mod password;
 mod role;
 
 pub use call::{CallStatus, MessageRole, Source, UsageSource};
+pub use api_key::{KeyLifetime, KeyName};
 pub use email::Email;
 pub use name::DisplayName;
 pub use params::{ParamError, Params, RawParams};

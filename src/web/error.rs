@@ -2,7 +2,8 @@
 //!
 //! Handlers return [`AppError`]; its response carries only a status and a public message (as an extension).
 //! [`render_errors`] then turns that — and any bare error from axum or tower (404, 405, 413, a panic) — into an
-//! HTML page or a JSON body with the request id. Causes of 5xx errors are logged, never sent.
+//! HTML page or a JSON body with the request id; under `/v1`, into OpenAI's error shape. Causes of 5xx errors
+//! are logged, never sent.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -175,6 +176,7 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
     }
 }
 
+
 fn default_message(status: StatusCode, body_text: &str) -> String {
     match status {
         StatusCode::NOT_FOUND => AppError::NotFound.public_message(),
@@ -208,7 +210,8 @@ fn api_error(res: Response) -> Response {
         return res;
     }
     let message = res.extensions().get::<ErrorMessage>().map(|m| m.0.clone());
-    match res.status() {
+    let retry_after = res.headers().get(header::RETRY_AFTER).cloned();
+    let mut out = match res.status() {
         StatusCode::NOT_FOUND => ApiError::route_not_found(),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(super::api::body::MAX_BODY_BYTES),
@@ -219,10 +222,17 @@ fn api_error(res: Response) -> Response {
                 message.unwrap_or_else(|| "The request could not be handled.".into()),
             );
             e.status = s;
+            if s == StatusCode::TOO_MANY_REQUESTS {
+                e.kind = "rate_limit_error";
+            }
             e
         }
     }
-    .into_response()
+    .into_response();
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    out
 }
 
 pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {

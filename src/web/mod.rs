@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/settings", get(pages::settings::show))
         .route("/settings/profile", post(pages::settings::update_profile))
         .route("/settings/password", post(pages::settings::change_password))
+        .route("/settings/keys", post(pages::api_keys::create))
+        .route("/settings/keys/{id}/revoke", post(pages::api_keys::revoke))
         .route(
             "/chat",
             get(pages::chat::new_page).post(pages::chat::send_new),
@@ -116,10 +118,13 @@ pub fn router(state: AppState) -> Router {
             get(pages::admin::calls::conversation),
         )
         .route("/admin/usage", get(pages::admin::usage::overview))
+        .route("/admin/keys", get(pages::admin::keys::list))
+        .route("/admin/keys/{id}/revoke", post(pages::admin::keys::revoke))
         .route(
             "/accounts/reset/{token}",
             get(pages::accounts::reset_form).post(pages::accounts::reset),
         )
+        .route("/v1/models", get(api::models::list))
         .route("/health", get(health::get).post(health::post))
         .route("/v1/chat/completions", post(api::chat_completions::create))
         .route("/static/{*file}", get(assets::serve))

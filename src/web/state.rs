@@ -28,6 +28,8 @@ pub struct Inner {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Permits for JSON viewer jobs (index builds, big sorts, message parses): caps their memory and CPU.
     pub(crate) json_jobs: Arc<tokio::sync::Semaphore>,
+    /// When this process last wrote each API key's `last_used_ms` (at most once a minute per key).
+    pub(crate) api_key_uses: crate::db::api_keys::LastUsed,
 }
 
 impl AppState {
@@ -74,6 +76,9 @@ impl Inner {
     }
     pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.json_jobs
+    }
+    pub fn api_key_uses(&self) -> &crate::db::api_keys::LastUsed {
+        &self.api_key_uses
     }
     pub fn llm(&self) -> &Registry {
         self.calls.llm()

@@ -58,6 +58,7 @@ async fn every_admin_route_refuses_users_and_sends_visitors_to_login() {
         format!("/admin/calls/{call}"),
         format!("/admin/conversations/{conv}"),
         "/admin/usage".into(),
+        "/admin/keys".into(),
     ];
     let visitor = app.new_browser();
     for route in &gets {
@@ -94,6 +95,7 @@ async fn every_admin_route_refuses_users_and_sends_visitors_to_login() {
             format!("/admin/users/{user_id}/delete"),
             vec![("confirm_email", "=cmd@example.com")],
         ),
+        (format!("/admin/keys/{call}/revoke"), vec![]),
     ];
     for (route, fields) in &posts {
         let res = user

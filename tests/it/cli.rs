@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-fn llmeta(dir: &tempfile::TempDir, database_url: &str) -> Command {
+/// The binary with a clean environment, pointed at `database_url`.
+pub(crate) fn llmeta(dir: &tempfile::TempDir, database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmeta"));
     cmd.env_clear()
         .env("LLMETA_DATA_DIR", dir.path())

@@ -3,6 +3,8 @@
 
 mod accounts;
 mod admin;
+mod api_keys;
+mod api_keys_admin;
 mod browser;
 mod chat;
 mod cli;

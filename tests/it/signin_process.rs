@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `llmeta serve` as a child process on port 0, with JSON logs collected from its stderr.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
-    log: Arc<Mutex<Vec<String>>>,
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -26,7 +26,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(env: &[(&str, &str)]) -> Server {
+    pub(crate) async fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let (database_url, pg) = fresh_database(&dir).await;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmeta"));
@@ -74,7 +74,7 @@ impl Server {
     }
 
     /// The first log line matching `pred`, waiting up to 30 s for it.
-    async fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(l) = self.log.lock().unwrap().iter().find(|l| pred(l)) {
@@ -97,7 +97,7 @@ impl Server {
         kb / 1024.0
     }
 
-    fn browser(&self) -> Browser {
+    pub(crate) fn browser(&self) -> Browser {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         Browser {
             base: self.base.clone(),

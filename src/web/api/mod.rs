@@ -7,5 +7,7 @@ pub mod chat_completions;
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod models;
 
+pub use auth::ApiCaller;
 pub use error::ApiError;

@@ -1,6 +1,8 @@
-//! `/settings`: profile and password.
+//! `/settings`: profile, password and API keys (their actions are in `pages::api_keys`).
 
+use super::api_keys::{KeyView, NewKeyView};
 use super::{Chrome, render};
+use crate::accounts::api_keys::{KeyFieldErrors, MAX_LIVE_KEYS};
 use crate::accounts::{self, FieldErrors};
 use crate::db::users;
 use crate::domain::DisplayName;
@@ -17,14 +19,21 @@ use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "settings.html")]
-struct SettingsPage {
+pub struct SettingsPage {
     chrome: Chrome,
     email: String,
     name: String,
     role: &'static str,
-    notice: Option<String>,
+    pub notice: Option<String>,
     name_error: Option<String>,
     password_errors: FieldErrors,
+    keys: Vec<KeyView>,
+    max_keys: i64,
+    /// Only on the page answering the creation form.
+    pub new_key: Option<NewKeyView>,
+    pub key_errors: KeyFieldErrors,
+    pub key_name: String,
+    pub key_expiry: String,
 }
 
 #[derive(Deserialize)]
@@ -32,8 +41,13 @@ pub struct Notice {
     saved: Option<String>,
 }
 
-fn page(user: &CurrentUser, csrf: &CsrfToken) -> SettingsPage {
-    SettingsPage {
+/// The page with nothing typed yet.
+pub async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+) -> Result<SettingsPage, AppError> {
+    Ok(SettingsPage {
         chrome: Chrome::new(Some(user), csrf),
         email: user.user.email.clone(),
         name: user.user.display_name.clone(),
@@ -41,19 +55,29 @@ fn page(user: &CurrentUser, csrf: &CsrfToken) -> SettingsPage {
         notice: None,
         name_error: None,
         password_errors: FieldErrors::default(),
-    }
+        keys: super::api_keys::views(state, &user.user.id).await?,
+        max_keys: MAX_LIVE_KEYS,
+        new_key: None,
+        key_errors: KeyFieldErrors::default(),
+        key_name: String::new(),
+        key_expiry: String::new(),
+    })
 }
 
 pub async fn show(
+    State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
     Query(q): Query<Notice>,
 ) -> Result<Response, AppError> {
-    let mut p = page(&user, &csrf);
+    let mut p = page(&state, &user, &csrf).await?;
     p.notice = match q.saved.as_deref() {
         Some("profile") => Some("Your profile was saved.".into()),
         Some("password") => {
             Some("Your password was changed. Your other sessions were signed out.".into())
+        }
+        Some("key") => {
+            Some("The API key was revoked: programs using it are refused from now on.".into())
         }
         _ => None,
     };
@@ -78,7 +102,7 @@ pub async fn update_profile(
             Ok(Redirect::to("/settings?saved=profile").into_response())
         }
         Err(e) => {
-            let mut p = page(&user, &csrf);
+            let mut p = page(&state, &user, &csrf).await?;
             p.name = f.name;
             p.name_error = Some(e);
             render(StatusCode::UNPROCESSABLE_ENTITY, &p)
@@ -128,7 +152,7 @@ pub async fn change_password(
             Ok(res)
         }
         Err(e) => {
-            let mut p = page(&user, &csrf);
+            let mut p = page(&state, &user, &csrf).await?;
             p.password_errors = super::accounts::register_refusal(e)?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }

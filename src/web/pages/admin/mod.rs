@@ -1,7 +1,8 @@
-//! `/admin/…`: accounts, the call explorer, usage. Every handler takes [`AdminUser`], so a user gets 403 and an
-//! anonymous visitor is sent to sign in; `tests/it/admin.rs` walks every route to prove it.
+//! `/admin/…`: accounts, the call explorer, usage, API keys. Every handler takes [`AdminUser`], so a user gets
+//! 403 and an anonymous visitor is sent to sign in; `tests/it/admin.rs` walks every route to prove it.
 
 pub mod calls;
+pub mod keys;
 pub mod usage;
 pub mod users;
 

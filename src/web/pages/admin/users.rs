@@ -1,5 +1,5 @@
 //! `/admin/users`: search, sort, page; create; per user: numbers and actions (activate/deactivate,
-//! promote/demote, reset link, delete after typing the email).
+//! promote/demote, reset link, delete after typing the email) and their API keys.
 
 use super::super::views::dollars;
 use super::super::{Chrome, render};
@@ -213,6 +213,10 @@ pub async fn create(
 struct UserPage {
     chrome: Chrome,
     u: Row,
+    /// Their API keys, for `admin/keys_table.html`.
+    keys: Vec<super::super::api_keys::KeyView>,
+    show_owner: bool,
+    back: &'static str,
     is_self: bool,
     notice: Option<String>,
     error: Option<String>,
@@ -240,6 +244,9 @@ pub async fn show(
             chrome: Chrome::new(Some(&admin.0), &csrf),
             is_self: stats.user.id == admin.0.user.id,
             u: row(&stats),
+            keys: super::super::api_keys::views(&state, &id).await?,
+            show_owner: false,
+            back: "user",
             notice: q.notice,
             error: q.error,
         },

@@ -1,16 +1,16 @@
 //! Validated domain types. Input is parsed into these at the edge (forms, CLI, API); code deeper in
 //! never re-checks them. Each constructor's error is a sentence a person can act on.
 
-mod call;
 pub mod api_key;
+mod call;
 mod email;
 mod name;
 mod params;
 mod password;
 mod role;
 
-pub use call::{CallStatus, MessageRole, Source, UsageSource};
 pub use api_key::{KeyLifetime, KeyName};
+pub use call::{CallStatus, MessageRole, Source, UsageSource};
 pub use email::Email;
 pub use name::DisplayName;
 pub use params::{ParamError, Params, RawParams};

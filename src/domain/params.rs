@@ -145,12 +145,7 @@ fn float(input: Input<'_>, r: &Range<f64>, errors: &mut Vec<ParamError>) -> Opti
     }
 }
 
-fn int(
-    input: Input<'_>,
-    r: &Range<i64>,
-    errors: &mut Vec<ParamError>,
-    hint: &str,
-) -> Option<i64> {
+fn int(input: Input<'_>, r: &Range<i64>, errors: &mut Vec<ParamError>, hint: &str) -> Option<i64> {
     if input.is_unset() {
         return None;
     }
@@ -441,7 +436,11 @@ mod tests {
         assert_eq!(p.top_k, Some(40));
         assert_eq!(p.seed, Some(3));
         assert_eq!(p.stop, vec!["END".to_string()]);
-        let p = Params::from_json(&json(r#"{"max_completion_tokens": 9, "temperature": null}"#), 4096).unwrap();
+        let p = Params::from_json(
+            &json(r#"{"max_completion_tokens": 9, "temperature": null}"#),
+            4096,
+        )
+        .unwrap();
         assert_eq!(p.max_tokens, Some(9));
         assert_eq!(p.temperature, None);
 

@@ -176,7 +176,6 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
     }
 }
 
-
 fn default_message(status: StatusCode, body_text: &str) -> String {
     match status {
         StatusCode::NOT_FOUND => AppError::NotFound.public_message(),
@@ -216,7 +215,9 @@ fn api_error(res: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(super::api::body::MAX_BODY_BYTES),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(),
-        s if s.is_server_error() => ApiError::internal(format!("HTTP {s} outside the API's own errors")),
+        s if s.is_server_error() => {
+            ApiError::internal(format!("HTTP {s} outside the API's own errors"))
+        }
         s => {
             let mut e = ApiError::invalid_request(
                 message.unwrap_or_else(|| "The request could not be handled.".into()),

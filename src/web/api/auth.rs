@@ -16,11 +16,11 @@
 //! appears in a message or a log line: it is kept wrapped in [`crate::secret::Secret`].
 
 use super::ApiError;
-use crate::web::AppState;
 use crate::db::api_keys::{self, KeyState};
 use crate::domain::Role;
 use crate::domain::api_key::PresentedKey;
 use crate::util::now_ms;
+use crate::web::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;

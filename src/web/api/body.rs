@@ -41,12 +41,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             // serde_json says where: "… at line 1 column 9".
             ApiError::invalid_request(format!("The request body is not valid JSON: {e}."))
-            .with_code("invalid_json")
+                .with_code("invalid_json")
         })?;
         match value {
             Value::Object(map) => Ok(JsonObject(map)),
-            _ => Err(ApiError::invalid_request("The request body must be a JSON object.")
-                .with_code("invalid_json")),
+            _ => Err(
+                ApiError::invalid_request("The request body must be a JSON object.")
+                    .with_code("invalid_json"),
+            ),
         }
     }
 }

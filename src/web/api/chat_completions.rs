@@ -5,11 +5,11 @@
 //! `cancelled` with the tokens so far; a stream whose upstream fails mid-way ends with an `error` event, and the
 //! record says so.
 
+use super::ApiError;
 use super::auth::ApiCaller;
 use super::body::JsonObject;
 use super::request::ChatRequest;
 use super::response;
-use super::ApiError;
 use crate::calls::measure::Update;
 use crate::calls::run::{self, Ran};
 use crate::calls::standalone::{self, Standalone, StartError};
@@ -73,7 +73,9 @@ pub async fn create(
                     Some(Update::Done(ran)) => Some((stream_end(&meta, &ran, include_usage), None)),
                     // The runner always sends `Done`; without it the call's task failed.
                     None => Some((
-                        response::sse(&ApiError::internal("the call's task ended without a result").body()),
+                        response::sse(
+                            &ApiError::internal("the call's task ended without a result").body(),
+                        ),
                         None,
                     )),
                 }
@@ -82,7 +84,10 @@ pub async fn create(
         .map(Ok::<_, Infallible>);
         let mut res = Response::new(Body::from_stream(first.chain(rest)));
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         call_header(&mut res, &call_id);
@@ -101,7 +106,8 @@ pub async fn create(
     if ran.call.status != CallStatus::Ok {
         return Err(failed(&ran));
     }
-    let mut res = axum::Json(meta.completion(&ran, response::merge_logprobs(logprobs))).into_response();
+    let mut res =
+        axum::Json(meta.completion(&ran, response::merge_logprobs(logprobs))).into_response();
     call_header(&mut res, &call_id);
     not_saved_header(&mut res, &ran);
     Ok(res)
@@ -132,7 +138,9 @@ fn failed(ran: &Ran) -> ApiError {
     match c.status {
         CallStatus::Interrupted => ApiError::unavailable(message, 5),
         CallStatus::Cancelled => ApiError::unavailable(message, 5).with_code("cancelled"),
-        _ if class.starts_with("timeout") => ApiError::upstream(StatusCode::GATEWAY_TIMEOUT, message, class),
+        _ if class.starts_with("timeout") => {
+            ApiError::upstream(StatusCode::GATEWAY_TIMEOUT, message, class)
+        }
         _ => ApiError::upstream(StatusCode::BAD_GATEWAY, message, class),
     }
 }

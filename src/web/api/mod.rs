@@ -5,9 +5,9 @@ pub mod auth;
 pub mod body;
 pub mod chat_completions;
 pub mod error;
+pub mod models;
 pub mod request;
 pub mod response;
-pub mod models;
 
 pub use auth::ApiCaller;
 pub use error::ApiError;

@@ -69,7 +69,9 @@ impl ChatRequest {
                 return Err(ApiError::invalid_request("`model` is required.").with_param("model"));
             }
             Some(_) => {
-                return Err(ApiError::invalid_request("`model` must be a string.").with_param("model"));
+                return Err(
+                    ApiError::invalid_request("`model` must be a string.").with_param("model")
+                );
             }
         };
         let messages = match body.get("messages") {
@@ -91,18 +93,23 @@ impl ChatRequest {
                 .map(|(i, m)| message(i, m))
                 .collect::<Result<Vec<_>, _>>()?,
             None | Some(Value::Null) => {
-                return Err(ApiError::invalid_request("`messages` is required.").with_param("messages"));
+                return Err(
+                    ApiError::invalid_request("`messages` is required.").with_param("messages")
+                );
             }
             Some(_) => {
-                return Err(ApiError::invalid_request("`messages` must be an array of messages.")
-                    .with_param("messages"));
+                return Err(
+                    ApiError::invalid_request("`messages` must be an array of messages.")
+                        .with_param("messages"),
+                );
             }
         };
         let stream = match body.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
-                return Err(ApiError::invalid_request("`stream` must be true or false.").with_param("stream"));
+                return Err(ApiError::invalid_request("`stream` must be true or false.")
+                    .with_param("stream"));
             }
         };
         let include_usage = match body.get("stream_options") {
@@ -118,8 +125,10 @@ impl ChatRequest {
                 }
             },
             Some(_) => {
-                return Err(ApiError::invalid_request("`stream_options` must be an object.")
-                    .with_param("stream_options"));
+                return Err(
+                    ApiError::invalid_request("`stream_options` must be an object.")
+                        .with_param("stream_options"),
+                );
             }
         };
         match body.get("n") {
@@ -204,7 +213,13 @@ fn message(index: usize, m: &Value) -> Result<ChatMessage, ApiError> {
                 ),
             )
         })?,
-        _ => return Err(bad(index, "role", "`role` is required and must be a string.")),
+        _ => {
+            return Err(bad(
+                index,
+                "role",
+                "`role` is required and must be a string.",
+            ));
+        }
     };
     let content = obj.get("content").cloned().unwrap_or(Value::Null);
     match &content {
@@ -353,26 +368,57 @@ mod tests {
     #[test]
     fn bad_requests_name_the_field() {
         let cases = [
-            (json!({"messages": [{"role": "user", "content": "x"}]}), "model"),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+                "model",
+            ),
             (json!({"model": "m", "messages": []}), "messages"),
             (json!({"model": "m", "messages": "hi"}), "messages"),
-            (json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}), "messages[0].role"),
-            (json!({"model": "m", "messages": [{"role": "user"}]}), "messages[0].content"),
-            (json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}), "messages[0].tool_call_id"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": 5}]}), "messages[0].content"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}), "n"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}), "stream"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "a\u{0}b"}]}), "messages[0].content"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": {}}), "tools"),
+            (
+                json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}),
+                "messages[0].role",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user"}]}),
+                "messages[0].content",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+                "messages[0].tool_call_id",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": 5}]}),
+                "messages[0].content",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+                "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
+                "stream",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "a\u{0}b"}]}),
+                "messages[0].content",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": {}}),
+                "tools",
+            ),
         ];
         for (body, param) in cases {
-            let e = parse(body.clone()).err().unwrap_or_else(|| panic!("accepted {body}"));
+            let e = parse(body.clone())
+                .err()
+                .unwrap_or_else(|| panic!("accepted {body}"));
             assert_eq!(e.status, 400, "{body}");
             assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);
         }
-        let r = parse(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}))
-            .ok()
-            .unwrap();
+        let r = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}),
+        )
+        .ok()
+        .unwrap();
         let e = r.params(100).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("max_tokens"));
     }

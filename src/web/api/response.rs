@@ -136,11 +136,14 @@ impl Meta {
 }
 
 fn finish_reason(ran: &Ran) -> &str {
-    ran.call.finish_reason.as_deref().unwrap_or(if ran.tool_calls.is_empty() {
-        "stop"
-    } else {
-        "tool_calls"
-    })
+    ran.call
+        .finish_reason
+        .as_deref()
+        .unwrap_or(if ran.tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        })
 }
 
 /// The usage object: the recorded counts (the provider's, or estimates where it reported none).

@@ -4,10 +4,10 @@
 use super::render;
 use super::settings;
 use crate::accounts::api_keys::{self, KeyError, KeyRequest};
-use crate::web::AppState;
 use crate::db::api_keys::{KeyRow, KeyState};
 use crate::domain::api_key::display;
 use crate::util::{format_ms, now_ms};
+use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
 use crate::web::extract::{CurrentUser, IdPath};

@@ -5,7 +5,7 @@ pub mod api_key;
 mod call;
 mod email;
 mod name;
-mod params;
+pub mod params;
 mod password;
 mod role;
 

@@ -84,45 +84,46 @@ impl<'a> Input<'a> {
     }
 }
 
-/// A number parameter's name, label and range: one definition for every way parameters arrive.
-struct Range<T> {
-    field: &'static str,
-    label: &'static str,
-    min: T,
-    max: T,
+/// A number parameter's name, label and range: one definition for every way parameters arrive, and for the
+/// API's OpenAPI document (`web::api::openapi`), so the documented ranges are the checked ones.
+pub struct Range<T> {
+    pub field: &'static str,
+    pub label: &'static str,
+    pub min: T,
+    pub max: T,
 }
 
-const TEMPERATURE: Range<f64> = Range {
+pub const TEMPERATURE: Range<f64> = Range {
     field: "temperature",
     label: "Temperature",
     min: 0.0,
     max: 2.0,
 };
-const TOP_P: Range<f64> = Range {
+pub const TOP_P: Range<f64> = Range {
     field: "top_p",
     label: "Top P",
     min: 0.0,
     max: 1.0,
 };
-const TOP_K: Range<i64> = Range {
+pub const TOP_K: Range<i64> = Range {
     field: "top_k",
     label: "Top K",
     min: 0,
     max: 1000,
 };
-const SEED: Range<i64> = Range {
+pub const SEED: Range<i64> = Range {
     field: "seed",
     label: "Seed",
     min: 0,
     max: u32::MAX as i64,
 };
-const PRESENCE_PENALTY: Range<f64> = Range {
+pub const PRESENCE_PENALTY: Range<f64> = Range {
     field: "presence_penalty",
     label: "Presence penalty",
     min: -2.0,
     max: 2.0,
 };
-const FREQUENCY_PENALTY: Range<f64> = Range {
+pub const FREQUENCY_PENALTY: Range<f64> = Range {
     field: "frequency_penalty",
     label: "Frequency penalty",
     min: -2.0,
@@ -164,13 +165,16 @@ fn int(input: Input<'_>, r: &Range<i64>, errors: &mut Vec<ParamError>, hint: &st
     }
 }
 
+/// The fewest tokens an answer may be asked for (`max_tokens`, `max_completion_tokens`).
+pub const MIN_MAX_TOKENS: i64 = 1;
+
 /// The most tokens an answer may have: 1 to the model's limit.
 fn max_tokens_range(field: &'static str, max_output: i64) -> Range<i64> {
     Range {
         field,
         label: "Max tokens",
-        min: 1,
-        max: max_output.max(1),
+        min: MIN_MAX_TOKENS,
+        max: max_output.max(MIN_MAX_TOKENS),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::db::health as db_health;
 use crate::util::rfc3339_ms;
+use crate::web::api::openapi::response::{ErrorBody, Health};
 use crate::web::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -15,11 +16,39 @@ use std::time::{Duration, Instant};
 /// A database that does not answer within this time counts as unreachable.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The read check: whether the database answers and the call recorder runs.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "getHealth",
+    tag = "health",
+    responses(
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "Not healthy: `status` is `unavailable`, and `database` says why.",
+         body = Health),
+        (status = 400, description = "U+0000 in the query string.", body = ErrorBody),
+        (status = 405, description = "Another method on this path.", body = ErrorBody),
+    )
+)]
 pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
     let privileged = may_see_counts(&state, &headers).await;
     check(&state, false, privileged).await
 }
 
+/// The read check and a write that proves the database takes writes.
+#[utoipa::path(
+    post,
+    path = "/health",
+    operation_id = "postHealth",
+    tag = "health",
+    responses(
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "Not healthy: `status` is `unavailable`, and `database` says why.",
+         body = Health),
+        (status = 400, description = "U+0000 in the query string.", body = ErrorBody),
+        (status = 405, description = "Another method on this path.", body = ErrorBody),
+    )
+)]
 pub async fn post(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
     let privileged = may_see_counts(&state, &headers).await;
     check(&state, true, privileged).await

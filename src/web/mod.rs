@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(api::models::list))
         .route("/health", get(health::get).post(health::post))
         .route("/v1/chat/completions", post(api::chat_completions::create))
+        .route("/api/openapi.json", get(api::openapi::serve))
         .route("/static/{*file}", get(assets::serve))
         .fallback(pages::not_found);
 

@@ -22,6 +22,25 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use std::convert::Infallible;
 
+/// Makes one chat completion.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    operation_id = "createChatCompletion",
+    tag = "chat",
+    security(("api_key" = [])),
+    request_body(content = super::openapi::request::ChatCompletionRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The answer: a `chat.completion` object, or with `stream` a \
+            `text/event-stream` of `chat.completion.chunk` events (`StreamEvent`) ending in `data: [DONE]`.",
+         headers(("x-llmeta-call-id" = String, description = "The id of the call's record.")),
+         content(
+            (super::openapi::response::ChatCompletion = "application/json"),
+            (super::openapi::response::StreamEvent = "text/event-stream"),
+         )),
+        super::openapi::ChatErrors,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: ApiCaller,

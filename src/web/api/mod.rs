@@ -6,6 +6,7 @@ pub mod body;
 pub mod chat_completions;
 pub mod error;
 pub mod models;
+pub mod openapi;
 pub mod request;
 pub mod response;
 

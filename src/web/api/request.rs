@@ -41,6 +41,9 @@ const READ: &[&str] = &[
 /// Most messages in one request.
 pub const MAX_MESSAGES: usize = 10_000;
 
+/// Most alternatives per token a client may ask for (`top_logprobs`), as OpenAI allows.
+pub const MAX_TOP_LOGPROBS: u64 = 20;
+
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
@@ -262,13 +265,15 @@ fn message(index: usize, m: &Value) -> Result<ChatMessage, ApiError> {
         ));
     }
     if let Some(calls) = obj.get("tool_calls")
-        && !calls.is_array()
+        && !(calls.is_array() || calls.is_null())
     {
         return Err(bad(index, "tool_calls", "`tool_calls` must be an array."));
     }
     let extra: Map<String, Value> = obj
         .iter()
-        .filter(|(k, _)| *k != "role" && *k != "content")
+        // `"tool_calls": null` is how SDKs write back an answer without tool calls (OpenAI takes it): it
+        // means none, and is not sent on, since not every provider takes a null there.
+        .filter(|(k, v)| *k != "role" && *k != "content" && !(*k == "tool_calls" && v.is_null()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(ChatMessage {
@@ -291,8 +296,11 @@ fn check_passthrough(body: &Map<String, Value>) -> Result<(), ApiError> {
         match field.as_str() {
             "tools" if !v.is_array() => return wrong(field, "an array of tools"),
             "logprobs" if !v.is_boolean() => return wrong(field, "true or false"),
-            "top_logprobs" if !v.as_u64().is_some_and(|n| n <= 20) => {
-                return wrong(field, "a whole number from 0 to 20");
+            "top_logprobs" if !v.as_u64().is_some_and(|n| n <= MAX_TOP_LOGPROBS) => {
+                return wrong(
+                    field,
+                    &format!("a whole number from 0 to {MAX_TOP_LOGPROBS}"),
+                );
             }
             "user" if !v.is_string() => return wrong(field, "a string"),
             "response_format" if !v.is_object() => return wrong(field, "an object"),
@@ -363,6 +371,24 @@ mod tests {
         assert_eq!(r.ignored, vec!["metadata".to_string()]);
         assert!(r.stream && r.include_usage);
         assert_eq!(r.params(100).ok().unwrap().temperature, Some(0.2));
+    }
+
+    /// Found by schemathesis: an assistant message written back by an SDK has `"tool_calls": null`.
+    #[test]
+    fn null_tool_calls_mean_none() {
+        let r = parse(json!({"model": "m", "messages": [
+            {"role": "assistant", "content": "hi", "tool_calls": null},
+            {"role": "user", "content": "again"}
+        ]}))
+        .ok()
+        .unwrap();
+        assert!(!r.messages[0].extra.contains_key("tool_calls"));
+        let e = parse(json!({"model": "m", "messages": [
+            {"role": "assistant", "content": "hi", "tool_calls": {}}
+        ]}))
+        .err()
+        .unwrap();
+        assert_eq!(e.param.as_deref(), Some("messages[0].tool_calls"));
     }
 
     #[test]

@@ -139,6 +139,10 @@ pub enum LlmError {
         status: u16,
         message: String,
         retry_after_secs: Option<u64>,
+        /// The provider's own count of the prompt, when its error body gives one (a context that did not fit).
+        prompt_tokens: Option<i64>,
+        /// The provider's error code or type (`exceed_context_size_error`, `context_length_exceeded`).
+        code: Option<String>,
     },
     #[error("the provider sent an invalid response: {0}")]
     BadResponse(String),

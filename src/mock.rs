@@ -39,6 +39,8 @@
 //! `Authorization` headers; `GET /_mock/sent` how many answer chunks streams have been handed.
 
 mod answer;
+#[cfg(test)]
+mod tests;
 
 use answer::{Answer, Plan};
 use axum::Json;

@@ -5,6 +5,8 @@
 //! comments and CRLF line ends. Timeouts: connect, first byte, idle between chunks, and total. What each
 //! chunk and body means is read in [`wire`].
 
+#[cfg(test)]
+mod against_mock;
 mod wire;
 
 pub use wire::parse_usage;

@@ -119,7 +119,8 @@ pub fn router(config: MockConfig) -> Router {
 
 async fn models(State(s): State<MockState>) -> Json<Value> {
     let entry = |id: &str| {
-        let mut m = json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "llamacpp"});
+        let mut m =
+            json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "llamacpp"});
         if let Some(n) = s.config.n_ctx {
             m["meta"] = json!({"n_ctx": n, "n_ctx_train": n, "n_vocab": 32_000});
         }
@@ -194,7 +195,11 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-async fn chat(State(s): State<MockState>, headers: axum::http::HeaderMap, body: String) -> Response {
+async fn chat(
+    State(s): State<MockState>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -357,3 +357,56 @@ pub(super) fn resolve(
     }
     Ok((providers, models))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    #[test]
+    fn a_stated_window_is_the_configs_and_kind_may_be_ollama() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llmeta.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[providers]]
+name = "local"
+kind = "ollama"
+base_url = "http://127.0.0.1:11434/v1"
+discover_models = true
+
+[[models]]
+id = "stated"
+provider = "local"
+context_window = 32000
+
+[[models]]
+id = "assumed"
+provider = "local"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &|_| None).unwrap();
+        assert_eq!(c.providers[0].kind, ProviderKind::Ollama);
+        let source = |id: &str| {
+            let m = c.models.iter().find(|m| m.id == id).unwrap();
+            (m.context_window, m.context_source)
+        };
+        assert_eq!(source("stated"), (32000, ContextSource::Config));
+        assert_eq!(
+            source("assumed"),
+            (DEFAULT_CONTEXT_WINDOW, ContextSource::Default)
+        );
+        assert!(c.describe().contains("kind = \"ollama\""));
+
+        std::fs::write(
+            &path,
+            "[[providers]]\nname = \"x\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:1/v1\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&path), &|_| None).unwrap_err();
+        assert_eq!(e.setting, "providers[0].kind");
+        assert!(e.message.contains("openai, ollama"), "{}", e.message);
+    }
+}

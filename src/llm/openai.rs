@@ -13,7 +13,6 @@ pub use wire::parse_usage;
 
 use super::sse::SseParser;
 use super::{CallRequest, Event, EventStream, LlmError, Prepared, TimeoutKind, apply_params};
-use wire::{body_events, chunk_events, error_body, provider_error};
 use crate::config::ProviderConfig;
 use crate::secret::Secret;
 use futures_util::StreamExt as _;
@@ -22,6 +21,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use wire::{body_events, chunk_events, error_body, provider_error};
 
 /// A non-streamed answer larger than this is refused.
 const MAX_BODY: usize = 64 * 1024 * 1024;

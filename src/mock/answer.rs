@@ -79,7 +79,13 @@ fn tool_to_call(body: &Value, directives: &HashMap<String, String>) -> Option<St
 fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .enumerate()
-        .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                format!(" {w}")
+            }
+        })
         .collect()
 }
 
@@ -204,7 +210,13 @@ impl Answer {
         let prompt_ms = ttft.as_secs_f64() * 1000.0;
         let predicted_n = self.completion_tokens();
         let predicted_ms = delay.as_secs_f64() * 1000.0 * predicted_n.saturating_sub(1) as f64;
-        let per_second = |n: u64, ms: f64| if ms > 0.0 { n as f64 * 1000.0 / ms } else { 0.0 };
+        let per_second = |n: u64, ms: f64| {
+            if ms > 0.0 {
+                n as f64 * 1000.0 / ms
+            } else {
+                0.0
+            }
+        };
         json!({
             "cache_n": self.cached,
             "prompt_n": self.prompt,

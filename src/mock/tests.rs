@@ -79,14 +79,19 @@ async fn both_caps_cut_the_answer_and_a_cut_answer_has_no_end_token() {
             json!({cap: 4, "stream_options": {"include_usage": true}}),
         )
         .await;
-        let finish = e.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str());
+        let finish = e
+            .iter()
+            .find_map(|c| c["choices"][0]["finish_reason"].as_str());
         assert_eq!(finish, Some("length"), "{cap}");
         let usage = e.iter().find(|c| c.get("usage").is_some()).unwrap();
         assert_eq!(usage["usage"]["completion_tokens"], 4, "{cap}");
     }
     let (_, body) = post(
         MockConfig::default(),
-        ask("hi mock:tokens=10", json!({"max_tokens": 20, "max_completion_tokens": 2})),
+        ask(
+            "hi mock:tokens=10",
+            json!({"max_tokens": 20, "max_completion_tokens": 2}),
+        ),
     )
     .await;
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -152,15 +157,23 @@ async fn a_tool_call_is_streamed_in_pieces() {
         .map(|p| p["function"]["arguments"].as_str().unwrap())
         .collect();
     assert_eq!(args, r#"{"city":"Paris"}"#);
-    assert!(e.iter().all(|c| c["choices"][0]["delta"].get("content").is_none()
-        || c["choices"][0]["delta"]["content"].is_null()));
-    let finish = e.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str());
+    assert!(
+        e.iter()
+            .all(|c| c["choices"][0]["delta"].get("content").is_none()
+                || c["choices"][0]["delta"]["content"].is_null())
+    );
+    let finish = e
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str());
     assert_eq!(finish, Some("tool_calls"));
     let usage = e.iter().find(|c| c.get("usage").is_some()).unwrap();
     assert_eq!(usage["usage"]["completion_tokens"], 5);
     // Without tools the directive is text like any other.
     let e = stream("weather? mock:tool=get_weather mock:tokens=1", json!({})).await;
-    assert!(e.iter().all(|c| c["choices"][0]["delta"].get("tool_calls").is_none()));
+    assert!(
+        e.iter()
+            .all(|c| c["choices"][0]["delta"].get("tool_calls").is_none())
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod json_memory;
 mod limits;
 mod nul;
 mod pages;
+mod providers;
 mod recording;
 mod resets_and_admins;
 mod running;

@@ -266,7 +266,10 @@ mod tests {
         );
         let fragment = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
             {"index": 0, "function": {"arguments": "{\"city\":"}}]}}]});
-        assert_eq!(chunk_events(&fragment), [piece(0, None, None, "{\"city\":")]);
+        assert_eq!(
+            chunk_events(&fragment),
+            [piece(0, None, None, "{\"city\":")]
+        );
         // Two calls in one chunk keep their own index; an empty padding piece is left out.
         let two = json!({"choices": [{"delta": {"tool_calls": [
             {"index": 1, "function": {"arguments": "\"Paris\"}"}},
@@ -285,7 +288,8 @@ mod tests {
             chunk_events(&ollama),
             [piece(0, Some("call_x"), Some("f"), "{\"a\":1}")]
         );
-        let legacy = json!({"choices": [{"delta": {"function_call": {"name": "f", "arguments": "{}"}}}]});
+        let legacy =
+            json!({"choices": [{"delta": {"function_call": {"name": "f", "arguments": "{}"}}}]});
         assert_eq!(
             chunk_events(&legacy),
             [Event::ToolCall(ToolCallDelta {
@@ -431,7 +435,8 @@ mod tests {
                 4500,
             ),
         ] {
-            let body = json!({"error": {"message": message, "type": "BadRequestError", "code": 400}});
+            let body =
+                json!({"error": {"message": message, "type": "BadRequestError", "code": 400}});
             assert_eq!(
                 error_body(&body.to_string(), 400).prompt_tokens,
                 Some(tokens),
@@ -439,7 +444,10 @@ mod tests {
             );
         }
         // Nothing of the kind: no count, and a numeric code without a type gives no code.
-        let plain = error_body(r#"{"error":{"message":"model (4) not found","code":404}}"#, 404);
+        let plain = error_body(
+            r#"{"error":{"message":"model (4) not found","code":404}}"#,
+            404,
+        );
         assert_eq!((plain.prompt_tokens, plain.code), (None, None));
     }
 }

@@ -70,7 +70,9 @@ pub async fn discover(p: &ProviderConfig) -> anyhow::Result<Vec<Found>> {
     let looks_like_ollama = entries
         .iter()
         .any(|e| e.get("owned_by").and_then(Value::as_str) == Some("library"));
-    let llama_cpp = entries.iter().any(|e| e.pointer("/meta/n_ctx_train").is_some());
+    let llama_cpp = entries
+        .iter()
+        .any(|e| e.pointer("/meta/n_ctx_train").is_some());
     let work = async {
         if p.kind == ProviderKind::Ollama || looks_like_ollama {
             let asks = found
@@ -262,7 +264,9 @@ mod tests {
             {"id": "absurd", "max_model_len": 3},
         ]});
         let base = serve(list, json!({}), None).await;
-        let found = discover(&provider(&base, ProviderKind::OpenAi)).await.unwrap();
+        let found = discover(&provider(&base, ProviderKind::OpenAi))
+            .await
+            .unwrap();
         assert_eq!(
             windows(&found),
             [
@@ -293,7 +297,9 @@ mod tests {
         });
         let base = serve(list.clone(), show.clone(), None).await;
         // Detected from `owned_by: "library"` ...
-        let found = discover(&provider(&base, ProviderKind::OpenAi)).await.unwrap();
+        let found = discover(&provider(&base, ProviderKind::OpenAi))
+            .await
+            .unwrap();
         let expected = [
             ("llama3.2:latest", Some(131072)),
             ("qwen3:8b", Some(8192)),
@@ -303,10 +309,14 @@ mod tests {
         // ... or said by the configuration, for models of other owners.
         let mine = json!({"data": [{"id": "llama3.2:latest", "owned_by": "someone"}]});
         let base = serve(mine, show, None).await;
-        let found = discover(&provider(&base, ProviderKind::Ollama)).await.unwrap();
+        let found = discover(&provider(&base, ProviderKind::Ollama))
+            .await
+            .unwrap();
         assert_eq!(windows(&found), [("llama3.2:latest", Some(131072))]);
         // Without either, Ollama's endpoint is not asked.
-        let found = discover(&provider(&base, ProviderKind::OpenAi)).await.unwrap();
+        let found = discover(&provider(&base, ProviderKind::OpenAi))
+            .await
+            .unwrap();
         assert_eq!(windows(&found), [("llama3.2:latest", None)]);
     }
 
@@ -315,11 +325,15 @@ mod tests {
         let list = json!({"data": [{"id": "m.gguf", "owned_by": "llamacpp", "meta": {"n_ctx_train": 131072}}]});
         let props = json!({"default_generation_settings": {"n_ctx": 8192}, "total_slots": 4});
         let base = serve(list.clone(), json!({}), Some(props)).await;
-        let found = discover(&provider(&base, ProviderKind::OpenAi)).await.unwrap();
+        let found = discover(&provider(&base, ProviderKind::OpenAi))
+            .await
+            .unwrap();
         assert_eq!(windows(&found), [("m.gguf", Some(8192))]);
         // No /props: unknown, not the training context.
         let base = serve(list, json!({}), None).await;
-        let found = discover(&provider(&base, ProviderKind::OpenAi)).await.unwrap();
+        let found = discover(&provider(&base, ProviderKind::OpenAi))
+            .await
+            .unwrap();
         assert_eq!(windows(&found), [("m.gguf", None)]);
     }
 
@@ -332,9 +346,12 @@ mod tests {
             ..Default::default()
         };
         tokio::spawn(crate::mock::serve(listener, config));
-        let found = discover(&provider(&format!("http://{addr}/v1"), ProviderKind::OpenAi))
-            .await
-            .unwrap();
+        let found = discover(&provider(
+            &format!("http://{addr}/v1"),
+            ProviderKind::OpenAi,
+        ))
+        .await
+        .unwrap();
         assert_eq!(
             windows(&found),
             [("mock-small", Some(4096)), ("mock-large", Some(4096))]

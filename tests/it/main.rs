@@ -19,6 +19,7 @@ mod limits;
 mod nul;
 mod openai_smoke;
 mod pages;
+mod providers;
 mod recording;
 mod resets_and_admins;
 mod running;

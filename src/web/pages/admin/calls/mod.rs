@@ -56,7 +56,7 @@ fn url(raw: &RawCallFilter, path: &str, overrides: &[(&str, &str)]) -> String {
 
 /// How an API key is named on the admin pages: its name and the end of the secret, never more.
 pub fn key_label(name: &str, last4: &str) -> String {
-    format!("{name} (sk-…{last4})")
+    format!("{name} ({})", crate::domain::api_key::display(last4))
 }
 
 /// The key column of a call: its key's name for an API call, a dash for a call from the chat pages.

@@ -5,8 +5,8 @@
 
 use crate::db::health as db_health;
 use crate::util::rfc3339_ms;
-use crate::web::api::openapi::response::{ErrorBody, Health};
 use crate::web::AppState;
+use crate::web::api::openapi::response::{ErrorBody, Health};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};

@@ -19,6 +19,7 @@ mod json_memory;
 mod limits;
 mod nul;
 mod openai_smoke;
+mod openapi;
 mod pages;
 mod providers;
 mod recording;

@@ -21,7 +21,7 @@ pub const PASSTHROUGH: &[&str] = &[
 ];
 
 /// Fields read by llmeta itself.
-const READ: &[&str] = &[
+pub const READ: &[&str] = &[
     "model",
     "messages",
     "stream",

@@ -89,10 +89,7 @@ const ERRORS: &[(u16, &str)] = &[
         404,
         "No such model (`model_not_found`), or no such API route (`unknown_url`).",
     ),
-    (
-        405,
-        "Another method on this path (`method_not_allowed`).",
-    ),
+    (405, "Another method on this path (`method_not_allowed`)."),
     (
         413,
         "The body is larger than the server accepts (`request_too_large`).",
@@ -134,11 +131,7 @@ fn api_errors(
 ) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
     statuses
         .iter()
-        .filter_map(|s| {
-            own.iter()
-                .chain(ERRORS)
-                .find(|(code, _)| code == s)
-        })
+        .filter_map(|s| own.iter().chain(ERRORS).find(|(code, _)| code == s))
         .map(|(status, description)| {
             let mut r = ResponseBuilder::new().description(*description).content(
                 "application/json",
@@ -169,7 +162,10 @@ pub struct ChatErrors;
 
 impl IntoResponses for ChatErrors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        api_errors(&[400, 401, 404, 405, 413, 415, 429, 500, 502, 503, 504], &[])
+        api_errors(
+            &[400, 401, 404, 405, 413, 415, 429, 500, 502, 503, 504],
+            &[],
+        )
     }
 }
 
@@ -227,10 +223,139 @@ pub async fn serve() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::MessageRole;
+    use crate::domain::params::{self, Range};
+    use crate::web::api::ApiError;
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        let bytes = document().as_ref().expect("the document serializes");
+        serde_json::from_slice(bytes).expect("the document is JSON")
+    }
+
+    fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        &doc["components"]["schemas"][name]
+    }
 
     #[test]
-    fn print_document() {
-        let doc = document().as_ref().unwrap();
-        std::fs::write("/tmp/openapi-doc.json", doc).unwrap();
+    fn the_document_lists_the_routes_with_their_security() {
+        let d = doc();
+        assert_eq!(d["openapi"], "3.1.0");
+        assert_eq!(d["info"]["version"], env!("CARGO_PKG_VERSION"));
+        let mut ops: Vec<String> = d["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| format!("{m} {path}"))
+            })
+            .collect();
+        ops.sort();
+        assert_eq!(
+            ops,
+            [
+                "get /api/openapi.json",
+                "get /health",
+                "get /v1/models",
+                "post /health",
+                "post /v1/chat/completions"
+            ]
+        );
+        let scheme = &d["components"]["securitySchemes"][BEARER];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        for (path, method) in [("/v1/chat/completions", "post"), ("/v1/models", "get")] {
+            let op = &d["paths"][path][method];
+            assert_eq!(op["security"][0][BEARER], serde_json::json!([]), "{path}");
+        }
+        assert!(d["paths"]["/health"]["get"]["security"].is_null());
+        let chat = &d["paths"]["/v1/chat/completions"]["post"]["responses"];
+        let statuses: Vec<&String> = chat.as_object().unwrap().keys().collect();
+        assert_eq!(
+            statuses,
+            [
+                "200", "400", "401", "404", "405", "413", "415", "429", "500", "502", "503", "504"
+            ]
+        );
+        assert!(chat["429"]["headers"]["Retry-After"].is_object());
+        assert!(chat["200"]["content"]["text/event-stream"].is_object());
+    }
+
+    /// The ranges in the document are the parser's (a drift fails here, not in a client).
+    #[test]
+    fn ranges_are_the_parsers() {
+        let d = doc();
+        let req = &schema(&d, "ChatCompletionRequest")["properties"];
+        let f = |r: &Range<f64>| {
+            let p = &req[r.field];
+            assert_eq!(p["minimum"].as_f64(), Some(r.min), "{}", r.field);
+            assert_eq!(p["maximum"].as_f64(), Some(r.max), "{}", r.field);
+        };
+        for r in [
+            &params::TEMPERATURE,
+            &params::TOP_P,
+            &params::PRESENCE_PENALTY,
+            &params::FREQUENCY_PENALTY,
+        ] {
+            f(r);
+        }
+        for r in [&params::TOP_K, &params::SEED] {
+            let p = &req[r.field];
+            assert_eq!(p["minimum"].as_i64(), Some(r.min), "{}", r.field);
+            assert_eq!(p["maximum"].as_i64(), Some(r.max), "{}", r.field);
+        }
+        assert_eq!(req["max_tokens"]["minimum"], params::MIN_MAX_TOKENS);
+        assert_eq!(
+            req["messages"]["maxItems"],
+            crate::web::api::request::MAX_MESSAGES
+        );
+        assert_eq!(
+            req["stop"]["oneOf"][1]["maxItems"],
+            params::MAX_STOP_SEQUENCES
+        );
+        assert_eq!(req["stop"]["oneOf"][0]["maxLength"], params::MAX_STOP_CHARS);
+        assert_eq!(req["n"]["maximum"], 1);
+        assert!(schema(&d, "ChatCompletionRequest")["additionalProperties"].is_object());
+        // Every field the parser reads or passes on is documented.
+        for field in crate::web::api::request::PASSTHROUGH
+            .iter()
+            .chain(crate::web::api::request::READ)
+        {
+            assert!(req[*field].is_object(), "`{field}` is not documented");
+        }
+    }
+
+    #[test]
+    fn every_role_and_error_type_is_documented() {
+        let d = doc();
+        let roles: Vec<&str> = schema(&d, "Message")["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["properties"]["role"]["enum"][0].as_str().unwrap())
+            .collect();
+        for role in MessageRole::ALL {
+            assert!(roles.contains(&role.as_str()), "{role}");
+        }
+        let kinds = &schema(&d, "ErrorType")["enum"];
+        let errors = [
+            ApiError::invalid_request("x"),
+            ApiError::unauthorized("x", "c"),
+            ApiError::forbidden("x"),
+            ApiError::rate_limited("x", 1),
+            ApiError::upstream(axum::http::StatusCode::BAD_GATEWAY, "x", "c"),
+            ApiError::unavailable("x", 1),
+            ApiError::internal("x"),
+        ];
+        for e in errors {
+            assert!(
+                kinds.as_array().unwrap().iter().any(|k| k == e.kind),
+                "{}",
+                e.kind
+            );
+        }
     }
 }

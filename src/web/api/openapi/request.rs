@@ -7,7 +7,9 @@ use crate::web::api::request::{MAX_MESSAGES, MAX_TOP_LOGPROBS};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 use utoipa::openapi::Ref;
-use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+};
 
 /// A chat completion request, as OpenAI's Chat Completions take it, with `top_k` as llama.cpp and vLLM take
 /// it. Text anywhere in the body may not contain U+0000. Fields not listed here are accepted, named in the
@@ -86,10 +88,16 @@ pub struct StreamOptions {
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum Message {
     /// Instructions for the model.
-    System { content: Content },
+    System {
+        content: Content,
+    },
     /// OpenAI's newer name for `system`.
-    Developer { content: Content },
-    User { content: Content },
+    Developer {
+        content: Content,
+    },
+    User {
+        content: Content,
+    },
     /// An earlier answer: its text, or the tools it called (then `content` may be null or absent).
     Assistant {
         content: Option<Content>,
@@ -225,7 +233,10 @@ fn top_k() -> Object {
 }
 
 fn seed() -> Object {
-    ranged(&params::SEED, " For repeatable answers, where the provider supports it.")
+    ranged(
+        &params::SEED,
+        " For repeatable answers, where the provider supports it.",
+    )
 }
 
 fn presence_penalty() -> Object {

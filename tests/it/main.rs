@@ -17,6 +17,7 @@ mod json;
 mod json_memory;
 mod limits;
 mod nul;
+mod openai_sdk;
 mod openai_smoke;
 mod pages;
 mod recording;

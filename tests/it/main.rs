@@ -20,6 +20,7 @@ mod nul;
 mod openai_sdk;
 mod openai_smoke;
 mod pages;
+mod providers;
 mod recording;
 mod resets_and_admins;
 mod running;

@@ -14,6 +14,7 @@ import sys
 import traceback
 
 import openai
+import pydantic
 
 BASE_URL = os.environ["LLMETA_BASE_URL"]
 KEY = os.environ["LLMETA_API_KEY"]
@@ -39,6 +40,16 @@ WEATHER_TOOL = {
 
 # The mock counts, as llama.cpp does, one token per answer chunk and the end-of-sequence token when it stops.
 EOS = 1
+
+
+class GetWeather(pydantic.BaseModel):
+    """The weather in a city now."""
+
+    city: str
+
+
+# A strict tool from a pydantic model: the SDK parses the call's arguments into it (`parsed_arguments`).
+STRICT_WEATHER_TOOL = openai.pydantic_function_tool(GetWeather, name="get_weather")
 
 failures = []
 
@@ -186,41 +197,57 @@ def _():
 
 
 def tool_round(streamed):
-    """Asks with a tool, gets its call, answers it with the tool's result, and gets a text answer."""
+    """Asks with a tool, gets its call, answers it with the tool's result, and gets a text answer.
+
+    Through the SDK's parsing helpers (`parse`, and `stream`, which joins the chunks itself), so the SDK checks
+    the tool call's shape and parses its arguments into `GetWeather`."""
     question = "What is the weather in Paris? mock:tool=get_weather"
     messages = [{"role": "user", "content": question}]
-    if streamed:
-        with client.chat.completions.stream(model=MODEL, messages=messages, tools=[WEATHER_TOOL]) as s:
+
+    def ask():
+        if not streamed:
+            return client.chat.completions.parse(model=MODEL, messages=messages, tools=[STRICT_WEATHER_TOOL])
+        with client.chat.completions.stream(
+            model=MODEL, messages=messages, tools=[STRICT_WEATHER_TOOL],
+            stream_options={"include_usage": True},
+        ) as s:
             for _event in s:
                 pass
-            first = s.get_final_completion()
-    else:
-        first = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+            return s.get_final_completion()
+
+    first = ask()
     c = first.choices[0]
     expect(c.finish_reason == "tool_calls", f"finish_reason {c.finish_reason}")
+    expect(c.message.content is None, f"content {c.message.content!r} beside a tool call")
     calls = c.message.tool_calls or []
     expect(len(calls) == 1, f"{len(calls)} tool calls")
     call = calls[0]
     expect(call.type == "function", f"type {call.type}")
-    expect(bool(call.id), "the tool call has no id")
+    expect(call.id.startswith("call_"), f"tool call id {call.id!r}")
     expect(call.function.name == "get_weather", f"name {call.function.name!r}")
-    args = json.loads(call.function.arguments)
-    expect(isinstance(args, dict), f"arguments {call.function.arguments!r} are not a JSON object")
+    expect(json.loads(call.function.arguments) == {"city": "Paris"}, f"arguments {call.function.arguments!r}")
+    parsed = call.function.parsed_arguments
+    expect(isinstance(parsed, GetWeather) and parsed.city == "Paris", f"parsed arguments {parsed!r}")
+    # The mock streams a call as four pieces, and ends it with the end-of-sequence token.
+    check_usage(first.usage, words(question), 4 + EOS)
     tool = {"name": call.function.name, "id": call.id, "arguments": call.function.arguments}
     record(call_id(first.id), streamed, first.usage, tool=tool)
 
-    messages.append(c.message.model_dump(exclude_none=True))
+    messages.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": call.id, "type": "function",
+                 "function": {"name": call.function.name, "arguments": call.function.arguments}}
+            ],
+        }
+    )
     messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temp_c": 21})})
-    if streamed:
-        with client.chat.completions.stream(model=MODEL, messages=messages, tools=[WEATHER_TOOL]) as s:
-            for _event in s:
-                pass
-            second = s.get_final_completion()
-    else:
-        second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    second = ask()
     c2 = second.choices[0]
     expect(c2.finish_reason == "stop", f"finish_reason after the tool result {c2.finish_reason}")
-    expect(bool(c2.message.content), "no text answer after the tool result")
+    expect("21" in (c2.message.content or ""), f"the answer {c2.message.content!r} does not use the result")
     expect(not c2.message.tool_calls, "another tool call after the tool result")
     record(call_id(second.id), streamed, second.usage)
 

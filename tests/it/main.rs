@@ -9,6 +9,7 @@ mod browser;
 mod chat;
 mod cli;
 mod csrf;
+mod explorer;
 mod files;
 mod health;
 mod helpers;

@@ -291,7 +291,7 @@ fn check_passthrough(body: &Map<String, Value>) -> Result<(), ApiError> {
         match field.as_str() {
             "tools" if !v.is_array() => return wrong(field, "an array of tools"),
             "logprobs" if !v.is_boolean() => return wrong(field, "true or false"),
-            "top_logprobs" if !v.as_u64().is_some_and(|n| n <= 20) => {
+            "top_logprobs" if v.as_u64().is_none_or(|n| n > 20) => {
                 return wrong(field, "a whole number from 0 to 20");
             }
             "user" if !v.is_string() => return wrong(field, "a string"),

@@ -2,7 +2,7 @@
 //! minimum latency / tokens / cost, message text), sorted (time, tokens, latency, cost), keyset-paginated, with
 //! filters in the URL; a detail page; a streamed CSV of the filtered rows; a read-only conversation view.
 
-use super::super::views::{MessageView, dollars};
+use super::super::views::{MessageView, cost_label, cost_text, dollars};
 use super::super::{Chrome, render};
 use super::enc;
 use crate::db::admin::{Arg, EXPLORER_COLUMNS, ExplorerRow, Where, bind_all};
@@ -319,7 +319,15 @@ fn row_view(r: &ExplorerRow) -> RowView {
             .ttft_ms
             .map(|l| format!("{l:.0} ms"))
             .unwrap_or_else(|| "–".into()),
-        cost: r.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
+        cost: cost_text(
+            r.cost_micros,
+            [
+                r.price_input_micros,
+                r.price_cached_input_micros,
+                r.price_output_micros,
+            ],
+            r.status == "pending",
+        ),
         conversation_id: r.conversation_id.clone(),
     }
 }
@@ -578,10 +586,7 @@ pub async fn detail(
         ("TTFT ms", of(c.ttft_ms)),
         ("Tokens/s", of(c.tokens_per_sec)),
         ("Finish reason", o(c.finish_reason.clone())),
-        (
-            "Cost",
-            c.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
-        ),
+        ("Cost", cost_label(&c)),
         (
             "Prices per 1M (in / cached / out)",
             format!(

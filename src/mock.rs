@@ -1,4 +1,5 @@
-//! A mock OpenAI-compatible upstream for tests and benchmarks (`llmeta-mock` binary).
+//! A mock OpenAI-compatible upstream for tests and benchmarks (`llmeta-mock` binary), shaped like llama.cpp's
+//! `llama-server`.
 //!
 //! Behaviour is chosen per request by directives in the last user message, e.g.
 //! `mock:tokens=50 mock:ttft_ms=20 mock:delay_ms=5 mock:fault=cut`:
@@ -12,11 +13,36 @@
 //! - `reasoning=N` reasoning tokens first (`reasoning_content`), `cached=N` cached input tokens in usage
 //! - `crlf` CRLF line ends and keep-alive comments in the stream
 //! - `nul` a U+0000 character (JSON `\u0000`) at the end of every answer chunk
+//! - `tool=NAME` when the request has `tools`: a call to NAME instead of text (see below)
 //!
-//! Usage is exact and predictable: prompt tokens = words in all messages, completion tokens = chunks sent.
+//! As llama.cpp does, a stream opens with `delta: {"role":"assistant","content":null}`, then one chunk per
+//! token, then a chunk with an empty delta and the `finish_reason`, then — only when the request asks with
+//! `stream_options.include_usage` — a chunk with `choices: []`, `usage` and a `timings` object, then `[DONE]`.
+//! `max_tokens` and `max_completion_tokens` both cap the answer (`finish_reason: "length"`), and so does the
+//! context size when one is set.
+//!
+//! Usage is exact and predictable: prompt tokens = words in all messages; completion tokens = chunks sent
+//! (reasoning, answer, or a tool call's four pieces) plus one for the end-of-sequence token, which is generated
+//! when the answer ends by itself (`stop`, `tool_calls`) and not when `length` cut it.
+//!
+//! Tools: with `tools` in the request and `mock:tool=NAME` (or a `tool_choice` that names a function, or
+//! `"required"`: the first tool), the answer is a call `{"city":"Paris"}` to NAME with id `call_mock_N` —
+//! streamed as an id/name piece and three argument fragments — and `finish_reason: "tool_calls"`, no content
+//! (`content: null` when not streamed). A request whose messages end with a `tool` message is answered with
+//! text that quotes the tool's result, so that a round trip can be tested. `logprobs: true` puts a
+//! `logprobs.content` entry on every answer chunk (the whole list when not streamed).
+//!
+//! `MockConfig::n_ctx` (`--n-ctx`): `GET /v1/models` reports it as `meta.n_ctx`, and a prompt with more tokens
+//! is answered `400` `exceed_context_size_error` (with `n_prompt_tokens` and `n_ctx`) before any SSE.
+//!
 //! `GET /_mock/requests` returns the request bodies received (newest last); `GET /_mock/auth` the
 //! `Authorization` headers; `GET /_mock/sent` how many answer chunks streams have been handed.
 
+mod answer;
+#[cfg(test)]
+mod tests;
+
+use answer::{Answer, Plan};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -27,6 +53,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -37,6 +64,8 @@ pub struct MockConfig {
     pub tokens: usize,
     pub ttft_ms: u64,
     pub delay_ms: u64,
+    /// The context size, as llama.cpp's `-c`: reported by `/v1/models`, and longer prompts are refused.
+    pub n_ctx: Option<u64>,
 }
 
 impl Default for MockConfig {
@@ -45,6 +74,7 @@ impl Default for MockConfig {
             tokens: 20,
             ttft_ms: 0,
             delay_ms: 0,
+            n_ctx: None,
         }
     }
 }
@@ -56,7 +86,9 @@ struct MockState {
     auth: Arc<Mutex<VecDeque<String>>>,
     /// Answer chunks handed to streams so far, all requests together (`GET /_mock/sent`): a test can tell
     /// from it whether the client still takes the stream.
-    sent: Arc<std::sync::atomic::AtomicU64>,
+    sent: Arc<AtomicU64>,
+    /// Numbers the tool calls' ids.
+    calls: Arc<AtomicU64>,
 }
 
 /// Serves the mock on `listener` until the task is dropped.
@@ -74,6 +106,7 @@ pub fn router(config: MockConfig) -> Router {
         requests: Arc::new(Mutex::new(VecDeque::new())),
         auth: Arc::new(Mutex::new(VecDeque::new())),
         sent: Default::default(),
+        calls: Default::default(),
     };
     Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -84,11 +117,16 @@ pub fn router(config: MockConfig) -> Router {
         .with_state(state)
 }
 
-async fn models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [
-        {"id": "mock-small", "object": "model", "owned_by": "mock"},
-        {"id": "mock-large", "object": "model", "owned_by": "mock"}
-    ]}))
+async fn models(State(s): State<MockState>) -> Json<Value> {
+    let entry = |id: &str| {
+        let mut m =
+            json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "llamacpp"});
+        if let Some(n) = s.config.n_ctx {
+            m["meta"] = json!({"n_ctx": n, "n_ctx_train": n, "n_vocab": 32_000});
+        }
+        m
+    };
+    Json(json!({"object": "list", "data": [entry("mock-small"), entry("mock-large")]}))
 }
 
 async fn requests(State(s): State<MockState>) -> Json<Value> {
@@ -101,7 +139,7 @@ async fn requests(State(s): State<MockState>) -> Json<Value> {
 }
 
 async fn sent(State(s): State<MockState>) -> Json<Value> {
-    Json(json!(s.sent.load(std::sync::atomic::Ordering::Relaxed)))
+    Json(json!(s.sent.load(Ordering::Relaxed)))
 }
 
 async fn auth(State(s): State<MockState>) -> Json<Value> {
@@ -123,8 +161,8 @@ fn directives(body: &Value) -> (HashMap<String, String>, String) {
                 .rev()
                 .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         })
-        .and_then(|m| m.get("content").and_then(Value::as_str))
-        .unwrap_or("");
+        .map(|m| crate::llm::content_text(m.get("content").unwrap_or(&Value::Null)))
+        .unwrap_or_default();
     let mut map = HashMap::new();
     let mut rest = Vec::new();
     for word in last_user.split(' ') {
@@ -147,18 +185,6 @@ fn limit(directive: &str) -> u64 {
         // Token counts and `split`'s chunk size.
         _ => 1_000_000,
     }
-}
-
-fn prompt_tokens(body: &Value) -> usize {
-    body.get("messages")
-        .and_then(Value::as_array)
-        .map(|m| {
-            m.iter()
-                .filter_map(|m| m.get("content").and_then(Value::as_str))
-                .map(|c| c.split_whitespace().count())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -233,56 +259,27 @@ async fn chat(
         }
         _ => {}
     }
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock")
-        .to_string();
-    let max_tokens = body.get("max_tokens").and_then(Value::as_u64);
-    let mut chunks: Vec<String> = if d.contains_key("echo") {
-        let size = num("split", 0) as usize;
-        if size == 0 {
-            vec![text.clone()]
-        } else {
-            let chars: Vec<char> = text.chars().collect();
-            chars.chunks(size).map(|c| c.iter().collect()).collect()
-        }
-    } else {
-        let n = num("tokens", s.config.tokens as u64) as usize;
-        // The answer is built whole before streaming: at most about 128 MiB of padding in all.
-        let size = (num("size", 0) as usize).min((128 << 20) / n.max(1));
-        let pad = "x".repeat(size);
-        (1..=n)
-            .map(|i| {
-                if i == 1 {
-                    format!("tok{i}{pad}")
-                } else {
-                    format!(" tok{i}{pad}")
-                }
-            })
-            .collect()
-    };
-    let mut finish = "stop";
-    if let Some(max) = max_tokens
-        && chunks.len() as u64 > max
+    let prompt = answer::prompt_tokens(&body);
+    if let Some(n_ctx) = s.config.n_ctx
+        && prompt > n_ctx
     {
-        chunks.truncate(max as usize);
-        finish = "length";
+        // llama.cpp's answer, before any SSE.
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": 400, "message":
+                "the request exceeds the available context size, try increasing it",
+                "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": n_ctx}})),
+        )
+            .into_response();
     }
-    if d.contains_key("nul") {
-        for c in &mut chunks {
-            c.push('\0');
-        }
-    }
-    let reasoning: Vec<String> = (1..=num("reasoning", 0))
-        .map(|i| format!("think{i} "))
-        .collect();
-    let usage = json!({
-        "prompt_tokens": prompt_tokens(&body),
-        "completion_tokens": chunks.len() + reasoning.len(),
-        "total_tokens": prompt_tokens(&body) + chunks.len() + reasoning.len(),
-        "prompt_tokens_details": {"cached_tokens": num("cached", 0)},
-        "completion_tokens_details": {"reasoning_tokens": reasoning.len()},
+    let answer = Answer::plan(&Plan {
+        body: &body,
+        directives: &d,
+        text: &text,
+        num: &num,
+        default_tokens: s.config.tokens as u64,
+        n_ctx: s.config.n_ctx,
+        call_number: &s.calls,
     });
     let with_usage = fault != "no_usage";
     let ttft = Duration::from_millis(num("ttft_ms", s.config.ttft_ms));
@@ -290,7 +287,7 @@ async fn chat(
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
 
     if !stream {
-        tokio::time::sleep(ttft + delay * chunks.len().saturating_sub(1) as u32).await;
+        tokio::time::sleep(ttft + delay * answer.pieces().saturating_sub(1) as u32).await;
         if fault == "error_event" {
             return Json(json!({"error": {"message": error_event, "type": "server_error"}}))
                 .into_response();
@@ -303,18 +300,7 @@ async fn chat(
             )
                 .into_response();
         }
-        let mut answer = json!({
-            "id": "chatcmpl-mock",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": chunks.concat(),
-                         "reasoning_content": reasoning.concat()}, "finish_reason": finish}],
-        });
-        if with_usage {
-            answer["usage"] = usage;
-        }
-        return Json(answer).into_response();
+        return Json(answer.whole(with_usage, ttft, delay)).into_response();
     }
 
     let include_usage = body
@@ -327,25 +313,20 @@ async fn chat(
     let sent = s.sent.clone();
     tokio::spawn(async move {
         let event = |v: Value| format!("data: {v}{nl}{nl}");
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                   "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
         tokio::time::sleep(ttft).await;
         if nl == "\r\n" && tx.send(Ok(format!(": keep-alive{nl}{nl}"))).await.is_err() {
             return;
         }
-        let mut first = true;
-        let total = chunks.len();
-        let all = reasoning
-            .iter()
-            .map(|r| (true, r))
-            .chain(chunks.iter().map(|c| (false, c)));
-        for (i, (is_reasoning, piece)) in all.enumerate() {
-            if !first {
+        if tx.send(Ok(event(answer.role_chunk()))).await.is_err() {
+            return;
+        }
+        let reasoning = answer.reasoning.len();
+        let total = answer.content.len();
+        for (i, chunk) in answer.chunks().enumerate() {
+            if i > 0 {
                 tokio::time::sleep(delay).await;
             }
-            let cut_here = i >= reasoning.len() + total / 2 && total > 1;
+            let cut_here = i >= reasoning + total / 2 && total > 1;
             if fault == "cut" && cut_here {
                 return; // the connection closes without finish_reason or [DONE]
             }
@@ -365,24 +346,14 @@ async fn chat(
                     .await;
                 return;
             }
-            let delta = if is_reasoning {
-                json!({"reasoning_content": piece})
-            } else if first {
-                json!({"role": "assistant", "content": piece})
-            } else {
-                json!({"content": piece})
-            };
-            first = false;
-            if tx.send(Ok(event(chunk(delta, Value::Null)))).await.is_err() {
+            if tx.send(Ok(event(chunk))).await.is_err() {
                 return; // client went away
             }
-            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sent.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = tx.send(Ok(event(chunk(json!({}), json!(finish))))).await;
+        let _ = tx.send(Ok(event(answer.finish_chunk()))).await;
         if include_usage && with_usage {
-            let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                           "model": model, "choices": [], "usage": usage});
-            let _ = tx.send(Ok(event(v))).await;
+            let _ = tx.send(Ok(event(answer.usage_chunk(ttft, delay)))).await;
         }
         let _ = tx.send(Ok(format!("data: [DONE]{nl}{nl}"))).await;
     });

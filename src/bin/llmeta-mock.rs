@@ -16,6 +16,10 @@ struct Args {
     /// Delay between tokens, in milliseconds.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Context size in tokens, as llama.cpp's `-c`: reported by `/v1/models` as `meta.n_ctx`, and a longer
+    /// prompt is refused with 400 `exceed_context_size_error`. Unset: no limit, and no `meta`.
+    #[arg(long, env = "LLMETA_MOCK_N_CTX")]
+    n_ctx: Option<u64>,
 }
 
 #[tokio::main]
@@ -32,6 +36,7 @@ async fn main() -> std::io::Result<()> {
             tokens: a.tokens,
             ttft_ms: a.ttft_ms,
             delay_ms: a.delay_ms,
+            n_ctx: a.n_ctx,
         },
     )
     .await

@@ -99,6 +99,55 @@ impl CallService {
     }
 }
 
+impl CallService {
+    /// The record of a call about to be sent, as it is written before the provider is called (`pending`):
+    /// who, which model and provider, the parameters, the exact body, the prices of the moment, this instance.
+    /// Callers add what is theirs (the conversation and messages, the API key, notes).
+    pub fn pending_record(
+        &self,
+        user_id: &str,
+        source: crate::domain::Source,
+        model: &Model,
+        params: &crate::domain::Params,
+        prepared: &Prepared,
+    ) -> CallRecord {
+        CallRecord {
+            id: crate::util::new_id(),
+            user_id: user_id.to_string(),
+            source,
+            provider: model.provider.clone(),
+            model: model.id.clone(),
+            upstream_model: model.upstream.clone(),
+            streamed: i64::from(prepared.stream),
+            temperature: params.temperature,
+            top_p: params.top_p,
+            top_k: params.top_k,
+            max_tokens: params.max_tokens,
+            seed: params.seed,
+            presence_penalty: params.presence_penalty,
+            frequency_penalty: params.frequency_penalty,
+            stop: (!params.stop.is_empty())
+                .then(|| serde_json::to_string(&params.stop).unwrap_or_default()),
+            system_prompt: params.system_prompt.clone(),
+            params_dropped: prepared.dropped.join(","),
+            request_json: prepared.body.to_string(),
+            context_messages: prepared
+                .body
+                .get("messages")
+                .and_then(|m| m.as_array())
+                .map_or(0, Vec::len) as i64,
+            usage_source: crate::domain::UsageSource::None,
+            sent_ms: crate::util::now_ms(),
+            status: crate::domain::CallStatus::Pending,
+            price_input_micros: model.prices.input,
+            price_cached_input_micros: model.prices.cached_input,
+            price_output_micros: model.prices.output,
+            instance_id: Some(self.instance().id.clone()),
+            ..Default::default()
+        }
+    }
+}
+
 /// A call whose pending record is written, ready to run.
 pub struct Started {
     pub call: CallRecord,

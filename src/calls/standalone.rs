@@ -5,10 +5,10 @@
 use super::{CallService, Started};
 use crate::db::calls::CallRecord;
 use crate::db::group::{CallStart, Write};
-use crate::domain::{CallStatus, Params, Source, UsageSource};
+use crate::domain::{Params, Source};
 use crate::llm::registry::Model;
 use crate::llm::{CallRequest, ChatMessage, tokens};
-use crate::util::{new_id, now_ms};
+
 use serde_json::{Map, Value};
 
 /// A call to start.
@@ -73,7 +73,6 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
     let ticket = calls
         .enter(s.user_id)
         .map_err(|b| StartError::Busy(b.message()))?;
-    let context_messages = s.messages.len() as i64;
     let prepared = provider.prepare(&CallRequest {
         upstream_model: model.upstream.clone(),
         messages: s.messages,
@@ -81,37 +80,10 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
         stream: s.stream,
         passthrough: s.passthrough,
     });
-    let params = &s.params;
     let call = CallRecord {
-        id: new_id(),
-        user_id: s.user_id.to_string(),
-        source: s.source,
         api_key_id: s.api_key_id.map(str::to_string),
-        provider: model.provider.clone(),
-        model: model.id.clone(),
-        upstream_model: model.upstream.clone(),
-        streamed: i64::from(s.stream),
-        temperature: params.temperature,
-        top_p: params.top_p,
-        top_k: params.top_k,
-        max_tokens: params.max_tokens,
-        seed: params.seed,
-        presence_penalty: params.presence_penalty,
-        frequency_penalty: params.frequency_penalty,
-        stop: (!params.stop.is_empty())
-            .then(|| serde_json::to_string(&params.stop).unwrap_or_default()),
-        params_dropped: prepared.dropped.join(","),
-        request_json: prepared.body.to_string(),
-        context_messages,
-        usage_source: UsageSource::None,
-        sent_ms: now_ms(),
-        status: CallStatus::Pending,
-        price_input_micros: model.prices.input,
-        price_cached_input_micros: model.prices.cached_input,
-        price_output_micros: model.prices.output,
-        instance_id: Some(calls.instance().id.clone()),
         notes: s.notes,
-        ..Default::default()
+        ..calls.pending_record(s.user_id, s.source, model, &s.params, &prepared)
     };
     // If this request is dropped once the start is written but before the runner owns the call, the ticket
     // goes with it, and the heartbeat interrupts the pending call it leaves.

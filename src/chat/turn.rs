@@ -10,7 +10,7 @@ use crate::db::group::{
     Activity, CallStart, NewConversation, NewMessage, Remembered, TurnStart, Write,
 };
 use crate::db::messages::{self, Message};
-use crate::domain::{CallStatus, Params, Source, UsageSource};
+use crate::domain::{Params, Source};
 use crate::llm::registry::Model;
 use crate::llm::{CallRequest, tokens};
 use crate::util::{new_id, now_ms};
@@ -337,42 +337,12 @@ async fn begin(
         .unwrap_or_else(new_id);
     let answer_id = new_id();
     let call = CallRecord {
-        id: new_id(),
-        user_id: ask.user_id.to_string(),
         conversation_id: Some(conversation_id.clone()),
         request_message_id: Some(question.id.clone()),
         response_message_id: Some(answer_id.clone()),
-        source: ask.source,
-        provider: model.provider.clone(),
-        model: model.id.clone(),
-        upstream_model: model.upstream.clone(),
-        streamed: i64::from(ask.stream),
-        temperature: params.temperature,
-        top_p: params.top_p,
-        top_k: params.top_k,
-        max_tokens: params.max_tokens,
-        seed: params.seed,
-        presence_penalty: params.presence_penalty,
-        frequency_penalty: params.frequency_penalty,
-        stop: (!params.stop.is_empty())
-            .then(|| serde_json::to_string(&params.stop).unwrap_or_default()),
-        system_prompt: params.system_prompt.clone(),
-        params_dropped: prepared.dropped.join(","),
-        request_json: prepared.body.to_string(),
-        context_messages: (prepared
-            .body
-            .get("messages")
-            .and_then(|m| m.as_array())
-            .map_or(0, Vec::len)) as i64,
         context_dropped: fitted.dropped as i64,
-        usage_source: UsageSource::None,
         sent_ms: now,
-        status: CallStatus::Pending,
-        price_input_micros: model.prices.input,
-        price_cached_input_micros: model.prices.cached_input,
-        price_output_micros: model.prices.output,
-        instance_id: Some(calls.instance().id.clone()),
-        ..Default::default()
+        ..calls.pending_record(ask.user_id, ask.source, model, &params, &prepared)
     };
 
     let mut messages = Vec::with_capacity(2);

@@ -7,9 +7,44 @@ use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// How llmeta talks to a provider. Both speak OpenAI's Chat Completions; `Ollama` also asks Ollama's own
+/// `/api/show` for each discovered model's context window, which its `/v1/models` does not give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     OpenAi,
+    Ollama,
+}
+
+impl ProviderKind {
+    /// The name used in `kind = "…"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Ollama => "ollama",
+        }
+    }
+}
+
+/// The context window assumed for a model when neither its `[[models]]` entry nor its provider states one.
+pub const DEFAULT_CONTEXT_WINDOW: i64 = 8192;
+
+/// Where a model's context window came from: its `[[models]]` entry wins, then what the provider reported at
+/// discovery, then [`DEFAULT_CONTEXT_WINDOW`] (an assumption, which a page can say is one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextSource {
+    Config,
+    Provider,
+    Default,
+}
+
+impl ContextSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContextSource::Config => "config",
+            ContextSource::Provider => "provider",
+            ContextSource::Default => "default",
+        }
+    }
 }
 
 /// Deadlines for one call, in milliseconds.
@@ -59,6 +94,8 @@ pub struct ModelConfig {
     pub upstream: String,
     pub display_name: String,
     pub context_window: i64,
+    /// Whether `context_window` was stated in the file or is the default, which discovery may replace.
+    pub context_source: ContextSource,
     pub max_output_tokens: i64,
     pub price_input: f64,
     pub price_cached_input: f64,
@@ -74,8 +111,9 @@ impl ModelConfig {
             provider: provider.to_string(),
             upstream: id.to_string(),
             display_name: id.to_string(),
-            context_window: 8192,
-            max_output_tokens: 4096,
+            context_window: DEFAULT_CONTEXT_WINDOW,
+            context_source: ContextSource::Default,
+            max_output_tokens: DEFAULT_CONTEXT_WINDOW / 2,
             price_input: 0.0,
             price_cached_input: 0.0,
             price_output: 0.0,
@@ -168,12 +206,16 @@ pub(super) fn resolve(
     let mut providers = Vec::new();
     for (i, p) in file_providers.into_iter().enumerate() {
         let at = format!("providers[{i}]");
-        if p.kind != "openai" {
-            return Err(invalid(
-                &format!("{at}.kind"),
-                format!("'{}' is not a known provider kind (openai)", p.kind),
-            ));
-        }
+        let kind = match p.kind.as_str() {
+            "openai" => ProviderKind::OpenAi,
+            "ollama" => ProviderKind::Ollama,
+            other => {
+                return Err(invalid(
+                    &format!("{at}.kind"),
+                    format!("'{other}' is not a known provider kind (openai, ollama)"),
+                ));
+            }
+        };
         if p.name.trim().is_empty() || p.name == "demo" {
             return Err(invalid(&format!("{at}.name"), "must be set and not 'demo'"));
         }
@@ -192,7 +234,7 @@ pub(super) fn resolve(
                 .unsupported_params
                 .unwrap_or_else(|| default_unsupported(&base_url)),
             name: p.name,
-            kind: ProviderKind::OpenAi,
+            kind,
             base_url,
             api_key_env: p.api_key_env,
             api_key,
@@ -252,7 +294,12 @@ pub(super) fn resolve(
         if m.id.trim().is_empty() || models.iter().any(|x: &ModelConfig| x.id == m.id) {
             return Err(invalid(&format!("{at}.id"), "must be set and unique"));
         }
-        let context_window = m.context_window.unwrap_or(8192);
+        let context_source = if m.context_window.is_some() {
+            ContextSource::Config
+        } else {
+            ContextSource::Default
+        };
+        let context_window = m.context_window.unwrap_or(DEFAULT_CONTEXT_WINDOW);
         if !(256..=100_000_000).contains(&context_window) {
             return Err(invalid(
                 &format!("{at}.context_window"),
@@ -300,6 +347,7 @@ pub(super) fn resolve(
             id: m.id,
             provider: m.provider,
             context_window,
+            context_source,
             max_output_tokens,
             price_input: m.price_input,
             price_cached_input: m.price_cached_input.unwrap_or(m.price_input),
@@ -308,4 +356,57 @@ pub(super) fn resolve(
         });
     }
     Ok((providers, models))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    #[test]
+    fn a_stated_window_is_the_configs_and_kind_may_be_ollama() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llmeta.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[providers]]
+name = "local"
+kind = "ollama"
+base_url = "http://127.0.0.1:11434/v1"
+discover_models = true
+
+[[models]]
+id = "stated"
+provider = "local"
+context_window = 32000
+
+[[models]]
+id = "assumed"
+provider = "local"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &|_| None).unwrap();
+        assert_eq!(c.providers[0].kind, ProviderKind::Ollama);
+        let source = |id: &str| {
+            let m = c.models.iter().find(|m| m.id == id).unwrap();
+            (m.context_window, m.context_source)
+        };
+        assert_eq!(source("stated"), (32000, ContextSource::Config));
+        assert_eq!(
+            source("assumed"),
+            (DEFAULT_CONTEXT_WINDOW, ContextSource::Default)
+        );
+        assert!(c.describe().contains("kind = \"ollama\""));
+
+        std::fs::write(
+            &path,
+            "[[providers]]\nname = \"x\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:1/v1\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&path), &|_| None).unwrap_err();
+        assert_eq!(e.setting, "providers[0].kind");
+        assert!(e.message.contains("openai, ollama"), "{}", e.message);
+    }
 }

@@ -6,7 +6,9 @@
 mod llm;
 mod uploads;
 
-pub use llm::{ModelConfig, ProviderConfig, ProviderKind, Timeouts};
+pub use llm::{
+    ContextSource, DEFAULT_CONTEXT_WINDOW, ModelConfig, ProviderConfig, ProviderKind, Timeouts,
+};
 
 use crate::secret::{Secret, redact_url};
 use serde::Deserialize;
@@ -655,7 +657,7 @@ impl Config {
         for p in &self.providers {
             let _ = writeln!(out, "\n[[providers]]");
             let _ = writeln!(out, "name = \"{}\"", p.name);
-            let _ = writeln!(out, "kind = \"openai\"");
+            let _ = writeln!(out, "kind = \"{}\"", p.kind.as_str());
             let _ = writeln!(out, "base_url = \"{}\"", p.base_url);
             let key = match (&p.api_key_env, &p.api_key) {
                 (Some(var), Some(_)) => format!("{var} (set, [redacted])"),

@@ -1,10 +1,9 @@
-//! Queries of the admin area: users with their usage, the call explorer, usage per model and per user.
+//! Queries of the admin area: users with their usage, the overview's counts, usage per model and per user. The
+//! call explorer's queries are in `explorer`.
 
 use super::Db;
 use super::users::User;
 use sqlx::FromRow;
-use sqlx::any::AnyArguments;
-use sqlx::query::QueryAs;
 
 /// A user with totals of their calls.
 #[derive(Debug, Clone, FromRow)]
@@ -136,95 +135,42 @@ pub async fn active_admins(db: &Db) -> sqlx::Result<i64> {
         .await
 }
 
-/// A typed value for dynamic SQL: text-cast floats keep the `Any` driver's NULL-typing bug out (see `calls::float`).
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Int(i64),
-    Text(String),
-    Float(f64),
+/// The totals on the admin overview.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct Counts {
+    pub users: i64,
+    pub calls: i64,
+    pub errors: i64,
+    pub conversations: i64,
 }
 
-/// A WHERE clause under construction, numbering placeholders itself (`QueryBuilder<Any>` writes `?`).
-#[derive(Default, Debug, Clone)]
-pub struct Where {
-    pub clauses: Vec<String>,
-    pub args: Vec<Arg>,
+pub async fn counts(db: &Db) -> sqlx::Result<Counts> {
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM calls) AS calls, \
+         (SELECT COUNT(*) FROM calls WHERE status = 'error') AS errors, \
+         (SELECT COUNT(*) FROM conversations) AS conversations",
+    )
+    .fetch_one(&db.pool)
+    .await
 }
 
-impl Where {
-    /// Adds a clause in which `{}` stands for the next placeholder.
-    pub fn push(&mut self, clause: &str, arg: Arg) {
-        let n = self.args.len() + 1;
-        let placeholder = match arg {
-            Arg::Float(_) => format!("CAST(${n} AS DOUBLE PRECISION)"),
-            _ => format!("${n}"),
-        };
-        self.clauses.push(clause.replace("{}", &placeholder));
-        self.args.push(arg);
-    }
+/// What the usage page totals by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageBy {
+    Model,
+    User,
+}
 
-    pub fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
+impl UsageBy {
+    fn column(self) -> &'static str {
+        match self {
+            UsageBy::Model => "c.model",
+            UsageBy::User => "u.email",
         }
     }
-
-    pub fn next_placeholder(&self) -> usize {
-        self.args.len() + 1
-    }
 }
 
-/// Binds the arguments in order.
-pub fn bind_all<'q, O>(
-    mut q: QueryAs<'q, sqlx::Any, O, AnyArguments>,
-    args: &'q [Arg],
-) -> QueryAs<'q, sqlx::Any, O, AnyArguments> {
-    for a in args {
-        q = match a {
-            Arg::Int(i) => q.bind(*i),
-            Arg::Text(s) => q.bind(s.as_str()),
-            Arg::Float(f) => q.bind(f.to_string()),
-        };
-    }
-    q
-}
-
-/// A row of the call explorer.
-#[derive(Debug, Clone, FromRow)]
-pub struct ExplorerRow {
-    pub id: String,
-    pub sent_ms: i64,
-    pub email: String,
-    pub user_role: String,
-    pub conversation_id: Option<String>,
-    pub source: String,
-    pub provider: String,
-    pub model: String,
-    pub status: String,
-    pub error_class: Option<String>,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub usage_source: String,
-    pub latency_ms: Option<f64>,
-    pub ttft_ms: Option<f64>,
-    pub cost_micros: Option<i64>,
-    /// The prices the call was recorded with: all 0 means the model had none ("no price configured").
-    pub price_input_micros: i64,
-    pub price_cached_input_micros: i64,
-    pub price_output_micros: i64,
-    pub finish_reason: Option<String>,
-    pub temperature: Option<f64>,
-    pub max_tokens: Option<i64>,
-}
-
-pub const EXPLORER_COLUMNS: &str = "c.id, c.sent_ms, u.email, u.role AS user_role, c.conversation_id, c.source, \
-     c.provider, c.model, c.status, c.error_class, c.input_tokens, c.output_tokens, c.usage_source, c.latency_ms, \
-     c.ttft_ms, c.cost_micros, c.price_input_micros, c.price_cached_input_micros, c.price_output_micros, \
-     c.finish_reason, c.temperature, c.max_tokens";
-
-/// One usage line (per model or per user) for a period.
+/// One usage line (per model or per user) for a period, with the part of it made through the API.
 #[derive(Debug, Clone, FromRow)]
 pub struct UsageRow {
     pub key: String,
@@ -233,18 +179,48 @@ pub struct UsageRow {
     pub output_tokens: i64,
     pub cost_micros: i64,
     pub errors: i64,
+    /// Calls, input + output tokens and cost from the chat pages (`source = 'ui'`).
+    pub ui_calls: i64,
+    pub ui_tokens: i64,
+    pub ui_cost_micros: i64,
+    /// The same from the API (`source = 'api'`).
+    pub api_calls: i64,
+    pub api_tokens: i64,
+    pub api_cost_micros: i64,
 }
 
-/// Totals per `group` (`c.model` or `u.email`) between two times.
-pub async fn usage(db: &Db, group: &str, from_ms: i64, to_ms: i64) -> sqlx::Result<Vec<UsageRow>> {
+/// `CAST(SUM(CASE WHEN c.source = '…' THEN expr ELSE 0 END) AS BIGINT) AS alias`.
+fn source_sum(source: &str, expr: &str, alias: &str) -> String {
+    format!(
+        "CAST(COALESCE(SUM(CASE WHEN c.source = '{source}' THEN {expr} ELSE 0 END), 0) AS BIGINT) AS {alias}"
+    )
+}
+
+/// Totals per model or per user between two times, most calls first.
+pub async fn usage(db: &Db, by: UsageBy, from_ms: i64, to_ms: i64) -> sqlx::Result<Vec<UsageRow>> {
+    let group = by.column();
+    let tokens = "COALESCE(c.input_tokens, 0) + COALESCE(c.output_tokens, 0)";
+    let cost = "COALESCE(c.cost_micros, 0)";
+    let split: Vec<String> = crate::domain::Source::ALL
+        .iter()
+        .flat_map(|s| {
+            let s = s.as_str();
+            [
+                source_sum(s, "1", &format!("{s}_calls")),
+                source_sum(s, tokens, &format!("{s}_tokens")),
+                source_sum(s, cost, &format!("{s}_cost_micros")),
+            ]
+        })
+        .collect();
     let sql = format!(
         "SELECT {group} AS key, COUNT(*) AS calls, \
          CAST(COALESCE(SUM(c.input_tokens), 0) AS BIGINT) AS input_tokens, \
          CAST(COALESCE(SUM(c.output_tokens), 0) AS BIGINT) AS output_tokens, \
          CAST(COALESCE(SUM(c.cost_micros), 0) AS BIGINT) AS cost_micros, \
-         CAST(COALESCE(SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors \
+         CAST(COALESCE(SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, {} \
          FROM calls c JOIN users u ON u.id = c.user_id WHERE c.sent_ms >= $1 AND c.sent_ms < $2 \
-         GROUP BY {group} ORDER BY calls DESC LIMIT 500"
+         GROUP BY {group} ORDER BY calls DESC LIMIT 500",
+        split.join(", ")
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(from_ms)
@@ -256,12 +232,13 @@ pub async fn usage(db: &Db, group: &str, from_ms: i64, to_ms: i64) -> sqlx::Resu
 /// Latency percentiles (p in 0..=1) for one group, by counting then fetching the value at that rank.
 pub async fn latency_percentiles(
     db: &Db,
-    group: &str,
+    by: UsageBy,
     key: &str,
     from_ms: i64,
     to_ms: i64,
     ps: &[f64],
 ) -> sqlx::Result<Vec<Option<f64>>> {
+    let group = by.column();
     let filter = format!(
         "FROM calls c JOIN users u ON u.id = c.user_id WHERE {group} = $1 AND c.sent_ms >= $2 \
          AND c.sent_ms < $3 AND c.latency_ms IS NOT NULL"

@@ -30,6 +30,15 @@ pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<
     .await
 }
 
+/// Who owns a conversation. Only for administrators' read-only views: everyone else looks a conversation up
+/// with their own id ([`get_owned`]).
+pub async fn owner(db: &Db, id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT user_id FROM conversations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 /// Points the conversation at another branch (its newest message).
 pub async fn set_head(conn: &mut AnyConnection, id: &str, head_id: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE conversations SET head_id = $1 WHERE id = $2")

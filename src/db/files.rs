@@ -3,6 +3,7 @@
 use super::Db;
 use super::script::Script;
 use sqlx::FromRow;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct FileRow {
@@ -238,6 +239,39 @@ pub async fn for_conversation(db: &Db, conversation_id: &str) -> sqlx::Result<Ve
     .await
 }
 
+/// How many tokens of each file in a conversation were sent to the model, by file id; files not sent yet
+/// are left out.
+pub async fn tokens_sent_in_conversation(
+    db: &Db,
+    conversation_id: &str,
+) -> sqlx::Result<HashMap<String, i64>> {
+    let rows: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, tokens_sent FROM files WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, t)| t.map(|t| (id, t)))
+        .collect())
+}
+
+/// A user's most recent JSON-viewer documents, newest first: (id, name, size in bytes).
+pub async fn recent_json(
+    db: &Db,
+    user_id: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT id, name, size_bytes FROM files WHERE user_id = $1 AND purpose = 'json' \
+         ORDER BY created_ms DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+}
+
 pub async fn ids_in_conversation(db: &Db, conversation_id: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("SELECT id FROM files WHERE conversation_id = $1")
         .bind(conversation_id)
@@ -333,6 +367,17 @@ pub async fn call_files_in_conversation(
          JOIN calls c ON c.id = cf.call_id WHERE c.conversation_id = $1",
     )
     .bind(conversation_id)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// The files one call sent, and how many of their tokens (for the administrators' call detail).
+pub async fn sent_by_call(db: &Db, call_id: &str) -> sqlx::Result<Vec<CallFile>> {
+    sqlx::query_as(
+        "SELECT call_id, file_id, name, tokens_sent, tokens_total FROM call_files WHERE call_id = $1 \
+         ORDER BY name, file_id",
+    )
+    .bind(call_id)
     .fetch_all(&db.pool)
     .await
 }

@@ -42,6 +42,15 @@ pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<
     .await
 }
 
+/// A message's text as the model saw it: the expanded content when attachments were added, else the content.
+/// `None` when there is no such message.
+pub async fn model_text(db: &Db, id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT COALESCE(model_content, content) FROM messages WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 /// The path from the root to `head`, oldest first: the branch a conversation shows.
 pub fn branch(all: &[Message], head: Option<&str>) -> Vec<Message> {
     let by_id: std::collections::HashMap<&str, &Message> =

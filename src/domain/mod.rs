@@ -3,6 +3,7 @@
 
 pub mod api_key;
 mod call;
+mod call_filter;
 mod email;
 mod name;
 mod params;
@@ -11,6 +12,7 @@ mod role;
 
 pub use api_key::{KeyLifetime, KeyName};
 pub use call::{CallStatus, MessageRole, Source, UsageSource};
+pub use call_filter::{CallFilter, CallSort, Cursor, CursorValue, FilterError, RawCallFilter};
 pub use email::Email;
 pub use name::DisplayName;
 pub use params::{ParamError, Params, RawParams};

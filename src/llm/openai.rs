@@ -2,12 +2,17 @@
 //!
 //! Parsing is lenient on purpose: servers omit `id`/`created`, send unknown finish reasons, put reasoning in
 //! `reasoning_content` or `reasoning`, send usage only in the last chunk or never, and pad streams with
-//! comments and CRLF line ends. Timeouts: connect, first byte, idle between chunks, and total.
+//! comments and CRLF line ends. Timeouts: connect, first byte, idle between chunks, and total. What each
+//! chunk and body means is read in [`wire`].
+
+#[cfg(test)]
+mod against_mock;
+mod wire;
+
+pub use wire::parse_usage;
 
 use super::sse::SseParser;
-use super::{
-    CallRequest, Event, EventStream, LlmError, Prepared, TimeoutKind, Usage, apply_params,
-};
+use super::{CallRequest, Event, EventStream, LlmError, Prepared, TimeoutKind, apply_params};
 use crate::config::ProviderConfig;
 use crate::secret::Secret;
 use futures_util::StreamExt as _;
@@ -16,9 +21,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use wire::{body_events, chunk_events, error_body, provider_error};
 
 /// A non-streamed answer larger than this is refused.
 const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Most characters of a provider's error code kept (`context_length_exceeded` is 23).
+const MAX_ERROR_CODE: usize = 100;
 
 pub struct OpenAiClient(Arc<Inner>);
 
@@ -250,12 +258,17 @@ impl Running {
             let text = read_limited(res, 64 * 1024, self.deadline)
                 .await
                 .unwrap_or_default();
+            let body = error_body(&text, status.as_u16());
+            let key = self.inner.api_key.as_ref().map(|k| k.expose().as_str());
             return Err(LlmError::Http {
                 status: status.as_u16(),
-                message: self.redact(&error_message(&text, status.as_u16())),
+                message: self.redact(&body.message),
                 retry_after_secs,
-                prompt_tokens: None,
-                code: None,
+                prompt_tokens: body.prompt_tokens.filter(|n| *n >= 0),
+                // A code is a short identifier: anything longer is not one worth keeping whole.
+                code: body
+                    .code
+                    .map(|c| crate::secret::scrub(&c, key, MAX_ERROR_CODE)),
             });
         }
         self.queue.push_back(Ok(Event::Opened));
@@ -270,26 +283,8 @@ impl Running {
             return Err(LlmError::Provider(self.redact(&provider_error(err))));
         }
         self.meta(&value);
-        let choice = value.pointer("/choices/0").cloned().unwrap_or(Value::Null);
-        let message = choice.get("message").cloned().unwrap_or(Value::Null);
-        let content = str_at(&message, "content");
-        let reasoning = str_at(&message, "reasoning_content") + &str_at(&message, "reasoning");
-        if value.get("choices").is_none() {
-            return Err(LlmError::BadResponse("the body has no choices".into()));
-        }
-        if !content.is_empty() || !reasoning.is_empty() {
-            self.queue
-                .push_back(Ok(Event::Delta { content, reasoning }));
-        }
-        if let Some(u) = value.get("usage").and_then(parse_usage) {
-            self.queue.push_back(Ok(Event::Usage(u)));
-        }
-        let finish = choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .unwrap_or("stop")
-            .to_string();
-        self.queue.push_back(Ok(Event::Finish(finish)));
+        let events = body_events(&value).map_err(LlmError::BadResponse)?;
+        self.queue.extend(events.into_iter().map(Ok));
         self.finished = true;
         Ok(())
     }
@@ -336,21 +331,13 @@ impl Running {
             return;
         }
         self.meta(&chunk);
-        if let Some(choice) = chunk.pointer("/choices/0") {
-            let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
-            let content = str_at(&delta, "content");
-            let reasoning = str_at(&delta, "reasoning_content") + &str_at(&delta, "reasoning");
-            if !content.is_empty() || !reasoning.is_empty() {
-                self.queue
-                    .push_back(Ok(Event::Delta { content, reasoning }));
-            }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+        // Queued as this chunk arrives: the finish reason's chunk (llama.cpp's empty delta) is where the answer
+        // ends in time, before the usage chunk that may follow.
+        for event in chunk_events(&chunk) {
+            if matches!(event, Event::Finish(_)) {
                 self.saw_finish = true;
-                self.queue.push_back(Ok(Event::Finish(reason.to_string())));
             }
-        }
-        if let Some(u) = chunk.get("usage").and_then(parse_usage) {
-            self.queue.push_back(Ok(Event::Usage(u)));
+            self.queue.push_back(Ok(event));
         }
     }
 
@@ -359,10 +346,6 @@ impl Running {
         let key = self.inner.api_key.as_ref().map(|k| k.expose().as_str());
         crate::secret::scrub(text, key, super::MAX_PROVIDER_MESSAGE)
     }
-}
-
-fn str_at(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 /// A reqwest error without the URL (which is not secret, but is noise for users and logs).
@@ -406,53 +389,6 @@ async fn read_limited(
         }
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn provider_error(err: &Value) -> String {
-    err.get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| err.as_str().map(str::to_string))
-        // Some servers send only a code or a type: their JSON says more than nothing.
-        .unwrap_or_else(|| err.to_string())
-}
-
-/// The message inside an error body (`{"error":{"message":…}}`, `{"error":"…"}`, `{"detail":…}`), or its start.
-fn error_message(text: &str, status: u16) -> String {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        if let Some(err) = v.get("error") {
-            return provider_error(err);
-        }
-        if let Some(d) = v.get("detail").or_else(|| v.get("message")) {
-            return d
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| d.to_string());
-        }
-    }
-    let t = text.trim();
-    if t.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        t.chars().take(200).collect()
-    }
-}
-
-/// Usage in either the Chat Completions or the Responses naming.
-pub fn parse_usage(u: &Value) -> Option<Usage> {
-    if !u.is_object() {
-        return None;
-    }
-    let num = |path: &str| u.pointer(path).and_then(Value::as_i64);
-    let usage = Usage {
-        input: num("/prompt_tokens").or_else(|| num("/input_tokens")),
-        output: num("/completion_tokens").or_else(|| num("/output_tokens")),
-        cached_input: num("/prompt_tokens_details/cached_tokens")
-            .or_else(|| num("/input_tokens_details/cached_tokens")),
-        reasoning: num("/completion_tokens_details/reasoning_tokens")
-            .or_else(|| num("/output_tokens_details/reasoning_tokens")),
-    };
-    (usage != Usage::default()).then_some(usage)
 }
 
 #[cfg(test)]
@@ -501,36 +437,5 @@ mod tests {
             "http://h/v1/chat/completions"
         );
         assert_eq!(base_url("http://h/v1/chat/completions"), "http://h/v1");
-    }
-
-    #[test]
-    fn usage_variants() {
-        let u = parse_usage(&json!({"prompt_tokens": 10, "completion_tokens": 5,
-            "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}))
-        .unwrap();
-        assert_eq!(
-            u,
-            Usage {
-                input: Some(10),
-                output: Some(5),
-                cached_input: Some(4),
-                reasoning: Some(2)
-            }
-        );
-        assert!(parse_usage(&json!({})).is_none());
-        assert!(parse_usage(&Value::Null).is_none());
-    }
-
-    #[test]
-    fn error_messages() {
-        assert_eq!(
-            error_message(r#"{"error":{"message":"bad model"}}"#, 400),
-            "bad model"
-        );
-        assert_eq!(
-            error_message(r#"{"error":"overloaded"}"#, 503),
-            "overloaded"
-        );
-        assert_eq!(error_message("", 502), "HTTP 502");
     }
 }

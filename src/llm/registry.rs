@@ -1,13 +1,18 @@
 //! The providers and models this server offers, built once at start-up from the configuration
 //! (and, where asked, from each provider's `GET /models`).
+//!
+//! A model's context window: its `[[models]]` entry's `context_window` wins; else the window its provider
+//! reported at discovery (see [`discover`]); else [`DEFAULT_CONTEXT_WINDOW`]. `Model::context_source` says which.
+
+mod discover;
 
 use super::Provider;
 use super::demo::Demo;
 use super::openai::OpenAiClient;
-use crate::config::{Config, ModelConfig};
+use crate::config::{Config, ContextSource, DEFAULT_CONTEXT_WINDOW, ModelConfig};
 use crate::domain::Params;
+use discover::{Found, discover};
 use std::collections::HashMap;
-use std::time::Duration;
 
 pub const DEMO_PROVIDER: &str = "demo";
 pub const DEMO_MODEL: &str = "demo";
@@ -54,6 +59,8 @@ pub struct Model {
     pub upstream: String,
     pub display_name: String,
     pub context_window: i64,
+    /// Where `context_window` came from; `Default` means it is assumed.
+    pub context_source: ContextSource,
     pub max_output_tokens: i64,
     pub prices: Prices,
     pub defaults: Params,
@@ -71,6 +78,7 @@ impl Model {
             upstream: m.upstream.clone(),
             display_name: m.display_name.clone(),
             context_window: m.context_window,
+            context_source: m.context_source,
             max_output_tokens: m.max_output_tokens,
             prices: Prices::from_dollars(m.price_input, m.price_cached_input, m.price_output),
             defaults: m.defaults.clone(),
@@ -91,13 +99,10 @@ impl Registry {
             let client = OpenAiClient::new(p)?;
             if p.discover_models {
                 match discover(p).await {
-                    Ok(ids) => {
-                        tracing::info!(provider = %p.name, count = ids.len(), "models discovered");
-                        for id in ids {
-                            if !models.iter().any(|m| m.id == id) {
-                                models.push(Model::from_config(&ModelConfig::named(&id, &p.name)));
-                            }
-                        }
+                    Ok(found) => {
+                        let windows = found.iter().filter(|f| f.context_window.is_some()).count();
+                        tracing::info!(provider = %p.name, count = found.len(), windows, "models discovered");
+                        merge_discovered(&mut models, &p.name, found);
                     }
                     Err(e) => {
                         tracing::warn!(provider = %p.name, error = %e, "model discovery failed");
@@ -120,6 +125,7 @@ impl Registry {
                     upstream: DEMO_MODEL.into(),
                     display_name: "Demo — not a language model".into(),
                     context_window: 8192,
+                    context_source: ContextSource::Config,
                     max_output_tokens: 2048,
                     prices: Prices::default(),
                     defaults: Params::default(),
@@ -142,35 +148,103 @@ impl Registry {
     }
 }
 
-/// `GET {base}/models` → the ids in `data[]` (OpenAI, vLLM, llama.cpp, LM Studio, Ollama's /v1).
-async fn discover(p: &crate::config::ProviderConfig) -> anyhow::Result<Vec<String>> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(p.timeouts.connect_ms))
-        .timeout(Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let mut req = http.get(format!("{}/models", p.base_url));
-    if let Some(key) = &p.api_key {
-        req = req.bearer_auth(key.expose());
+/// Adds the models a provider listed that are not offered yet, and gives each model of that provider
+/// the window the provider reported, unless its `[[models]]` entry states one. The answer's share never
+/// exceeds the window: a discovered model gets at most half of it (and at most the provider's own output
+/// limit, or 4096), a configured one keeps its `max_output_tokens` up to the window.
+fn merge_discovered(models: &mut Vec<Model>, provider: &str, found: Vec<Found>) {
+    for f in found {
+        for m in models
+            .iter_mut()
+            .filter(|m| m.provider == provider && m.upstream == f.id)
+        {
+            if let Some(window) = f.context_window
+                && m.context_source == ContextSource::Default
+            {
+                m.context_window = window;
+                m.context_source = ContextSource::Provider;
+                m.max_output_tokens = m.max_output_tokens.min(window);
+            }
+        }
+        // Already offered: under its own id, or as the upstream of an entry of this provider.
+        if models
+            .iter()
+            .any(|m| m.id == f.id || (m.provider == provider && m.upstream == f.id))
+        {
+            continue;
+        }
+        let mut m = Model::from_config(&ModelConfig::named(&f.id, provider));
+        if let Some(window) = f.context_window {
+            m.context_window = window;
+            m.context_source = ContextSource::Provider;
+            m.max_output_tokens = f
+                .max_output_tokens
+                .unwrap_or(DEFAULT_CONTEXT_WINDOW / 2)
+                .min(window / 2);
+        }
+        models.push(m);
     }
-    let res = req.send().await?;
-    if !res.status().is_success() {
-        anyhow::bail!("HTTP {}", res.status().as_u16());
-    }
-    let v: serde_json::Value = res.json().await?;
-    Ok(v.get("data")
-        .and_then(|d| d.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| m.get("id").and_then(|i| i.as_str()).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found(id: &str, window: Option<i64>, max_output: Option<i64>) -> Found {
+        Found {
+            id: id.into(),
+            context_window: window,
+            max_output_tokens: max_output,
+        }
+    }
+
+    #[test]
+    fn a_stated_window_wins_then_the_providers_then_the_default() {
+        let stated = ModelConfig {
+            context_window: 32000,
+            context_source: ContextSource::Config,
+            max_output_tokens: 16000,
+            ..ModelConfig::named("stated", "p")
+        };
+        let unstated = ModelConfig {
+            max_output_tokens: 6000,
+            upstream: "big".into(),
+            ..ModelConfig::named("unstated", "p")
+        };
+        let elsewhere = ModelConfig::named("other", "q");
+        let mut models: Vec<Model> = [stated, unstated, elsewhere]
+            .iter()
+            .map(Model::from_config)
+            .collect();
+        merge_discovered(
+            &mut models,
+            "p",
+            vec![
+                found("stated", Some(4096), None),
+                found("big", Some(4096), None),
+                found("other", Some(4096), None),
+                found("new", Some(131072), None),
+                found("small", Some(2048), None),
+                found("capped", Some(200000), Some(16384)),
+                found("unknown", None, None),
+            ],
+        );
+        let w = |id: &str| {
+            let m = models.iter().find(|m| m.id == id).unwrap();
+            (m.context_window, m.context_source, m.max_output_tokens)
+        };
+        assert_eq!(w("stated"), (32000, ContextSource::Config, 16000));
+        // Matched by upstream name; its own max_output_tokens kept up to the window.
+        assert_eq!(w("unstated"), (4096, ContextSource::Provider, 4096));
+        // Another provider's model of the same name is not this one.
+        assert_eq!(w("other"), (8192, ContextSource::Default, 4096));
+        assert_eq!(w("new"), (131072, ContextSource::Provider, 4096));
+        assert_eq!(w("small"), (2048, ContextSource::Provider, 1024));
+        assert_eq!(w("capped"), (200000, ContextSource::Provider, 16384));
+        assert_eq!(w("unknown"), (8192, ContextSource::Default, 4096));
+        // "big" is offered as "unstated", not twice; "big" itself was not added.
+        assert!(models.iter().all(|m| m.id != "big" || m.provider != "p"));
+    }
 
     #[test]
     fn cost_counts_cached_input_at_its_price() {

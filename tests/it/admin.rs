@@ -397,10 +397,11 @@ async fn the_explorer_filters_sorts_pages_and_exports() {
         StatusCode::BAD_REQUEST
     );
 
-    // Sorted by tokens, the 30-token call comes first; keyset pages of 50 hold everything here.
+    // Sorted by tokens, the 30-token call (31 with the mock's end-of-sequence token) comes first; keyset pages
+    // of 50 hold everything here.
     let (_, html) = admin.get_text("/admin/calls?sort=tokens").await;
     let first_row = &html[html.find("<tbody>").unwrap()..];
-    assert!(first_row.find("/ 30").unwrap() < first_row.find("/ 2<").unwrap_or(usize::MAX));
+    assert!(first_row.find("/ 31").unwrap() < first_row.find("/ 3<").unwrap_or(usize::MAX));
 
     // The detail page shows the exact request body, without the provider key.
     let id: String = sqlx::query_scalar("SELECT id FROM calls WHERE status = 'error'")

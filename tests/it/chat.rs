@@ -40,9 +40,10 @@ async fn a_form_post_records_the_providers_exact_usage() {
     assert_eq!(rows.len(), 1);
     let c = &rows[0];
     assert_eq!(c.get::<String, _>("status"), "ok");
-    // Mock usage: prompt tokens = words in the messages (3), completion = tokens sent (7).
+    // Mock usage: prompt tokens = words in the messages (3), completion = tokens sent (7) and the
+    // end-of-sequence token, which llama.cpp counts too.
     assert_eq!(c.get::<Option<i64>, _>("input_tokens"), Some(3));
-    assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(7));
+    assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(8));
     assert_eq!(c.get::<String, _>("usage_source"), "provider");
     assert_eq!(c.get::<i64, _>("streamed"), 0);
     assert_eq!(
@@ -60,8 +61,8 @@ async fn a_form_post_records_the_providers_exact_usage() {
     );
     assert_eq!(c.get::<Option<f64>, _>("temperature"), Some(0.5));
     assert_eq!(c.get::<Option<i64>, _>("seed"), Some(3));
-    // 3 input at $1/M + 7 output at $2/M = 17 micro-dollars.
-    assert_eq!(c.get::<Option<i64>, _>("cost_micros"), Some(17));
+    // 3 input at $1/M + 8 output at $2/M = 19 micro-dollars.
+    assert_eq!(c.get::<Option<i64>, _>("cost_micros"), Some(19));
     assert_eq!(c.get::<i64, _>("price_output_micros"), 2_000_000);
     let body: serde_json::Value =
         serde_json::from_str(&c.get::<String, _>("request_json")).unwrap();
@@ -73,7 +74,7 @@ async fn a_form_post_records_the_providers_exact_usage() {
     let (status, html) = b.get_text(&format!("/c/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("tok1 tok2 tok3 tok4 tok5 tok6 tok7"));
-    assert!(html.contains("3 / 7"), "tokens in / out shown");
+    assert!(html.contains("3 / 8"), "tokens in / out shown");
     assert!(html.contains("temperature 0.5"));
     assert!(html.contains("hello there"));
 }
@@ -92,7 +93,8 @@ async fn a_streamed_call_sends_events_and_records_usage() {
     assert!(sse.contains("tok1 tok2 tok3 tok4 tok5"));
     let c = &calls(&app).await[0];
     assert_eq!(c.get::<i64, _>("streamed"), 1);
-    assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(5));
+    // Five tokens and the end-of-sequence token.
+    assert_eq!(c.get::<Option<i64>, _>("output_tokens"), Some(6));
     assert_eq!(c.get::<Option<i64>, _>("input_tokens"), Some(4));
     assert_eq!(c.get::<String, _>("usage_source"), "provider");
     // The visible answer's size (what later turns fit into the context window) is counted apart from the

@@ -106,14 +106,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the repository's mock upstream on port 0 and returns its `/v1` base URL.
 pub async fn spawn_mock() -> String {
+    spawn_mock_with(llmeta::mock::MockConfig::default()).await
+}
+
+/// As [`spawn_mock`], with the mock's defaults (answer length, delays, context size) given.
+pub async fn spawn_mock_with(config: llmeta::mock::MockConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind mock");
     let addr = listener.local_addr().expect("mock addr");
-    tokio::spawn(llmeta::mock::serve(
-        listener,
-        llmeta::mock::MockConfig::default(),
-    ));
+    tokio::spawn(llmeta::mock::serve(listener, config));
     format!("http://{addr}/v1")
 }
 
@@ -147,6 +149,7 @@ pub fn mock_model(id: &str, provider: &str, context_window: i64) -> ModelConfig 
         upstream: format!("{id}-upstream"),
         display_name: format!("Mock {id}"),
         context_window,
+        context_source: llmeta::config::ContextSource::Config,
         max_output_tokens: 1000.min(context_window / 2),
         price_input: 1.0,
         price_cached_input: 0.5,

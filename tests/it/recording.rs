@@ -56,9 +56,10 @@ async fn concurrent_calls_are_each_recorded_once_and_conversations_add_up() {
             .and_then(|rest| rest.split(' ').next())
             .and_then(|n| n.parse::<i64>().ok())
         {
+            // `tokens=i+1` and the mock's end-of-sequence token.
             assert_eq!(
                 r.get::<Option<i64>, _>("output_tokens"),
-                Some(i + 1),
+                Some(i + 2),
                 "{content}"
             );
         }

@@ -460,7 +460,9 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
                 let mut r = d.post(&url).json(&body).send().await?;
                 let mut first = None;
                 while let Some(chunk) = r.chunk().await? {
-                    if first.is_none() && String::from_utf8_lossy(&chunk).contains("content") {
+                    // Text, not the mock's opening `"content":null` role chunk (llama.cpp's shape).
+                    if first.is_none() && String::from_utf8_lossy(&chunk).contains("\"content\":\"")
+                    {
                         first = Some(ms(t.elapsed()));
                     }
                 }

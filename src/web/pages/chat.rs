@@ -118,15 +118,7 @@ async fn page(
                     .map(|c| (c.id.clone(), c))
                     .collect();
             let attached = files::for_conversation(state.db(), &c.id).await?;
-            let sent_tokens: HashMap<String, i64> = sqlx::query_as::<_, (String, Option<i64>)>(
-                "SELECT id, tokens_sent FROM files WHERE conversation_id = $1",
-            )
-            .bind(&c.id)
-            .fetch_all(&state.db().pool)
-            .await?
-            .into_iter()
-            .filter_map(|(id, t)| t.map(|t| (id, t)))
-            .collect();
+            let sent_tokens = files::tokens_sent_in_conversation(state.db(), &c.id).await?;
             let views = branch
                 .iter()
                 .map(|m| {

@@ -31,20 +31,15 @@ pub async fn overview(
     AdminUser(admin): AdminUser,
     csrf: CsrfToken,
 ) -> Result<Response, AppError> {
-    let (users, calls, errors, conversations): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM calls), \
-         (SELECT COUNT(*) FROM calls WHERE status = 'error'), (SELECT COUNT(*) FROM conversations)",
-    )
-    .fetch_one(&state.db().pool)
-    .await?;
+    let counts = crate::db::admin::counts(state.db()).await?;
     render(
         StatusCode::OK,
         &Overview {
             chrome: Chrome::new(Some(&admin), &csrf),
-            users,
-            calls,
-            errors,
-            conversations,
+            users: counts.users,
+            calls: counts.calls,
+            errors: counts.errors,
+            conversations: counts.conversations,
         },
     )
 }

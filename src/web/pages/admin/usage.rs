@@ -1,9 +1,9 @@
 //! `/admin/usage`: for a period, per model and per user — calls, input and output tokens, cost, latency p50
-//! and p95, error rate.
+//! and p95, error rate, and how the calls, tokens and cost split between the chat pages (UI) and the API.
 
 use super::super::views::dollars;
 use super::super::{Chrome, render};
-use crate::db::admin::{latency_percentiles, usage};
+use crate::db::admin::{UsageBy, latency_percentiles, usage};
 use crate::util::{civil_from_days, now_ms, parse_date_ms};
 use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
@@ -24,6 +24,10 @@ pub struct Line {
     pub p50: String,
     pub p95: String,
     pub error_rate: String,
+    /// "UI / API" splits of calls, tokens (input + output) and cost.
+    pub calls_split: String,
+    pub tokens_split: String,
+    pub cost_split: String,
 }
 
 #[derive(Template)]
@@ -48,10 +52,10 @@ fn day(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-async fn lines(state: &AppState, group: &str, from: i64, to: i64) -> Result<Vec<Line>, AppError> {
+async fn lines(state: &AppState, by: UsageBy, from: i64, to: i64) -> Result<Vec<Line>, AppError> {
     let mut out = Vec::new();
-    for r in usage(state.db(), group, from, to).await? {
-        let p = latency_percentiles(state.db(), group, &r.key, from, to, &[0.5, 0.95]).await?;
+    for r in usage(state.db(), by, from, to).await? {
+        let p = latency_percentiles(state.db(), by, &r.key, from, to, &[0.5, 0.95]).await?;
         let ms = |v: Option<f64>| {
             v.map(|v| format!("{v:.0} ms"))
                 .unwrap_or_else(|| "–".into())
@@ -61,6 +65,13 @@ async fn lines(state: &AppState, group: &str, from: i64, to: i64) -> Result<Vec<
             p50: ms(p[0]),
             p95: ms(p[1]),
             cost: dollars(r.cost_micros),
+            calls_split: format!("{} / {}", r.ui_calls, r.api_calls),
+            tokens_split: format!("{} / {}", r.ui_tokens, r.api_tokens),
+            cost_split: format!(
+                "{} / {}",
+                dollars(r.ui_cost_micros),
+                dollars(r.api_cost_micros)
+            ),
             key: r.key,
             calls: r.calls,
             input_tokens: r.input_tokens,
@@ -100,12 +111,12 @@ pub async fn overview(
                 (
                     "Per model",
                     "Model",
-                    lines(&state, "c.model", from, to).await?,
+                    lines(&state, UsageBy::Model, from, to).await?,
                 ),
                 (
                     "Per user",
                     "User",
-                    lines(&state, "u.email", from, to).await?,
+                    lines(&state, UsageBy::User, from, to).await?,
                 ),
             ],
         },

@@ -71,13 +71,7 @@ async fn index_page_status(
     text: String,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let recent: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, size_bytes FROM files WHERE user_id = $1 AND purpose = 'json' \
-         ORDER BY created_ms DESC LIMIT 20",
-    )
-    .bind(&user.user.id)
-    .fetch_all(&state.db().pool)
-    .await?;
+    let recent = crate::db::files::recent_json(state.db(), &user.user.id, 20).await?;
     let mut res = render(
         status,
         &IndexPage {

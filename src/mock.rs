@@ -351,6 +351,10 @@ async fn chat(
             }
             sent.fetch_add(1, Ordering::Relaxed);
         }
+        // Like a real server, the end-of-sequence token (billed, sending no text) takes one decode step too.
+        if answer.counts_end_token() {
+            tokio::time::sleep(delay).await;
+        }
         let _ = tx.send(Ok(event(answer.finish_chunk()))).await;
         if include_usage && with_usage {
             let _ = tx.send(Ok(event(answer.usage_chunk(ttft, delay)))).await;

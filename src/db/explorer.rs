@@ -34,6 +34,10 @@ pub struct ExplorerRow {
     pub latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub cost_micros: Option<i64>,
+    /// The prices the call was recorded with: all 0 means the model had none ("no price configured").
+    pub price_input_micros: i64,
+    pub price_cached_input_micros: i64,
+    pub price_output_micros: i64,
     pub finish_reason: Option<String>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<i64>,
@@ -59,8 +63,8 @@ impl ExplorerRow {
 
 const COLUMNS: &str = "c.id, c.sent_ms, u.email, u.role AS user_role, c.conversation_id, c.source, \
      c.api_key_id, k.name AS api_key_name, c.provider, c.model, c.status, c.error_class, c.input_tokens, \
-     c.output_tokens, c.usage_source, c.latency_ms, c.ttft_ms, c.cost_micros, c.finish_reason, c.temperature, \
-     c.max_tokens";
+     c.output_tokens, c.usage_source, c.latency_ms, c.ttft_ms, c.cost_micros, c.price_input_micros, \
+     c.price_cached_input_micros, c.price_output_micros, c.finish_reason, c.temperature, c.max_tokens";
 
 /// A LEFT JOIN on the key: UI calls have none, and a deleted key must not hide its calls.
 const FROM: &str =

@@ -178,6 +178,11 @@ impl Answer {
         }
     }
 
+    /// Whether the answer ends with an end-of-sequence token (it stopped on its own, not at a length cap).
+    pub fn counts_end_token(&self) -> bool {
+        self.finish != "length"
+    }
+
     /// Chunks a stream sends between its role chunk and its finish chunk.
     pub fn pieces(&self) -> usize {
         self.reasoning.len()

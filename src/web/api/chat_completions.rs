@@ -2,8 +2,9 @@
 //! or not, made through the call service like every chat turn and recorded with source `api` and the key.
 //!
 //! The call runs in its own task. A client that disconnects cancels the upstream call, which is recorded as
-//! `cancelled` with the tokens so far; a stream whose upstream fails mid-way ends with an `error` event, and the
-//! record says so.
+//! `cancelled` with the tokens so far. A call that fails before any output is an HTTP error (502, or 504 when
+//! the provider did not answer in time), streamed or not; a stream whose upstream fails mid-way ends with an
+//! `error` event instead of `[DONE]`. Every answer, error or not, names its record in `x-llmeta-call-id`.
 
 use super::ApiError;
 use super::auth::ApiCaller;
@@ -76,32 +77,47 @@ pub async fn create(
     let meta = response::Meta::new(&call_id, &model.id);
 
     if req.stream {
+        // Nothing is sent before the call has output: a call that fails first (the provider refused it, rate
+        // limited it or did not answer in time) gets an HTTP error status, as from OpenAI or llama.cpp, which a
+        // client can act on, rather than a 200 stream holding only an error event.
+        let first = match rx.recv().await {
+            Some(Update::Done(ran)) if ran.call.status != CallStatus::Ok => {
+                return Ok(failed_response(&ran));
+            }
+            Some(update) => update,
+            None => return Err(ApiError::internal("the call's task ended without a result")),
+        };
         let include_usage = req.include_usage;
-        let first = futures_util::stream::once(async move {
-            Ok::<_, Infallible>(response::sse(&meta.role_chunk()))
-        });
-        let meta2 = response::Meta::new(&call_id, &model.id);
-        let rest = futures_util::stream::unfold(Some(rx), move |rx| {
-            let meta = meta2.clone();
+        let opening = response::sse(&meta.role_chunk());
+        let events = futures_util::stream::unfold((Some(first), Some(rx)), move |(pending, rx)| {
+            let meta = meta.clone();
             async move {
                 let mut rx = rx?;
-                match rx.recv().await {
+                let update = match pending {
+                    Some(u) => Some(u),
+                    None => rx.recv().await,
+                };
+                match update {
                     Some(Update::Delta(d)) => {
-                        Some((response::sse(&meta.delta_chunk(&d)), Some(rx)))
+                        Some((response::sse(&meta.delta_chunk(&d)), (None, Some(rx))))
                     }
-                    Some(Update::Done(ran)) => Some((stream_end(&meta, &ran, include_usage), None)),
+                    Some(Update::Done(ran)) => {
+                        Some((stream_end(&meta, &ran, include_usage), (None, None)))
+                    }
                     // The runner always sends `Done`; without it the call's task failed.
                     None => Some((
                         response::sse(
                             &ApiError::internal("the call's task ended without a result").body(),
                         ),
-                        None,
+                        (None, None),
                     )),
                 }
             }
-        })
-        .map(Ok::<_, Infallible>);
-        let mut res = Response::new(Body::from_stream(first.chain(rest)));
+        });
+        let body = futures_util::stream::once(async move { opening })
+            .chain(events)
+            .map(Ok::<_, Infallible>);
+        let mut res = Response::new(Body::from_stream(body));
         let h = res.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -123,7 +139,7 @@ pub async fn create(
         }
     };
     if ran.call.status != CallStatus::Ok {
-        return Err(failed(&ran));
+        return Ok(failed_response(&ran));
     }
     let mut res =
         axum::Json(meta.completion(&ran, response::merge_logprobs(logprobs))).into_response();
@@ -144,6 +160,13 @@ fn stream_end(meta: &response::Meta, ran: &Ran, include_usage: bool) -> bytes::B
     }
     out.extend_from_slice(b"data: [DONE]\n\n");
     out.into()
+}
+
+/// The error response of a call that failed before any output, naming its record like every answer does.
+fn failed_response(ran: &Ran) -> Response {
+    let mut res = failed(ran).into_response();
+    call_header(&mut res, &ran.call.id);
+    res
 }
 
 /// The error a failed, cancelled or interrupted call answers with.

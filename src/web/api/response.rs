@@ -34,11 +34,13 @@ impl Meta {
         })
     }
 
-    /// The first event: the assistant's role.
+    /// The first event: the assistant's role, with `content: null` as llama.cpp and OpenAI send it when the
+    /// answer may be a tool call. An empty string here would make the SDKs' stream helpers return
+    /// `content: ""` beside the tool calls, where the same answer not streamed has `content: null`.
     pub fn role_chunk(&self) -> Value {
         self.chunk(json!([{
             "index": 0,
-            "delta": {"role": "assistant", "content": ""},
+            "delta": {"role": "assistant", "content": null},
             "logprobs": null,
             "finish_reason": null,
         }]))
@@ -201,6 +203,17 @@ pub fn sse(value: &Value) -> bytes::Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_role_chunk_has_null_content() {
+        let meta = Meta::new("c1", "m");
+        let c = meta.role_chunk();
+        assert_eq!(c["choices"][0]["delta"]["role"], "assistant");
+        let delta = c["choices"][0]["delta"].as_object().unwrap();
+        assert!(delta.get("content").is_some_and(Value::is_null), "{c}");
+        assert_eq!(c["id"], "chatcmpl-c1");
+        assert_eq!(c["model"], "m");
+    }
 
     #[test]
     fn logprobs_of_several_chunks_join() {

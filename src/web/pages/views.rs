@@ -193,15 +193,24 @@ pub struct MessageBlock<'a> {
 /// A call's cost as shown: the stored price applied, or why there is none — a model without prices has no
 /// cost (not $0), and a call the provider did not bill (it failed before any output) has none either.
 pub fn cost_label(c: &CallRecord) -> String {
-    match c.cost_micros {
+    cost_text(
+        c.cost_micros,
+        [
+            c.price_input_micros,
+            c.price_cached_input_micros,
+            c.price_output_micros,
+        ],
+        c.status == crate::domain::CallStatus::Pending,
+    )
+}
+
+/// [`cost_label`] from the stored columns: the cost, the three prices the call was recorded with (input,
+/// cached input, output), and whether it is still running.
+pub fn cost_text(cost_micros: Option<i64>, prices: [i64; 3], pending: bool) -> String {
+    match cost_micros {
         Some(micros) => dollars(micros),
-        None if c.price_input_micros == 0
-            && c.price_cached_input_micros == 0
-            && c.price_output_micros == 0 =>
-        {
-            "no price configured".into()
-        }
-        None if c.status == crate::domain::CallStatus::Pending => "–".into(),
+        None if prices.iter().all(|p| *p == 0) => "no price configured".into(),
+        None if pending => "–".into(),
         None => "not billed".into(),
     }
 }

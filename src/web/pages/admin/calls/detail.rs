@@ -3,7 +3,7 @@
 //!
 //! A standalone API call has no conversation and no messages: its page simply has no link and no texts.
 
-use super::super::super::views::{MessageView, dollars};
+use super::super::super::views::{MessageView, cost_label, dollars};
 use super::super::super::{Chrome, render};
 use super::key_label;
 use crate::db::calls::{self, CallRecord};
@@ -110,10 +110,7 @@ pub async fn detail(
         ("TTFT ms", of(c.ttft_ms)),
         ("Tokens/s", of(c.tokens_per_sec)),
         ("Finish reason", o(c.finish_reason.clone())),
-        (
-            "Cost",
-            c.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
-        ),
+        ("Cost", cost_label(&c)),
         (
             "Prices per 1M (in / cached / out)",
             format!(

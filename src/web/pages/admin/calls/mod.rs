@@ -11,7 +11,7 @@ mod export;
 pub use detail::{conversation, detail};
 pub use export::csv;
 
-use super::super::views::dollars;
+use super::super::views::cost_text;
 use super::super::{Chrome, render};
 use super::enc;
 use crate::db::explorer::{self, ExplorerRow, KeyChoice};
@@ -115,7 +115,15 @@ fn row_view(r: &ExplorerRow) -> RowView {
             .ttft_ms
             .map(|l| format!("{l:.0} ms"))
             .unwrap_or_else(|| "–".into()),
-        cost: r.cost_micros.map(dollars).unwrap_or_else(|| "–".into()),
+        cost: cost_text(
+            r.cost_micros,
+            [
+                r.price_input_micros,
+                r.price_cached_input_micros,
+                r.price_output_micros,
+            ],
+            r.status == crate::domain::CallStatus::Pending,
+        ),
         conversation_id: r.conversation_id.clone(),
     }
 }

@@ -72,12 +72,11 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String>
     {
         return Err(format!("{at}: {v} not in {allowed:?}"));
     }
-    if let Some(n) = v.as_f64() {
-        if s["minimum"].as_f64().is_some_and(|m| n < m)
-            || s["maximum"].as_f64().is_some_and(|m| n > m)
-        {
-            return Err(format!("{at}: {n} out of range"));
-        }
+    if let Some(n) = v.as_f64()
+        && (s["minimum"].as_f64().is_some_and(|m| n < m)
+            || s["maximum"].as_f64().is_some_and(|m| n > m))
+    {
+        return Err(format!("{at}: {n} out of range"));
     }
     if let (Some(obj), Some(props)) = (
         v.as_object(),
@@ -278,7 +277,7 @@ async fn real_answers_match_the_document() {
     let last = sse
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .unwrap();
     let error: Value = serde_json::from_str(last).unwrap();
     assert!(error["error"].is_object(), "{sse}");

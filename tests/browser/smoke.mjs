@@ -68,7 +68,7 @@ try {
   await page.click("#send");
   await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 3);
   const meta = await page.textContent("li.msg.assistant:last-of-type .meta");
-  check(meta.includes("Tokens in / out") && meta.includes("/ 8"), "metadata under the answer: " + meta);
+  check(meta.includes("Tokens in / out") && meta.includes("/ 9"), "metadata under the answer: " + meta);
   if (shots) await page.screenshot({ path: shots + "/chat.png", fullPage: true });
 
   await page.fill("#content", "a long answer mock:tokens=500 mock:delay_ms=15");

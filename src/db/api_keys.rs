@@ -243,13 +243,57 @@ pub async fn revoke_by_name(db: &Db, owner: &str, name: &str, now_ms: i64) -> sq
 /// The key with this lookup id and its owner, read fresh on every request: a revocation or deactivation
 /// takes effect at once, on every instance.
 pub async fn authenticate(db: &Db, lookup: &str) -> sqlx::Result<Option<AuthKey>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, k.secret_hash, u.email, u.role, u.disabled_ms \
-         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.lookup = $1"
-    )))
-    .bind(lookup)
-    .fetch_optional(&db.pool)
-    .await
+    if let Some(reads) = db.sqlite_reads() {
+        match reads.run(|conn| authenticate_sqlite(conn, lookup)) {
+            Ok(found) => return Ok(found),
+            Err(e) => {
+                tracing::warn!(error = %e, "API key lookup on its own connection failed; using the pool")
+            }
+        }
+    }
+    sqlx::query_as(sqlx::AssertSqlSafe(AUTHENTICATE))
+        .bind(lookup)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+const AUTHENTICATE: &str = "SELECT k.id, k.user_id, k.name, k.last4, k.created_ms, k.last_used_ms, k.expires_ms, \
+     k.revoked_ms, k.secret_hash, u.email, u.role, u.disabled_ms \
+     FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.lookup = $1";
+
+/// [`authenticate`] on one of SQLite's read connections ([`super::sqlite_reads`]): the same query and row.
+fn authenticate_sqlite(
+    conn: &rusqlite::Connection,
+    lookup: &str,
+) -> rusqlite::Result<Option<AuthKey>> {
+    use rusqlite::OptionalExtension as _;
+    conn.prepare_cached(AUTHENTICATE)?
+        .query_row([lookup], |r| {
+            let role: String = r.get(10)?;
+            Ok(AuthKey {
+                key: KeyRow {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    name: r.get(2)?,
+                    last4: r.get(3)?,
+                    created_ms: r.get(4)?,
+                    last_used_ms: r.get(5)?,
+                    expires_ms: r.get(6)?,
+                    revoked_ms: r.get(7)?,
+                },
+                secret_hash: r.get(8)?,
+                email: r.get(9)?,
+                role: Role::try_from(role).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        10,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
+                disabled_ms: r.get(11)?,
+            })
+        })
+        .optional()
 }
 
 /// How often `last_used_ms` is written per key (and instance).

@@ -19,6 +19,7 @@ pub mod resets;
 pub mod script;
 pub mod sessions;
 pub mod sql;
+pub mod sqlite_reads;
 pub mod sqlite_writer;
 pub mod throttle;
 pub mod users;
@@ -27,6 +28,7 @@ use crate::config::Config;
 use anyhow::Context as _;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor as _};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a write waits for its turn: for a pooled connection, and on SQLite for the other writer's lock.
@@ -62,6 +64,8 @@ pub struct Db {
     writer: AnyPool,
     group: group::GroupWriter,
     pub backend: Backend,
+    /// Hot point reads on their own connections, on a SQLite file (see [`sqlite_reads`]).
+    reads: Option<Arc<sqlite_reads::SqliteReads>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -149,6 +153,13 @@ impl Db {
         };
         // A SQLite file gets a committing thread with its own connection; an in-memory database (a second
         // connection would not see it) or one opened with special options keeps the sqlx path.
+        let reads = match sqlite_writer_path(&url) {
+            Some(path) if backend == Backend::Sqlite => Some(Arc::new(
+                sqlite_reads::SqliteReads::open(&path)
+                    .with_context(|| format!("cannot open the database file {}", path.display()))?,
+            )),
+            _ => None,
+        };
         let group = match sqlite_writer_path(&url) {
             Some(path) if backend == Backend::Sqlite => {
                 let conn = sqlite_writer::open(&path, sync_pragma)
@@ -163,7 +174,13 @@ impl Db {
             writer,
             group,
             backend,
+            reads,
         })
+    }
+
+    /// The connections for hot point reads, on a SQLite file.
+    pub fn sqlite_reads(&self) -> Option<&sqlite_reads::SqliteReads> {
+        self.reads.as_deref()
     }
 
     /// The pool for writes (one connection on SQLite, see the type's documentation).

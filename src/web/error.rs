@@ -215,6 +215,14 @@ fn api_error(res: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(super::api::body::MAX_BODY_BYTES),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(),
+        // A middleware's "not now" (storage full, shutting down) stays a 503, with its Retry-After (put back
+        // below), so a client's retry logic can act on it.
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable(
+            message.unwrap_or_else(|| {
+                "The server cannot take this request now; try again shortly.".into()
+            }),
+            5,
+        ),
         s if s.is_server_error() => {
             ApiError::internal(format!("HTTP {s} outside the API's own errors"))
         }
@@ -239,4 +247,35 @@ fn api_error(res: Response) -> Response {
 pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_api_503_from_outside_the_handlers_stays_a_503_with_its_retry_after() {
+        let mut res = (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("17"));
+        let out = api_error(res);
+        assert_eq!(out.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(out.headers()[header::RETRY_AFTER], "17");
+        let body = http_body_util::BodyExt::collect(out.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "service_unavailable");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("try again")
+        );
+
+        // Other server errors outside the API's own are a plain 500 in the same shape.
+        let out = api_error(StatusCode::BAD_GATEWAY.into_response());
+        assert_eq!(out.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -60,3 +60,41 @@ async fn a_discovered_window_refuses_a_message_before_the_provider_is_called() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(requests_received(&mock).await, 1);
 }
+
+#[tokio::test]
+async fn a_discovered_window_bounds_api_calls_too() {
+    let (app, mock) = app_with_small_context().await;
+    let (_browser, key) = crate::api_keys::user_with_key(&app, "api@example.com").await;
+    let post = |content: String| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({
+                "model": "mock-small",
+                "messages": [{"role": "user", "content": content}],
+            }))
+            .send()
+    };
+    // About 4,500 tokens: within the 8192 that would be assumed, beyond the 4096 the server reported.
+    let res = post(format!("{}mock:tokens=2", "word ".repeat(4500)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let e: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "context_length_exceeded", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("4096"),
+        "the message names the discovered window: {e}"
+    );
+    assert_eq!(
+        requests_received(&mock).await,
+        0,
+        "refused by llmeta itself"
+    );
+
+    let res = post(format!("{}mock:tokens=2", "word ".repeat(2000)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(requests_received(&mock).await, 1);
+}

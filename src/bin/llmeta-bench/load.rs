@@ -20,27 +20,57 @@ impl Samples {
     }
 }
 
-/// Runs `requests` calls of `call` with `concurrency` workers; returns the latencies and the wall time.
+/// Runs `requests` calls of `call` with `concurrency` workers; returns the latencies, the wall time and the
+/// number of failed calls.
 pub async fn run<F, Fut>(concurrency: usize, requests: usize, call: F) -> (Samples, Duration, usize)
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<f64>> + Send,
 {
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    run_with(
+        concurrency,
+        requests,
+        || (),
+        move |(), i| {
+            let call = call.clone();
+            async move { ((), call(i).await) }
+        },
+    )
+    .await
+}
+
+/// Like [`run`], with a value each worker keeps from one call to the next (its connection): `call` takes it and
+/// hands it back with the call's latency.
+pub async fn run_with<S, M, F, Fut>(
+    concurrency: usize,
+    requests: usize,
+    make: M,
+    call: F,
+) -> (Samples, Duration, usize)
+where
+    S: Send + 'static,
+    M: Fn() -> S,
+    F: Fn(S, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (S, anyhow::Result<f64>)> + Send,
+{
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let call = call.clone();
         let next = next.clone();
+        let mut state = make();
         workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let mut lat = Vec::with_capacity(requests / concurrency + 1);
             let mut errors = 0;
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= requests {
                     break;
                 }
-                match call(i).await {
+                let (s, result) = call(state, i).await;
+                state = s;
+                match result {
                     Ok(ms) => lat.push(ms),
                     Err(_) => errors += 1,
                 }
@@ -60,4 +90,36 @@ where
     FAILED.fetch_add(errors, Ordering::Relaxed);
     all.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     (Samples(all), elapsed, errors)
+}
+
+/// Sends `req` with `concurrency` kept-alive connections of the lean client ([`crate::wire`]). Each sample is
+/// the whole exchange, or with `marker` the time until the marker arrived (a call without it fails).
+pub async fn run_wire(
+    concurrency: usize,
+    requests: usize,
+    req: crate::wire::Request,
+    marker: Option<&'static [u8]>,
+) -> (Samples, Duration, usize) {
+    run_with(
+        concurrency,
+        requests,
+        crate::wire::Conn::default,
+        move |mut conn, _| {
+            let req = req.clone();
+            async move {
+                let t = Instant::now();
+                let result = match conn.send(&req, marker).await {
+                    Ok(r) if r.status != 200 => Err(anyhow::anyhow!("status {}", r.status)),
+                    Ok(r) => match (marker, r.marker_at) {
+                        (None, _) => Ok(crate::ms(t.elapsed())),
+                        (Some(_), Some(at)) => Ok(crate::ms(at - t)),
+                        (Some(_), None) => Err(anyhow::anyhow!("no marker in the answer")),
+                    },
+                    Err(e) => Err(e),
+                };
+                (conn, result)
+            }
+        },
+    )
+    .await
 }

@@ -8,9 +8,11 @@
 //!
 //! Run: `cargo run --release --bin llmeta-bench -- [--quick] [--json results.json] [--database-url URL]`
 
+mod api;
 mod hostile;
 mod load;
 mod seed;
+mod wire;
 
 use clap::Parser;
 use serde_json::{Value, json};
@@ -32,7 +34,7 @@ struct Args {
     /// Skip SQLite (with --database-url: PostgreSQL only).
     #[arg(long)]
     no_sqlite: bool,
-    /// Run only these scenarios (comma-separated): overhead, streaming, streams, history, explorer, hostile.
+    /// Run only these scenarios (comma-separated): api, overhead, streaming, streams, history, explorer, hostile.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -65,6 +67,14 @@ fn main() -> anyhow::Result<()> {
             let cli = llmeta::cli::Cli::parse_from(["llmeta", "serve"]);
             llmeta::cli::run(cli).await
         });
+    }
+    // llmeta's command line, with the server's environment (the API scenarios make their key with it).
+    if std::env::args().nth(1).as_deref() == Some("__llmeta") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let args = std::iter::once("llmeta".to_string()).chain(std::env::args().skip(2));
+        return rt.block_on(llmeta::cli::run(llmeta::cli::Cli::parse_from(args)));
     }
     // The PDF reader's child process: the server runs this same binary as `extract-pdf FILE`.
     if std::env::args().nth(1).as_deref() == Some("extract-pdf") {
@@ -144,7 +154,12 @@ struct Server {
     pool: sqlx::AnyPool,
     _dir: tempfile::TempDir,
     pg: Option<(String, String)>,
+    /// The server's environment (the CLI runs with it too).
+    env: Vec<(String, String)>,
 }
+
+/// The benchmark's account.
+const EMAIL: &str = "bench@example.com";
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -197,29 +212,38 @@ async fn start(mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    let env: Vec<(String, String)> = [
+        ("LLMETA_BIND", format!("127.0.0.1:{port}")),
+        ("LLMETA_DATA_DIR", dir.path().display().to_string()),
+        ("DATABASE_URL", url.clone()),
+        (
+            "LLMETA_SECRET_KEY",
+            "benchmark-secret-key-0123456789abcdef".into(),
+        ),
+        ("API_URL", mock.into()),
+        ("API_KEY", "sk-bench".into()),
+        ("LLMETA_MODELS", "mock-a,mock-b".into()),
+        ("LLMETA_DEMO", "true".into()),
+        ("LLMETA_DEMO_TOKENS_PER_SEC", "0".into()),
+        // One account drives every scenario (up to 1,000 streams at once): no per-user cap.
+        ("LLMETA_MAX_CALLS_PER_USER", "0".into()),
+        // LLMETA_BENCH_LOG sets the server's log filter, to look inside a run.
+        (
+            "LLMETA_LOG",
+            std::env::var("LLMETA_BENCH_LOG").unwrap_or_else(|_| "error".into()),
+        ),
+        (
+            "LLMETA_DB_MAX_CONNECTIONS",
+            if pg.is_some() { "32" } else { "8" }.into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     let mut child = Command::new(std::env::current_exe()?)
         .arg("__serve")
         .env_clear()
-        .env("LLMETA_BIND", format!("127.0.0.1:{port}"))
-        .env("LLMETA_DATA_DIR", dir.path())
-        .env("DATABASE_URL", &url)
-        .env("LLMETA_SECRET_KEY", "benchmark-secret-key-0123456789abcdef")
-        .env("API_URL", mock)
-        .env("API_KEY", "sk-bench")
-        .env("LLMETA_MODELS", "mock-a,mock-b")
-        .env("LLMETA_DEMO", "true")
-        .env("LLMETA_DEMO_TOKENS_PER_SEC", "0")
-        // One account drives every scenario (up to 1,000 streams at once): no per-user cap.
-        .env("LLMETA_MAX_CALLS_PER_USER", "0")
-        // LLMETA_BENCH_LOG sets the server's log filter, to look inside a run.
-        .env(
-            "LLMETA_LOG",
-            std::env::var("LLMETA_BENCH_LOG").unwrap_or_else(|_| "error".into()),
-        )
-        .env(
-            "LLMETA_DB_MAX_CONNECTIONS",
-            if pg.is_some() { "32" } else { "8" },
-        )
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -250,6 +274,7 @@ async fn start(mock: &str, pg_admin: Option<&str>) -> anyhow::Result<Server> {
         pool,
         _dir: dir,
         pg,
+        env,
     })
 }
 
@@ -291,7 +316,7 @@ async fn admin_session(base: &str) -> anyhow::Result<Session> {
     http.post(format!("{base}/setup"))
         .header("origin", base)
         .form(&[
-            ("email", "bench@example.com"),
+            ("email", EMAIL),
             ("password", pw),
             ("confirm", pw),
             ("csrf_token", &token),
@@ -361,6 +386,12 @@ async fn backend(args: &Args, mock: &str, pg_admin: Option<&str>) -> anyhow::Res
         .pool_max_idle_per_host(2000)
         .build()?;
     let n = if args.quick { 600 } else { 6000 };
+
+    // The OpenAI-compatible API first, on a fresh database.
+    if args.wants("api") {
+        let key = api::create_key(&server)?;
+        api::run(&server, mock, &key, args.quick, &mut add).await?;
+    }
 
     // a. Overhead of a recorded, non-streaming chat call (the UI form path) over the mock itself.
     let levels: &[usize] = if args.wants("overhead") {

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 mod login;
+pub mod reset_links;
 
 pub use login::{
     ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, DeviceClaim,

@@ -4,9 +4,9 @@
 use crate::accounts::{FieldErrors, RegisterError, Registration};
 use crate::calls::running::{Running, StopReason};
 use crate::db::users::{self, User};
-use crate::db::{Backend, Db, resets, sessions};
+use crate::db::{Backend, Db, sessions};
 use crate::domain::Role;
-use crate::util::{now_ms, random_token, sha256_hex};
+use crate::util::now_ms;
 use std::path::Path;
 use std::time::Duration;
 
@@ -238,22 +238,21 @@ pub async fn create_user(
     Ok(user)
 }
 
-/// How long a reset link works.
-pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
-
 /// Makes a single-use reset link and mails it to the user. Returns the link.
-pub async fn send_reset_link(db: &Db, id: &str, base_url: &str) -> Result<String, AdminError> {
+pub async fn send_reset_link(
+    db: &Db,
+    mailer: &crate::mail::Mailer,
+    id: &str,
+    base_url: &str,
+) -> Result<String, AdminError> {
     let user = target(db, id).await?;
-    let token = random_token(32);
-    let now = now_ms();
-    resets::create(db, &sha256_hex(&token), &user.id, now, now + RESET_TTL_MS).await?;
-    let link = format!("{}/accounts/reset/{token}", base_url.trim_end_matches('/'));
-    crate::mail::send(
-        &user.email,
-        "Reset your llmeta password",
-        &format!(
-            "An administrator asked to reset your llmeta password.\n\nSet a new one here within the next hour:\n{link}\n"
-        ),
-    );
-    Ok(link)
+    crate::accounts::reset_links::send(
+        db,
+        mailer,
+        &user,
+        base_url,
+        crate::accounts::reset_links::AskedBy::Administrator,
+    )
+    .await
+    .map_err(AdminError::Internal)
 }

@@ -37,6 +37,14 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
+        // Port 0 asked for any free port: links built from the address (reset mails without
+        // LLMETA_PUBLIC_URL) name the one taken.
+        if config.bind.port() == 0
+            && let Ok(bound) = listener.local_addr()
+        {
+            config.bind = bound;
+        }
+        let mailer = crate::mail::Mailer::start(&config.mail)?;
         let secret = config
             .secret_key
             .as_ref()
@@ -70,6 +78,7 @@ impl Application {
             shutdown,
             json_jobs,
             api_key_uses: Default::default(),
+            mailer,
         });
         Ok(Application { listener, state })
     }

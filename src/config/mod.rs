@@ -4,6 +4,7 @@
 //! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
 
 mod llm;
+pub mod mail;
 mod uploads;
 
 pub use llm::{
@@ -26,6 +27,8 @@ pub struct Config {
     pub secret_key: Option<Secret<String>>,
     /// The address people use to reach the app; https makes cookies `Secure` and sets the origin CSRF checks use.
     pub public_url: Option<String>,
+    /// Outgoing mail: SMTP (or the log), the sender, how long undelivered mail is retried.
+    pub mail: mail::MailConfig,
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     /// SQLite `synchronous` level. NORMAL (default) in WAL mode survives a killed process; FULL also survives
@@ -117,6 +120,9 @@ struct FileConfig {
     database_url: Option<String>,
     secret_key: Option<String>,
     public_url: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    mail_retry_secs: Option<u64>,
     log_format: Option<String>,
     db_max_connections: Option<u32>,
     sqlite_synchronous: Option<String>,
@@ -407,6 +413,17 @@ impl Config {
             600_000,
             10_000,
         )?;
+        let mail = mail::load(
+            pick(&["LLMETA_SMTP_URL"], "smtp_url", file_cfg.smtp_url),
+            pick(&["LLMETA_MAIL_FROM"], "mail_from", file_cfg.mail_from),
+            pick(
+                &["LLMETA_MAIL_RETRY_SECS"],
+                "mail_retry_secs",
+                file_cfg.mail_retry_secs.map(|n| n.to_string()),
+            ),
+        )
+        .map_err(|(name, message)| invalid(&name, message))?;
+
         let record_retry_secs = parse_num(
             pick(
                 &["LLMETA_RECORD_RETRY_SECS"],
@@ -533,6 +550,7 @@ impl Config {
             database_url: Secret::new(database_url),
             secret_key,
             public_url,
+            mail,
             log_format,
             db_max_connections,
             sqlite_synchronous,
@@ -610,6 +628,29 @@ impl Config {
             "public_url = \"{}\"",
             self.public_url.as_deref().unwrap_or("")
         );
+        let _ = writeln!(
+            out,
+            "smtp_url = \"{}\"",
+            match &self.mail.smtp {
+                Some(smtp) => format!(
+                    "{}://{}{}:{}",
+                    if smtp.tls == mail::SmtpTls::Implicit {
+                        "smtps"
+                    } else {
+                        "smtp"
+                    },
+                    if smtp.user.is_some() {
+                        "[redacted]@"
+                    } else {
+                        ""
+                    },
+                    smtp.host,
+                    smtp.port
+                ),
+                None => "(none: mails are written to the log)".into(),
+            }
+        );
+        let _ = writeln!(out, "mail_from = \"{}\"", self.mail.from);
         let _ = writeln!(
             out,
             "log_format = \"{}\"",

@@ -51,6 +51,14 @@ pub async fn create(
     Err(sqlx::Error::RowNotFound)
 }
 
+/// When the user's newest link was made, if they have any.
+pub async fn latest_created_ms(db: &Db, user_id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MAX(created_ms) FROM password_resets WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await
+}
+
 /// What a link is, for the page that opens it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {

@@ -40,6 +40,10 @@ pub fn router(state: AppState) -> Router {
             get(pages::accounts::login_form).post(pages::accounts::login),
         )
         .route(
+            "/accounts/forgot",
+            get(pages::accounts::forgot_form).post(pages::accounts::forgot),
+        )
+        .route(
             "/accounts/signup",
             get(pages::accounts::signup_form).post(pages::accounts::signup),
         )

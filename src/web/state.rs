@@ -30,6 +30,8 @@ pub struct Inner {
     pub(crate) json_jobs: Arc<tokio::sync::Semaphore>,
     /// When this process last wrote each API key's `last_used_ms` (at most once a minute per key).
     pub(crate) api_key_uses: crate::db::api_keys::LastUsed,
+    /// Outgoing mail (SMTP, or the log).
+    pub(crate) mailer: crate::mail::Mailer,
 }
 
 impl AppState {
@@ -76,6 +78,17 @@ impl Inner {
     }
     pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.json_jobs
+    }
+    pub fn mailer(&self) -> &crate::mail::Mailer {
+        &self.mailer
+    }
+    /// The address in links sent by mail: `LLMETA_PUBLIC_URL`, else the address this server listens on (never
+    /// the request's `Host` header, which a client chooses).
+    pub fn public_url(&self) -> String {
+        self.config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.bind))
     }
     pub fn api_key_uses(&self) -> &crate::db::api_keys::LastUsed {
         &self.api_key_uses

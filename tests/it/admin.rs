@@ -318,9 +318,10 @@ async fn a_reset_link_sets_a_new_password_once() {
         )
         .await;
     assert!(location(&res).contains("notice="));
-    let link = llmeta::admin::send_reset_link(app.state.db(), &user_id, &app.base)
-        .await
-        .unwrap();
+    let link =
+        llmeta::admin::send_reset_link(app.state.db(), app.state.mailer(), &user_id, &app.base)
+            .await
+            .unwrap();
     let path = link.trim_start_matches(&app.base).to_string();
     let stranger = app.new_browser();
     let res = stranger

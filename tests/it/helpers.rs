@@ -537,3 +537,25 @@ pub async fn rows_in(app: &TestApp, table: &str) -> i64 {
         .await
         .unwrap()
 }
+
+/// The Python of the tests' peers (the OpenAI SDK, the SMTP server): LLMETA_PYTHON, or the venv `.ci/run` makes
+/// (`.venv-sdk`), if it can import `module`; else why not.
+pub fn test_python(module: &str) -> Result<std::path::PathBuf, String> {
+    let python = std::env::var_os("LLMETA_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-sdk/bin/python")
+        });
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Ok(python)
+    } else {
+        Err(format!(
+            "{} cannot import {module} (make .venv-sdk or set LLMETA_PYTHON)",
+            python.display()
+        ))
+    }
+}

@@ -17,6 +17,7 @@ mod history;
 mod json;
 mod json_memory;
 mod limits;
+mod mail;
 mod nul;
 mod openai_api;
 mod openai_api_errors;

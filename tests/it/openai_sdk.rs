@@ -52,21 +52,7 @@ fn missing(what: &str) -> Option<PathBuf> {
 
 /// A Python with the `openai` package: LLMETA_PYTHON, or the venv CI makes.
 fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("LLMETA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-sdk/bin/python"));
-    let has_sdk = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_sdk {
-        Some(python)
-    } else {
-        missing(&format!(
-            "{} cannot import openai (make .venv-sdk or set LLMETA_PYTHON)",
-            python.display()
-        ))
-    }
+    test_python("openai").map_or_else(|why| missing(&why), Some)
 }
 
 /// Node, with the SDK installed by `npm ci` in tests/sdk.

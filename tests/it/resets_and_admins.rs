@@ -15,7 +15,7 @@ async fn user_id(app: &TestApp, email: &str) -> String {
 }
 
 async fn reset_path(app: &TestApp, id: &str) -> String {
-    let link = admin::send_reset_link(app.state.db(), id, &app.base)
+    let link = admin::send_reset_link(app.state.db(), app.state.mailer(), id, &app.base)
         .await
         .unwrap();
     link.trim_start_matches(&app.base).to_string()

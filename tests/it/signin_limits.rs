@@ -228,9 +228,10 @@ async fn a_password_reset_by_an_admin_clears_the_lock() {
     let res = fresh.login("ada@example.com", PASSWORD).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // An administrator sends a reset link; Ada sets a new password and can sign in at once.
-    let link = llmeta::admin::send_reset_link(app.state.db(), &user_id, &app.base)
-        .await
-        .unwrap();
+    let link =
+        llmeta::admin::send_reset_link(app.state.db(), app.state.mailer(), &user_id, &app.base)
+            .await
+            .unwrap();
     let path = link.trim_start_matches(&app.base).to_string();
     let res = fresh
         .submit(
@@ -461,7 +462,7 @@ async fn a_password_reset_ends_the_known_status_of_earlier_browsers() {
         .fetch_one(app.db())
         .await
         .unwrap();
-    let link = llmeta::admin::send_reset_link(app.state.db(), &id, &app.base)
+    let link = llmeta::admin::send_reset_link(app.state.db(), app.state.mailer(), &id, &app.base)
         .await
         .unwrap();
     let path = link.trim_start_matches(&app.base).to_string();

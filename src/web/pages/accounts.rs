@@ -399,3 +399,45 @@ mod tests {
         assert_eq!(loggable_path("/accounts/login"), "/accounts/login");
     }
 }
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage {
+    chrome: Chrome,
+    /// The form was sent: the page says a mail is on its way if the address has an account.
+    sent: bool,
+}
+
+pub async fn forgot_form(csrf: CsrfToken) -> Result<Response, AppError> {
+    render(
+        StatusCode::OK,
+        &ForgotPage {
+            chrome: Chrome::new(None, &csrf),
+            sent: false,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// The same page whether or not the address has an account (and whether or not a mail went out).
+pub async fn forgot(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, AppError> {
+    accounts::reset_links::ask(state.db(), state.mailer(), &form.email, &state.public_url())
+        .await
+        .map_err(AppError::Internal)?;
+    render(
+        StatusCode::OK,
+        &ForgotPage {
+            chrome: Chrome::new(None, &csrf),
+            sent: true,
+        },
+    )
+}

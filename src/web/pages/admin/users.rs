@@ -314,16 +314,16 @@ pub async fn send_reset(
     _admin: AdminUser,
     IdPath(id): IdPath,
 ) -> Result<Response, AppError> {
-    let base = state
-        .config()
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", state.config().bind));
-    let r = admin::send_reset_link(state.db(), &id, &base)
+    let sends = state.mailer().sends();
+    let r = admin::send_reset_link(state.db(), state.mailer(), &id, &state.public_url())
         .await
         .map(|_| {
-            "A password reset link was sent (written to the server log: no SMTP is configured)."
-                .to_string()
+            if sends {
+                "A password reset link was mailed.".to_string()
+            } else {
+                "A password reset link was sent (written to the server log: no SMTP is configured)."
+                    .to_string()
+            }
         });
     outcome(&id, r)
 }

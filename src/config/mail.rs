@@ -1,0 +1,173 @@
+//! Outgoing mail settings: `LLMETA_SMTP_URL` (or `smtp_url`) and `LLMETA_MAIL_FROM` (or `mail_from`).
+//!
+//! `smtp://user:pass@host:587` sends with STARTTLS (required: a server that does not offer it is refused),
+//! `smtps://user:pass@host:465` with TLS from the first byte. A plain connection, without TLS, is only made to
+//! a loopback host (a local relay or a test server): credentials must never cross a network in the clear.
+
+use crate::secret::Secret;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// None: mails are written to the log.
+    pub smtp: Option<SmtpConfig>,
+    /// The sender (`From`), an address or `Name <address>`.
+    pub from: String,
+    /// How long a mail the server did not take is tried again.
+    pub retry_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub user: Option<String>,
+    pub password: Option<Secret<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://` to another host: STARTTLS, required.
+    StartTls,
+    /// `smtp://` to a loopback host: no TLS.
+    Plain,
+}
+
+pub const DEFAULT_FROM: &str = "llmeta <llmeta@localhost>";
+const DEFAULT_RETRY_SECS: u64 = 3600;
+
+/// Reads an SMTP URL; the error is a sentence for the person who set it (never echoing the password).
+pub fn parse_smtp_url(raw: &str) -> Result<SmtpConfig, String> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| {
+        "is not a URL such as smtp://user:password@mail.example.com:587".to_string()
+    })?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("names no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let (tls, default_port) = match url.scheme() {
+        "smtps" => (SmtpTls::Implicit, 465),
+        "smtp" if loopback => (SmtpTls::Plain, 25),
+        "smtp" => (SmtpTls::StartTls, 587),
+        other => {
+            return Err(format!(
+                "has the scheme '{other}'; use smtp:// (STARTTLS) or smtps:// (TLS)"
+            ));
+        }
+    };
+    if url.path() != "" && url.path() != "/" || url.query().is_some() {
+        return Err("must be just smtp(s)://[user:password@]host[:port]".into());
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| "has a user name or password that is not valid UTF-8".to_string())
+    };
+    let user = Some(decode(url.username())?).filter(|u| !u.is_empty());
+    let password = url.password().map(decode).transpose()?.map(Secret::new);
+    if password.is_some() && user.is_none() {
+        return Err("has a password but no user name".into());
+    }
+    Ok(SmtpConfig {
+        port: url.port().unwrap_or(default_port),
+        host,
+        tls,
+        user,
+        password,
+    })
+}
+
+/// Builds the settings from their raw values (environment first, then the file; see `Config::load`).
+pub fn load(
+    smtp_url: Option<(String, String)>,
+    from: Option<(String, String)>,
+    retry_secs: Option<(String, String)>,
+) -> Result<MailConfig, (String, String)> {
+    let smtp = match smtp_url {
+        Some((name, v)) if !v.trim().is_empty() => Some(parse_smtp_url(&v).map_err(|e| (name, e))?),
+        _ => None,
+    };
+    let from = match from {
+        Some((name, v)) => {
+            let v = v.trim().to_string();
+            if v.parse::<lettre::message::Mailbox>().is_err() {
+                return Err((
+                    name,
+                    format!(
+                        "'{v}' is not an address such as llmeta@example.com or \"llmeta <llmeta@example.com>\""
+                    ),
+                ));
+            }
+            v
+        }
+        None => DEFAULT_FROM.to_string(),
+    };
+    let retry_for = match retry_secs {
+        Some((name, v)) => Duration::from_secs(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| (name, format!("'{v}' is not a number of seconds")))?,
+        ),
+        None => Duration::from_secs(DEFAULT_RETRY_SECS),
+    };
+    Ok(MailConfig {
+        smtp,
+        from,
+        retry_for,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_tls_and_never_send_credentials_in_the_clear_off_this_host() {
+        let c = parse_smtp_url("smtp://ada:p%40ss@mail.example.com").unwrap();
+        assert_eq!((c.tls, c.port), (SmtpTls::StartTls, 587));
+        assert_eq!(c.user.as_deref(), Some("ada"));
+        assert_eq!(c.password.unwrap().expose(), "p@ss");
+        let c = parse_smtp_url("smtps://mail.example.com").unwrap();
+        assert_eq!((c.tls, c.port), (SmtpTls::Implicit, 465));
+        let c = parse_smtp_url("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((c.tls, c.port), (SmtpTls::Plain, 2525));
+        assert_eq!(
+            parse_smtp_url("smtp://[::1]:25").unwrap().tls,
+            SmtpTls::Plain
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://localhost").unwrap().tls,
+            SmtpTls::Plain
+        );
+
+        for bad in [
+            "http://mail.example.com",
+            "mail.example.com",
+            "smtp://:pw@h",
+            "smtp://h/x",
+        ] {
+            let e = parse_smtp_url(bad).unwrap_err();
+            assert!(!e.contains("pw"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_sender_must_be_an_address() {
+        let named = |v: &str| Some(("LLMETA_MAIL_FROM".to_string(), v.to_string()));
+        assert!(load(None, named("llmeta <l@example.com>"), None).is_ok());
+        assert!(load(None, named("not an address"), None).is_err());
+        assert!(load(None, named("a@example.com\r\nBcc: x@evil.example"), None).is_err());
+        assert_eq!(load(None, None, None).unwrap().from, DEFAULT_FROM);
+    }
+}

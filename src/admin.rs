@@ -254,5 +254,10 @@ pub async fn send_reset_link(
         crate::accounts::reset_links::AskedBy::Administrator,
     )
     .await
-    .map_err(AdminError::Internal)
+    .map_err(AdminError::Internal)?
+    .ok_or_else(|| {
+        AdminError::Internal(anyhow::anyhow!(
+            "an administrator's reset link was not made"
+        ))
+    })
 }

@@ -38,6 +38,7 @@ pub enum SmtpTls {
 
 pub const DEFAULT_FROM: &str = "llmeta <llmeta@localhost>";
 const DEFAULT_RETRY_SECS: u64 = 3600;
+const MAX_RETRY_SECS: u64 = 7 * 24 * 3600;
 
 /// Reads an SMTP URL; the error is a sentence for the person who set it (never echoing the password).
 pub fn parse_smtp_url(raw: &str) -> Result<SmtpConfig, String> {
@@ -76,8 +77,8 @@ pub fn parse_smtp_url(raw: &str) -> Result<SmtpConfig, String> {
     };
     let user = Some(decode(url.username())?).filter(|u| !u.is_empty());
     let password = url.password().map(decode).transpose()?.map(Secret::new);
-    if password.is_some() && user.is_none() {
-        return Err("has a password but no user name".into());
+    if password.is_some() != user.is_some() {
+        return Err("needs both a user name and a password, or neither".into());
     }
     Ok(SmtpConfig {
         port: url.port().unwrap_or(default_port),
@@ -117,7 +118,16 @@ pub fn load(
         Some((name, v)) => Duration::from_secs(
             v.trim()
                 .parse::<u64>()
-                .map_err(|_| (name, format!("'{v}' is not a number of seconds")))?,
+                .ok()
+                .filter(|s| *s <= MAX_RETRY_SECS)
+                .ok_or_else(|| {
+                    (
+                        name,
+                        format!(
+                            "'{v}' is not a number of seconds from 0 to {MAX_RETRY_SECS} (a week)"
+                        ),
+                    )
+                })?,
         ),
         None => Duration::from_secs(DEFAULT_RETRY_SECS),
     };
@@ -169,5 +179,17 @@ mod tests {
         assert!(load(None, named("not an address"), None).is_err());
         assert!(load(None, named("a@example.com\r\nBcc: x@evil.example"), None).is_err());
         assert_eq!(load(None, None, None).unwrap().from, DEFAULT_FROM);
+        let secs = |v: &str| {
+            load(
+                None,
+                None,
+                Some(("LLMETA_MAIL_RETRY_SECS".into(), v.into())),
+            )
+        };
+        assert!(secs("604800").is_ok());
+        assert!(
+            secs("99999999999999999").is_err(),
+            "capped: a deadline that far would overflow"
+        );
     }
 }

@@ -51,12 +51,44 @@ pub async fn create(
     Err(sqlx::Error::RowNotFound)
 }
 
-/// When the user's newest link was made, if they have any.
-pub async fn latest_created_ms(db: &Db, user_id: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT MAX(created_ms) FROM password_resets WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(&db.pool)
-        .await
+/// Like [`create`], unless the user was given a link less than `gap_ms` ago: then nothing is written and the
+/// answer is false. The check and the write are one transaction, serialised per user (SQLite: the write lock
+/// from `BEGIN IMMEDIATE`; PostgreSQL: the user's row locked), so two requests at once make one link.
+pub async fn create_unless_recent(
+    db: &Db,
+    id_hash: &str,
+    user_id: &str,
+    now: i64,
+    expires: i64,
+    gap_ms: i64,
+) -> sqlx::Result<bool> {
+    let mut tx = db.begin_write().await?;
+    if db.backend == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(created_ms) FROM password_resets WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if latest.is_some_and(|t| now - t < gap_ms) {
+        return Ok(false);
+    }
+    revoke_for_user(&mut tx, user_id, now).await?;
+    sqlx::query(
+        "INSERT INTO password_resets (id, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id_hash)
+    .bind(user_id)
+    .bind(now)
+    .bind(expires)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// What a link is, for the page that opens it.

@@ -6,7 +6,7 @@
 //! a tenth of llmeta's CPU, for a lookup that SQLite answers from its cache in microseconds. Here the request's
 //! own thread runs it on a connection with the statement prepared once. It blocks that thread only as long as
 //! the read runs: in WAL mode a reader never waits for the writer, and `busy_timeout` bounds the rare wait
-//! (WAL recovery after a crash). Any failure falls back to the sqlx path, so this is only ever a shortcut.
+//! (WAL recovery after a crash) before the sqlx path is taken. Any failure falls back to the sqlx path, so this is only ever a shortcut.
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -14,10 +14,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Connections: one per thread that may read at once (the runtime's workers), and a few spare.
-const CONNECTIONS: usize = 4;
-/// The longest a read waits on a locked database before the sqlx path is taken instead.
-const BUSY: Duration = Duration::from_millis(100);
+/// Connections: one per thread that may read at once (the runtime's workers; a request that finds all busy
+/// waits for one).
+fn connections() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 16))
+}
+/// The longest a read waits on a locked database (it holds a runtime thread meanwhile) before the sqlx path
+/// is taken instead.
+const BUSY: Duration = Duration::from_millis(5);
 const STATEMENT_CACHE: usize = 16;
 
 pub struct SqliteReads {
@@ -27,7 +31,7 @@ pub struct SqliteReads {
 
 impl SqliteReads {
     pub fn open(path: &Path) -> rusqlite::Result<SqliteReads> {
-        let conns = (0..CONNECTIONS)
+        let conns = (0..connections())
             .map(|_| {
                 let conn = Connection::open_with_flags(
                     path,

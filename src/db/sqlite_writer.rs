@@ -29,8 +29,8 @@ pub fn open(path: &Path, synchronous_pragma: &str) -> rusqlite::Result<Connectio
     // delete or a CLI write must not be able to outlast this.
     conn.busy_timeout(super::WRITE_WAIT)?;
     // Statement journals (multi-row statements keep one) stay in memory instead of a temporary file that is
-    // opened, written and deleted per batch: at concurrency 32 through `/v1`, 3,760 → 4,233 recorded calls/s
-    // and 364 → 316 µs of llmeta's CPU per call (docs/benchmarks.md). Checkpoints stay on this thread: on a
+    // opened, written and deleted per batch (measured with the API key reads of `sqlite_reads` in one A/B:
+    // docs/benchmarks.md, "The /v1 scenarios"). Checkpoints stay on this thread: on a
     // thread of their own they fell behind a busy writer, the WAL grew without bound, and every frame written
     // to new file pages cost more than the checkpoints had.
     conn.execute_batch(&format!(

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 const QUEUE: usize = 1000;
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(300);
-/// One attempt (connect, TLS, the whole exchange) takes at most this long.
+/// One attempt (connect, TLS, the whole exchange) takes at most this long (enforced around lettre's send).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A mail to send: a plain-text body and the same as HTML.
@@ -114,8 +114,15 @@ impl Mailer {
             .subject(one_line(&mail.subject))
             .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
             .map_err(|e| MailError::Build(e.to_string()))?;
-        queue.try_send(message).map_err(|_| {
-            tracing::error!(to = %mail.to, "mail queue full; a mail was not sent");
+        queue.try_send(message).map_err(|e| {
+            match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    tracing::error!(to = %mail.to, "mail queue full; a mail was not sent")
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    tracing::error!(to = %mail.to, "the mail sender has stopped; a mail was not sent")
+                }
+            }
             MailError::Busy
         })
     }
@@ -197,16 +204,26 @@ async fn attempt(
     mut w: Waiting,
 ) -> Option<Waiting> {
     let to = recipients(&w.message);
-    match transport.send(w.message.clone()).await {
+    // lettre's own timeout covers the connection only; a server that accepts and then says nothing would hold
+    // this task, and every later mail, for ever.
+    let sent = match tokio::time::timeout(ATTEMPT_TIMEOUT, transport.send(w.message.clone())).await
+    {
+        Ok(r) => r.map_err(|e| (e.is_permanent(), e.to_string())),
+        Err(_) => Err((
+            false,
+            format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+        )),
+    };
+    match sent {
         Ok(_) => {
             tracing::info!(to = %to, "mail sent");
             None
         }
-        Err(e) if e.is_permanent() => {
+        Err((true, e)) => {
             tracing::error!(to = %to, error = %e, "the mail server refused a mail; it is not tried again");
             None
         }
-        Err(e) => {
+        Err((false, e)) => {
             let now = Instant::now();
             if now + w.pause > w.give_up {
                 tracing::error!(to = %to, error = %e, "a mail could not be sent in time; given up");

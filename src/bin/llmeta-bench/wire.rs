@@ -130,6 +130,11 @@ impl Conn {
                     self.fill().await?;
                 }
                 seen.look(&self.buf[self.pos..self.pos + size]);
+                // No trailers: every chunk, the last included, ends with CRLF.
+                anyhow::ensure!(
+                    &self.buf[self.pos + size..self.pos + size + 2] == b"\r\n",
+                    "a chunk does not end with CRLF"
+                );
                 self.pos += size + 2;
                 if size == 0 {
                     break;
@@ -204,5 +209,8 @@ impl<'a> Seen<'a> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -424,15 +424,33 @@ pub struct ForgotForm {
     email: String,
 }
 
-/// The same page whether or not the address has an account (and whether or not a mail went out).
+/// The same page, at once, whether or not the address has an account (and whether or not a mail went out);
+/// too many requests from one address get 429.
 pub async fn forgot(
     State(state): State<AppState>,
     csrf: CsrfToken,
+    ClientIp(ip): ClientIp,
     Form(form): Form<ForgotForm>,
 ) -> Result<Response, AppError> {
-    accounts::reset_links::ask(state.db(), state.mailer(), &form.email, &state.public_url())
+    let client = crate::db::throttle::client_key(&ip);
+    if let Some(retry_after_secs) = accounts::reset_links::too_many_asks(state.db(), &client)
         .await
-        .map_err(AppError::Internal)?;
+        .map_err(AppError::Internal)?
+    {
+        return Err(AppError::TooManyRequests {
+            message: format!(
+                "Too many password reset requests from your address. {}",
+                crate::db::throttle::try_again_in(retry_after_secs)
+            ),
+            retry_after_secs,
+        });
+    }
+    accounts::reset_links::ask_in_background(
+        state.db().clone(),
+        state.mailer().clone(),
+        form.email,
+        state.public_url(),
+    );
     render(
         StatusCode::OK,
         &ForgotPage {

@@ -1,8 +1,10 @@
 //! The providers and models this server offers, built once at start-up from the configuration
 //! (and, where asked, from each provider's `GET /models`).
 //!
-//! A model's context window: its `[[models]]` entry's `context_window` wins; else the window its provider
-//! reported at discovery (see [`discover`]); else [`DEFAULT_CONTEXT_WINDOW`]. `Model::context_source` says which.
+//! A model's context window: the window its provider reported at discovery (see [`discover`]), or its
+//! `[[models]]` entry's `context_window` when that is smaller (an operator may hold a model to less than the
+//! server has, never to more: the server would refuse the prompt); else the entry's; else
+//! [`DEFAULT_CONTEXT_WINDOW`]. `Model::context_source` says which.
 
 mod discover;
 
@@ -149,7 +151,7 @@ impl Registry {
 }
 
 /// Adds the models a provider listed that are not offered yet, and gives each model of that provider
-/// the window the provider reported, unless its `[[models]]` entry states one. The answer's share never
+/// the window the provider reported, unless its `[[models]]` entry states a smaller one. The answer's share never
 /// exceeds the window: a discovered model gets at most half of it (and at most the provider's own output
 /// limit, or 4096), a configured one keeps its `max_output_tokens` up to the window.
 fn merge_discovered(models: &mut Vec<Model>, provider: &str, found: Vec<Found>) {
@@ -159,7 +161,7 @@ fn merge_discovered(models: &mut Vec<Model>, provider: &str, found: Vec<Found>) 
             .filter(|m| m.provider == provider && m.upstream == f.id)
         {
             if let Some(window) = f.context_window
-                && m.context_source == ContextSource::Default
+                && (m.context_source == ContextSource::Default || window < m.context_window)
             {
                 m.context_window = window;
                 m.context_source = ContextSource::Provider;
@@ -199,12 +201,18 @@ mod tests {
     }
 
     #[test]
-    fn a_stated_window_wins_then_the_providers_then_the_default() {
+    fn the_providers_window_bounds_a_stated_one_then_the_default() {
         let stated = ModelConfig {
             context_window: 32000,
             context_source: ContextSource::Config,
             max_output_tokens: 16000,
             ..ModelConfig::named("stated", "p")
+        };
+        let held = ModelConfig {
+            context_window: 2000,
+            context_source: ContextSource::Config,
+            max_output_tokens: 500,
+            ..ModelConfig::named("held", "p")
         };
         let unstated = ModelConfig {
             max_output_tokens: 6000,
@@ -212,7 +220,7 @@ mod tests {
             ..ModelConfig::named("unstated", "p")
         };
         let elsewhere = ModelConfig::named("other", "q");
-        let mut models: Vec<Model> = [stated, unstated, elsewhere]
+        let mut models: Vec<Model> = [stated, held, unstated, elsewhere]
             .iter()
             .map(Model::from_config)
             .collect();
@@ -221,6 +229,7 @@ mod tests {
             "p",
             vec![
                 found("stated", Some(4096), None),
+                found("held", Some(4096), None),
                 found("big", Some(4096), None),
                 found("other", Some(4096), None),
                 found("new", Some(131072), None),
@@ -233,7 +242,10 @@ mod tests {
             let m = models.iter().find(|m| m.id == id).unwrap();
             (m.context_window, m.context_source, m.max_output_tokens)
         };
-        assert_eq!(w("stated"), (32000, ContextSource::Config, 16000));
+        // A stated window larger than the server's would send prompts the server refuses: the server's bounds it.
+        assert_eq!(w("stated"), (4096, ContextSource::Provider, 4096));
+        // A smaller one is the operator's choice, and stays.
+        assert_eq!(w("held"), (2000, ContextSource::Config, 500));
         // Matched by upstream name; its own max_output_tokens kept up to the window.
         assert_eq!(w("unstated"), (4096, ContextSource::Provider, 4096));
         // Another provider's model of the same name is not this one.

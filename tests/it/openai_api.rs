@@ -320,3 +320,117 @@ async fn a_model_without_prices_has_no_cost_and_the_pages_say_why() {
         assert!(row.contains(says), "{row}");
     }
 }
+
+#[tokio::test]
+async fn every_parameter_and_pass_through_field_reaches_the_provider_and_the_record() {
+    let api = api().await;
+    let body = json!({
+        "model": "mock",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "hello "},
+                {"type": "text", "text": "in two parts"},
+            ]},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "go on mock:cached=3 mock:tokens=4"},
+        ],
+        "temperature": 0.5, "top_p": 0.9, "top_k": 40, "max_completion_tokens": 7, "seed": 42,
+        "stop": ["zzz"], "presence_penalty": 0.1, "frequency_penalty": 0.2, "user": "u-123",
+        "tool_choice": "none", "logprobs": true, "top_logprobs": 2,
+    });
+    let res = api.post(&body).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let id = call_id(&res);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(
+        answer["usage"]["prompt_tokens_details"]["cached_tokens"], 3,
+        "{answer}"
+    );
+    assert!(
+        answer["choices"][0]["logprobs"]["content"].is_array(),
+        "{answer}"
+    );
+
+    let sent = api.upstream_requests().await.pop().expect("sent upstream");
+    assert_eq!(
+        sent["messages"], body["messages"],
+        "messages forwarded as given"
+    );
+    for field in [
+        "temperature",
+        "top_p",
+        "top_k",
+        "seed",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "user",
+        "tool_choice",
+        "logprobs",
+        "top_logprobs",
+    ] {
+        assert_eq!(sent[field], body[field], "{field} upstream");
+    }
+    assert_eq!(
+        sent["max_tokens"], 7,
+        "max_completion_tokens is the answer's limit"
+    );
+
+    let c = api.ended(&id).await;
+    assert_eq!(
+        (c.temperature, c.top_p, c.top_k, c.max_tokens, c.seed),
+        (Some(0.5), Some(0.9), Some(40), Some(7), Some(42))
+    );
+    assert_eq!(
+        (c.presence_penalty, c.frequency_penalty),
+        (Some(0.1), Some(0.2))
+    );
+    assert_eq!(c.stop.as_deref(), Some(r#"["zzz"]"#));
+    assert_eq!(
+        c.cached_input_tokens,
+        Some(3),
+        "the provider's cached tokens stored"
+    );
+    let recorded: Value = serde_json::from_str(&c.request_json).unwrap();
+    for field in ["user", "tool_choice", "logprobs", "top_logprobs"] {
+        assert_eq!(recorded[field], body[field], "{field} recorded");
+    }
+    assert_eq!(c.context_messages, 4);
+}
+
+#[tokio::test]
+async fn a_prompt_the_provider_refuses_as_too_long_keeps_the_providers_count() {
+    // The operator states a window larger than the server's (no discovery): llmeta sends, the server refuses.
+    let mock = spawn_mock_with(llmeta::mock::MockConfig {
+        n_ctx: Some(64),
+        ..Default::default()
+    })
+    .await;
+    let base = mock.clone();
+    let app = spawn_app_with(move |c| {
+        c.providers = vec![mock_provider("mock", &base)];
+        c.models = vec![mock_model("mock", "mock", 8192)];
+        c.demo = false;
+    })
+    .await;
+    let (_, key) = user_with_key(&app, "api@example.com").await;
+    let res = reqwest::Client::new()
+        .post(app.url("/v1/chat/completions"))
+        .header("authorization", bearer(&key))
+        .json(&ask("mock", &"word ".repeat(100)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    let id = call_id(&res);
+    let c = llmeta::db::calls::get(app.state.db(), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status.as_str(), "error");
+    // The mock counts a word a token, as its error body says: the provider's count, not an estimate.
+    assert_eq!(c.input_tokens, Some(100), "{c:?}");
+    assert_eq!(c.output_tokens, None);
+    assert_eq!(c.cost_micros, None, "nothing billed, nothing priced");
+}

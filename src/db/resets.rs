@@ -32,18 +32,8 @@ pub async fn create(
     // revokes the winner's link and leaves the newest live.
     for attempt in 0..3 {
         let mut tx = db.begin_write().await?;
-        revoke_for_user(&mut tx, user_id, now).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO password_resets (id, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id_hash)
-        .bind(user_id)
-        .bind(now)
-        .bind(expires)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => return tx.commit().await,
+        match replace_in(&mut tx, id_hash, user_id, now, expires).await {
+            Ok(()) => return tx.commit().await,
             Err(e) if is_unique_violation(&e) && attempt < 2 => continue,
             Err(e) => return Err(e),
         }
@@ -77,7 +67,20 @@ pub async fn create_unless_recent(
     if latest.is_some_and(|t| now - t < gap_ms) {
         return Ok(false);
     }
-    revoke_for_user(&mut tx, user_id, now).await?;
+    replace_in(&mut tx, id_hash, user_id, now, expires).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Revokes the user's live links and stores the new one (in a transaction of the caller's).
+async fn replace_in(
+    conn: &mut sqlx::AnyConnection,
+    id_hash: &str,
+    user_id: &str,
+    now: i64,
+    expires: i64,
+) -> sqlx::Result<()> {
+    revoke_for_user(conn, user_id, now).await?;
     sqlx::query(
         "INSERT INTO password_resets (id, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
     )
@@ -85,10 +88,9 @@ pub async fn create_unless_recent(
     .bind(user_id)
     .bind(now)
     .bind(expires)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// What a link is, for the page that opens it.

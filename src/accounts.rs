@@ -4,6 +4,7 @@
 pub mod api_keys;
 mod login;
 pub mod reset_links;
+pub mod verification;
 
 pub use login::{
     ACCOUNT_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT, DEVICE_FAILURE_LIMIT, DeviceClaim,
@@ -126,6 +127,9 @@ pub async fn register(
     first_admin: bool,
     limit: Option<SignupLimit<'_>>,
 ) -> Result<User, RegisterError> {
+    // A sign-up (the only registration with a limit) must show its address is its owner's; the first-run
+    // set-up and an administrator's accounts are taken as verified.
+    let verified_now = limit.is_none().then(crate::util::now_ms);
     let mut errors = FieldErrors::default();
     let email = Email::parse(form.email)
         .map_err(|e| errors.email = Some(e))
@@ -183,6 +187,7 @@ pub async fn register(
         display_name: name.as_str(),
         password_hash: Some(&hash),
         role: if first_admin { Role::Admin } else { Role::User },
+        email_verified_ms: verified_now,
     };
     let created = if first_admin {
         users::create_first_admin(db, new).await
@@ -229,6 +234,7 @@ pub async fn create_admin(
             display_name: name.as_str(),
             password_hash: Some(&hash),
             role: Role::Admin,
+            email_verified_ms: Some(crate::util::now_ms()),
         },
     )
     .await

@@ -15,6 +15,36 @@ pub struct MailConfig {
     pub from: String,
     /// How long a mail the server did not take is tried again.
     pub retry_for: Duration,
+    /// Whether a new account's email address must be verified (`LLMETA_EMAIL_VERIFICATION`).
+    pub verification: Verification,
+}
+
+/// `off`: no verification mail; `optional` (default): one is sent, nothing waits for it; `mandatory`: an
+/// account made by sign-up cannot chat or use the API until its link is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verification {
+    Off,
+    #[default]
+    Optional,
+    Mandatory,
+}
+
+impl Verification {
+    pub fn parse(v: &str) -> Option<Verification> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "off" => Some(Verification::Off),
+            "optional" => Some(Verification::Optional),
+            "mandatory" => Some(Verification::Mandatory),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Off => "off",
+            Verification::Optional => "optional",
+            Verification::Mandatory => "mandatory",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +124,13 @@ pub fn load(
     smtp_url: Option<(String, String)>,
     from: Option<(String, String)>,
     retry_secs: Option<(String, String)>,
+    verification: Option<(String, String)>,
 ) -> Result<MailConfig, (String, String)> {
+    let verification = match verification {
+        Some((name, v)) => Verification::parse(&v)
+            .ok_or_else(|| (name, format!("'{v}' is not off, optional or mandatory")))?,
+        None => Verification::default(),
+    };
     let smtp = match smtp_url {
         Some((name, v)) if !v.trim().is_empty() => Some(parse_smtp_url(&v).map_err(|e| (name, e))?),
         _ => None,
@@ -135,6 +171,7 @@ pub fn load(
         smtp,
         from,
         retry_for,
+        verification,
     })
 }
 
@@ -175,17 +212,43 @@ mod tests {
     #[test]
     fn the_sender_must_be_an_address() {
         let named = |v: &str| Some(("LLMETA_MAIL_FROM".to_string(), v.to_string()));
-        assert!(load(None, named("llmeta <l@example.com>"), None).is_ok());
-        assert!(load(None, named("not an address"), None).is_err());
-        assert!(load(None, named("a@example.com\r\nBcc: x@evil.example"), None).is_err());
-        assert_eq!(load(None, None, None).unwrap().from, DEFAULT_FROM);
+        assert!(load(None, named("llmeta <l@example.com>"), None, None).is_ok());
+        assert!(load(None, named("not an address"), None, None).is_err());
+        assert!(
+            load(
+                None,
+                named("a@example.com\r\nBcc: x@evil.example"),
+                None,
+                None
+            )
+            .is_err()
+        );
+        assert_eq!(load(None, None, None, None).unwrap().from, DEFAULT_FROM);
         let secs = |v: &str| {
             load(
                 None,
                 None,
                 Some(("LLMETA_MAIL_RETRY_SECS".into(), v.into())),
+                None,
             )
         };
+        let verification = |v: &str| {
+            load(
+                None,
+                None,
+                None,
+                Some(("LLMETA_EMAIL_VERIFICATION".into(), v.into())),
+            )
+        };
+        assert_eq!(
+            verification("Mandatory").unwrap().verification,
+            Verification::Mandatory
+        );
+        assert!(verification("sometimes").is_err());
+        assert_eq!(
+            load(None, None, None, None).unwrap().verification,
+            Verification::Optional
+        );
         assert!(secs("604800").is_ok());
         assert!(
             secs("99999999999999999").is_err(),

@@ -123,6 +123,7 @@ struct FileConfig {
     smtp_url: Option<String>,
     mail_from: Option<String>,
     mail_retry_secs: Option<u64>,
+    email_verification: Option<String>,
     log_format: Option<String>,
     db_max_connections: Option<u32>,
     sqlite_synchronous: Option<String>,
@@ -421,6 +422,11 @@ impl Config {
                 "mail_retry_secs",
                 file_cfg.mail_retry_secs.map(|n| n.to_string()),
             ),
+            pick(
+                &["LLMETA_EMAIL_VERIFICATION"],
+                "email_verification",
+                file_cfg.email_verification,
+            ),
         )
         .map_err(|(name, message)| invalid(&name, message))?;
 
@@ -651,6 +657,11 @@ impl Config {
             }
         );
         let _ = writeln!(out, "mail_from = \"{}\"", self.mail.from);
+        let _ = writeln!(
+            out,
+            "email_verification = \"{}\"",
+            self.mail.verification.as_str()
+        );
         let _ = writeln!(
             out,
             "log_format = \"{}\"",

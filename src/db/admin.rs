@@ -62,7 +62,7 @@ impl UserSort {
 }
 
 const USER_STATS: &str = "SELECT u.id, u.email, u.display_name, u.password_hash, u.role, u.created_ms, \
-     u.last_login_ms, u.disabled_ms, \
+     u.last_login_ms, u.disabled_ms, u.email_verified_ms, \
      (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id) AS conversations, \
      COALESCE(s.calls, 0) AS calls, COALESCE(s.tokens, 0) AS tokens, COALESCE(s.cost, 0) AS cost_micros \
      FROM users u LEFT JOIN (SELECT user_id, COUNT(*) AS calls, \

@@ -71,6 +71,7 @@ pub struct AuthKey {
     #[sqlx(try_from = "String")]
     pub role: Role,
     pub disabled_ms: Option<i64>,
+    pub email_verified_ms: Option<i64>,
 }
 
 /// What a new row holds; the name and expiry were validated by the domain types.
@@ -258,7 +259,7 @@ pub async fn authenticate(db: &Db, lookup: &str) -> sqlx::Result<Option<AuthKey>
 }
 
 const AUTHENTICATE: &str = "SELECT k.id, k.user_id, k.name, k.last4, k.created_ms, k.last_used_ms, k.expires_ms, \
-     k.revoked_ms, k.secret_hash, u.email, u.role, u.disabled_ms \
+     k.revoked_ms, k.secret_hash, u.email, u.role, u.disabled_ms, u.email_verified_ms \
      FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.lookup = $1";
 
 /// [`authenticate`] on one of SQLite's read connections ([`super::sqlite_reads`]): the same query and row.
@@ -291,6 +292,7 @@ fn authenticate_sqlite(
                     )
                 })?,
                 disabled_ms: r.get(11)?,
+                email_verified_ms: r.get(12)?,
             })
         })
         .optional()

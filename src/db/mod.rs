@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod calls;
 pub mod conversations;
+pub mod email_verifications;
 pub mod explorer;
 pub mod files;
 pub mod group;

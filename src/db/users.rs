@@ -17,6 +17,8 @@ pub struct User {
     pub created_ms: i64,
     pub last_login_ms: Option<i64>,
     pub disabled_ms: Option<i64>,
+    /// When the email address was shown to be the owner's (a mailed link followed); None: not yet.
+    pub email_verified_ms: Option<i64>,
 }
 
 impl User {
@@ -40,6 +42,8 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
     pub password_hash: Option<&'a str>,
     pub role: Role,
+    /// Accounts an administrator or the first-run set-up makes are verified from the start.
+    pub email_verified_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +56,7 @@ pub enum CreateUserError {
     Db(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str =
-    "id, email, display_name, password_hash, role, created_ms, last_login_ms, disabled_ms";
+const COLUMNS: &str = "id, email, display_name, password_hash, role, created_ms, last_login_ms, disabled_ms, email_verified_ms";
 
 pub async fn count(db: &Db) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -65,8 +68,8 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
     let id = new_id();
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO users (id, email, display_name, password_hash, role, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO users (id, email, display_name, password_hash, role, created_ms, email_verified_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(new.email.as_str())
@@ -74,6 +77,7 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
     .bind(new.password_hash)
     .bind(new.role.as_str())
     .bind(now)
+    .bind(new.email_verified_ms)
     .execute(db.writer())
     .await
     .map_err(|e| {
@@ -100,14 +104,15 @@ pub async fn create_first_admin(db: &Db, new: NewUser<'_>) -> Result<User, Creat
             .await?;
     }
     let inserted = sqlx::query(
-        "INSERT INTO users (id, email, display_name, password_hash, role, created_ms) \
-         SELECT $1, $2, $3, $4, 'admin', $5 WHERE NOT EXISTS (SELECT 1 FROM users)",
+        "INSERT INTO users (id, email, display_name, password_hash, role, created_ms, email_verified_ms) \
+         SELECT $1, $2, $3, $4, 'admin', $5, $6 WHERE NOT EXISTS (SELECT 1 FROM users)",
     )
     .bind(&id)
     .bind(new.email.as_str())
     .bind(new.display_name)
     .bind(new.password_hash)
     .bind(now_ms())
+    .bind(new.email_verified_ms)
     .execute(&mut *tx)
     .await;
     let inserted = match inserted {
@@ -200,7 +205,7 @@ pub struct UserSummary {
 pub async fn list_with_counts(db: &Db, limit: i64) -> sqlx::Result<Vec<UserSummary>> {
     sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, u.password_hash, u.role, u.created_ms, u.last_login_ms, \
-                u.disabled_ms, \
+                u.disabled_ms, u.email_verified_ms, \
                 (SELECT COUNT(*) FROM conversations c WHERE c.user_id = u.id) AS conversations \
          FROM users u ORDER BY u.created_ms DESC, u.id DESC LIMIT $1",
     )

@@ -16,6 +16,8 @@ use http_body_util::BodyExt as _;
 pub enum AppError {
     NotFound,
     Forbidden,
+    /// 403 with what the person must do first (verify their email address).
+    NotYet(String),
     BadRequest(String),
     PayloadTooLarge(String),
     TooManyRequests {
@@ -50,7 +52,7 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Csrf | AppError::NotYet(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -68,7 +70,10 @@ impl AppError {
             AppError::NotFound => "This page does not exist, or you do not have access to it.".into(),
             AppError::Forbidden => "You do not have permission to do this.".into(),
             AppError::Csrf => "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
-            AppError::BadRequest(m) | AppError::PayloadTooLarge(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::BadRequest(m)
+            | AppError::PayloadTooLarge(m)
+            | AppError::Unavailable(m)
+            | AppError::NotYet(m) => m.clone(),
             AppError::TooManyRequests { message, .. } | AppError::Busy { message, .. } => {
                 message.clone()
             }

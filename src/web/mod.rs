@@ -125,6 +125,11 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/keys", get(pages::admin::keys::list))
         .route("/admin/keys/{id}/revoke", post(pages::admin::keys::revoke))
         .route(
+            "/accounts/verify/resend",
+            post(pages::accounts::resend_verification),
+        )
+        .route("/accounts/verify/{token}", get(pages::accounts::verify))
+        .route(
             "/accounts/reset/{token}",
             get(pages::accounts::reset_form).post(pages::accounts::reset),
         )

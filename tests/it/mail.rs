@@ -14,15 +14,15 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const PUBLIC_URL: &str = "http://llmeta.test:8443";
+pub const PUBLIC_URL: &str = "http://llmeta.test:8443";
 
 /// The SMTP server of one test; killed when dropped.
-struct SmtpSink {
+pub struct SmtpSink {
     _child: tokio::process::Child,
     dir: tempfile::TempDir,
 }
 
-fn python() -> Option<PathBuf> {
+pub fn python() -> Option<PathBuf> {
     match test_python("aiosmtpd") {
         Ok(p) => Some(p),
         Err(why) => {
@@ -39,7 +39,7 @@ fn python() -> Option<PathBuf> {
 impl SmtpSink {
     /// Starts the server (`mode`: none, "--silent" or "--down N", see the script) and returns it with its port
     /// once clients can connect; the script takes the port itself, so no other process can take it first.
-    async fn start(python: &Path, mode: &[&str]) -> (SmtpSink, u16) {
+    pub async fn start(python: &Path, mode: &[&str]) -> (SmtpSink, u16) {
         use tokio::io::AsyncBufReadExt as _;
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/smtp_sink.py");
@@ -66,7 +66,7 @@ impl SmtpSink {
         (SmtpSink { _child: child, dir }, port)
     }
 
-    fn received(&self) -> Vec<Value> {
+    pub fn received(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -80,7 +80,7 @@ impl SmtpSink {
     }
 
     /// Waits until `n` mails have arrived (at most 30 s) and returns them.
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = self.received();
@@ -97,20 +97,30 @@ impl SmtpSink {
 }
 
 async fn app_mailing_to(port: u16) -> TestApp {
+    app_mailing_to_with(port, |_| {}).await
+}
+
+/// [`app_mailing_to`] with the configuration adjusted last.
+pub async fn app_mailing_to_with(
+    port: u16,
+    adjust: impl FnOnce(&mut llmeta::config::Config),
+) -> TestApp {
     spawn_app_with(move |c| {
         c.public_url = Some(PUBLIC_URL.into());
         c.mail = MailConfig {
             smtp: Some(parse_smtp_url(&format!("smtp://127.0.0.1:{port}")).unwrap()),
             from: "llmeta <noreply@llmeta.test>".into(),
             retry_for: Duration::from_secs(120),
+            verification: Default::default(),
         };
+        adjust(c);
     })
     .await
 }
 
 /// Submits a form as a browser on LLMETA_PUBLIC_URL would: the CSRF check compares `Origin` with that address
 /// (the test's requests still go to the listening port).
-async fn submit(
+pub async fn submit(
     b: &Browser,
     page: &str,
     action: &str,
@@ -123,7 +133,7 @@ async fn submit(
 }
 
 /// An account made directly (signing up would need a browser on the public URL too).
-async fn account(app: &TestApp, email: &str) {
+pub async fn account(app: &TestApp, email: &str) {
     llmeta::admin::create_user(
         app.state.db(),
         app.state.hashes(),
@@ -139,7 +149,7 @@ async fn account(app: &TestApp, email: &str) {
     .unwrap();
 }
 
-async fn log_in(b: &Browser, email: &str, password: &str) -> StatusCode {
+pub async fn log_in(b: &Browser, email: &str, password: &str) -> StatusCode {
     submit(
         b,
         "/accounts/login",

@@ -35,3 +35,4 @@ mod signin_limits;
 mod signin_process;
 mod slow_clients;
 mod storage;
+mod verification;

@@ -108,6 +108,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<ApiCaller, ApiE
     if found.disabled_ms.is_some() {
         return Err(ApiError::unauthorized(DEACTIVATED, "account_deactivated"));
     }
+    if state.config().mail.verification == crate::config::mail::Verification::Mandatory
+        && found.email_verified_ms.is_none()
+    {
+        return Err(ApiError::forbidden(crate::accounts::verification::NOT_YET)
+            .with_code("email_not_verified"));
+    }
     if state.api_key_uses().due(&found.key.id, now) {
         // Off the request's path: on SQLite the one writer may be busy, and a lost "last used" costs nothing.
         let db = state.db().clone();

@@ -5,6 +5,7 @@ use crate::accounts::{
     self, DeviceClaim, FieldErrors, LoginAttempt, LoginError, RegisterError, Registration,
     SignupLimit,
 };
+use crate::config::mail::Verification;
 use crate::db::users::User;
 use crate::web::AppState;
 use crate::web::auth::{end_session, start_session};
@@ -216,6 +217,18 @@ pub async fn register_and_sign_in(
     });
     match accounts::register(state.db(), state.hashes(), reg, first_admin, limit).await {
         Ok(user) => {
+            if !first_admin && state.config().mail.verification != Verification::Off {
+                let sent = accounts::verification::send_link(
+                    state.db(),
+                    state.mailer(),
+                    &user,
+                    &state.public_url(),
+                )
+                .await;
+                if let Err(e) = sent {
+                    tracing::error!(user_id = %user.id, error = %e, "could not send a verification mail");
+                }
+            }
             // Drop any session this browser already had before handing out a new one.
             let _ = end_session(state, cookies::get(headers, cookies::SESSION)).await;
             let cookie = start_session(state, &user.id, ip, &user_agent(headers)).await?;
@@ -372,14 +385,17 @@ pub async fn reset(
 /// The path as request logs may show it: a reset link's token is a password-equivalent secret for an hour,
 /// so `/accounts/reset/<token>` is logged as `/accounts/reset/[redacted]`.
 pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    const RESET: &str = "/accounts/reset/";
     // Case-insensitive: a mistyped `/Accounts/Reset/<token>` (a 404) carries the token all the same.
-    match path.get(..RESET.len()) {
-        Some(head) if head.eq_ignore_ascii_case(RESET) && path.len() > RESET.len() => {
-            format!("{RESET}[redacted]").into()
+    for secret in ["/accounts/reset/", "/accounts/verify/"] {
+        if let Some(head) = path.get(..secret.len())
+            && head.eq_ignore_ascii_case(secret)
+            && path.len() > secret.len()
+            && !path.eq_ignore_ascii_case("/accounts/verify/resend")
+        {
+            return format!("{secret}[redacted]").into();
         }
-        _ => path.into(),
     }
+    path.into()
 }
 
 #[cfg(test)]
@@ -458,4 +474,60 @@ pub async fn forgot(
             sent: true,
         },
     )
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    chrome: Chrome,
+    verified: bool,
+}
+
+/// A verification link followed (signed in or not: the link alone shows the mailbox is theirs).
+pub async fn verify(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    csrf: CsrfToken,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let verified = accounts::verification::verify(state.db(), &token)
+        .await
+        .map_err(AppError::Internal)?;
+    render(
+        if verified {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        },
+        &VerifyPage {
+            chrome: Chrome::new(user.0.as_ref(), &csrf),
+            verified,
+        },
+    )
+}
+
+/// Sends the signed-in person a new verification link (not more than one a minute).
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    user: crate::web::extract::CurrentUser,
+) -> Result<Response, AppError> {
+    if state.config().mail.verification == Verification::Off
+        || user.user.email_verified_ms.is_some()
+    {
+        return Ok(Redirect::to("/settings").into_response());
+    }
+    let sent = accounts::verification::send_link(
+        state.db(),
+        state.mailer(),
+        &user.user,
+        &state.public_url(),
+    )
+    .await
+    .map_err(AppError::Internal)?;
+    Ok(Redirect::to(if sent {
+        "/settings?saved=verify"
+    } else {
+        "/settings?saved=verify-wait"
+    })
+    .into_response())
 }

@@ -317,6 +317,7 @@ async fn send_inner(
     conversation_id: Option<String>,
     form: SendForm,
 ) -> Result<Response, AppError> {
+    verified_first(&state, &user)?;
     let streaming = wants_stream(&headers);
     // Without JavaScript every error brings the form back with everything typed and attached, and the reasons;
     // the script shows the reason beside the text it still has.
@@ -431,6 +432,16 @@ async fn send_inner(
     }
 }
 
+/// With mandatory verification, an account that has not verified its address cannot call a model.
+fn verified_first(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
+    if crate::accounts::verification::must_verify(state.config().mail.verification, &user.user) {
+        return Err(AppError::NotYet(
+            crate::accounts::verification::NOT_YET.into(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn send_new(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -459,6 +470,7 @@ pub async fn regenerate(
     IdPath(id): IdPath,
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
+    verified_first(&state, &user)?;
     let streaming = wants_stream(&headers);
     let (model, params) = choose(&state, &form).map_err(|e| AppError::BadRequest(e.join(" ")))?;
     match turn::regenerate(state.calls(), &user.user.id, &id, &model, params, streaming).await {

@@ -25,6 +25,8 @@ pub struct SettingsPage {
     name: String,
     role: &'static str,
     pub notice: Option<String>,
+    /// The address still waits for its verification link (and verification is on).
+    unverified: bool,
     name_error: Option<String>,
     password_errors: FieldErrors,
     keys: Vec<KeyView>,
@@ -53,6 +55,8 @@ pub async fn page(
         name: user.user.display_name.clone(),
         role: user.user.role.as_str(),
         notice: None,
+        unverified: state.config().mail.verification != crate::config::mail::Verification::Off
+            && user.user.email_verified_ms.is_none(),
         name_error: None,
         password_errors: FieldErrors::default(),
         keys: super::api_keys::views(state, &user.user.id).await?,
@@ -79,6 +83,10 @@ pub async fn show(
         Some("key") => {
             Some("The API key was revoked: programs using it are refused from now on.".into())
         }
+        Some("verify") => Some("A new verification link is on its way. It works for a day.".into()),
+        Some("verify-wait") => Some(
+            "A link was sent less than a minute ago; it still works. Check your mail (and spam folder).".into(),
+        ),
         _ => None,
     };
     render(StatusCode::OK, &p)

@@ -1,0 +1,77 @@
+//! Email verification links: stored as the SHA-256 of their token, for one address, single use, expiring.
+
+use super::Db;
+
+/// Stores a new link for `user_id` and `email` unless one was made less than `gap_ms` ago (then false). The
+/// check and the write are one transaction, serialised per user (SQLite's write lock; PostgreSQL locks the
+/// user's row), so two requests at once make one link.
+pub async fn create_unless_recent(
+    db: &Db,
+    id_hash: &str,
+    user_id: &str,
+    email: &str,
+    now: i64,
+    expires: i64,
+    gap_ms: i64,
+) -> sqlx::Result<bool> {
+    let mut tx = db.begin_write().await?;
+    if db.backend == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(created_ms) FROM email_verifications WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if latest.is_some_and(|t| now - t < gap_ms) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO email_verifications (id, user_id, email, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id_hash)
+    .bind(user_id)
+    .bind(email)
+    .bind(now)
+    .bind(expires)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Follows a link: when it is unused, unexpired, and its address is still its account's, marks the address
+/// verified and the link used, in one transaction. Returns the account's id, or None for a link that verifies
+/// nothing.
+pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<String>> {
+    let mut tx = db.begin_write().await?;
+    let found: Option<(String, String)> = sqlx::query_as(
+        "SELECT v.user_id, v.email FROM email_verifications v JOIN users u ON u.id = v.user_id \
+         WHERE v.id = $1 AND v.used_ms IS NULL AND v.expires_ms > $2 AND u.email = v.email",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, _)) = found else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE email_verifications SET used_ms = $2 WHERE id = $1")
+        .bind(id_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL",
+    )
+    .bind(&user_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(user_id))
+}

@@ -1,0 +1,164 @@
+//! Email verification through a real SMTP server (see `mail.rs`): a sign-up is mailed a link; with
+//! `mandatory` the account can neither chat nor use the API until the link is followed; `optional` holds
+//! nothing; `off` sends nothing; accounts an administrator makes are verified from the start.
+
+use crate::api_keys::key_in;
+use crate::helpers::*;
+use crate::mail::{PUBLIC_URL, SmtpSink, account, app_mailing_to_with, log_in, python, submit};
+use llmeta::config::mail::Verification;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn sign_up(b: &Browser, email: &str) -> StatusCode {
+    submit(
+        b,
+        "/accounts/signup",
+        "/accounts/signup",
+        &[
+            ("email", email),
+            ("name", ""),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+    )
+    .await
+    .status()
+}
+
+async fn chat(b: &Browser) -> (StatusCode, String) {
+    let res = submit(
+        b,
+        "/chat",
+        "/chat",
+        &[("content", "hello"), ("model", "demo")],
+    )
+    .await;
+    (res.status(), res.text().await.unwrap())
+}
+
+async fn api_call(app: &TestApp, key: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The path of the link in a verification mail (built from the public URL).
+fn verify_path(mail: &Value) -> String {
+    let text = mail["text"].as_str().unwrap();
+    let start = text
+        .find(&format!("{PUBLIC_URL}/accounts/verify/"))
+        .unwrap_or_else(|| panic!("a link from LLMETA_PUBLIC_URL in {text}"));
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    link.trim_start_matches(PUBLIC_URL).to_string()
+}
+
+#[tokio::test]
+async fn mandatory_verification_holds_chat_and_the_api_until_the_link_is_followed() {
+    let Some(python) = python() else { return };
+    let (sink, port) = SmtpSink::start(&python, &[]).await;
+    let app = app_mailing_to_with(port, |c| c.mail.verification = Verification::Mandatory).await;
+    let b = app.new_browser();
+    assert_eq!(sign_up(&b, "ada@example.com").await, StatusCode::SEE_OTHER);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["rcpt_to"], json!(["ada@example.com"]));
+    assert_eq!(mails[0]["subject"], "Verify your email address for llmeta");
+
+    // Not yet: the chat and the API refuse, saying why; settings says so and can send the link again.
+    let (status, page) = chat(&b).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Verify your email address first"), "{page}");
+    let res = submit(
+        &b,
+        "/settings",
+        "/settings/keys",
+        &[("name", "laptop"), ("expires_days", "")],
+    )
+    .await;
+    let key = key_in(&res.text().await.unwrap()).expect("a key is shown");
+    let (status, body) = api_call(&app, &key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "email_not_verified", "{body}");
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(settings.contains("not verified yet"), "{settings}");
+    let res = submit(&b, "/settings", "/accounts/verify/resend", &[]).await;
+    assert_eq!(
+        location(&res),
+        "/settings?saved=verify-wait",
+        "one a minute"
+    );
+    assert_eq!(sink.received().len(), 1);
+
+    // The link, followed once, verifies; a second time it is used up.
+    let path = verify_path(&mails[0]);
+    let (status, page) = app.new_browser().get_text(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("is verified"), "{page}");
+    assert_eq!(
+        app.new_browser().get(&path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(chat(&b).await.0, StatusCode::SEE_OTHER);
+    let (status, body) = api_call(&app, &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(!settings.contains("not verified yet"));
+
+    // An account an administrator made needs no link.
+    account(&app, "grace@example.com").await;
+    let g = app.new_browser();
+    assert_eq!(
+        log_in(&g, "grace@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(chat(&g).await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn optional_verification_sends_a_link_and_holds_nothing() {
+    let Some(python) = python() else { return };
+    let (sink, port) = SmtpSink::start(&python, &[]).await;
+    let app = app_mailing_to_with(port, |_| {}).await;
+    let b = app.new_browser();
+    assert_eq!(sign_up(&b, "ada@example.com").await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        chat(&b).await.0,
+        StatusCode::SEE_OTHER,
+        "chatting waits for nothing"
+    );
+    let mails = sink.wait_for(1).await;
+    assert!(verify_path(&mails[0]).starts_with("/accounts/verify/"));
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(settings.contains("not verified yet"));
+}
+
+#[tokio::test]
+async fn with_verification_off_no_link_is_made() {
+    let app = spawn_app_with(|c| c.mail.verification = Verification::Off).await;
+    let b = app.new_browser();
+    assert_eq!(
+        b.signup("ada@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.chat("/chat", "hello", "demo", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_verifications")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(links, 0);
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(!settings.contains("not verified yet"));
+}

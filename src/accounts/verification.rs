@@ -23,7 +23,8 @@ pub fn must_verify(setting: Verification, user: &User) -> bool {
     setting == Verification::Mandatory && user.email_verified_ms.is_none()
 }
 
-/// Mails `user` a link for their current address. False when one was sent less than a minute ago.
+/// Mails `user` a link for their current address. False when one was sent less than a minute ago, or
+/// [`email_verifications::MAX_PER_DAY`] in the last day.
 pub async fn send_link(
     db: &Db,
     mailer: &Mailer,

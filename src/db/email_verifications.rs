@@ -2,9 +2,14 @@
 
 use super::Db;
 
-/// Stores a new link for `user_id` and `email` unless one was made less than `gap_ms` ago (then false). The
-/// check and the write are one transaction, serialised per user (SQLite's write lock; PostgreSQL locks the
-/// user's row), so two requests at once make one link.
+/// Links one account may be sent in a day: someone who signs up with another person's address cannot have
+/// it mailed more than this.
+pub const MAX_PER_DAY: i64 = 5;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Stores a new link for `user_id` and `email` unless one was made less than `gap_ms` ago, or [`MAX_PER_DAY`]
+/// were made in the last day (then false). The check and the write are one transaction, serialised per user
+/// (SQLite's write lock; PostgreSQL locks the user's row), so two requests at once make one link.
 pub async fn create_unless_recent(
     db: &Db,
     id_hash: &str,
@@ -21,12 +26,15 @@ pub async fn create_unless_recent(
             .fetch_optional(&mut *tx)
             .await?;
     }
-    let latest: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(created_ms) FROM email_verifications WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if latest.is_some_and(|t| now - t < gap_ms) {
+    let (latest, today): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT MAX(created_ms), COUNT(CASE WHEN created_ms > $2 THEN 1 END) \
+         FROM email_verifications WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .bind(now - DAY_MS)
+    .fetch_one(&mut *tx)
+    .await?;
+    if latest.is_some_and(|t| now - t < gap_ms) || today >= MAX_PER_DAY {
         return Ok(false);
     }
     sqlx::query(
@@ -60,11 +68,17 @@ pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Str
     let Some((user_id, _)) = found else {
         return Ok(None);
     };
-    sqlx::query("UPDATE email_verifications SET used_ms = $2 WHERE id = $1")
-        .bind(id_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    // Used at most once, even by two requests at once (the second changes no row).
+    let used = sqlx::query(
+        "UPDATE email_verifications SET used_ms = $2 WHERE id = $1 AND used_ms IS NULL",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if used.rows_affected() != 1 {
+        return Ok(None);
+    }
     sqlx::query(
         "UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL",
     )

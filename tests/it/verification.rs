@@ -98,8 +98,44 @@ async fn mandatory_verification_holds_chat_and_the_api_until_the_link_is_followe
     );
     assert_eq!(sink.received().len(), 1);
 
-    // The link, followed once, verifies; a second time it is used up.
-    let path = verify_path(&mails[0]);
+    // Regenerating is calling a model too (refused before the conversation is even looked up).
+    let (_, chat_page) = b.get_text("/chat").await;
+    let res = b
+        .post_raw(
+            "/c/0190f000-0000-7000-8000-000000000000/regenerate",
+            &[("model", "demo")],
+            Some(&csrf_in(&chat_page)),
+            Some(PUBLIC_URL),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Only the token's hash is stored. Once the first link is older than a minute (moved back in time here)
+    // and expired, it verifies nothing, and a new one is sent.
+    let first = verify_path(&mails[0]);
+    let token = first.trim_start_matches("/accounts/verify/").to_string();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM email_verifications")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], token, "the token itself is not stored");
+    sqlx::query("UPDATE email_verifications SET created_ms = created_ms - 120000, expires_ms = 1")
+        .execute(app.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.new_browser().get(&first).await.status(),
+        StatusCode::NOT_FOUND,
+        "expired"
+    );
+    let res = submit(&b, "/settings", "/accounts/verify/resend", &[]).await;
+    assert_eq!(location(&res), "/settings?saved=verify");
+    let mails = sink.wait_for(2).await;
+    assert_eq!(mails[1]["rcpt_to"], json!(["ada@example.com"]));
+
+    // The new link, followed once, verifies; a second time it is used up.
+    let path = verify_path(&mails[1]);
     let (status, page) = app.new_browser().get_text(&path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("is verified"), "{page}");

@@ -413,6 +413,14 @@ mod tests {
             "/accounts/reset/[redacted]"
         );
         assert_eq!(loggable_path("/accounts/login"), "/accounts/login");
+        assert_eq!(
+            loggable_path("/accounts/verify/abcDEF123"),
+            "/accounts/verify/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/accounts/verify/resend"),
+            "/accounts/verify/resend"
+        );
     }
 }
 

@@ -245,7 +245,7 @@ async fn a_password_reset_by_an_admin_clears_the_lock() {
         .await;
     assert_eq!(location(&res), "/accounts/login?reset=1");
     let (_, html) = fresh.get_text("/accounts/login?reset=1").await;
-    assert!(html.contains("Your password was changed. Sign in with your new password."));
+    assert!(html.contains("Your password was changed. Log in with your new password."));
     let res = fresh
         .login("ada@example.com", "a brand new passphrase")
         .await;

@@ -101,7 +101,7 @@ pub async fn login_form(
             notice: q
                 .reset
                 .is_some()
-                .then(|| "Your password was changed. Sign in with your new password.".into()),
+                .then(|| "Your password was changed. Log in with your new password.".into()),
             signup_open: state.config().allow_signup,
         },
     )

@@ -19,13 +19,7 @@ pub async fn create_unless_recent(
     expires: i64,
     gap_ms: i64,
 ) -> sqlx::Result<bool> {
-    let mut tx = db.begin_write().await?;
-    if db.backend == super::Backend::Postgres {
-        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    }
+    let mut tx = db.begin_write_for_user(user_id).await?;
     let (latest, today): (Option<i64>, i64) = sqlx::query_as(
         "SELECT MAX(created_ms), COUNT(CASE WHEN created_ms > $2 THEN 1 END) \
          FROM email_verifications WHERE user_id = $1",

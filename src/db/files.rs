@@ -101,13 +101,7 @@ pub async fn reserve(
     bytes: u64,
     quota: u64,
 ) -> sqlx::Result<Option<u64>> {
-    let mut tx = db.begin_write().await?;
-    if db.backend == super::Backend::Postgres {
-        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    }
+    let mut tx = db.begin_write_for_user(user_id).await?;
     let used: i64 = sqlx::query_scalar(
         "SELECT CAST((SELECT COALESCE(SUM(size_bytes + viewer_bytes), 0) FROM files WHERE user_id = $1) \
          + (SELECT COALESCE(SUM(bytes), 0) FROM storage_reservations WHERE user_id = $1 AND id <> $2) \

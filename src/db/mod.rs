@@ -199,6 +199,23 @@ impl Db {
         }
     }
 
+    /// [`Db::begin_write`], serialised per user: on SQLite the write lock already serialises every writer; on
+    /// PostgreSQL the user's row is locked, so a check and a write made for one person (a quota, "not again
+    /// within a minute") cannot be interleaved by a second request of theirs.
+    pub async fn begin_write_for_user(
+        &self,
+        user_id: &str,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Where model calls' writes go to be committed together (see [`group`]).
     pub fn group(&self) -> &group::GroupWriter {
         &self.group

@@ -52,13 +52,7 @@ pub async fn create_unless_recent(
     expires: i64,
     gap_ms: i64,
 ) -> sqlx::Result<bool> {
-    let mut tx = db.begin_write().await?;
-    if db.backend == super::Backend::Postgres {
-        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    }
+    let mut tx = db.begin_write_for_user(user_id).await?;
     let latest: Option<i64> =
         sqlx::query_scalar("SELECT MAX(created_ms) FROM password_resets WHERE user_id = $1")
             .bind(user_id)

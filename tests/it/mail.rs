@@ -160,17 +160,21 @@ pub async fn log_in(b: &Browser, email: &str, password: &str) -> StatusCode {
     .status()
 }
 
-/// The reset link's path in a mail's text, after checking it is built from the public URL.
-fn reset_path(mail: &Value) -> String {
+/// The path of the link starting with `prefix` in a mail's text, after checking it is built from the public URL.
+pub fn link_path(mail: &Value, prefix: &str) -> String {
     let text = mail["text"].as_str().unwrap();
     let start = text
-        .find(&format!("{PUBLIC_URL}/accounts/reset/"))
+        .find(&format!("{PUBLIC_URL}{prefix}"))
         .unwrap_or_else(|| panic!("a link from LLMETA_PUBLIC_URL in {text}"));
     let link: String = text[start..]
         .chars()
         .take_while(|c| !c.is_whitespace())
         .collect();
     link.trim_start_matches(PUBLIC_URL).to_string()
+}
+
+fn reset_path(mail: &Value) -> String {
+    link_path(mail, "/accounts/reset/")
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 
 use crate::api_keys::key_in;
 use crate::helpers::*;
-use crate::mail::{PUBLIC_URL, SmtpSink, account, app_mailing_to_with, log_in, python, submit};
+use crate::mail::{
+    PUBLIC_URL, SmtpSink, account, app_mailing_to_with, link_path, log_in, python, submit,
+};
 use llmeta::config::mail::Verification;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -49,17 +51,8 @@ async fn api_call(app: &TestApp, key: &str) -> (StatusCode, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-/// The path of the link in a verification mail (built from the public URL).
 fn verify_path(mail: &Value) -> String {
-    let text = mail["text"].as_str().unwrap();
-    let start = text
-        .find(&format!("{PUBLIC_URL}/accounts/verify/"))
-        .unwrap_or_else(|| panic!("a link from LLMETA_PUBLIC_URL in {text}"));
-    let link: String = text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    link.trim_start_matches(PUBLIC_URL).to_string()
+    link_path(mail, "/accounts/verify/")
 }
 
 #[tokio::test]

@@ -44,9 +44,15 @@ use std::convert::Infallible;
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: ApiCaller,
-    JsonObject(body): JsonObject,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<JsonObject, ApiError>,
 ) -> Result<Response, ApiError> {
+    // The body is read before a refused key is answered: a server that answers and closes while the client is
+    // still sending makes the kernel reset the connection, and the client may then see "connection error"
+    // instead of its 401 (the official Python SDK did, now and then, under load). The key's refusal still
+    // comes first.
+    let caller = caller?;
+    let JsonObject(body) = body?;
     let req = ChatRequest::parse(body)?;
     let model = state
         .llm()

@@ -2,6 +2,7 @@
 //! Pages and the CLI call these; they talk to the database through `db::*`.
 
 pub mod api_keys;
+pub mod identities;
 mod login;
 pub mod reset_links;
 pub mod verification;
@@ -241,22 +242,19 @@ pub async fn create_admin(
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Changes a password after checking the current one (at most [`PASSWORD_CHECK_LIMIT`] checks per window,
-/// counted before the check), and ends the user's other sessions. Reset links issued earlier stop working
-/// and sign-in locks on the account are cleared, in the same transaction as the change.
-pub async fn change_password(
+/// Checks `user`'s current password before a change of password or address: at most
+/// [`PASSWORD_CHECK_LIMIT`] checks per window, counted before the check. An account without a password (made
+/// by a sign-in with a provider) has nothing to check: true.
+pub async fn check_current_password(
     db: &Db,
     hashes: &HashPool,
     user: &User,
-    keep_session: &str,
     current: &str,
-    new: &str,
-    confirm: &str,
-) -> Result<u64, RegisterError> {
+) -> Result<bool, RegisterError> {
+    if user.password_hash.is_none() {
+        return Ok(true);
+    }
     let internal = |e: sqlx::Error| RegisterError::Internal(e.into());
-    let mut errors = FieldErrors::default();
-    let email =
-        Email::parse(&user.email).map_err(|e| RegisterError::Internal(anyhow::anyhow!(e)))?;
     let key = format!("pw:{}", user.id);
     let now = now_ms();
     let (count, window_start) = throttle::hit(db, &key, now, THROTTLE_WINDOW_MS)
@@ -281,7 +279,27 @@ pub async fn change_password(
     };
     if ok {
         throttle::clear(db, &key).await.map_err(internal)?;
-    } else {
+    }
+    Ok(ok)
+}
+
+/// Changes a password after checking the current one ([`check_current_password`]; an account without a
+/// password sets its first), and ends the user's other sessions. Reset links issued earlier stop working
+/// and sign-in locks on the account are cleared, in the same transaction as the change.
+pub async fn change_password(
+    db: &Db,
+    hashes: &HashPool,
+    user: &User,
+    keep_session: &str,
+    current: &str,
+    new: &str,
+    confirm: &str,
+) -> Result<u64, RegisterError> {
+    let internal = |e: sqlx::Error| RegisterError::Internal(e.into());
+    let mut errors = FieldErrors::default();
+    let email =
+        Email::parse(&user.email).map_err(|e| RegisterError::Internal(anyhow::anyhow!(e)))?;
+    if !check_current_password(db, hashes, user, current).await? {
         errors.form = Some("Your current password is incorrect.".into());
     }
     let password = NewPassword::parse(new, &email)
@@ -307,6 +325,32 @@ pub async fn change_password(
         .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     Ok(ended)
+}
+
+/// Checks a change of address: a valid address other than the current one, and the current password. The
+/// change itself waits for the link mailed to the new address (`verification::request_change`).
+pub async fn check_email_change(
+    db: &Db,
+    hashes: &HashPool,
+    user: &User,
+    new_email: &str,
+    current: &str,
+) -> Result<Email, RegisterError> {
+    let mut errors = FieldErrors::default();
+    let email = Email::parse(new_email)
+        .map_err(|e| errors.email = Some(e))
+        .ok();
+    if email.as_ref().is_some_and(|e| e.as_str() == user.email) {
+        errors.email = Some("That is already your address.".into());
+    }
+    let Some(email) = email.filter(|_| errors.is_empty()) else {
+        return Err(RegisterError::Invalid(errors));
+    };
+    if !check_current_password(db, hashes, user, current).await? {
+        errors.form = Some("Your current password is incorrect.".into());
+        return Err(RegisterError::Invalid(errors));
+    }
+    Ok(email)
 }
 
 /// Sets a new password from a reset link (single use), ends every session of the account and clears its

@@ -45,6 +45,14 @@ impl Application {
             config.bind = bound;
         }
         let mailer = crate::mail::Mailer::start(&config.mail)?;
+        let providers = crate::sso::Providers::new(&config.auth)?;
+        if !config.auth.is_empty() && config.public_url.is_none() {
+            tracing::warn!(
+                "sign-in providers are configured without LLMETA_PUBLIC_URL: their callback URLs use the \
+                 listening address http://{}, which only works on this machine",
+                config.bind
+            );
+        }
         let secret = config
             .secret_key
             .as_ref()
@@ -79,6 +87,7 @@ impl Application {
             json_jobs,
             api_key_uses: Default::default(),
             mailer,
+            providers,
         });
         Ok(Application { listener, state })
     }

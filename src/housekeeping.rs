@@ -1,9 +1,9 @@
-//! Clean-up: expired sessions, stale login-throttle counters, calls left `pending` by a server that died
+//! Clean-up: expired sessions, sign-in flows, pending links and verification links, stale login-throttle counters, calls left `pending` by a server that died
 //! mid-call (older than any provider deadline), JSON viewer documents past their lifetime, chat uploads never
 //! sent, orphaned and half-written files, and storage reservations of uploads that never finished. Start-up runs
 //! it once before serving; the periodic task runs it again each hour after that.
 
-use crate::db::{Db, calls, sessions, throttle};
+use crate::db::{Db, calls, email_verifications, identities, sessions, throttle};
 use crate::util::now_ms;
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ pub async fn once(db: &Db, stale_call_ms: i64) -> sqlx::Result<()> {
     let now = now_ms();
     sessions::purge_expired(db, now).await?;
     throttle::purge_older_than(db, now - 86_400_000).await?;
+    identities::purge_expired(db, now).await?;
+    email_verifications::purge_expired(db, now).await?;
     let swept = calls::sweep_stale(db, now - stale_call_ms, now).await?;
     if swept > 0 {
         tracing::warn!(

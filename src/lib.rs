@@ -21,6 +21,7 @@ pub mod llm;
 pub mod mail;
 pub mod mock;
 pub mod secret;
+pub mod sso;
 pub mod telemetry;
 pub mod util;
 pub mod web;

@@ -119,3 +119,19 @@ mod tests {
         assert_eq!(sha256_hex("abc").len(), 64);
     }
 }
+
+/// Text for HTML (mail bodies built without a template): `& < > " '` escaped.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

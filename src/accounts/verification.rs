@@ -2,10 +2,15 @@
 //! `LLMETA_EMAIL_VERIFICATION=mandatory` such an account cannot chat or use the API until the link is followed;
 //! `optional` sends the link and waits for nothing; `off` sends none. Accounts made by the first-run set-up or
 //! by an administrator are verified from the start.
+//!
+//! A change of address works the same way: the link goes to the new address, and the account's address changes
+//! only when it is followed (and the old address is told).
 
 use crate::config::mail::Verification;
-use crate::db::users::User;
+use crate::db::email_verifications::Redeemed;
+use crate::db::users::{self, User};
 use crate::db::{Db, email_verifications};
+use crate::domain::Email;
 use crate::mail::{Mail, Mailer};
 use crate::util::{now_ms, random_token, sha256_hex};
 
@@ -38,6 +43,7 @@ pub async fn send_link(
         &sha256_hex(&token),
         &user.id,
         &user.email,
+        None,
         now,
         now + LINK_TTL_MS,
         SEND_AGAIN_MS,
@@ -65,11 +71,98 @@ pub async fn send_link(
     Ok(true)
 }
 
-/// Follows a link: true when it verified its account's address.
-pub async fn verify(db: &Db, token: &str) -> anyhow::Result<bool> {
-    Ok(
-        email_verifications::redeem(db, &sha256_hex(token), now_ms())
-            .await?
-            .is_some(),
+/// Follows a link: true when it verified its account's address or changed it. A change is told to the old
+/// address, so that a change made from a stolen session does not go unnoticed.
+pub async fn verify(db: &Db, mailer: &Mailer, token: &str) -> anyhow::Result<bool> {
+    match email_verifications::redeem(db, &sha256_hex(token), now_ms()).await? {
+        None => Ok(false),
+        Some(Redeemed::Verified { .. }) => Ok(true),
+        Some(Redeemed::Changed { user_id, old, new }) => {
+            tracing::info!(user_id = %user_id, "email address changed");
+            mailer.send(Mail {
+                to: old,
+                subject: "Your llmeta email address was changed".into(),
+                text: format!(
+                    "The email address of your llmeta account was changed to {new}.\n\nIf you did not do this, \
+                     contact your llmeta administrator at once.\n"
+                ),
+                html: format!(
+                    "<p>The email address of your llmeta account was changed to {}.</p><p>If you did not do \
+                     this, contact your llmeta administrator at once.</p>",
+                    crate::util::escape_html(&new)
+                ),
+            })?;
+            Ok(true)
+        }
+    }
+}
+
+/// What a request to change the address came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChangeRequest {
+    /// A link is on its way to the new address (or, when another account has it, a notice saying so: the
+    /// person asking is told the same either way, so the form does not reveal who has an account).
+    Sent,
+    /// A link was sent less than a minute ago, or too many today.
+    TooSoon,
+}
+
+/// Asks to change `user`'s address to `new_email` (already checked by the caller: valid, not the current
+/// one, and the current password was right).
+pub async fn request_change(
+    db: &Db,
+    mailer: &Mailer,
+    user: &User,
+    new_email: &Email,
+    public_url: &str,
+) -> anyhow::Result<ChangeRequest> {
+    let token = random_token(32);
+    let now = now_ms();
+    let made = email_verifications::create_unless_recent(
+        db,
+        &sha256_hex(&token),
+        &user.id,
+        &user.email,
+        Some(new_email.as_str()),
+        now,
+        now + LINK_TTL_MS,
+        SEND_AGAIN_MS,
     )
+    .await?;
+    if !made {
+        return Ok(ChangeRequest::TooSoon);
+    }
+    if users::by_email(db, new_email).await?.is_some() {
+        mailer.send(Mail {
+            to: new_email.as_str().to_string(),
+            subject: "An llmeta account asked to use this address".into(),
+            text: "An llmeta account asked to change its email address to this one, but this address already \
+                   has an account, so nothing changed. If you did not expect this mail, ignore it.\n"
+                .into(),
+            html: "<p>An llmeta account asked to change its email address to this one, but this address \
+                   already has an account, so nothing changed.</p><p>If you did not expect this mail, ignore \
+                   it.</p>"
+                .into(),
+        })?;
+        return Ok(ChangeRequest::Sent);
+    }
+    let link = format!(
+        "{}/accounts/verify/{token}",
+        public_url.trim_end_matches('/')
+    );
+    mailer.send(Mail {
+        to: new_email.as_str().to_string(),
+        subject: "Confirm your new email address for llmeta".into(),
+        text: format!(
+            "Someone (we hope you) asked to change the email address of an llmeta account to this one.\n\n\
+             Confirm it by opening this link within a day:\n{link}\n\nUntil then the account keeps its old \
+             address. If it was not you, ignore this mail.\n"
+        ),
+        html: format!(
+            "<p>Someone (we hope you) asked to change the email address of an llmeta account to this one.</p>\
+             <p><a href=\"{link}\">Confirm your new address</a> within a day. Until then the account keeps its \
+             old address.</p><p>If it was not you, ignore this mail.</p>"
+        ),
+    })?;
+    Ok(ChangeRequest::Sent)
 }

@@ -82,10 +82,7 @@ pub fn parse_smtp_url(raw: &str) -> Result<SmtpConfig, String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = super::is_loopback_host(&host);
     let (tls, default_port) = match url.scheme() {
         "smtps" => (SmtpTls::Implicit, 465),
         "smtp" if loopback => (SmtpTls::Plain, 25),

@@ -3,6 +3,7 @@
 //! Every setting is validated here, once, and an invalid one stops start-up with a message that names
 //! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
 
+pub mod auth;
 mod llm;
 pub mod mail;
 mod uploads;
@@ -29,6 +30,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Outgoing mail: SMTP (or the log), the sender, how long undelivered mail is retried.
     pub mail: mail::MailConfig,
+    /// Sign-in with OpenID Connect providers and GitHub.
+    pub auth: auth::AuthConfig,
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     /// SQLite `synchronous` level. NORMAL (default) in WAL mode survives a killed process; FULL also survives
@@ -151,6 +154,7 @@ struct FileConfig {
     body_idle_timeout_secs: Option<u64>,
     min_body_bytes_per_sec: Option<u64>,
     body_rate_grace_secs: Option<u64>,
+    auth: Option<auth::FileAuth>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -429,6 +433,7 @@ impl Config {
             ),
         )
         .map_err(|(name, message)| invalid(&name, message))?;
+        let auth = auth::load(file_cfg.auth, env)?;
 
         let record_retry_secs = parse_num(
             pick(
@@ -557,6 +562,7 @@ impl Config {
             secret_key,
             public_url,
             mail,
+            auth,
             log_format,
             db_max_connections,
             sqlite_synchronous,
@@ -731,8 +737,18 @@ impl Config {
                 m.price_input, m.price_cached_input, m.price_output
             );
         }
+        auth::describe(&self.auth, &mut out);
         out
     }
+}
+
+/// `localhost` or a loopback address (IPv6 with or without brackets): where plain http and SMTP may go.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The largest `max_upload_bytes`: see where it is read.

@@ -7,7 +7,7 @@ use super::Db;
 pub const MAX_PER_DAY: i64 = 5;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Stores a new link for `user_id` and `email` unless one was made less than `gap_ms` ago, or [`MAX_PER_DAY`]
+/// Stores a new link for `user_id` and `email` (with `new_email`: a change of address to it) unless one was made less than `gap_ms` ago, or [`MAX_PER_DAY`]
 /// were made in the last day (then false). The check and the write are one transaction, serialised per user
 /// (SQLite's write lock; PostgreSQL locks the user's row), so two requests at once make one link.
 pub async fn create_unless_recent(
@@ -15,6 +15,7 @@ pub async fn create_unless_recent(
     id_hash: &str,
     user_id: &str,
     email: &str,
+    new_email: Option<&str>,
     now: i64,
     expires: i64,
     gap_ms: i64,
@@ -32,12 +33,13 @@ pub async fn create_unless_recent(
         return Ok(false);
     }
     sqlx::query(
-        "INSERT INTO email_verifications (id, user_id, email, created_ms, expires_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO email_verifications (id, user_id, email, new_email, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id_hash)
     .bind(user_id)
     .bind(email)
+    .bind(new_email)
     .bind(now)
     .bind(expires)
     .execute(&mut *tx)
@@ -46,20 +48,33 @@ pub async fn create_unless_recent(
     Ok(true)
 }
 
+/// What following a link did.
+#[derive(Debug)]
+pub enum Redeemed {
+    /// The account's address is now verified.
+    Verified { user_id: String },
+    /// The account's address changed from `old` to `new` (and is verified).
+    Changed {
+        user_id: String,
+        old: String,
+        new: String,
+    },
+}
+
 /// Follows a link: when it is unused, unexpired, and its address is still its account's, marks the address
-/// verified and the link used, in one transaction. Returns the account's id, or None for a link that verifies
-/// nothing.
-pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<String>> {
+/// verified (or, for a change of address, changes it) and the link used, in one transaction. None for a link
+/// that does nothing, or a change to an address another account took meanwhile.
+pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Redeemed>> {
     let mut tx = db.begin_write().await?;
-    let found: Option<(String, String)> = sqlx::query_as(
-        "SELECT v.user_id, v.email FROM email_verifications v JOIN users u ON u.id = v.user_id \
+    let found: Option<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT v.user_id, v.email, v.new_email FROM email_verifications v JOIN users u ON u.id = v.user_id \
          WHERE v.id = $1 AND v.used_ms IS NULL AND v.expires_ms > $2 AND u.email = v.email",
     )
     .bind(id_hash)
     .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((user_id, _)) = found else {
+    let Some((user_id, email, new_email)) = found else {
         return Ok(None);
     };
     // Used at most once, even by two requests at once (the second changes no row).
@@ -73,13 +88,63 @@ pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Str
     if used.rows_affected() != 1 {
         return Ok(None);
     }
-    sqlx::query(
-        "UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL",
-    )
-    .bind(&user_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    let redeemed = match new_email {
+        None => {
+            sqlx::query(
+                "UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL",
+            )
+            .bind(&user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Redeemed::Verified { user_id }
+        }
+        Some(new) => {
+            let changed = sqlx::query("UPDATE users SET email = $2, email_verified_ms = $3 WHERE id = $1")
+                .bind(&user_id)
+                .bind(&new)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match changed {
+                Ok(_) => Redeemed::Changed {
+                    user_id,
+                    old: email,
+                    new,
+                },
+                Err(e) if super::is_unique_violation(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    };
     tx.commit().await?;
-    Ok(Some(user_id))
+    Ok(Some(redeemed))
+}
+
+/// The address a live change link of the account's waits to change it to, if any.
+pub async fn pending_change(
+    db: &Db,
+    user_id: &str,
+    current_email: &str,
+    now: i64,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT new_email FROM email_verifications WHERE user_id = $1 AND email = $2 \
+         AND new_email IS NOT NULL AND used_ms IS NULL AND expires_ms > $3 \
+         ORDER BY created_ms DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(current_email)
+    .bind(now)
+    .fetch_optional(db.writer())
+    .await
+}
+
+/// Deletes links that expired more than a day ago (the day's count of links sent no longer needs them).
+pub async fn purge_expired(db: &Db, now: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM email_verifications WHERE expires_ms <= $1")
+        .bind(now - DAY_MS)
+        .execute(db.writer())
+        .await?
+        .rows_affected())
 }

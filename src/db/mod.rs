@@ -13,6 +13,7 @@ pub mod explorer;
 pub mod files;
 pub mod group;
 pub mod health;
+pub mod identities;
 pub mod instances;
 pub mod messages;
 pub mod prefs;
@@ -22,6 +23,7 @@ pub mod sessions;
 pub mod sql;
 pub mod sqlite_reads;
 pub mod sqlite_writer;
+pub mod sso_flows;
 pub mod throttle;
 pub mod users;
 

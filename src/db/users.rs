@@ -65,8 +65,20 @@ pub async fn count(db: &Db) -> sqlx::Result<i64> {
 }
 
 pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> {
+    let mut conn = db.writer().acquire().await?;
+    let id = create_in(&mut conn, new).await?;
+    drop(conn);
+    by_id(db, &id)
+        .await?
+        .ok_or(CreateUserError::Db(sqlx::Error::RowNotFound))
+}
+
+/// Inserts an account in a transaction (or connection) of the caller's and returns its id.
+pub async fn create_in(
+    conn: &mut sqlx::AnyConnection,
+    new: NewUser<'_>,
+) -> Result<String, CreateUserError> {
     let id = new_id();
-    let now = now_ms();
     sqlx::query(
         "INSERT INTO users (id, email, display_name, password_hash, role, created_ms, email_verified_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -76,9 +88,9 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
     .bind(new.display_name)
     .bind(new.password_hash)
     .bind(new.role.as_str())
-    .bind(now)
+    .bind(now_ms())
     .bind(new.email_verified_ms)
-    .execute(db.writer())
+    .execute(conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -87,9 +99,17 @@ pub async fn create(db: &Db, new: NewUser<'_>) -> Result<User, CreateUserError> 
             CreateUserError::Db(e)
         }
     })?;
-    by_id(db, &id)
-        .await?
-        .ok_or(CreateUserError::Db(sqlx::Error::RowNotFound))
+    Ok(id)
+}
+
+/// Records that the account's current address was shown to be its owner's (by a provider that vouches).
+pub async fn mark_verified(db: &Db, id: &str, at_ms: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL")
+        .bind(id)
+        .bind(at_ms)
+        .execute(db.writer())
+        .await?;
+    Ok(())
 }
 
 /// Creates the first administrator, only while there is no user at all. Two racing set-up forms cannot both

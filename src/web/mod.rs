@@ -48,6 +48,15 @@ pub fn router(state: AppState) -> Router {
             get(pages::accounts::signup_form).post(pages::accounts::signup),
         )
         .route("/accounts/logout", post(pages::accounts::logout))
+        .route("/auth/{name}/login", get(pages::sso::login))
+        .route("/auth/{name}/callback", get(pages::sso::callback))
+        .route("/auth/{name}/link", post(pages::sso::link))
+        .route("/auth/link", get(pages::sso::pending).post(pages::sso::confirm))
+        .route(
+            "/settings/identities/{id}/unlink",
+            post(pages::sso::unlink),
+        )
+        .route("/settings/email", post(pages::settings::change_email))
         .route("/settings", get(pages::settings::show))
         .route("/settings/profile", post(pages::settings::update_profile))
         .route("/settings/password", post(pages::settings::change_password))

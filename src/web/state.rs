@@ -32,6 +32,8 @@ pub struct Inner {
     pub(crate) api_key_uses: crate::db::api_keys::LastUsed,
     /// Outgoing mail (SMTP, or the log).
     pub(crate) mailer: crate::mail::Mailer,
+    /// The configured sign-in providers (OpenID Connect, GitHub).
+    pub(crate) providers: crate::sso::Providers,
 }
 
 impl AppState {
@@ -89,6 +91,13 @@ impl Inner {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.config.bind))
+    }
+    pub fn providers(&self) -> &crate::sso::Providers {
+        &self.providers
+    }
+    /// Where a provider sends people back: built from [`Inner::public_url`], as registered at the provider.
+    pub fn callback_url(&self, provider: &str) -> String {
+        format!("{}/auth/{provider}/callback", self.public_url())
     }
     pub fn api_key_uses(&self) -> &crate::db::api_keys::LastUsed {
         &self.api_key_uses

@@ -29,6 +29,8 @@ struct LoginPage {
     error: Option<String>,
     notice: Option<String>,
     signup_open: bool,
+    /// Sign-in providers: (label, start URL).
+    providers: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -91,18 +93,23 @@ pub async fn login_form(
     if user.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
+    let providers = super::sso::buttons(&state, &next);
     render(
         StatusCode::OK,
         &LoginPage {
             chrome: Chrome::new(None, &csrf),
             email: String::new(),
-            next,
+            providers,
             error: None,
-            notice: q
-                .reset
-                .is_some()
-                .then(|| "Your password was changed. Log in with your new password.".into()),
+            notice: if q.reset.is_some() {
+                Some("Your password was changed. Log in with your new password.".into())
+            } else if next == "/auth/link" {
+                Some("Log in to the account with this address to link your new sign-in to it.".into())
+            } else {
+                None
+            },
             signup_open: state.config().allow_signup,
+            next,
         },
     )
 }
@@ -159,6 +166,7 @@ pub async fn login(
                 &LoginPage {
                     chrome: Chrome::new(None, &csrf),
                     email: f.email,
+                    providers: super::sso::buttons(&state, &next),
                     next,
                     error: Some(err.message()),
                     notice: None,
@@ -181,6 +189,7 @@ struct SignupPage {
     email: String,
     name: String,
     errors: FieldErrors,
+    providers: Vec<(String, String)>,
 }
 
 /// The sign-up and first-run set-up forms.
@@ -267,6 +276,7 @@ pub async fn signup_form(
             email: String::new(),
             name: String::new(),
             errors: FieldErrors::default(),
+            providers: super::sso::buttons(&state, "/"),
         },
     )
 }
@@ -290,6 +300,7 @@ pub async fn signup(
                 email: f.email,
                 name: f.name,
                 errors,
+                providers: super::sso::buttons(&state, "/"),
             },
         ),
     }
@@ -498,7 +509,7 @@ pub async fn verify(
     csrf: CsrfToken,
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Result<Response, AppError> {
-    let verified = accounts::verification::verify(state.db(), &token)
+    let verified = accounts::verification::verify(state.db(), state.mailer(), &token)
         .await
         .map_err(AppError::Internal)?;
     render(

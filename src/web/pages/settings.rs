@@ -27,8 +27,18 @@ pub struct SettingsPage {
     pub notice: Option<String>,
     /// The address still waits for its verification link (and verification is on).
     unverified: bool,
+    /// A change of address waiting for its link to be followed.
+    pending_email: Option<String>,
+    pub email_errors: FieldErrors,
+    pub new_email: String,
     name_error: Option<String>,
+    /// False for an account made by a sign-in with a provider that never set one.
+    has_password: bool,
     password_errors: FieldErrors,
+    identities: Vec<IdentityView>,
+    /// Configured providers not linked yet: (URL name, label).
+    linkable: Vec<(String, String)>,
+    pub identity_error: Option<String>,
     keys: Vec<KeyView>,
     max_keys: i64,
     /// Only on the page answering the creation form.
@@ -36,6 +46,14 @@ pub struct SettingsPage {
     pub key_errors: KeyFieldErrors,
     pub key_name: String,
     pub key_expiry: String,
+}
+
+/// A linked identity as Settings shows it.
+pub struct IdentityView {
+    id: String,
+    provider: String,
+    email: String,
+    linked: String,
 }
 
 #[derive(Deserialize)]
@@ -49,8 +67,41 @@ pub async fn page(
     user: &CurrentUser,
     csrf: &CsrfToken,
 ) -> Result<SettingsPage, AppError> {
+    let providers = state.providers();
+    let linked = crate::db::identities::for_user(state.db(), &user.user.id).await?;
+    let linkable = providers
+        .iter()
+        .filter(|p| !linked.iter().any(|i| i.issuer == p.issuer()))
+        .map(|p| (p.rules().name.clone(), p.rules().display_name.clone()))
+        .collect();
+    let identities = linked
+        .into_iter()
+        .map(|i| IdentityView {
+            provider: providers
+                .by_issuer(&i.issuer)
+                .map(|p| p.rules().display_name.clone())
+                .unwrap_or_else(|| format!("{} (no longer configured)", i.provider)),
+            email: i.email,
+            linked: crate::util::format_ms(i.created_ms),
+            id: i.id,
+        })
+        .collect();
+    let pending_email = crate::db::email_verifications::pending_change(
+        state.db(),
+        &user.user.id,
+        &user.user.email,
+        crate::util::now_ms(),
+    )
+    .await?;
     Ok(SettingsPage {
         chrome: Chrome::new(Some(user), csrf),
+        pending_email,
+        email_errors: FieldErrors::default(),
+        new_email: String::new(),
+        has_password: user.user.password_hash.is_some(),
+        identities,
+        linkable,
+        identity_error: None,
         email: user.user.email.clone(),
         name: user.user.display_name.clone(),
         role: user.user.role.as_str(),
@@ -84,6 +135,12 @@ pub async fn show(
             Some("The API key was revoked: programs using it are refused from now on.".into())
         }
         Some("verify") => Some("A new verification link is on its way. It works for a day.".into()),
+        Some("linked") => Some("The sign-in was linked: you can log in with it from now on.".into()),
+        Some("unlinked") => Some("The sign-in was unlinked: it no longer logs in to this account.".into()),
+        Some("email") => Some(
+            "A link is on its way to the new address. Your address changes when you follow it (within a day)."
+                .into(),
+        ),
         Some("verify-wait") => Some(
             "A link was sent less than a minute ago; it still works. Check your mail (and spam folder).".into(),
         ),
@@ -165,4 +222,60 @@ pub async fn change_password(
             render(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    current: String,
+}
+
+/// `POST /settings/email`: mails a link to the new address; the change waits for it.
+pub async fn change_email(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    Form(f): Form<EmailForm>,
+) -> Result<Response, AppError> {
+    let refused = match accounts::check_email_change(
+        state.db(),
+        state.hashes(),
+        &user.user,
+        &f.email,
+        &f.current,
+    )
+    .await
+    {
+        Ok(email) => {
+            let asked = accounts::verification::request_change(
+                state.db(),
+                state.mailer(),
+                &user.user,
+                &email,
+                &state.public_url(),
+            )
+            .await
+            .map_err(AppError::Internal)?;
+            match asked {
+                accounts::verification::ChangeRequest::Sent => {
+                    return Ok(Redirect::to("/settings?saved=email").into_response());
+                }
+                accounts::verification::ChangeRequest::TooSoon => FieldErrors {
+                    form: Some(
+                        "A link was sent less than a minute ago (or five today); it still works. Check that \
+                         mailbox, or try again later."
+                            .into(),
+                    ),
+                    ..Default::default()
+                },
+            }
+        }
+        Err(e) => super::accounts::register_refusal(e)?,
+    };
+    let mut p = page(&state, &user, &csrf).await?;
+    p.new_email = f.email;
+    p.email_errors = refused;
+    render(StatusCode::UNPROCESSABLE_ENTITY, &p)
 }

@@ -19,6 +19,7 @@ mod json_memory;
 mod limits;
 mod mail;
 mod nul;
+mod oidc;
 mod openai_api;
 mod openai_api_errors;
 mod openai_api_failures;

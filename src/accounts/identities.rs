@@ -21,11 +21,17 @@ pub const PENDING_LINK_TTL_MS: i64 = 15 * 60 * 1000;
 /// What a sign-in with a provider came to.
 #[derive(Debug)]
 pub enum Outcome {
-    SignedIn { user: User, created: bool },
+    SignedIn {
+        user: User,
+        created: bool,
+    },
     /// Linked to the signed-in account that started the flow.
     Linked,
     /// The address is an existing account's: its owner must sign in and confirm (the token is the browser's).
-    ConfirmLink { token: String, email: String },
+    ConfirmLink {
+        token: String,
+        email: String,
+    },
 }
 
 /// Why a sign-in with a provider was refused; each says what to do instead.

@@ -7,7 +7,7 @@
 //! only when it is followed (and the old address is told).
 
 use crate::config::mail::Verification;
-use crate::db::email_verifications::Redeemed;
+use crate::db::email_verifications::{NewLink, Redeemed};
 use crate::db::users::{self, User};
 use crate::db::{Db, email_verifications};
 use crate::domain::Email;
@@ -40,12 +40,14 @@ pub async fn send_link(
     let now = now_ms();
     let made = email_verifications::create_unless_recent(
         db,
-        &sha256_hex(&token),
-        &user.id,
-        &user.email,
-        None,
-        now,
-        now + LINK_TTL_MS,
+        NewLink {
+            id_hash: &sha256_hex(&token),
+            user_id: &user.id,
+            email: &user.email,
+            new_email: None,
+            now,
+            expires: now + LINK_TTL_MS,
+        },
         SEND_AGAIN_MS,
     )
     .await?;
@@ -120,12 +122,14 @@ pub async fn request_change(
     let now = now_ms();
     let made = email_verifications::create_unless_recent(
         db,
-        &sha256_hex(&token),
-        &user.id,
-        &user.email,
-        Some(new_email.as_str()),
-        now,
-        now + LINK_TTL_MS,
+        NewLink {
+            id_hash: &sha256_hex(&token),
+            user_id: &user.id,
+            email: &user.email,
+            new_email: Some(new_email.as_str()),
+            now,
+            expires: now + LINK_TTL_MS,
+        },
         SEND_AGAIN_MS,
     )
     .await?;

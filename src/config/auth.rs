@@ -110,7 +110,11 @@ pub(super) fn load(
     file: Option<FileAuth>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuthConfig, ConfigError> {
-    let var = |n: &str| env(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let var = |n: &str| {
+        env(n)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let file = file.unwrap_or_default();
     let mut oidc = Vec::new();
     for (i, f) in file.oidc.into_iter().enumerate() {
@@ -140,8 +144,12 @@ pub(super) fn load(
         });
     }
     if let Some(issuer) = var("LLMETA_OIDC_ISSUER") {
-        let client_id = var("LLMETA_OIDC_CLIENT_ID")
-            .ok_or_else(|| invalid("LLMETA_OIDC_CLIENT_ID", "must be set with LLMETA_OIDC_ISSUER"))?;
+        let client_id = var("LLMETA_OIDC_CLIENT_ID").ok_or_else(|| {
+            invalid(
+                "LLMETA_OIDC_CLIENT_ID",
+                "must be set with LLMETA_OIDC_ISSUER",
+            )
+        })?;
         let provider = OidcConfig {
             rules: rules(
                 "LLMETA_OIDC_NAME",
@@ -260,7 +268,12 @@ pub(super) fn load(
             v.parse::<u64>()
                 .ok()
                 .filter(|n| (1..=120).contains(n))
-                .ok_or_else(|| invalid(&name, format!("'{v}' is not a number of seconds from 1 to 120")))?,
+                .ok_or_else(|| {
+                    invalid(
+                        &name,
+                        format!("'{v}' is not a number of seconds from 1 to 120"),
+                    )
+                })?,
         ),
         None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
     };
@@ -288,10 +301,18 @@ pub(super) fn describe(auth: &AuthConfig, out: &mut String) {
         let _ = writeln!(
             out,
             "client_secret = \"{}\"",
-            if p.client_secret.is_some() { "[redacted]" } else { "(none: a public client)" }
+            if p.client_secret.is_some() {
+                "[redacted]"
+            } else {
+                "(none: a public client)"
+            }
         );
         let _ = writeln!(out, "scopes = {:?}", p.scopes);
-        let _ = writeln!(out, "admin_group = {:?}", p.admin_group.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "admin_group = {:?}",
+            p.admin_group.as_deref().unwrap_or("")
+        );
     }
     if let Some(g) = &auth.github {
         let _ = writeln!(out, "\n[auth.github]");
@@ -319,7 +340,9 @@ fn rules(
     {
         return Err(invalid(
             setting,
-            format!("'{name}' must be 1 to 32 lower-case letters, digits or '-' (it is used in URLs)"),
+            format!(
+                "'{name}' must be 1 to 32 lower-case letters, digits or '-' (it is used in URLs)"
+            ),
         ));
     }
     Ok(ProviderRules {
@@ -340,8 +363,12 @@ fn rules(
 /// An https address, or http to a loopback host; without a trailing slash unless it is the whole path.
 fn web_address(setting: &str, raw: &str) -> Result<String, ConfigError> {
     let raw = raw.trim();
-    let url = reqwest::Url::parse(raw)
-        .map_err(|_| invalid(setting, format!("'{raw}' is not a URL such as https://id.example.com")))?;
+    let url = reqwest::Url::parse(raw).map_err(|_| {
+        invalid(
+            setting,
+            format!("'{raw}' is not a URL such as https://id.example.com"),
+        )
+    })?;
     let loopback = url.host_str().is_some_and(super::is_loopback_host);
     match url.scheme() {
         "https" => {}
@@ -354,7 +381,10 @@ fn web_address(setting: &str, raw: &str) -> Result<String, ConfigError> {
         }
     }
     if url.query().is_some() || url.fragment().is_some() || url.host_str().is_none() {
-        return Err(invalid(setting, format!("'{raw}' must be an address without ? or #")));
+        return Err(invalid(
+            setting,
+            format!("'{raw}' must be an address without ? or #"),
+        ));
     }
     Ok(raw.to_string())
 }
@@ -406,7 +436,11 @@ mod tests {
     use super::*;
 
     fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        move |n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -428,17 +462,29 @@ mod tests {
         assert_eq!(a.oidc[0].scopes, ["openid", "email", "profile"]);
         assert_eq!(a.oidc[1].issuer, GOOGLE_ISSUER);
         let gh = a.github.unwrap();
-        assert_eq!((gh.web_url.as_str(), gh.api_url.as_str()), ("https://github.com", "https://api.github.com"));
+        assert_eq!(
+            (gh.web_url.as_str(), gh.api_url.as_str()),
+            ("https://github.com", "https://api.github.com")
+        );
         assert_eq!(a.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
     }
 
     #[test]
     fn issuers_must_be_https_except_on_this_machine() {
-        for bad in ["http://id.example.com", "ftp://id.example.com", "id.example.com"] {
+        for bad in [
+            "http://id.example.com",
+            "ftp://id.example.com",
+            "id.example.com",
+        ] {
             let e = web_address("LLMETA_OIDC_ISSUER", bad).unwrap_err();
             assert_eq!(e.setting, "LLMETA_OIDC_ISSUER");
         }
-        for good in ["https://id.example.com", "http://127.0.0.1:9000", "http://localhost:8080/realms/x", "http://[::1]:1"] {
+        for good in [
+            "https://id.example.com",
+            "http://127.0.0.1:9000",
+            "http://localhost:8080/realms/x",
+            "http://[::1]:1",
+        ] {
             assert!(web_address("x", good).is_ok(), "{good}");
         }
     }
@@ -450,7 +496,10 @@ mod tests {
         )
         .unwrap();
         let e = load(Some(file), &|_| None).unwrap_err();
-        assert!(e.setting.contains("client_secret_env") && e.message.contains("CORP_SECRET"), "{e}");
+        assert!(
+            e.setting.contains("client_secret_env") && e.message.contains("CORP_SECRET"),
+            "{e}"
+        );
         let file: FileAuth = toml::from_str(
             "[[oidc]]\nname = \"corp\"\nissuer = \"https://a.example.com\"\nclient_id = \"x\"\n\
              [[oidc]]\nname = \"corp\"\nissuer = \"https://b.example.com\"\nclient_id = \"y\"\n",

@@ -7,19 +7,29 @@ use super::Db;
 pub const MAX_PER_DAY: i64 = 5;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// A link to store: the SHA-256 of its token, its account and address (`new_email`: a change of address to
+/// it), when it was made and until when it works.
+pub struct NewLink<'a> {
+    pub id_hash: &'a str,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub new_email: Option<&'a str>,
+    pub now: i64,
+    pub expires: i64,
+}
+
 /// Stores a new link for `user_id` and `email` (with `new_email`: a change of address to it) unless one was made less than `gap_ms` ago, or [`MAX_PER_DAY`]
 /// were made in the last day (then false). The check and the write are one transaction, serialised per user
 /// (SQLite's write lock; PostgreSQL locks the user's row), so two requests at once make one link.
-pub async fn create_unless_recent(
-    db: &Db,
-    id_hash: &str,
-    user_id: &str,
-    email: &str,
-    new_email: Option<&str>,
-    now: i64,
-    expires: i64,
-    gap_ms: i64,
-) -> sqlx::Result<bool> {
+pub async fn create_unless_recent(db: &Db, link: NewLink<'_>, gap_ms: i64) -> sqlx::Result<bool> {
+    let NewLink {
+        id_hash,
+        user_id,
+        email,
+        new_email,
+        now,
+        expires,
+    } = link;
     let mut tx = db.begin_write_for_user(user_id).await?;
     let (latest, today): (Option<i64>, i64) = sqlx::query_as(
         "SELECT MAX(created_ms), COUNT(CASE WHEN created_ms > $2 THEN 1 END) \
@@ -100,12 +110,13 @@ pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Red
             Redeemed::Verified { user_id }
         }
         Some(new) => {
-            let changed = sqlx::query("UPDATE users SET email = $2, email_verified_ms = $3 WHERE id = $1")
-                .bind(&user_id)
-                .bind(&new)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
+            let changed =
+                sqlx::query("UPDATE users SET email = $2, email_verified_ms = $3 WHERE id = $1")
+                    .bind(&user_id)
+                    .bind(&new)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await;
             match changed {
                 Ok(_) => Redeemed::Changed {
                     user_id,
@@ -142,9 +153,11 @@ pub async fn pending_change(
 
 /// Deletes links that expired more than a day ago (the day's count of links sent no longer needs them).
 pub async fn purge_expired(db: &Db, now: i64) -> sqlx::Result<u64> {
-    Ok(sqlx::query("DELETE FROM email_verifications WHERE expires_ms <= $1")
-        .bind(now - DAY_MS)
-        .execute(db.writer())
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM email_verifications WHERE expires_ms <= $1")
+            .bind(now - DAY_MS)
+            .execute(db.writer())
+            .await?
+            .rows_affected(),
+    )
 }

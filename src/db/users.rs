@@ -104,11 +104,13 @@ pub async fn create_in(
 
 /// Records that the account's current address was shown to be its owner's (by a provider that vouches).
 pub async fn mark_verified(db: &Db, id: &str, at_ms: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL")
-        .bind(id)
-        .bind(at_ms)
-        .execute(db.writer())
-        .await?;
+    sqlx::query(
+        "UPDATE users SET email_verified_ms = $2 WHERE id = $1 AND email_verified_ms IS NULL",
+    )
+    .bind(id)
+    .bind(at_ms)
+    .execute(db.writer())
+    .await?;
     Ok(())
 }
 

@@ -119,7 +119,10 @@ impl GithubProvider {
             subject: user.id.to_string(),
             email: normalise_email(verified),
             email_verified: verified.is_some(),
-            name: user.name.filter(|n| !n.trim().is_empty()).or(Some(user.login)),
+            name: user
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .or(Some(user.login)),
             groups: Vec::new(),
         })
     }
@@ -140,10 +143,14 @@ impl GithubProvider {
             .map_err(unavailable("the GitHub API"))?;
         let status = answer.status();
         if status.is_server_error() {
-            return Err(SsoError::Unavailable(format!("GitHub's {path} answered {status}")));
+            return Err(SsoError::Unavailable(format!(
+                "GitHub's {path} answered {status}"
+            )));
         }
         if !status.is_success() {
-            return Err(SsoError::Invalid(format!("GitHub's {path} answered {status}")));
+            return Err(SsoError::Invalid(format!(
+                "GitHub's {path} answered {status}"
+            )));
         }
         read_json(answer, path).await
     }
@@ -159,7 +166,10 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, SsoError> {
     if answer.status().is_server_error() {
-        return Err(SsoError::Unavailable(format!("{what}: {}", answer.status())));
+        return Err(SsoError::Unavailable(format!(
+            "{what}: {}",
+            answer.status()
+        )));
     }
     let mut body = Vec::new();
     while let Some(chunk) = answer

@@ -81,7 +81,7 @@ impl Default for FlowSecrets {
 
 /// One configured provider.
 pub enum Provider {
-    Oidc(oidc::OidcProvider),
+    Oidc(Box<oidc::OidcProvider>),
     Github(github::GithubProvider),
 }
 
@@ -147,10 +147,16 @@ impl Providers {
         let http = http_client(config.timeout)?;
         let mut list = Vec::new();
         for p in &config.oidc {
-            list.push(Provider::Oidc(oidc::OidcProvider::new(p.clone(), http.clone())));
+            list.push(Provider::Oidc(Box::new(oidc::OidcProvider::new(
+                p.clone(),
+                http.clone(),
+            ))));
         }
         if let Some(g) = &config.github {
-            list.push(Provider::Github(github::GithubProvider::new(g.clone(), http.clone())));
+            list.push(Provider::Github(github::GithubProvider::new(
+                g.clone(),
+                http.clone(),
+            )));
         }
         Ok(Providers {
             list: Arc::new(list),
@@ -221,7 +227,10 @@ mod tests {
             pkce_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into(),
             nonce: String::new(),
         };
-        assert_eq!(s.pkce_challenge(), "E9Melhoa2OwvFrEMTJguCHaoeKt8URQ9ZaIbdXcNeGM");
+        assert_eq!(
+            s.pkce_challenge(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
         let fresh = FlowSecrets::new();
         assert_eq!(fresh.pkce_verifier.len(), 43);
         assert_ne!(fresh.state, FlowSecrets::new().state);

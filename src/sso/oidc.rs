@@ -11,9 +11,10 @@ use openidconnect::core::{
     CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, SignatureVerificationError, TokenResponse, UserInfoClaims,
+    AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -85,10 +86,15 @@ impl OidcProvider {
     }
 
     /// Fetches the JWKS again (after a token signed by an unknown key) and keeps it with the metadata.
-    async fn refresh_keys(&self, mut m: CoreProviderMetadata) -> Result<CoreProviderMetadata, SsoError> {
+    async fn refresh_keys(
+        &self,
+        mut m: CoreProviderMetadata,
+    ) -> Result<CoreProviderMetadata, SsoError> {
         let keys = CoreJsonWebKeySet::fetch_async(m.jwks_uri(), &self.http)
             .await
-            .map_err(|e| SsoError::Unavailable(format!("fetching the JWKS failed: {}", error_chain(&e))))?;
+            .map_err(|e| {
+                SsoError::Unavailable(format!("fetching the JWKS failed: {}", error_chain(&e)))
+            })?;
         m = m.set_jwks(keys);
         *self.metadata.lock().await = Some((m.clone(), Instant::now()));
         Ok(m)
@@ -203,7 +209,11 @@ impl OidcProvider {
                     .map_err(|e| SsoError::Invalid(format!("the ID token failed its checks: {e}")))?
                     .clone()
             }
-            Err(e) => return Err(SsoError::Invalid(format!("the ID token failed its checks: {e}"))),
+            Err(e) => {
+                return Err(SsoError::Invalid(format!(
+                    "the ID token failed its checks: {e}"
+                )));
+            }
         };
         let subject = claims.subject().clone();
         let mut email = claims.email().map(|e| e.to_string());
@@ -216,7 +226,8 @@ impl OidcProvider {
         // Many providers (oidc-provider among them) put profile claims only in the user info answer.
         let want_groups = self.config.admin_group.is_some() && groups.is_empty();
         if (email.is_none() || want_groups)
-            && let Ok(request) = client.user_info(token.access_token().clone(), Some(subject.clone()))
+            && let Ok(request) =
+                client.user_info(token.access_token().clone(), Some(subject.clone()))
         {
             let info: UserInfoClaims<GroupClaims, CoreGenderClaim> = request
                 .request_async(&self.http)

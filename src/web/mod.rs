@@ -51,11 +51,11 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/{name}/login", get(pages::sso::login))
         .route("/auth/{name}/callback", get(pages::sso::callback))
         .route("/auth/{name}/link", post(pages::sso::link))
-        .route("/auth/link", get(pages::sso::pending).post(pages::sso::confirm))
         .route(
-            "/settings/identities/{id}/unlink",
-            post(pages::sso::unlink),
+            "/auth/link",
+            get(pages::sso::pending).post(pages::sso::confirm),
         )
+        .route("/settings/identities/{id}/unlink", post(pages::sso::unlink))
         .route("/settings/email", post(pages::settings::change_email))
         .route("/settings", get(pages::settings::show))
         .route("/settings/profile", post(pages::settings::update_profile))

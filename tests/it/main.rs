@@ -11,6 +11,7 @@ mod cli;
 mod csrf;
 mod explorer;
 mod files;
+mod github;
 mod health;
 mod helpers;
 mod history;

@@ -158,6 +158,18 @@ impl Provider {
     }
 }
 
+/// A query parameter of a URL or a path.
+pub fn param(url: &str, name: &str) -> String {
+    absolute("http://x.invalid/", url)
+        .parse::<reqwest::Url>()
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("{name} in {url}"))
+        .1
+        .into_owned()
+}
+
 fn absolute(base: &str, location: &str) -> String {
     reqwest::Url::parse(base)
         .unwrap()
@@ -181,13 +193,21 @@ pub fn oidc_config(issuer: &str) -> OidcConfig {
         issuer: issuer.into(),
         client_id: "llmeta".into(),
         client_secret: Some(llmeta::secret::Secret::new(CLIENT_SECRET.into())),
-        scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
+        scopes: vec![
+            "openid".into(),
+            "email".into(),
+            "profile".into(),
+            "groups".into(),
+        ],
         admin_group: None,
     }
 }
 
 /// An app signing in with `provider` (adjusted by `adjust`), on LLMETA_PUBLIC_URL.
-pub async fn app_with(provider: OidcConfig, adjust: impl FnOnce(&mut llmeta::config::Config)) -> TestApp {
+pub async fn app_with(
+    provider: OidcConfig,
+    adjust: impl FnOnce(&mut llmeta::config::Config),
+) -> TestApp {
     spawn_app_with(move |c| {
         c.public_url = Some(PUBLIC_URL.into());
         c.auth = AuthConfig {
@@ -211,7 +231,10 @@ pub async fn start(b: &Browser, path: &str) -> String {
     assert_eq!(q["code_challenge"].len(), 43);
     assert!(q["state"].len() >= 32 && q["nonce"].len() >= 32);
     let redirect = q["redirect_uri"].clone();
-    assert!(redirect.starts_with(PUBLIC_URL) && redirect.ends_with("/callback"), "{redirect}");
+    assert!(
+        redirect.starts_with(PUBLIC_URL) && redirect.ends_with("/callback"),
+        "{redirect}"
+    );
     to
 }
 
@@ -233,7 +256,10 @@ pub async fn whoami(b: &Browser) -> Option<String> {
     Some(html[start..start + html[start..].find('<')?].to_string())
 }
 
-pub async fn user_row(app: &TestApp, email: &str) -> Option<(String, Option<String>, Option<i64>, String)> {
+pub async fn user_row(
+    app: &TestApp,
+    email: &str,
+) -> Option<(String, Option<String>, Option<i64>, String)> {
     sqlx::query_as("SELECT id, password_hash, email_verified_ms, role FROM users WHERE email = $1")
         .bind(email)
         .fetch_optional(app.db())
@@ -243,23 +269,35 @@ pub async fn user_row(app: &TestApp, email: &str) -> Option<(String, Option<Stri
 
 #[tokio::test]
 async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     p.account("ada-1", "Ada@Example.com", true, &[]).await;
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
     let b = app.new_browser();
 
     // The login and sign-up pages show the provider's button, keeping `next`.
     let (_, login) = b.get_text("/accounts/login?next=/history").await;
-    assert!(login.contains("Continue with Test ID") && login.contains("/auth/oidc/login?next=%2Fhistory"));
+    assert!(
+        login.contains("Continue with Test ID")
+            && login.contains("/auth/oidc/login?next=%2Fhistory")
+    );
     let (_, signup) = b.get_text("/accounts/signup").await;
     assert!(signup.contains("Continue with Test ID"));
 
     let res = sign_in(&b, &p, "ada-1", "/auth/oidc/login?next=/history").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/history", "next= is kept through the round trip");
+    assert_eq!(
+        location(&res),
+        "/history",
+        "next= is kept through the round trip"
+    );
     assert_eq!(whoami(&b).await.as_deref(), Some("ada@example.com"));
     let (id, password, verified, role) = user_row(&app, "ada@example.com").await.unwrap();
-    assert!(password.is_none(), "an account made by a provider has no password");
+    assert!(
+        password.is_none(),
+        "an account made by a provider has no password"
+    );
     assert!(verified.is_some(), "the provider vouched for the address");
     assert_eq!(role, "user");
     let (_, settings) = b.get_text("/settings").await;
@@ -271,10 +309,11 @@ async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
     assert_eq!(location(&res), "/");
     assert_eq!(whoami(&b2).await.as_deref(), Some("ada@example.com"));
     assert_eq!(rows_in(&app, "users").await, 1);
-    let linked: (String,) = sqlx::query_as("SELECT user_id FROM identities WHERE subject = 'ada-1'")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
+    let linked: (String,) =
+        sqlx::query_as("SELECT user_id FROM identities WHERE subject = 'ada-1'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
     assert_eq!(linked.0, id);
     // Password sign-in is refused for an account without a password.
     assert_eq!(
@@ -287,14 +326,19 @@ async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
 async fn refused(app: &TestApp, b: &Browser, res: reqwest::Response, email: &str) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = res.text().await.unwrap();
-    assert!(html.contains("did not work") && html.contains("Back to log in"), "{html}");
+    assert!(
+        html.contains("did not work") && html.contains("Back to log in"),
+        "{html}"
+    );
     assert_eq!(whoami(b).await, None);
     assert!(user_row(app, email).await.is_none());
 }
 
 #[tokio::test]
 async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are_refused() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     p.account("bo", "bo@example.com", true, &[]).await;
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
 
@@ -321,14 +365,20 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
     let b = app.new_browser();
     let authorize = start(&b, "/auth/oidc/login").await;
     let back = p.approve(&authorize, "bo").await;
-    let state = back.split("state=").nth(1).unwrap().split('&').next().unwrap().to_string();
-    refused(&app, &b, b.get(&back.replace(&state, "forged-state-value")).await, "bo@example.com").await;
+    let state = param(&back, "state");
+    refused(
+        &app,
+        &b,
+        b.get(&back.replace(&state, "forged-state-value")).await,
+        "bo@example.com",
+    )
+    .await;
 
     // Reused: the callback works once, then the same answer is refused.
     let b = app.new_browser();
     let authorize = start(&b, "/auth/oidc/login").await;
     let back = p.approve(&authorize, "bo").await;
-    let code = back.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let code = param(&back, "code");
     assert_eq!(b.get(&back).await.status(), StatusCode::SEE_OTHER);
     assert!(whoami(&b).await.is_some());
     // Even with the state's cookie, the used state finishes nothing more (it was taken from the database).
@@ -336,24 +386,24 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
     let res = again
         .client
         .get(again.url(&back))
-        .header("cookie", format!("llmeta_sso={}", back.split("state=").nth(1).unwrap().split('&').next().unwrap()))
+        .header("cookie", format!("llmeta_sso={}", param(&back, "state")))
         .send()
         .await
         .unwrap();
     refused(&app, &again, res, "nobody@example.com").await;
-    sqlx::query("DELETE FROM identities").execute(app.db()).await.unwrap();
-    sqlx::query("DELETE FROM users").execute(app.db()).await.unwrap();
+    sqlx::query("DELETE FROM identities")
+        .execute(app.db())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM users")
+        .execute(app.db())
+        .await
+        .unwrap();
 
     // A replayed code under a fresh state of this browser: the provider refuses the code.
     let b = app.new_browser();
     let authorize = start(&b, "/auth/oidc/login").await;
-    let fresh_state = reqwest::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let fresh_state = param(&authorize, "state");
     let replay = format!("/auth/oidc/callback?code={code}&state={fresh_state}");
     refused(&app, &b, b.get(&replay).await, "bo@example.com").await;
 
@@ -362,14 +412,8 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
     let authorize_a = start(&b, "/auth/oidc/login").await;
     let authorize_b = start(&b, "/auth/oidc/login").await;
     let back_a = p.approve(&authorize_a, "bo").await;
-    let code_a = back_a.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
-    let state_b = reqwest::Url::parse(&authorize_b)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let code_a = param(&back_a, "code");
+    let state_b = param(&authorize_b, "state");
     let mixed = format!("/auth/oidc/callback?code={code_a}&state={state_b}");
     refused(&app, &b, b.get(&mixed).await, "bo@example.com").await;
     assert_eq!(rows_in(&app, "users").await, 0);
@@ -377,11 +421,21 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
 
 #[tokio::test]
 async fn id_tokens_that_fail_a_check_are_refused_and_a_key_rotation_is_followed() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
-    for (i, mode) in ["aud", "iss", "nonce", "expired", "unsigned", "other-key", "hmac-public"]
-        .into_iter()
-        .enumerate()
+    for (i, mode) in [
+        "aud",
+        "iss",
+        "nonce",
+        "expired",
+        "unsigned",
+        "other-key",
+        "hmac-public",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let email = format!("t{i}@example.com");
         p.account(&format!("t{i}"), &email, true, &[]).await;
@@ -397,17 +451,27 @@ async fn id_tokens_that_fail_a_check_are_refused_and_a_key_rotation_is_followed(
     p.account("rot", "rot@example.com", true, &[]).await;
     let b = app.new_browser();
     p.fault("none").await;
-    assert_eq!(sign_in(&b, &p, "rot", "/auth/oidc/login").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        sign_in(&b, &p, "rot", "/auth/oidc/login").await.status(),
+        StatusCode::SEE_OTHER
+    );
     p.fault("rotate").await;
     let b = app.new_browser();
     let res = sign_in(&b, &p, "rot", "/auth/oidc/login").await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
     assert_eq!(whoami(&b).await.as_deref(), Some("rot@example.com"));
 }
 
 #[tokio::test]
 async fn declining_at_the_provider_says_so_and_changes_nothing() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
     let b = app.new_browser();
     let authorize = start(&b, "/auth/oidc/login").await;
@@ -456,18 +520,29 @@ async fn a_provider_that_is_down_or_too_slow_is_reported_and_passwords_still_wor
         let t = std::time::Instant::now();
         let res = b.get(path).await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
-        assert!(t.elapsed() < Duration::from_secs(10), "answered within the timeout");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "answered within the timeout"
+        );
         let html = res.text().await.unwrap();
-        assert!(html.contains("is unavailable") && html.contains("log in with a password"), "{html}");
+        assert!(
+            html.contains("is unavailable") && html.contains("log in with a password"),
+            "{html}"
+        );
     }
     let b = app.new_browser();
-    assert_eq!(crate::mail::log_in(&b, "pat@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::mail::log_in(&b, "pat@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(whoami(&b).await.as_deref(), Some("pat@example.com"));
 }
 
 #[tokio::test]
 async fn a_verified_email_of_an_existing_account_links_only_after_its_owner_signs_in() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     p.account("cy", "cy@example.com", true, &[]).await;
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
     crate::mail::account(&app, "cy@example.com").await;
@@ -476,10 +551,16 @@ async fn a_verified_email_of_an_existing_account_links_only_after_its_owner_sign
     let b = app.new_browser();
     let res = sign_in(&b, &p, "cy", "/auth/oidc/login").await;
     assert_eq!(location(&res), "/auth/link");
-    assert_eq!(whoami(&b).await, None, "not signed in by the provider's word alone");
+    assert_eq!(
+        whoami(&b).await,
+        None,
+        "not signed in by the provider's word alone"
+    );
     let (status, page) = b.get_text("/auth/link").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("already exists") && page.contains("/accounts/login?next=%2Fauth%2Flink"));
+    assert!(
+        page.contains("already exists") && page.contains("/accounts/login?next=%2Fauth%2Flink")
+    );
     assert_eq!(rows_in(&app, "identities").await, 0);
 
     // Logging in to the account (with its password) comes back to confirm.
@@ -487,7 +568,11 @@ async fn a_verified_email_of_an_existing_account_links_only_after_its_owner_sign
         &b,
         "/accounts/login?next=/auth/link",
         "/accounts/login",
-        &[("email", "cy@example.com"), ("password", PASSWORD), ("next", "/auth/link")],
+        &[
+            ("email", "cy@example.com"),
+            ("password", PASSWORD),
+            ("next", "/auth/link"),
+        ],
     )
     .await;
     assert_eq!(location(&res), "/auth/link");
@@ -506,7 +591,9 @@ async fn a_verified_email_of_an_existing_account_links_only_after_its_owner_sign
 
 #[tokio::test]
 async fn a_pending_link_cannot_be_confirmed_by_another_account() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     p.account("dee", "dee@example.com", true, &[]).await;
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
     crate::mail::account(&app, "dee@example.com").await;
@@ -514,12 +601,24 @@ async fn a_pending_link_cannot_be_confirmed_by_another_account() {
     let b = app.new_browser();
     let res = sign_in(&b, &p, "dee", "/auth/oidc/login").await;
     assert_eq!(location(&res), "/auth/link");
-    assert_eq!(crate::mail::log_in(&b, "eve@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::mail::log_in(&b, "eve@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
     let (status, page) = b.get_text("/auth/link").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(page.contains("you\n    are logged in as eve@example.com") || page.contains("are logged in as eve@example.com"), "{page}");
+    assert!(
+        page.contains("you\n    are logged in as eve@example.com")
+            || page.contains("are logged in as eve@example.com"),
+        "{page}"
+    );
     let res = b
-        .post_raw("/auth/link", &[], Some(&csrf_in(&b.get_text("/settings").await.1)), Some(PUBLIC_URL))
+        .post_raw(
+            "/auth/link",
+            &[],
+            Some(&csrf_in(&b.get_text("/settings").await.1)),
+            Some(PUBLIC_URL),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(rows_in(&app, "identities").await, 0);
@@ -527,7 +626,9 @@ async fn a_pending_link_cannot_be_confirmed_by_another_account() {
 
 #[tokio::test]
 async fn an_unverified_email_never_reaches_an_existing_account() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     p.account("mallory", "fay@example.com", false, &[]).await;
     let mut config = oidc_config(&p.issuer);
     config.rules.auto_link = true;
@@ -537,7 +638,10 @@ async fn an_unverified_email_never_reaches_an_existing_account() {
     let res = sign_in(&b, &p, "mallory", "/auth/oidc/login").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let html = res.text().await.unwrap();
-    assert!(html.contains("does not confirm the address is yours"), "{html}");
+    assert!(
+        html.contains("does not confirm the address is yours"),
+        "{html}"
+    );
     assert_eq!(whoami(&b).await, None);
     assert_eq!(rows_in(&app, "identities").await, 0);
     assert_eq!(rows_in(&app, "pending_links").await, 0);
@@ -545,8 +649,11 @@ async fn an_unverified_email_never_reaches_an_existing_account() {
 
 #[tokio::test]
 async fn automatic_linking_domains_groups_and_closed_sign_up_follow_the_configuration() {
-    let Some(p) = Provider::start("oidc").await else { return };
-    p.account("gus", "gus@example.com", true, &["llmeta-admins"]).await;
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
+    p.account("gus", "gus@example.com", true, &["llmeta-admins"])
+        .await;
     p.account("hal", "hal@other.org", true, &[]).await;
     p.account("ivy", "ivy@example.com", true, &[]).await;
     let mut config = oidc_config(&p.issuer);
@@ -567,7 +674,12 @@ async fn automatic_linking_domains_groups_and_closed_sign_up_follow_the_configur
     let b = app.new_browser();
     let res = sign_in(&b, &p, "hal", "/auth/oidc/login").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(res.text().await.unwrap().contains("not in a domain allowed"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("not in a domain allowed")
+    );
     assert!(user_row(&app, "hal@other.org").await.is_none());
 
     // Sign-up is closed: no account for a new address.
@@ -580,7 +692,9 @@ async fn automatic_linking_domains_groups_and_closed_sign_up_follow_the_configur
 
 #[tokio::test]
 async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_in() {
-    let Some(p) = Provider::start("oidc").await else { return };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
     p.account("jo", "jo-elsewhere@example.com", true, &[]).await;
     p.account("kim", "kim@example.com", true, &[]).await;
     let app = app_with(oidc_config(&p.issuer), |_| {}).await;
@@ -588,20 +702,41 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     // A password account links the provider from Settings (any address at the provider).
     crate::mail::account(&app, "jo@example.com").await;
     let b = app.new_browser();
-    assert_eq!(crate::mail::log_in(&b, "jo@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::mail::log_in(&b, "jo@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
     let (_, settings) = b.get_text("/settings").await;
     assert!(settings.contains("action=\"/auth/oidc/link\""));
     let res = b
-        .post_raw("/auth/oidc/link", &[], Some(&csrf_in(&settings)), Some(PUBLIC_URL))
+        .post_raw(
+            "/auth/oidc/link",
+            &[],
+            Some(&csrf_in(&settings)),
+            Some(PUBLIC_URL),
+        )
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let back = p.approve(&location(&res), "jo").await;
+    // A page goes on to the provider (a form's redirect elsewhere would break `form-action 'self'`).
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    let marker = "id=\"continue\" href=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let authorize = page[at..at + page[at..].find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert!(page.contains(&format!(
+        "content=\"0;url={}",
+        &page[at..at + page[at..].find('"').unwrap()]
+    )));
+    let back = p.approve(&authorize, "jo").await;
     let res = b.get(&back).await;
     assert_eq!(location(&res), "/settings?saved=linked");
     let (_, settings) = b.get_text("/settings").await;
     assert!(settings.contains("jo-elsewhere@example.com") && settings.contains("Unlink Test ID"));
     // Starting a link needs the form's token: another site cannot link its identity to a visitor's account.
-    let res = b.post_raw("/auth/oidc/link", &[], None, Some(PUBLIC_URL)).await;
+    let res = b
+        .post_raw("/auth/oidc/link", &[], None, Some(PUBLIC_URL))
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // Signing in with it reaches jo's account; then jo unlinks it (a password is left).
@@ -612,7 +747,13 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
         .fetch_one(app.db())
         .await
         .unwrap();
-    let res = submit(&b, "/settings", &format!("/settings/identities/{}/unlink", id.0), &[]).await;
+    let res = submit(
+        &b,
+        "/settings",
+        &format!("/settings/identities/{}/unlink", id.0),
+        &[],
+    )
+    .await;
     assert_eq!(location(&res), "/settings?saved=unlinked");
     assert_eq!(rows_in(&app, "identities").await, 0);
 
@@ -626,7 +767,12 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     let unlink = format!("/settings/identities/{}/unlink", id.0);
     let res = submit(&k, "/settings", &unlink, &[]).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.text().await.unwrap().contains("only way left to sign in"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("only way left to sign in")
+    );
     // ...another person's identity is not theirs to unlink...
     let res = submit(&b, "/settings", &unlink, &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -642,7 +788,10 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     assert_eq!(location(&res), "/settings?saved=password");
     let res = submit(&k, "/settings", &unlink, &[]).await;
     assert_eq!(location(&res), "/settings?saved=unlinked");
-    assert_eq!(crate::mail::log_in(&app.new_browser(), "kim@example.com", new_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::mail::log_in(&app.new_browser(), "kim@example.com", new_password).await,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -651,6 +800,12 @@ async fn without_providers_the_pages_show_no_buttons_and_the_routes_do_not_exist
     let b = app.new_browser();
     let (_, login) = b.get_text("/accounts/login").await;
     assert!(!login.contains("Continue with"));
-    assert_eq!(b.get("/auth/oidc/login").await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(b.get("/auth/oidc/callback?code=x&state=y").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.get("/auth/oidc/login").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.get("/auth/oidc/callback?code=x&state=y").await.status(),
+        StatusCode::NOT_FOUND
+    );
 }

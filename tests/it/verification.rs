@@ -191,3 +191,116 @@ async fn with_verification_off_no_link_is_made() {
     let (_, settings) = b.get_text("/settings").await;
     assert!(!settings.contains("not verified yet"));
 }
+
+#[tokio::test]
+async fn changing_the_address_waits_for_the_link_mailed_to_the_new_one() {
+    let Some(python) = python() else { return };
+    let (sink, port) = SmtpSink::start(&python, &[]).await;
+    let app = app_mailing_to_with(port, |_| {}).await;
+    account(&app, "old@example.com").await;
+    account(&app, "taken@example.com").await;
+    let b = app.new_browser();
+    assert_eq!(
+        log_in(&b, "old@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+
+    // A wrong current password changes nothing and sends nothing.
+    let res = submit(
+        &b,
+        "/settings",
+        "/settings/email",
+        &[("email", "new@example.com"), ("current", "wrong password")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("current password is incorrect")
+    );
+    // Nor does an invalid address, or the same one.
+    for bad in ["not-an-address", "old@example.com"] {
+        let res = submit(
+            &b,
+            "/settings",
+            "/settings/email",
+            &[("email", bad), ("current", PASSWORD)],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+
+    let res = submit(
+        &b,
+        "/settings",
+        "/settings/email",
+        &[("email", "New@Example.com"), ("current", PASSWORD)],
+    )
+    .await;
+    assert_eq!(location(&res), "/settings?saved=email");
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["rcpt_to"], json!(["new@example.com"]));
+    assert_eq!(
+        mails[0]["subject"],
+        "Confirm your new email address for llmeta"
+    );
+    // Not yet changed: settings says where the link went.
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(
+        settings.contains("Email: <strong>old@example.com")
+            && settings.contains("A link was sent to <strong>new@example.com")
+    );
+
+    // Following it changes the address (verified), and the old address is told.
+    let (status, _) = app.new_browser().get_text(&verify_path(&mails[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(
+        settings.contains("Email: <strong>new@example.com"),
+        "{settings}"
+    );
+    let mails = sink.wait_for(2).await;
+    assert_eq!(mails[1]["rcpt_to"], json!(["old@example.com"]));
+    assert_eq!(mails[1]["subject"], "Your llmeta email address was changed");
+    assert_eq!(
+        log_in(&app.new_browser(), "new@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        log_in(&app.new_browser(), "old@example.com", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The link works once.
+    let (status, _) = app.new_browser().get_text(&verify_path(&mails[0])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An address another account has: the same answer (no account is revealed), a notice to that address,
+    // and no change.
+    let c = app.new_browser();
+    account(&app, "carl@example.com").await;
+    assert_eq!(
+        log_in(&c, "carl@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    let res = submit(
+        &c,
+        "/settings",
+        "/settings/email",
+        &[("email", "taken@example.com"), ("current", PASSWORD)],
+    )
+    .await;
+    assert_eq!(location(&res), "/settings?saved=email");
+    let mails = sink.wait_for(3).await;
+    assert_eq!(mails[2]["rcpt_to"], json!(["taken@example.com"]));
+    assert!(
+        !mails[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("/accounts/verify/"),
+        "no link to take the address"
+    );
+    let (_, settings) = c.get_text("/settings").await;
+    assert!(settings.contains("Email: <strong>carl@example.com"));
+}

@@ -104,7 +104,10 @@ pub async fn login_form(
             notice: if q.reset.is_some() {
                 Some("Your password was changed. Log in with your new password.".into())
             } else if next == "/auth/link" {
-                Some("Log in to the account with this address to link your new sign-in to it.".into())
+                Some(
+                    "Log in to the account with this address to link your new sign-in to it."
+                        .into(),
+                )
             } else {
                 None
             },

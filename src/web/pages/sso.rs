@@ -70,7 +70,9 @@ fn failure(
         SsoError::Denied => (
             StatusCode::FORBIDDEN,
             format!("Sign-in with {label} was cancelled"),
-            format!("{label} did not let you in, or you declined. You can try again or log in with a password."),
+            format!(
+                "{label} did not let you in, or you declined. You can try again or log in with a password."
+            ),
         ),
         SsoError::Unavailable(why) => {
             tracing::warn!(provider, reason = %why, "sign-in provider unavailable");
@@ -133,15 +135,26 @@ pub struct StartQuery {
     next: Option<String>,
 }
 
-/// Starts a flow: stores it, gives the browser its state, and sends it to the provider.
+#[derive(Template)]
+#[template(path = "sso_continue.html")]
+struct ContinuePage {
+    chrome: Chrome,
+    provider: String,
+    url: String,
+}
+
+/// Starts a flow: stores it, gives the browser its state, and sends it to the provider. A flow started by a
+/// form (linking from Settings) goes on from a page of its own rather than a redirect: browsers hold a form's
+/// redirects to the page's `form-action 'self'`.
 async fn start(
     state: &AppState,
     csrf: &CsrfToken,
+    user: Option<&CurrentUser>,
     name: &str,
     ip: &str,
     next: String,
-    link_user_id: Option<String>,
 ) -> Result<Response, AppError> {
+    let link_user_id = user.map(|u| u.user.id.clone());
     let provider = provider(state, name)?;
     let now = now_ms();
     let key = format!("sso:{}", throttle::client_key(ip));
@@ -157,7 +170,10 @@ async fn start(
         });
     }
     let secrets = FlowSecrets::new();
-    let authorization = match provider.authorize(&state.callback_url(name), &secrets).await {
+    let authorization = match provider
+        .authorize(&state.callback_url(name), &secrets)
+        .await
+    {
         Ok(a) => a,
         Err(e) => return failure(state, csrf, name, &e, &next),
     };
@@ -175,7 +191,17 @@ async fn start(
         now + FLOW_TTL_MS,
     )
     .await?;
-    let mut res = Redirect::to(&authorization.url).into_response();
+    let mut res = match user {
+        None => Redirect::to(&authorization.url).into_response(),
+        Some(user) => render(
+            StatusCode::OK,
+            &ContinuePage {
+                chrome: Chrome::new(Some(user), csrf),
+                provider: provider.rules().display_name.clone(),
+                url: authorization.url,
+            },
+        )?,
+    };
     res.headers_mut().append(
         header::SET_COOKIE,
         cookies::set(
@@ -196,7 +222,15 @@ pub async fn login(
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, AppError> {
-    start(&state, &csrf, &name, &ip, safe_next(q.next.as_deref()), None).await
+    start(
+        &state,
+        &csrf,
+        None,
+        &name,
+        &ip,
+        safe_next(q.next.as_deref()),
+    )
+    .await
 }
 
 /// `POST /auth/{name}/link` (Settings): link an identity at a provider to the signed-in account. A POST with
@@ -208,15 +242,7 @@ pub async fn link(
     ClientIp(ip): ClientIp,
     Path(name): Path<String>,
 ) -> Result<Response, AppError> {
-    start(
-        &state,
-        &csrf,
-        &name,
-        &ip,
-        "/settings".into(),
-        Some(user.user.id.clone()),
-    )
-    .await
+    start(&state, &csrf, Some(&user), &name, &ip, "/settings".into()).await
 }
 
 #[derive(Deserialize)]
@@ -266,7 +292,9 @@ pub async fn callback(
         if let Some(iss) = &q.iss
             && iss != provider.issuer()
         {
-            return Err(SsoError::Invalid(format!("the answer names another issuer: {iss}")));
+            return Err(SsoError::Invalid(format!(
+                "the answer names another issuer: {iss}"
+            )));
         }
         let code = q
             .code
@@ -274,7 +302,12 @@ pub async fn callback(
             .filter(|c| !c.is_empty())
             .ok_or_else(|| SsoError::Invalid("the answer has no code".into()))?;
         provider
-            .finish(&state.callback_url(&name), code, &flow.pkce_verifier, &flow.nonce)
+            .finish(
+                &state.callback_url(&name),
+                code,
+                &flow.pkce_verifier,
+                &flow.nonce,
+            )
             .await
     }
     .await;
@@ -287,7 +320,9 @@ pub async fn callback(
         Some(id) => match &current {
             Some(me) if &me.user.id == id => Some(&me.user),
             _ => {
-                let e = SsoError::Invalid("a link was finished by another account or after logging out".into());
+                let e = SsoError::Invalid(
+                    "a link was finished by another account or after logging out".into(),
+                );
                 return failure(&state, &csrf, &name, &e, "/settings").map(with_cleared_flow);
             }
         },
@@ -362,7 +397,9 @@ async fn take_flow(
         )));
     }
     let Some(flow) = sso_flows::take(state.db(), &sha256_hex(query_state), now_ms()).await? else {
-        return Ok(Err(SsoError::Invalid("the state expired or was used".into())));
+        return Ok(Err(SsoError::Invalid(
+            "the state expired or was used".into(),
+        )));
     };
     if flow.provider != name {
         return Ok(Err(SsoError::Invalid(format!(

@@ -900,6 +900,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sign_in_providers_are_described_without_their_secrets() {
+        let c = Config::load(None, &|k| {
+            match k {
+                "LLMETA_OIDC_ISSUER" => Some("https://id.example.com"),
+                "LLMETA_OIDC_CLIENT_ID" => Some("llmeta"),
+                "LLMETA_OIDC_CLIENT_SECRET" => Some("oidc-secret-value"),
+                "LLMETA_GITHUB_CLIENT_ID" => Some("gh"),
+                "LLMETA_GITHUB_CLIENT_SECRET" => Some("github-secret-value"),
+                _ => None,
+            }
+            .map(str::to_string)
+        })
+        .unwrap();
+        let text = c.describe();
+        assert!(!text.contains("secret-value"), "{text}");
+        assert!(text.contains("[[auth.oidc]]") && text.contains("[auth.github]"));
+        assert!(text.parse::<toml::Table>().is_ok(), "{text}");
+    }
+
+    #[test]
     fn seed_variables_define_one_provider_and_keep_the_key_secret() {
         let c = load(&[
             ("API_URL", "http://127.0.0.1:11434/v1/chat/completions"),

@@ -147,7 +147,7 @@ pub async fn pending_change(
     .bind(user_id)
     .bind(current_email)
     .bind(now)
-    .fetch_optional(db.writer())
+    .fetch_optional(&db.pool)
     .await
 }
 

@@ -34,7 +34,7 @@ pub async fn find(db: &Db, issuer: &str, subject: &str) -> sqlx::Result<Option<I
     )))
     .bind(issuer)
     .bind(subject)
-    .fetch_optional(db.writer())
+    .fetch_optional(&db.pool)
     .await
 }
 
@@ -43,7 +43,7 @@ pub async fn for_user(db: &Db, user_id: &str) -> sqlx::Result<Vec<IdentityRow>> 
         "SELECT {COLUMNS} FROM identities WHERE user_id = $1 ORDER BY created_ms, id"
     )))
     .bind(user_id)
-    .fetch_all(db.writer())
+    .fetch_all(&db.pool)
     .await
 }
 
@@ -149,7 +149,7 @@ pub async fn pending(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Pe
     )
     .bind(id_hash)
     .bind(now)
-    .fetch_optional(db.writer())
+    .fetch_optional(&db.pool)
     .await
 }
 

@@ -809,3 +809,60 @@ async fn without_providers_the_pages_show_no_buttons_and_the_routes_do_not_exist
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn with_mandatory_verification_only_an_address_the_provider_vouches_for_can_chat_at_once() {
+    let Some(python) = crate::mail::python() else {
+        return;
+    };
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
+    let (sink, port) = crate::mail::SmtpSink::start(&python, &[]).await;
+    p.account("vouched", "vouched@example.com", true, &[]).await;
+    p.account("unsure", "unsure@example.com", false, &[]).await;
+    let provider = oidc_config(&p.issuer);
+    let app = crate::mail::app_mailing_to_with(port, move |c| {
+        c.mail.verification = llmeta::config::mail::Verification::Mandatory;
+        c.auth = AuthConfig {
+            oidc: vec![provider],
+            github: None,
+            timeout: Duration::from_secs(2),
+        };
+    })
+    .await;
+    let chat = |b: Browser| async move {
+        submit(
+            &b,
+            "/chat",
+            "/chat",
+            &[("content", "hello"), ("model", "demo")],
+        )
+        .await
+        .status()
+    };
+
+    let b = app.new_browser();
+    sign_in(&b, &p, "vouched", "/auth/oidc/login").await;
+    assert_eq!(
+        chat(b.clone()).await,
+        StatusCode::SEE_OTHER,
+        "verified by the provider"
+    );
+
+    let b = app.new_browser();
+    sign_in(&b, &p, "unsure", "/auth/oidc/login").await;
+    assert_eq!(whoami(&b).await.as_deref(), Some("unsure@example.com"));
+    assert_eq!(
+        chat(b.clone()).await,
+        StatusCode::FORBIDDEN,
+        "must follow the mailed link first"
+    );
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["rcpt_to"], json!(["unsure@example.com"]));
+    let (status, _) = b
+        .get_text(&crate::mail::link_path(&mails[0], "/accounts/verify/"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(chat(b).await, StatusCode::SEE_OTHER);
+}

@@ -5,13 +5,17 @@
 //! - Otherwise its email decides. An address the provider does not vouch for never reaches an existing
 //!   account. A vouched-for address equal to an existing account's is linked only after that account's owner
 //!   signs in and confirms (a *pending link*), unless the operator turned on `auto_link` for the provider.
-//!   A new address makes a new account when sign-up is open; it may have no password.
+//!   A new address makes a new account when sign-up is open (it may have no password), but only an address the
+//!   provider vouches for: else its real owner would find an account that a stranger's identity signs in to.
+//!   Automatic linking also needs the existing account's own address to be verified.
+//! - Every link is told to the account's address by mail.
 //! - `allowed_domains` limits who may use the provider at all; `admin_group` members become administrators.
 
 use crate::db::identities::{self, NewIdentity, PendingLink};
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::db::{Db, is_unique_violation};
 use crate::domain::{DisplayName, Email, Role};
+use crate::mail::{Mail, Mailer};
 use crate::sso::{Identity, Provider};
 use crate::util::{now_ms, random_token, sha256_hex};
 
@@ -30,7 +34,6 @@ pub enum Outcome {
     /// The address is an existing account's: its owner must sign in and confirm (the token is the browser's).
     ConfirmLink {
         token: String,
-        email: String,
     },
 }
 
@@ -42,8 +45,8 @@ pub enum Refusal {
     )]
     DomainNotAllowed(String),
     #[error(
-        "{0} did not give a verified email address, so no account can be made for it. Verify your address \
-         there, or sign up with a password and link {0} in Settings."
+        "{0} did not share a verified email address, so no account can be made with it here. Sign up with a \
+         password (or log in), then link {0} in Settings."
     )]
     NoEmail(String),
     #[error(
@@ -58,6 +61,8 @@ pub enum Refusal {
     SignupClosed(String),
     #[error("This account has been deactivated. Contact an administrator.")]
     Disabled,
+    #[error("Another sign-in with this address happened at the same moment. Try again.")]
+    TryAgain,
     #[error("This {0} sign-in is already linked to another account. Unlink it there first.")]
     LinkedElsewhere(String),
     #[error("This link has expired or was used. Sign in with {0} again.")]
@@ -87,6 +92,7 @@ impl From<sqlx::Error> for SignInError {
 /// account that started the flow from Settings.
 pub async fn sign_in(
     db: &Db,
+    mailer: &Mailer,
     provider: &Provider,
     identity: &Identity,
     link_to: Option<&User>,
@@ -121,6 +127,7 @@ pub async fn sign_in(
                 link_in(&mut tx, &me.id, provider, identity, &label).await?;
                 tx.commit().await?;
                 tracing::info!(user_id = %me.id, provider = %rules.name, "identity linked");
+                tell_linked(mailer, me, &label);
                 Ok(Outcome::Linked)
             }
         };
@@ -141,11 +148,17 @@ pub async fn sign_in(
         if !identity.email_verified {
             return Err(Refusal::EmailTaken(label).into());
         }
-        if rules.auto_link {
+        if owner.disabled_ms.is_some() {
+            return Err(Refusal::Disabled.into());
+        }
+        // Automatic only when both sides vouch for the address: an account whose own address was never
+        // verified may have been made by someone else with it.
+        if rules.auto_link && owner.email_verified_ms.is_some() {
             let mut tx = db.begin_write_for_user(&owner.id).await?;
             link_in(&mut tx, &owner.id, provider, identity, &label).await?;
             tx.commit().await?;
             tracing::info!(user_id = %owner.id, provider = %rules.name, "identity linked by its verified email");
+            tell_linked(mailer, &owner, &label);
             return signed_in(db, provider, identity, owner, false).await;
         }
         let token = random_token(32);
@@ -162,10 +175,10 @@ pub async fn sign_in(
             now + PENDING_LINK_TTL_MS,
         )
         .await?;
-        return Ok(Outcome::ConfirmLink {
-            token,
-            email: address.as_str().to_string(),
-        });
+        return Ok(Outcome::ConfirmLink { token });
+    }
+    if !identity.email_verified {
+        return Err(Refusal::NoEmail(label).into());
     }
 
     if !allow_signup {
@@ -185,14 +198,14 @@ pub async fn sign_in(
             display_name: &name,
             password_hash: None,
             role: Role::User,
-            email_verified_ms: identity.email_verified.then_some(now),
+            email_verified_ms: Some(now),
         },
     )
     .await
     {
         Ok(id) => id,
         // Made by a request of a moment ago: the person signs in again and takes the path above.
-        Err(CreateUserError::DuplicateEmail) => return Err(Refusal::EmailTaken(label).into()),
+        Err(CreateUserError::DuplicateEmail) => return Err(Refusal::TryAgain.into()),
         Err(e) => return Err(anyhow::Error::from(e).into()),
     };
     link_in(&mut tx, &id, provider, identity, &label).await?;
@@ -272,6 +285,7 @@ pub async fn pending(db: &Db, token: &str) -> sqlx::Result<Option<PendingLink>> 
 /// Links a pending identity to `user`, who has just signed in to the account it is waiting for. Used once.
 pub async fn confirm_link(
     db: &Db,
+    mailer: &Mailer,
     user: &User,
     token: &str,
     label: &str,
@@ -304,7 +318,33 @@ pub async fn confirm_link(
     })?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, provider = %link.provider, "identity linked after signing in");
+    // The provider vouched for this address, and its owner has just signed in to the account.
+    if link.email == user.email && user.email_verified_ms.is_none() {
+        users::mark_verified(db, &user.id, now_ms()).await?;
+    }
+    tell_linked(mailer, user, label);
     Ok(())
+}
+
+/// Mails the account's address that a sign-in was linked to it: a link made from a stolen session, or one
+/// made automatically, does not go unnoticed.
+fn tell_linked(mailer: &Mailer, user: &User, label: &str) {
+    let sent = mailer.send(Mail {
+        to: user.email.clone(),
+        subject: "A sign-in was linked to your llmeta account".into(),
+        text: format!(
+            "A sign-in with {label} was linked to your llmeta account: it logs in to your account from now on.\n\n\
+             If you did not do this, unlink it in Settings and change your password.\n"
+        ),
+        html: format!(
+            "<p>A sign-in with {} was linked to your llmeta account: it logs in to your account from now on.</p>\
+             <p>If you did not do this, unlink it in Settings and change your password.</p>",
+            crate::util::escape_html(label)
+        ),
+    });
+    if let Err(e) = sent {
+        tracing::error!(user_id = %user.id, error = %e, "could not tell an account of a new link");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

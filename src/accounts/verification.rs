@@ -73,15 +73,26 @@ pub async fn send_link(
     Ok(true)
 }
 
-/// Follows a link: true when it verified its account's address or changed it. A change is told to the old
-/// address, so that a change made from a stolen session does not go unnoticed.
-pub async fn verify(db: &Db, mailer: &Mailer, token: &str) -> anyhow::Result<bool> {
+/// What following a link did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// Nothing: used, expired, or made for an address the account no longer has.
+    Nothing,
+    Verified,
+    /// The account's address is now this one.
+    Changed(String),
+}
+
+/// Follows a link. A change of address is told to the old address, so that a change made from a stolen
+/// session does not go unnoticed.
+pub async fn verify(db: &Db, mailer: &Mailer, token: &str) -> anyhow::Result<Followed> {
     match email_verifications::redeem(db, &sha256_hex(token), now_ms()).await? {
-        None => Ok(false),
-        Some(Redeemed::Verified { .. }) => Ok(true),
+        None => Ok(Followed::Nothing),
+        Some(Redeemed::Verified { .. }) => Ok(Followed::Verified),
         Some(Redeemed::Changed { user_id, old, new }) => {
             tracing::info!(user_id = %user_id, "email address changed");
-            mailer.send(Mail {
+            // The change is made: a mail that cannot be queued is logged, not shown as a failure.
+            let told = mailer.send(Mail {
                 to: old,
                 subject: "Your llmeta email address was changed".into(),
                 text: format!(
@@ -93,8 +104,11 @@ pub async fn verify(db: &Db, mailer: &Mailer, token: &str) -> anyhow::Result<boo
                      this, contact your llmeta administrator at once.</p>",
                     crate::util::escape_html(&new)
                 ),
-            })?;
-            Ok(true)
+            });
+            if let Err(e) = told {
+                tracing::error!(user_id = %user_id, error = %e, "could not tell the old address of its change");
+            }
+            Ok(Followed::Changed(new))
         }
     }
 }

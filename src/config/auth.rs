@@ -53,6 +53,9 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     /// Members of this group (the `groups` claim) are made administrators when they sign in.
     pub admin_group: Option<String>,
+    /// Take every email this provider gives as verified, for providers that own their users' addresses but
+    /// send no `email_verified` claim (Entra ID). Without it such addresses make no account.
+    pub trust_email: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,8 @@ struct FileOidc {
     admin_group: Option<String>,
     #[serde(default)]
     auto_link: bool,
+    #[serde(default)]
+    trust_email: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +146,7 @@ pub(super) fn load(
             client_secret,
             scopes: scopes(f.scopes),
             admin_group: f.admin_group.filter(|g| !g.trim().is_empty()),
+            trust_email: f.trust_email,
         });
     }
     if let Some(issuer) = var("LLMETA_OIDC_ISSUER") {
@@ -163,6 +169,7 @@ pub(super) fn load(
             client_secret: var("LLMETA_OIDC_CLIENT_SECRET").map(Secret::new),
             scopes: scopes(var("LLMETA_OIDC_SCOPES").map(|s| list(Some(s)))),
             admin_group: var("LLMETA_OIDC_ADMIN_GROUP"),
+            trust_email: flag("LLMETA_OIDC_TRUST_EMAIL", var("LLMETA_OIDC_TRUST_EMAIL"))?,
         };
         oidc.retain(|p| p.rules.name != "oidc");
         oidc.push(provider);
@@ -188,6 +195,7 @@ pub(super) fn load(
             client_secret: Some(Secret::new(secret)),
             scopes: scopes(None),
             admin_group: None,
+            trust_email: false,
         });
     }
 
@@ -208,11 +216,11 @@ pub(super) fn load(
                 )
             })?),
             web_url: match f.web_url {
-                Some(u) => web_address("auth.github.web_url", &u)?,
+                Some(u) => base_address("auth.github.web_url", &u)?,
                 None => "https://github.com".into(),
             },
             api_url: match f.api_url {
-                Some(u) => web_address("auth.github.api_url", &u)?,
+                Some(u) => base_address("auth.github.api_url", &u)?,
                 None => "https://api.github.com".into(),
             },
         }),
@@ -236,11 +244,11 @@ pub(super) fn load(
             client_id,
             client_secret: Secret::new(secret),
             web_url: match var("LLMETA_GITHUB_URL") {
-                Some(u) => web_address("LLMETA_GITHUB_URL", &u)?,
+                Some(u) => base_address("LLMETA_GITHUB_URL", &u)?,
                 None => "https://github.com".into(),
             },
             api_url: match var("LLMETA_GITHUB_API_URL") {
-                Some(u) => web_address("LLMETA_GITHUB_API_URL", &u)?,
+                Some(u) => base_address("LLMETA_GITHUB_API_URL", &u)?,
                 None => "https://api.github.com".into(),
             },
         });
@@ -389,6 +397,12 @@ fn web_address(setting: &str, raw: &str) -> Result<String, ConfigError> {
     Ok(raw.to_string())
 }
 
+/// [`web_address`] without a trailing slash: GitHub's identities are stored under the web address, which must
+/// not change when an operator adds or drops a slash.
+fn base_address(setting: &str, raw: &str) -> Result<String, ConfigError> {
+    Ok(web_address(setting, raw)?.trim_end_matches('/').to_string())
+}
+
 fn non_empty(setting: &str, v: String) -> Result<String, ConfigError> {
     let v = v.trim().to_string();
     if v.is_empty() {
@@ -407,7 +421,8 @@ fn scopes(configured: Option<Vec<String>>) -> Vec<String> {
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".into());
     }
-    scopes.dedup();
+    let mut seen = std::collections::HashSet::new();
+    scopes.retain(|s| seen.insert(s.clone()));
     scopes
 }
 
@@ -526,6 +541,7 @@ mod tests {
         assert_eq!(kc.rules.allowed_domains, ["example.com"]);
         assert!(kc.rules.auto_link && kc.client_secret.is_none());
         assert_eq!(kc.admin_group.as_deref(), Some("admins"));
+        assert!(!kc.trust_email);
         assert_eq!(a.github.unwrap().api_url, "https://ghe.example.com/api/v3");
         assert_eq!(a.timeout, Duration::from_secs(3));
     }

@@ -110,21 +110,28 @@ pub async fn redeem(db: &Db, id_hash: &str, now: i64) -> sqlx::Result<Option<Red
             Redeemed::Verified { user_id }
         }
         Some(new) => {
-            let changed =
-                sqlx::query("UPDATE users SET email = $2, email_verified_ms = $3 WHERE id = $1")
-                    .bind(&user_id)
-                    .bind(&new)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await;
+            // Only from the address the link was made for: two change links followed at once change it once.
+            let changed = sqlx::query(
+                "UPDATE users SET email = $2, email_verified_ms = $3 WHERE id = $1 AND email = $4",
+            )
+            .bind(&user_id)
+            .bind(&new)
+            .bind(now)
+            .bind(&email)
+            .execute(&mut *tx)
+            .await;
             match changed {
-                Ok(_) => Redeemed::Changed {
-                    user_id,
-                    old: email,
-                    new,
-                },
+                Ok(r) if r.rows_affected() == 1 => {}
+                Ok(_) => return Ok(None),
                 Err(e) if super::is_unique_violation(&e) => return Ok(None),
                 Err(e) => return Err(e),
+            }
+            // Reset links went to the old address, which may be why the address changes: they stop working.
+            super::resets::revoke_for_user(&mut tx, &user_id, now).await?;
+            Redeemed::Changed {
+                user_id,
+                old: email,
+                new,
             }
         }
     };

@@ -62,6 +62,14 @@ pub async fn extend(db: &Db, id_hash: &str, now_ms: i64, expires_ms: i64) -> sql
     Ok(())
 }
 
+/// When the session was started (its sign-in), if it exists.
+pub async fn started_ms(db: &Db, id_hash: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT created_ms FROM sessions WHERE id = $1")
+        .bind(id_hash)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 pub async fn delete(db: &Db, id_hash: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id_hash)

@@ -79,46 +79,68 @@ impl Default for FlowSecrets {
     }
 }
 
-/// One configured provider.
-pub enum Provider {
+/// One configured provider, and how long one of its sign-in steps may take in all (each step makes up to
+/// four calls: discovery, token, JWKS, user info).
+pub struct Provider {
+    kind: Kind,
+    timeout: Duration,
+}
+
+enum Kind {
     Oidc(Box<oidc::OidcProvider>),
     Github(github::GithubProvider),
 }
 
+/// Runs a step of a sign-in, or says the provider is unavailable when it takes longer than `limit`.
+async fn within<T>(
+    limit: Duration,
+    step: impl Future<Output = Result<T, SsoError>>,
+) -> Result<T, SsoError> {
+    tokio::time::timeout(limit, step)
+        .await
+        .unwrap_or_else(|_| Err(SsoError::Unavailable(format!("no answer within {limit:?}"))))
+}
+
 impl Provider {
     pub fn rules(&self) -> &ProviderRules {
-        match self {
-            Provider::Oidc(p) => &p.config.rules,
-            Provider::Github(p) => &p.config.rules,
+        match &self.kind {
+            Kind::Oidc(p) => &p.config.rules,
+            Kind::Github(p) => &p.config.rules,
         }
     }
 
     /// Members of this group are made administrators (OpenID Connect only).
     pub fn admin_group(&self) -> Option<&str> {
-        match self {
-            Provider::Oidc(p) => p.config.admin_group.as_deref(),
-            Provider::Github(_) => None,
+        match &self.kind {
+            Kind::Oidc(p) => p.config.admin_group.as_deref(),
+            Kind::Github(_) => None,
         }
     }
 
     /// The issuer its identities are stored under.
     pub fn issuer(&self) -> &str {
-        match self {
-            Provider::Oidc(p) => &p.config.issuer,
-            Provider::Github(p) => &p.config.web_url,
+        match &self.kind {
+            Kind::Oidc(p) => &p.config.issuer,
+            Kind::Github(p) => &p.config.web_url,
         }
     }
 
     /// The provider's authorization URL for a new flow (OpenID Connect discovers its endpoints first).
+    /// `reauthenticate`: ask the provider to have the person log in again even if they have a session there
+    /// (linking to an account).
     pub async fn authorize(
         &self,
         redirect_uri: &str,
         secrets: &FlowSecrets,
+        reauthenticate: bool,
     ) -> Result<Authorization, SsoError> {
-        match self {
-            Provider::Oidc(p) => p.authorize(redirect_uri, secrets).await,
-            Provider::Github(p) => p.authorize(redirect_uri, secrets),
-        }
+        within(self.timeout, async {
+            match &self.kind {
+                Kind::Oidc(p) => p.authorize(redirect_uri, secrets, reauthenticate).await,
+                Kind::Github(p) => p.authorize(redirect_uri, secrets),
+            }
+        })
+        .await
     }
 
     /// Exchanges the callback's code (with the flow's PKCE verifier) and checks what comes back.
@@ -129,10 +151,13 @@ impl Provider {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<Identity, SsoError> {
-        match self {
-            Provider::Oidc(p) => p.finish(redirect_uri, code, pkce_verifier, nonce).await,
-            Provider::Github(p) => p.finish(redirect_uri, code, pkce_verifier).await,
-        }
+        within(self.timeout, async {
+            match &self.kind {
+                Kind::Oidc(p) => p.finish(redirect_uri, code, pkce_verifier, nonce).await,
+                Kind::Github(p) => p.finish(redirect_uri, code, pkce_verifier).await,
+            }
+        })
+        .await
     }
 }
 
@@ -147,16 +172,16 @@ impl Providers {
         let http = http_client(config.timeout)?;
         let mut list = Vec::new();
         for p in &config.oidc {
-            list.push(Provider::Oidc(Box::new(oidc::OidcProvider::new(
-                p.clone(),
-                http.clone(),
-            ))));
+            list.push(Provider {
+                kind: Kind::Oidc(Box::new(oidc::OidcProvider::new(p.clone(), http.clone()))),
+                timeout: config.timeout,
+            });
         }
         if let Some(g) = &config.github {
-            list.push(Provider::Github(github::GithubProvider::new(
-                g.clone(),
-                http.clone(),
-            )));
+            list.push(Provider {
+                kind: Kind::Github(github::GithubProvider::new(g.clone(), http.clone())),
+                timeout: config.timeout,
+            });
         }
         Ok(Providers {
             list: Arc::new(list),

@@ -7,8 +7,8 @@
 use super::{Authorization, FlowSecrets, Identity, SsoError, error_chain, normalise_email};
 use crate::config::auth::OidcConfig;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreIdTokenVerifier,
-    CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims,
+    CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
@@ -44,11 +44,26 @@ pub struct OidcProvider {
     metadata: Mutex<Option<(CoreProviderMetadata, Instant)>>,
 }
 
-/// The `groups` claim of the user info answer.
+/// The `groups` claim of the user info answer: a list of names, or one name as a string.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct GroupClaims {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     groups: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Groups {
+        One(String),
+        Many(Vec<String>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Groups::deserialize(d)? {
+        Groups::One(g) => vec![g],
+        Groups::Many(g) => g,
+        Groups::Other(_) => Vec::new(),
+    })
 }
 impl AdditionalClaims for GroupClaims {}
 
@@ -61,11 +76,10 @@ impl OidcProvider {
         }
     }
 
-    /// The provider's metadata: cached, or discovered now (`fresh` forces it).
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SsoError> {
-        let mut cached = self.metadata.lock().await;
-        if !fresh
-            && let Some((m, at)) = cached.as_ref()
+    /// The provider's metadata: cached, or discovered now. The lock is not held while discovering: a slow
+    /// provider must not queue every sign-in behind one request (each is bounded by the step's timeout).
+    async fn metadata(&self) -> Result<CoreProviderMetadata, SsoError> {
+        if let Some((m, at)) = self.metadata.lock().await.as_ref()
             && at.elapsed() < METADATA_TTL
         {
             return Ok(m.clone());
@@ -81,7 +95,8 @@ impl OidcProvider {
                     error_chain(&e)
                 ))
             })?;
-        *cached = Some((m.clone(), Instant::now()));
+        check_endpoints(&m)?;
+        *self.metadata.lock().await = Some((m.clone(), Instant::now()));
         Ok(m)
     }
 
@@ -132,8 +147,9 @@ impl OidcProvider {
         &self,
         redirect_uri: &str,
         secrets: &FlowSecrets,
+        reauthenticate: bool,
     ) -> Result<Authorization, SsoError> {
-        let client = self.client(self.metadata(false).await?, redirect_uri)?;
+        let client = self.client(self.metadata().await?, redirect_uri)?;
         let state = secrets.state.clone();
         let nonce = secrets.nonce.clone();
         let mut request = client
@@ -148,6 +164,9 @@ impl OidcProvider {
         for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        if reauthenticate {
+            request = request.add_prompt(CoreAuthPrompt::Login);
+        }
         let (url, _, _) = request.url();
         Ok(Authorization {
             url: url.to_string(),
@@ -161,7 +180,7 @@ impl OidcProvider {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<Identity, SsoError> {
-        let metadata = self.metadata(false).await?;
+        let metadata = self.metadata().await?;
         let client = self.client(metadata.clone(), redirect_uri)?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -253,15 +272,33 @@ impl OidcProvider {
                 groups = info.additional_claims().groups.clone();
             }
         }
+        let email = normalise_email(email.as_deref());
         Ok(Identity {
             issuer: self.config.issuer.clone(),
             subject: subject.to_string(),
-            email: normalise_email(email.as_deref()),
-            email_verified,
+            email_verified: email.is_some() && (email_verified || self.config.trust_email),
+            email,
             name,
             groups,
         })
     }
+}
+
+/// The provider's endpoints must be https, like its issuer (plain http only on this machine): codes, tokens and
+/// the client secret travel to them.
+fn check_endpoints(m: &CoreProviderMetadata) -> Result<(), SsoError> {
+    let mut urls = vec![m.authorization_endpoint().url(), m.jwks_uri().url()];
+    urls.extend(m.token_endpoint().map(|u| u.url()));
+    urls.extend(m.userinfo_endpoint().map(|u| u.url()));
+    for url in urls {
+        let local = url.host_str().is_some_and(crate::config::is_loopback_host);
+        if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+            return Err(SsoError::Unavailable(format!(
+                "the provider's endpoint {url} is not https"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `groups` claim of an ID token whose signature and claims were already checked.
@@ -276,4 +313,22 @@ fn groups_of(jwt: &str) -> Vec<String> {
         .and_then(|bytes| serde_json::from_slice::<GroupClaims>(&bytes).ok())
         .map(|g| g.groups)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_may_be_a_list_or_one_name() {
+        let read = |json: &str| serde_json::from_str::<GroupClaims>(json).unwrap().groups;
+        assert_eq!(read(r#"{"groups": ["a", "b"]}"#), ["a", "b"]);
+        assert_eq!(read(r#"{"groups": "admins"}"#), ["admins"]);
+        assert!(read(r#"{"groups": 7}"#).is_empty());
+        assert!(read("{}").is_empty());
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"sub":"x","groups":"ops"}"#);
+        assert_eq!(groups_of(&format!("h.{payload}.s")), ["ops"]);
+    }
 }

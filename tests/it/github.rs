@@ -6,7 +6,7 @@
 
 use crate::helpers::*;
 use crate::mail::PUBLIC_URL;
-use crate::oidc::{param, rules, whoami};
+use crate::oidc::{flow_secrets, param, rules, set_flow_secrets, whoami};
 use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
@@ -182,6 +182,8 @@ async fn github_signs_in_with_a_verified_email_and_returns_to_the_same_account()
 
     let b = app.new_browser();
     let back = round_trip(&b).await;
+    // The verifier this flow is finished with, for the replay below.
+    let (verifier, _) = flow_secrets(&app, &param(&back, "state")).await;
     let res = b.get(&back).await;
     assert_eq!(location(&res), "/");
     assert_eq!(whoami(&b).await.as_deref(), Some("octo@example.com"));
@@ -197,11 +199,13 @@ async fn github_signs_in_with_a_verified_email_and_returns_to_the_same_account()
         "the name falls back to the login"
     );
 
-    // The code works once: the same answer again (with this browser's fresh state) is refused by GitHub.
+    // The code works once: the same code again, under a fresh state of another browser given the first flow's
+    // verifier (so that only the code's reuse is wrong), is refused by GitHub.
     let code = param(&back, "code");
     let b2 = app.new_browser();
     let res = b2.get("/auth/github/login").await;
     let state: String = param(&location(&res), "state");
+    set_flow_secrets(&app, &state, Some(&verifier), "").await;
     let res = b2
         .get(&format!("/auth/github/callback?code={code}&state={state}"))
         .await;
@@ -233,7 +237,7 @@ async fn a_github_account_without_a_verified_email_makes_no_account() {
         res.text()
             .await
             .unwrap()
-            .contains("did not give a verified email address")
+            .contains("did not share a verified email address")
     );
     assert_eq!(rows_in(&app, "users").await, 0);
 }

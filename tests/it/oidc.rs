@@ -200,6 +200,7 @@ pub fn oidc_config(issuer: &str) -> OidcConfig {
             "groups".into(),
         ],
         admin_group: None,
+        trust_email: false,
     }
 }
 
@@ -322,6 +323,40 @@ async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
     );
 }
 
+/// A path and query with one parameter's value replaced.
+fn with_param(path: &str, name: &str, value: &str) -> String {
+    let mut url: reqwest::Url = absolute("http://x.invalid/", path).parse().unwrap();
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    url.query_pairs_mut().clear().extend_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), if k == name { value } else { v.as_str() })),
+    );
+    format!("{}?{}", url.path(), url.query().unwrap())
+}
+
+/// The PKCE verifier and nonce a flow (by its state) is to be finished with.
+pub async fn flow_secrets(app: &TestApp, state: &str) -> (String, String) {
+    sqlx::query_as("SELECT pkce_verifier, nonce FROM sso_flows WHERE id = $1")
+        .bind(llmeta::util::sha256_hex(state))
+        .fetch_one(app.db())
+        .await
+        .unwrap()
+}
+
+/// Gives a flow another verifier (when given) and nonce.
+pub async fn set_flow_secrets(app: &TestApp, state: &str, verifier: Option<&str>, nonce: &str) {
+    let (old_verifier, _) = flow_secrets(app, state).await;
+    let changed = sqlx::query("UPDATE sso_flows SET pkce_verifier = $2, nonce = $3 WHERE id = $1")
+        .bind(llmeta::util::sha256_hex(state))
+        .bind(verifier.unwrap_or(&old_verifier))
+        .bind(nonce)
+        .execute(app.db())
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+}
+
 /// A refused callback: 400 with the friendly page, no session, no account.
 async fn refused(app: &TestApp, b: &Browser, res: reqwest::Response, email: &str) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
@@ -374,9 +409,19 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
     )
     .await;
 
+    // An answer naming another issuer (RFC 9207: a mix-up of providers).
+    let b = app.new_browser();
+    let authorize = start(&b, "/auth/oidc/login").await;
+    let back = p.approve(&authorize, "bo").await;
+    assert_eq!(param(&back, "iss"), p.issuer, "the provider names itself");
+    let other = with_param(&back, "iss", "https://issuer.invalid");
+    refused(&app, &b, b.get(&other).await, "bo@example.com").await;
+
     // Reused: the callback works once, then the same answer is refused.
     let b = app.new_browser();
     let authorize = start(&b, "/auth/oidc/login").await;
+    // What this flow is finished with, to finish the replay below with the very same verifier and nonce.
+    let (verifier, nonce) = flow_secrets(&app, &param(&authorize, "state")).await;
     let back = p.approve(&authorize, "bo").await;
     let code = param(&back, "code");
     assert_eq!(b.get(&back).await.status(), StatusCode::SEE_OTHER);
@@ -400,10 +445,12 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
         .await
         .unwrap();
 
-    // A replayed code under a fresh state of this browser: the provider refuses the code.
+    // A replayed code under a fresh state of this browser, with the first flow's verifier and nonce: only the
+    // code's reuse is wrong, and the provider refuses it.
     let b = app.new_browser();
     let authorize = start(&b, "/auth/oidc/login").await;
     let fresh_state = param(&authorize, "state");
+    set_flow_secrets(&app, &fresh_state, Some(&verifier), &nonce).await;
     let replay = format!("/auth/oidc/callback?code={code}&state={fresh_state}");
     refused(&app, &b, b.get(&replay).await, "bo@example.com").await;
 
@@ -414,6 +461,8 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
     let back_a = p.approve(&authorize_a, "bo").await;
     let code_a = param(&back_a, "code");
     let state_b = param(&authorize_b, "state");
+    // Flow B gets flow A's nonce: only the PKCE verifier differs from what code A was issued for.
+    set_flow_secrets(&app, &state_b, None, &param(&authorize_a, "nonce")).await;
     let mixed = format!("/auth/oidc/callback?code={code_a}&state={state_b}");
     refused(&app, &b, b.get(&mixed).await, "bo@example.com").await;
     assert_eq!(rows_in(&app, "users").await, 0);
@@ -530,6 +579,16 @@ async fn a_provider_that_is_down_or_too_slow_is_reported_and_passwords_still_wor
             "{html}"
         );
     }
+    // Sign-ins at once do not queue behind one another's discovery: each answers within its own timeout.
+    let t = std::time::Instant::now();
+    let tries = (0..4).map(|_| {
+        let b = app.new_browser();
+        async move { b.get("/auth/slow/login").await.status() }
+    });
+    for status in futures_util::future::join_all(tries).await {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     let b = app.new_browser();
     assert_eq!(
         crate::mail::log_in(&b, "pat@example.com", PASSWORD).await,
@@ -645,6 +704,41 @@ async fn an_unverified_email_never_reaches_an_existing_account() {
     assert_eq!(whoami(&b).await, None);
     assert_eq!(rows_in(&app, "identities").await, 0);
     assert_eq!(rows_in(&app, "pending_links").await, 0);
+
+    // Nor does it make an account: its real owner would find one that a stranger's identity signs in to.
+    p.account("nobody-knows", "gail@example.com", false, &[])
+        .await;
+    let b = app.new_browser();
+    let res = sign_in(&b, &p, "nobody-knows", "/auth/oidc/login").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("did not share a verified email address")
+    );
+    assert!(user_row(&app, "gail@example.com").await.is_none());
+}
+
+#[tokio::test]
+async fn trust_email_takes_a_provider_without_email_verified_at_its_word() {
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
+    p.account("entra", "erik@example.com", false, &[]).await;
+    let mut config = oidc_config(&p.issuer);
+    config.trust_email = true;
+    let app = app_with(config, |_| {}).await;
+    let b = app.new_browser();
+    let res = sign_in(&b, &p, "entra", "/auth/oidc/login").await;
+    assert_eq!(location(&res), "/");
+    assert!(
+        user_row(&app, "erik@example.com")
+            .await
+            .unwrap()
+            .2
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -669,6 +763,32 @@ async fn automatic_linking_domains_groups_and_closed_sign_up_follow_the_configur
     assert_eq!(location(&res), "/");
     assert_eq!(whoami(&b).await.as_deref(), Some("gus@example.com"));
     assert_eq!(user_row(&app, "gus@example.com").await.unwrap().3, "admin");
+
+    // The provider's word alone does not link an account whose own address was never verified.
+    p.account("gwen", "gwen@example.com", true, &[]).await;
+    crate::mail::account(&app, "gwen@example.com").await;
+    sqlx::query("UPDATE users SET email_verified_ms = NULL WHERE email = 'gwen@example.com'")
+        .execute(app.db())
+        .await
+        .unwrap();
+    let b = app.new_browser();
+    let res = sign_in(&b, &p, "gwen", "/auth/oidc/login").await;
+    assert_eq!(
+        location(&res),
+        "/auth/link",
+        "its owner must log in and confirm"
+    );
+
+    // A deactivated account stays out.
+    sqlx::query("UPDATE users SET disabled_ms = 1 WHERE email = 'gus@example.com'")
+        .execute(app.db())
+        .await
+        .unwrap();
+    let b = app.new_browser();
+    let res = sign_in(&b, &p, "gus", "/auth/oidc/login").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("deactivated"));
+    assert_eq!(whoami(&b).await, None);
 
     // Another domain is refused.
     let b = app.new_browser();
@@ -708,10 +828,26 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     );
     let (_, settings) = b.get_text("/settings").await;
     assert!(settings.contains("action=\"/auth/oidc/link\""));
+    // The current password is asked for first.
     let res = b
         .post_raw(
             "/auth/oidc/link",
-            &[],
+            &[("current", "not the password")],
+            Some(&csrf_in(&settings)),
+            Some(PUBLIC_URL),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("current password is incorrect")
+    );
+    let res = b
+        .post_raw(
+            "/auth/oidc/link",
+            &[("current", PASSWORD)],
             Some(&csrf_in(&settings)),
             Some(PUBLIC_URL),
         )
@@ -735,7 +871,12 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     assert!(settings.contains("jo-elsewhere@example.com") && settings.contains("Unlink Test ID"));
     // Starting a link needs the form's token: another site cannot link its identity to a visitor's account.
     let res = b
-        .post_raw("/auth/oidc/link", &[], None, Some(PUBLIC_URL))
+        .post_raw(
+            "/auth/oidc/link",
+            &[("current", PASSWORD)],
+            None,
+            Some(PUBLIC_URL),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
@@ -765,6 +906,8 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
         .await
         .unwrap();
     let unlink = format!("/settings/identities/{}/unlink", id.0);
+    let (_, settings) = k.get_text("/settings").await;
+    assert!(!settings.contains(&unlink) && settings.contains("your only way to log in"));
     let res = submit(&k, "/settings", &unlink, &[]).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
@@ -776,8 +919,14 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     // ...another person's identity is not theirs to unlink...
     let res = submit(&b, "/settings", &unlink, &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    // ...until a password is set (no current password to give).
+    // ...until a password is set: no current password to give, but a sign-in of the last minutes.
     let new_password = "a brand new passphrase 42";
+    let age = |ms: i64| {
+        sqlx::query("UPDATE sessions SET created_ms = created_ms + $1")
+            .bind(ms)
+            .execute(app.db())
+    };
+    age(-11 * 60 * 1000).await.unwrap();
     let res = submit(
         &k,
         "/settings",
@@ -785,7 +934,22 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
         &[("password", new_password), ("confirm", new_password)],
     )
     .await;
-    assert_eq!(location(&res), "/settings?saved=password");
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("log out and log in again")
+    );
+    age(11 * 60 * 1000).await.unwrap();
+    let res = submit(
+        &k,
+        "/settings",
+        "/settings/password",
+        &[("password", new_password), ("confirm", new_password)],
+    )
+    .await;
+    assert_eq!(location(&res), "/settings?saved=password-set");
     let res = submit(&k, "/settings", &unlink, &[]).await;
     assert_eq!(location(&res), "/settings?saved=unlinked");
     assert_eq!(
@@ -811,7 +975,7 @@ async fn without_providers_the_pages_show_no_buttons_and_the_routes_do_not_exist
 }
 
 #[tokio::test]
-async fn with_mandatory_verification_only_an_address_the_provider_vouches_for_can_chat_at_once() {
+async fn with_mandatory_verification_a_provider_that_vouches_for_the_address_verifies_it() {
     let Some(python) = crate::mail::python() else {
         return;
     };
@@ -820,7 +984,7 @@ async fn with_mandatory_verification_only_an_address_the_provider_vouches_for_ca
     };
     let (sink, port) = crate::mail::SmtpSink::start(&python, &[]).await;
     p.account("vouched", "vouched@example.com", true, &[]).await;
-    p.account("unsure", "unsure@example.com", false, &[]).await;
+    p.account("lena", "lena@example.com", true, &[]).await;
     let provider = oidc_config(&p.issuer);
     let app = crate::mail::app_mailing_to_with(port, move |c| {
         c.mail.verification = llmeta::config::mail::Verification::Mandatory;
@@ -842,27 +1006,79 @@ async fn with_mandatory_verification_only_an_address_the_provider_vouches_for_ca
         .status()
     };
 
+    // A new account from a vouched-for address chats at once.
     let b = app.new_browser();
     sign_in(&b, &p, "vouched", "/auth/oidc/login").await;
-    assert_eq!(
-        chat(b.clone()).await,
-        StatusCode::SEE_OTHER,
-        "verified by the provider"
-    );
+    assert_eq!(chat(b.clone()).await, StatusCode::SEE_OTHER);
 
+    // A password sign-up must verify first...
     let b = app.new_browser();
-    sign_in(&b, &p, "unsure", "/auth/oidc/login").await;
-    assert_eq!(whoami(&b).await.as_deref(), Some("unsure@example.com"));
-    assert_eq!(
-        chat(b.clone()).await,
-        StatusCode::FORBIDDEN,
-        "must follow the mailed link first"
-    );
-    let mails = sink.wait_for(1).await;
-    assert_eq!(mails[0]["rcpt_to"], json!(["unsure@example.com"]));
-    let (status, _) = b
-        .get_text(&crate::mail::link_path(&mails[0], "/accounts/verify/"))
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let res = submit(
+        &b,
+        "/accounts/signup",
+        "/accounts/signup",
+        &[
+            ("email", "lena@example.com"),
+            ("name", ""),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(chat(b.clone()).await, StatusCode::FORBIDDEN);
+    sink.wait_for(1).await;
+    // ...and linking a provider that vouches for the same address, after logging in, verifies it.
+    let authorize = start(&b, "/auth/oidc/login").await;
+    let back = p.approve(&authorize, "lena").await;
+    assert_eq!(location(&b.get(&back).await), "/auth/link");
+    let res = submit(&b, "/auth/link", "/auth/link", &[]).await;
+    assert_eq!(location(&res), "/settings?saved=linked");
     assert_eq!(chat(b).await, StatusCode::SEE_OTHER);
+    // The account's address is told of the link.
+    let mails = sink.wait_for(2).await;
+    assert_eq!(mails[1]["rcpt_to"], json!(["lena@example.com"]));
+    assert_eq!(
+        mails[1]["subject"],
+        "A sign-in was linked to your llmeta account"
+    );
+}
+
+#[tokio::test]
+async fn a_link_started_by_one_account_cannot_be_finished_by_another() {
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
+    p.account("mo", "mo-at-idp@example.com", true, &[]).await;
+    let app = app_with(oidc_config(&p.issuer), |_| {}).await;
+    crate::mail::account(&app, "mo@example.com").await;
+    crate::mail::account(&app, "ned@example.com").await;
+    let b = app.new_browser();
+    assert_eq!(
+        crate::mail::log_in(&b, "mo@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    let res = submit(&b, "/settings", "/auth/oidc/link", &[("current", PASSWORD)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    let marker = "id=\"continue\" href=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let authorize = page[at..at + page[at..].find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let back = p.approve(&authorize, "mo").await;
+    // Meanwhile this browser changed hands.
+    submit(&b, "/settings", "/accounts/logout", &[]).await;
+    assert_eq!(
+        crate::mail::log_in(&b, "ned@example.com", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    let res = b.get(&back).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Back to Settings"),
+        "a signed-in person is sent back to Settings"
+    );
+    assert_eq!(rows_in(&app, "identities").await, 0);
 }

@@ -309,12 +309,22 @@ pub async fn signup(
     }
 }
 
+#[derive(Deserialize, Default)]
+struct LogoutForm {
+    next: Option<String>,
+}
+
+/// Ends the session and goes to `/`, or to the form's `next` (a local path: the page of a pending link sends
+/// the person to log in to the account it waits for).
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    let form: LogoutForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let cookie = end_session(&state, cookies::get(&headers, cookies::SESSION)).await?;
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+    let to = safe_next(form.next.as_deref());
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response())
 }
 
 #[derive(Template)]
@@ -503,6 +513,8 @@ pub async fn forgot(
 struct VerifyPage {
     chrome: Chrome,
     verified: bool,
+    /// The link changed the account's address to this one.
+    changed_to: Option<String>,
 }
 
 /// A verification link followed (signed in or not: the link alone shows the mailbox is theirs).
@@ -512,9 +524,10 @@ pub async fn verify(
     csrf: CsrfToken,
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Result<Response, AppError> {
-    let verified = accounts::verification::verify(state.db(), state.mailer(), &token)
+    let followed = accounts::verification::verify(state.db(), state.mailer(), &token)
         .await
         .map_err(AppError::Internal)?;
+    let verified = followed != accounts::verification::Followed::Nothing;
     render(
         if verified {
             StatusCode::OK
@@ -524,6 +537,10 @@ pub async fn verify(
         &VerifyPage {
             chrome: Chrome::new(user.0.as_ref(), &csrf),
             verified,
+            changed_to: match followed {
+                accounts::verification::Followed::Changed(address) => Some(address),
+                _ => None,
+            },
         },
     )
 }

@@ -54,6 +54,25 @@ pub struct IdentityView {
     provider: String,
     email: String,
     linked: String,
+    /// Unlinking it would leave a way in (a password or another usable identity).
+    can_unlink: bool,
+}
+
+/// How recent a sign-in must be for an account without a password to link a provider, set a password or
+/// change its address: without a password to ask for, a recent sign-in is what shows it is its owner.
+const FRESH_SIGN_IN_MS: i64 = 10 * 60 * 1000;
+
+/// What such a person is told when their sign-in is older.
+pub const FRESH_SIGN_IN: &str = "For your safety, log out and log in again first: this needs a sign-in of the \
+    last 10 minutes, as your account has no password to ask for.";
+
+/// True when `user` has no password and signed in to this session more than [`FRESH_SIGN_IN_MS`] ago.
+pub async fn needs_fresh_sign_in(state: &AppState, user: &CurrentUser) -> Result<bool, AppError> {
+    if user.user.password_hash.is_some() {
+        return Ok(false);
+    }
+    let started = crate::db::sessions::started_ms(state.db(), &user.session_id).await?;
+    Ok(started.is_none_or(|t| crate::util::now_ms() - t > FRESH_SIGN_IN_MS))
 }
 
 #[derive(Deserialize)]
@@ -74,9 +93,16 @@ pub async fn page(
         .filter(|p| !linked.iter().any(|i| i.issuer == p.issuer()))
         .map(|p| (p.rules().name.clone(), p.rules().display_name.clone()))
         .collect();
+    let has_password = user.user.password_hash.is_some();
+    let usable = linked
+        .iter()
+        .filter(|i| providers.by_issuer(&i.issuer).is_some())
+        .count();
     let identities = linked
         .into_iter()
         .map(|i| IdentityView {
+            can_unlink: has_password
+                || usable - usize::from(providers.by_issuer(&i.issuer).is_some()) > 0,
             provider: providers
                 .by_issuer(&i.issuer)
                 .map(|p| p.rules().display_name.clone())
@@ -98,7 +124,7 @@ pub async fn page(
         pending_email,
         email_errors: FieldErrors::default(),
         new_email: String::new(),
-        has_password: user.user.password_hash.is_some(),
+        has_password,
         identities,
         linkable,
         identity_error: None,
@@ -131,6 +157,9 @@ pub async fn show(
         Some("password") => {
             Some("Your password was changed. Your other sessions were signed out.".into())
         }
+        Some("password-set") => Some(
+            "Your password was set: you can also log in with your email address and it now.".into(),
+        ),
         Some("key") => {
             Some("The API key was revoked: programs using it are refused from now on.".into())
         }
@@ -192,6 +221,12 @@ pub async fn change_password(
     headers: axum::http::HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
+    if needs_fresh_sign_in(&state, &user).await? {
+        let mut p = page(&state, &user, &csrf).await?;
+        p.password_errors.form = Some(FRESH_SIGN_IN.into());
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &p);
+    }
+    let first = user.user.password_hash.is_none();
     match accounts::change_password(
         state.db(),
         state.hashes(),
@@ -205,7 +240,12 @@ pub async fn change_password(
     {
         Ok(ended) => {
             tracing::info!(user_id = %user.user.id, other_sessions_ended = ended, "password changed");
-            let mut res = Redirect::to("/settings?saved=password").into_response();
+            let mut res = Redirect::to(if first {
+                "/settings?saved=password-set"
+            } else {
+                "/settings?saved=password"
+            })
+            .into_response();
             // Device cookies are signed for the password hash: this browser, which just proved it knows
             // the password, stays a known device; the account's other browsers do not.
             if let Some(changed) = users::by_id(state.db(), &user.user.id).await? {
@@ -239,6 +279,12 @@ pub async fn change_email(
     csrf: CsrfToken,
     Form(f): Form<EmailForm>,
 ) -> Result<Response, AppError> {
+    if needs_fresh_sign_in(&state, &user).await? {
+        let mut p = page(&state, &user, &csrf).await?;
+        p.new_email = f.email;
+        p.email_errors.form = Some(FRESH_SIGN_IN.into());
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &p);
+    }
     let refused = match accounts::check_email_change(
         state.db(),
         state.hashes(),
@@ -264,8 +310,8 @@ pub async fn change_email(
                 }
                 accounts::verification::ChangeRequest::TooSoon => FieldErrors {
                     form: Some(
-                        "A link was sent less than a minute ago (or five today); it still works. Check that \
-                         mailbox, or try again later."
+                        "Links are sent at most once a minute and five times a day. Wait a minute and try \
+                         again; a link sent earlier still works for the address it went to."
                             .into(),
                     ),
                     ..Default::default()

@@ -39,23 +39,49 @@ struct SsoErrorPage {
     chrome: Chrome,
     title: String,
     message: String,
-    /// Where "try again" goes.
-    retry: String,
+    /// Where to go on: back to log in (with `next`), or to Settings when signed in.
+    back: String,
+    back_label: &'static str,
 }
 
-/// A friendly page for a sign-in that did not work, with the reason in the log (never the page).
+impl SsoErrorPage {
+    fn new(
+        csrf: &CsrfToken,
+        user: Option<&CurrentUser>,
+        title: String,
+        message: String,
+        next: &str,
+    ) -> Self {
+        let (back, back_label) = match user {
+            Some(_) => ("/settings".to_string(), "Back to Settings"),
+            None => (login_path(next), "Back to log in"),
+        };
+        SsoErrorPage {
+            chrome: Chrome::new(user, csrf),
+            title,
+            message,
+            back,
+            back_label,
+        }
+    }
+}
+
+/// A friendly page for a sign-in that did not work, with the reason in the log (never the page). `user`: the
+/// signed-in person of a link flow, who is told to try again from Settings rather than to log in.
 fn failure(
     state: &AppState,
     csrf: &CsrfToken,
+    user: Option<&CurrentUser>,
     provider: &str,
     error: &SsoError,
     next: &str,
 ) -> Result<Response, AppError> {
-    let label = state
-        .providers()
-        .get(provider)
-        .map(|p| p.rules().display_name.clone())
-        .unwrap_or_else(|| provider.to_string());
+    let label = label_of(state, provider);
+    let instead = if user.is_some() {
+        "You can try again from Settings."
+    } else {
+        "You can try again, or log in with a password."
+    };
     let (status, title, message) = match error {
         SsoError::Invalid(why) => {
             tracing::warn!(provider, reason = %why, "sign-in with a provider refused");
@@ -70,9 +96,7 @@ fn failure(
         SsoError::Denied => (
             StatusCode::FORBIDDEN,
             format!("Sign-in with {label} was cancelled"),
-            format!(
-                "{label} did not let you in, or you declined. You can try again or log in with a password."
-            ),
+            format!("{label} did not let you in, or you declined. Nothing was changed. {instead}"),
         ),
         SsoError::Unavailable(why) => {
             tracing::warn!(provider, reason = %why, "sign-in provider unavailable");
@@ -80,21 +104,12 @@ fn failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{label} is unavailable"),
                 format!(
-                    "{label} did not answer in time or is having problems. Try again in a few minutes, or log \
-                     in with a password."
+                    "{label} did not answer in time or is having problems. Try again in a few minutes. {instead}"
                 ),
             )
         }
     };
-    render(
-        status,
-        &SsoErrorPage {
-            chrome: Chrome::new(None, csrf),
-            title,
-            message,
-            retry: login_path(next),
-        },
-    )
+    render(status, &SsoErrorPage::new(csrf, user, title, message, next))
 }
 
 fn refusal(
@@ -106,24 +121,30 @@ fn refusal(
     tracing::info!(reason = %refusal, "sign-in with a provider refused by the account rules");
     render(
         StatusCode::FORBIDDEN,
-        &SsoErrorPage {
-            chrome: Chrome::new(user, csrf),
-            title: "This sign-in cannot be used here".into(),
-            message: refusal.to_string(),
-            retry: login_path(next),
-        },
+        &SsoErrorPage::new(
+            csrf,
+            user,
+            "This sign-in cannot be used here".into(),
+            refusal.to_string(),
+            next,
+        ),
     )
 }
 
-fn login_path(next: &str) -> String {
+/// `path` with `?next=` when `next` is not the start page.
+fn with_next(path: &str, next: &str) -> String {
     if next == "/" {
-        "/accounts/login".into()
+        path.to_string()
     } else {
         format!(
-            "/accounts/login?next={}",
+            "{path}?next={}",
             percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
         )
     }
+}
+
+fn login_path(next: &str) -> String {
+    with_next("/accounts/login", next)
 }
 
 fn provider<'a>(state: &'a AppState, name: &str) -> Result<&'a Provider, AppError> {
@@ -170,12 +191,13 @@ async fn start(
         });
     }
     let secrets = FlowSecrets::new();
+    // Linking asks the provider to log the person in again, whatever session they have there.
     let authorization = match provider
-        .authorize(&state.callback_url(name), &secrets)
+        .authorize(&state.callback_url(name), &secrets, user.is_some())
         .await
     {
         Ok(a) => a,
-        Err(e) => return failure(state, csrf, name, &e, &next),
+        Err(e) => return failure(state, csrf, user, name, &e, &next),
     };
     sso_flows::start(
         state.db(),
@@ -233,15 +255,52 @@ pub async fn login(
     .await
 }
 
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    current: String,
+}
+
 /// `POST /auth/{name}/link` (Settings): link an identity at a provider to the signed-in account. A POST with
-/// the form's CSRF token, so another site cannot start a link of its own identity to a visitor's account.
+/// the form's CSRF token, so another site cannot start a link of its own identity to a visitor's account; and
+/// the person shows it is them again (the current password, or for an account without one a sign-in of the
+/// last minutes), so a session left open cannot add a lasting way in.
 pub async fn link(
     State(state): State<AppState>,
     user: CurrentUser,
     csrf: CsrfToken,
     ClientIp(ip): ClientIp,
     Path(name): Path<String>,
+    axum::Form(f): axum::Form<LinkForm>,
 ) -> Result<Response, AppError> {
+    provider(&state, &name)?;
+    let problem = if user.user.password_hash.is_some() {
+        let checked = crate::accounts::check_current_password(
+            state.db(),
+            state.hashes(),
+            &user.user,
+            &f.current,
+        )
+        .await;
+        match checked {
+            Ok(true) => None,
+            Ok(false) => Some("Your current password is incorrect.".to_string()),
+            Err(e) => {
+                // Limits and server errors are pages of their own.
+                super::accounts::register_refusal(e)?;
+                Some("Your current password could not be checked.".to_string())
+            }
+        }
+    } else if super::settings::needs_fresh_sign_in(&state, &user).await? {
+        Some(super::settings::FRESH_SIGN_IN.to_string())
+    } else {
+        None
+    };
+    if let Some(message) = problem {
+        let mut p = super::settings::page(&state, &user, &csrf).await?;
+        p.identity_error = Some(message);
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &p);
+    }
     start(&state, &csrf, Some(&user), &name, &ip, "/settings".into()).await
 }
 
@@ -275,7 +334,9 @@ pub async fn callback(
     };
     let flow = match take_flow(&state, &headers, &name, q.state.as_deref()).await? {
         Ok(flow) => flow,
-        Err(e) => return failure(&state, &csrf, &name, &e, "/").map(with_cleared_flow),
+        Err(e) => {
+            return failure(&state, &csrf, current.as_ref(), &name, &e, "/").map(with_cleared_flow);
+        }
     };
     let next = safe_next(Some(&flow.next));
     let checked = async {
@@ -313,7 +374,10 @@ pub async fn callback(
     .await;
     let identity = match checked {
         Ok(identity) => identity,
-        Err(e) => return failure(&state, &csrf, &name, &e, &next).map(with_cleared_flow),
+        Err(e) => {
+            let linking = current.as_ref().filter(|_| flow.link_user_id.is_some());
+            return failure(&state, &csrf, linking, &name, &e, &next).map(with_cleared_flow);
+        }
     };
     // A link started from Settings finishes only for the account that started it.
     let link_to = match &flow.link_user_id {
@@ -323,13 +387,15 @@ pub async fn callback(
                 let e = SsoError::Invalid(
                     "a link was finished by another account or after logging out".into(),
                 );
-                return failure(&state, &csrf, &name, &e, "/settings").map(with_cleared_flow);
+                return failure(&state, &csrf, current.as_ref(), &name, &e, "/settings")
+                    .map(with_cleared_flow);
             }
         },
         None => None,
     };
     let outcome = identities::sign_in(
         state.db(),
+        state.mailer(),
         provider,
         &identity,
         link_to,
@@ -360,7 +426,7 @@ pub async fn callback(
             res
         }
         Ok(Outcome::Linked) => Redirect::to("/settings?saved=linked").into_response(),
-        Ok(Outcome::ConfirmLink { token, .. }) => {
+        Ok(Outcome::ConfirmLink { token }) => {
             let mut res = Redirect::to("/auth/link").into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,
@@ -433,13 +499,13 @@ pub async fn pending(
     let Some(link) = identities::pending(state.db(), token).await? else {
         return render(
             StatusCode::NOT_FOUND,
-            &SsoErrorPage {
-                chrome: Chrome::new(current.as_ref(), &csrf),
-                title: "No sign-in is waiting to be linked".into(),
-                message: "The link expired (it lasts 15 minutes) or was used. Sign in with the provider again."
-                    .into(),
-                retry: "/accounts/login".into(),
-            },
+            &SsoErrorPage::new(
+                &csrf,
+                current.as_ref(),
+                "No sign-in is waiting to be linked".into(),
+                "The link expired (it lasts 15 minutes) or was used. Log in with the provider again.".into(),
+                "/",
+            ),
         );
     };
     let label = label_of(&state, &link.provider);
@@ -473,7 +539,7 @@ pub async fn confirm(
         None => "the provider".into(),
     };
     let secure = state.config().secure_cookies();
-    match identities::confirm_link(state.db(), &user.user, token, &label).await {
+    match identities::confirm_link(state.db(), state.mailer(), &user.user, token, &label).await {
         Ok(()) => {
             let mut res = Redirect::to("/settings?saved=linked").into_response();
             res.headers_mut()
@@ -523,16 +589,6 @@ pub fn buttons(state: &AppState, next: &str) -> Vec<(String, String)> {
         .providers()
         .buttons()
         .into_iter()
-        .map(|(name, label)| {
-            let url = if next == "/" {
-                format!("/auth/{name}/login")
-            } else {
-                format!(
-                    "/auth/{name}/login?next={}",
-                    percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-                )
-            };
-            (label, url)
-        })
+        .map(|(name, label)| (label, with_next(&format!("/auth/{name}/login"), next)))
         .collect()
 }

@@ -164,6 +164,9 @@ pub async fn delete_user(
         "DELETE FROM password_resets WHERE user_id = $1",
         "DELETE FROM email_verifications WHERE user_id = $1",
         "DELETE FROM api_keys WHERE user_id = $1",
+        "DELETE FROM identities WHERE user_id = $1",
+        "DELETE FROM pending_links WHERE user_id = $1",
+        "DELETE FROM sso_flows WHERE link_user_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;

@@ -316,6 +316,14 @@ async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
             .await
             .unwrap();
     assert_eq!(linked.0, id);
+    // An administrator deleting the account takes its identity with it: the next sign-in makes a new account.
+    llmeta::admin::delete_user(app.state.db(), app.state.running(), &app.data_dir(), &id)
+        .await
+        .unwrap();
+    assert_eq!(rows_in(&app, "identities").await, 0);
+    let b3 = app.new_browser();
+    sign_in(&b3, &p, "ada-1", "/auth/oidc/login").await;
+    assert_ne!(user_row(&app, "ada@example.com").await.unwrap().0, id);
     // Password sign-in is refused for an account without a password.
     assert_eq!(
         crate::mail::log_in(&app.new_browser(), "ada@example.com", "").await,

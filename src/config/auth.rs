@@ -53,8 +53,9 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     /// Members of this group (the `groups` claim) are made administrators when they sign in.
     pub admin_group: Option<String>,
-    /// Take every email this provider gives as verified, for providers that own their users' addresses but
-    /// send no `email_verified` claim (Entra ID). Without it such addresses make no account.
+    /// Take an email as verified when this provider sends no `email_verified` claim with it, for providers that
+    /// own their users' addresses but never send the claim (Entra ID); an explicit `false` still counts. Without
+    /// it such addresses make no account.
     pub trust_email: bool,
 }
 

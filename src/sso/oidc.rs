@@ -236,7 +236,8 @@ impl OidcProvider {
         };
         let subject = claims.subject().clone();
         let mut email = claims.email().map(|e| e.to_string());
-        let mut email_verified = claims.email_verified().unwrap_or(false);
+        // None: the provider sent no `email_verified` claim at all (only then may `trust_email` stand in).
+        let mut email_verified = claims.email_verified();
         let mut name = claims
             .name()
             .and_then(|n| n.get(None))
@@ -263,7 +264,7 @@ impl OidcProvider {
                 })?;
             if email.is_none() {
                 email = info.email().map(|e| e.to_string());
-                email_verified = info.email_verified().unwrap_or(false);
+                email_verified = info.email_verified();
             }
             if name.is_none() {
                 name = info.name().and_then(|n| n.get(None)).map(|n| n.to_string());
@@ -276,7 +277,7 @@ impl OidcProvider {
         Ok(Identity {
             issuer: self.config.issuer.clone(),
             subject: subject.to_string(),
-            email_verified: email.is_some() && (email_verified || self.config.trust_email),
+            email_verified: email.is_some() && email_verified.unwrap_or(self.config.trust_email),
             email,
             name,
             groups,

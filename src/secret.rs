@@ -59,8 +59,12 @@ pub fn redact_url(url: &str) -> String {
 /// and the log.
 pub fn scrub(text: &str, secret: Option<&str>, max_chars: usize) -> String {
     let mut out = text.to_string();
-    if let Some(key) = secret.filter(|k| k.len() >= 8) {
-        out = out.replace(key, "[redacted]");
+    match secret {
+        Some(key) if key.len() >= 8 => out = out.replace(key, "[redacted]"),
+        // A short key (local servers take any) is replaced where it stands as a word of its own: replacing it
+        // inside other words would garble the message, and it cannot hide there anyway.
+        Some(key) if !key.is_empty() => out = replace_word(&out, key, "[redacted]"),
+        _ => {}
     }
     let out = out
         .split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'')
@@ -81,6 +85,27 @@ pub fn scrub(text: &str, secret: Option<&str>, max_chars: usize) -> String {
     let mut cut: String = out.chars().take(max_chars.saturating_sub(1)).collect();
     cut.push('…');
     cut
+}
+
+/// `text` with each occurrence of `word` that no letter, digit, `-` or `_` touches replaced by `with`.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let joins = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in text.match_indices(word) {
+        if at < last {
+            continue;
+        }
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        if !joins(before) && !joins(after) {
+            out.push_str(&text[last..at]);
+            out.push_str(with);
+            last = at + word.len();
+        }
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `sk-…`-style keys (OpenAI, Anthropic, OpenRouter…): a known prefix and a long run of key characters.
@@ -111,6 +136,15 @@ mod tests {
             "bad key [redacted]: [redacted], retry"
         );
         assert_eq!(scrub("short sk-abc stays", None, 100), "short sk-abc stays");
+        // A short key goes where it is a word of its own, not inside other words.
+        assert_eq!(
+            scrub(
+                "invalid key 'abc1' (abc12, xabc1 and abc1)",
+                Some("abc1"),
+                100
+            ),
+            "invalid key '[redacted]' (abc12, xabc1 and [redacted])"
+        );
         let long = "é".repeat(5000);
         let cut = scrub(&long, None, 1000);
         assert_eq!(cut.chars().count(), 1000);

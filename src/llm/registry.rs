@@ -125,7 +125,7 @@ impl Registry {
                     id: DEMO_MODEL.into(),
                     provider: DEMO_PROVIDER.into(),
                     upstream: DEMO_MODEL.into(),
-                    display_name: "Demo — not a language model".into(),
+                    display_name: "Demo".into(),
                     context_window: 8192,
                     context_source: ContextSource::Config,
                     max_output_tokens: 2048,

@@ -460,3 +460,35 @@ async fn checks_of_the_current_password_are_limited() {
         0
     );
 }
+
+#[tokio::test]
+async fn setting_up_and_signing_up_count_as_signing_in() {
+    let app = spawn_app().await;
+    // Before any account exists, the set-up page offers no log-in or sign-up links.
+    let (_, setup) = app.browser().get_text("/setup").await;
+    assert!(
+        !setup.contains("href=\"/accounts/login\"") && !setup.contains("href=\"/accounts/signup\"")
+    );
+    assert_eq!(
+        app.browser()
+            .setup_admin("first@example.com")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.new_browser()
+            .signup("second@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let never: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE last_login_ms IS NULL")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        never, 0,
+        "\"Last login: never\" only for accounts never signed in to"
+    );
+}

@@ -502,7 +502,11 @@ async fn the_demo_model_answers_offline_and_is_labelled() {
     let app = app_with_admin().await;
     let b = app.browser();
     let (_, page) = b.get_text("/chat").await;
-    assert!(page.contains("demo — not a language model"));
+    // Named once, then said what it is (not "Demo — not a language model [demo — not a language model]").
+    assert!(
+        page.contains(">Demo</option>") && page.contains("id=\"demo-badge\">not a language model<")
+    );
+    assert_eq!(page.matches("not a language model").count(), 1);
     let res = b
         .chat(
             "/chat",

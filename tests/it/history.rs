@@ -36,7 +36,8 @@ async fn history_groups_renames_pins_and_deletes() {
             &[("title", "  ")],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // A field error on the page (see a_bad_title_is_a_field_error_and_the_chat_page_can_unpin).
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     b.submit("/history", &format!("/c/{id}/pin"), &[("pin", "1")])
         .await;
@@ -170,4 +171,68 @@ async fn another_users_conversation_is_not_found_on_every_route() {
         visitor.get("/history").await.status(),
         StatusCode::SEE_OTHER
     );
+}
+
+#[tokio::test]
+async fn a_bad_title_is_a_field_error_and_the_chat_page_can_unpin() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let res = b.chat("/chat", "hello", "demo", &[]).await;
+    let path = location(&res);
+    let page = path.split('#').next().unwrap().to_string();
+    let id = page.trim_start_matches("/c/").to_string();
+
+    // Only spaces: the page again, with the error at the field and what was typed, not a bare 400.
+    let res = b
+        .submit(&page, &format!("/c/{id}/rename"), &[("title", "   ")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("id=\"title-error\"") && html.contains("at least one visible character"),
+        "{html}"
+    );
+    // Another person's conversation stays a 404.
+    let other = app.new_browser();
+    other.signup("other@example.com", PASSWORD).await;
+    let res = other
+        .submit("/chat", &format!("/c/{id}/rename"), &[("title", "  ")])
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // A long unbroken title is kept, with the whole of it on hover.
+    let long = "x".repeat(200);
+    let res = b
+        .submit(&page, &format!("/c/{id}/rename"), &[("title", &long)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = b.get_text(&page).await;
+    assert!(html.contains(&format!("class=\"chat-title\" title=\"{long}\"")));
+
+    // Pin, then the same page offers to unpin, and unpinning works.
+    let res = b
+        .submit(
+            &page,
+            &format!("/c/{id}/pin"),
+            &[("pin", "1"), ("back", "chat")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = b.get_text(&page).await;
+    assert!(html.contains("Unpin from the top of the history"));
+    b.submit(
+        &page,
+        &format!("/c/{id}/pin"),
+        &[("pin", "0"), ("back", "chat")],
+    )
+    .await;
+    let (_, html) = b.get_text(&page).await;
+    assert!(html.contains("Pin to the top of the history"));
+    let pinned: Option<i64> =
+        sqlx::query_scalar("SELECT pinned_ms FROM conversations WHERE id = $1")
+            .bind(&id)
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(pinned, None);
 }

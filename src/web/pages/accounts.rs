@@ -244,6 +244,8 @@ pub async fn register_and_sign_in(
             // Drop any session this browser already had before handing out a new one.
             let _ = end_session(state, cookies::get(headers, cookies::SESSION)).await;
             let cookie = start_session(state, &user.id, ip, &user_agent(headers)).await?;
+            // Signing up signs in: the admin list must not say "never" for it.
+            crate::db::users::record_login(state.db(), &user.id, crate::util::now_ms()).await?;
             tracing::info!(user_id = %user.id, admin = first_admin, "account created");
             let mut res = Redirect::to("/").into_response();
             res.headers_mut().append(header::SET_COOKIE, cookie);

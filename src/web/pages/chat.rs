@@ -35,6 +35,11 @@ struct ChatPage {
     chrome: Chrome,
     conversation_id: Option<String>,
     title: String,
+    /// What the rename field shows (the title, or a refused title as typed) and its error.
+    title_field: String,
+    rename_error: Option<String>,
+    /// The conversation is pinned to the top of the history (the page offers to unpin it).
+    pinned: bool,
     action: String,
     messages: Vec<MessageView>,
     models: Vec<ModelOption>,
@@ -72,6 +77,8 @@ struct FormState {
     files: Vec<String>,
     /// An answer received but not saved, shown so that it is not lost unseen.
     unsaved: Option<String>,
+    /// A title that could not be used, as typed, and why.
+    rename: Option<(String, String)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +99,7 @@ async fn saved_form(state: &AppState, user_id: &str) -> Result<FormState, AppErr
         errors: Vec::new(),
         files: Vec::new(),
         unsaved: None,
+        rename: None,
     })
 }
 
@@ -104,7 +112,7 @@ async fn page(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let registry = state.llm();
-    let (title, views) = match conversation_id {
+    let (title, pinned, views) = match conversation_id {
         Some(id) => {
             let c = conversations::get_owned(state.db(), id, &user.user.id)
                 .await?
@@ -132,9 +140,9 @@ async fn page(
                     v
                 })
                 .collect();
-            (c.title, views)
+            (c.title, c.pinned_ms.is_some(), views)
         }
-        None => ("New chat".to_string(), Vec::new()),
+        None => ("New chat".to_string(), false, Vec::new()),
     };
     let selected = registry
         .model(&form.model)
@@ -173,7 +181,14 @@ async fn page(
                 .map(|id| format!("/c/{id}"))
                 .unwrap_or_else(|| "/chat".into()),
             conversation_id: conversation_id.map(str::to_string),
+            title_field: form
+                .rename
+                .as_ref()
+                .map(|(typed, _)| typed.clone())
+                .unwrap_or_else(|| title.clone()),
+            rename_error: form.rename.as_ref().map(|(_, e)| e.clone()),
             title,
+            pinned,
             messages: views,
             selected_is_demo: registry.model(&selected).is_some_and(Model::is_demo),
             models,
@@ -210,6 +225,28 @@ pub async fn show(
     let mut form = saved_form(&state, &user.user.id).await?;
     form.files = file_ids(&q.files);
     page(&state, &user, &csrf, Some(&id), form, StatusCode::OK).await
+}
+
+/// The conversation's page again, its rename field showing `typed` with `error` (422).
+pub async fn rename_refused(
+    state: &AppState,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+    id: &str,
+    typed: String,
+    error: String,
+) -> Result<Response, AppError> {
+    let mut form = saved_form(state, &user.user.id).await?;
+    form.rename = Some((typed, error));
+    page(
+        state,
+        user,
+        csrf,
+        Some(id),
+        form,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 /// `a,b,c` → ids (at most 20, each a plausible id).
@@ -331,6 +368,7 @@ async fn send_inner(
                 content: form.content,
                 errors,
                 unsaved: None,
+                rename: None,
             };
             page(state, user, csrf, cid.as_deref(), form_state, status).await
         }
@@ -417,6 +455,7 @@ async fn send_inner(
                 content: form.content,
                 errors: vec![unsaved.reason],
                 unsaved: Some(unsaved.text),
+                rename: None,
             };
             let status = StatusCode::SERVICE_UNAVAILABLE;
             page(

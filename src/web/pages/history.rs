@@ -135,14 +135,21 @@ pub struct RenameForm {
 pub async fn rename(
     State(state): State<AppState>,
     user: CurrentUser,
+    csrf: CsrfToken,
     IdPath(id): IdPath,
     Form(f): Form<RenameForm>,
 ) -> Result<Response, AppError> {
     let title = f.title.trim();
     if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(
-            "A title needs 1 to 200 characters, without control characters.".into(),
-        ));
+        conversations::get_owned(state.db(), &id, &user.user.id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let why = if title.is_empty() {
+            "A title needs at least one visible character."
+        } else {
+            "A title has at most 200 characters, without control characters."
+        };
+        return super::chat::rename_refused(&state, &user, &csrf, &id, f.title, why.into()).await;
     }
     if !conversations::rename(state.db(), &id, &user.user.id, title).await? {
         return Err(AppError::NotFound);

@@ -34,6 +34,15 @@ pub struct NavUser {
 }
 
 impl Chrome {
+    /// No navigation: pages where none of it applies yet (the first-run set-up, before any account exists).
+    pub fn bare(csrf: &CsrfToken) -> Chrome {
+        Chrome {
+            user: None,
+            csrf: csrf.0.clone(),
+            bare: true,
+        }
+    }
+
     pub fn new(user: Option<&CurrentUser>, csrf: &CsrfToken) -> Chrome {
         Chrome {
             user: user.map(|u| NavUser {

@@ -30,7 +30,7 @@ pub async fn form(State(state): State<AppState>, csrf: CsrfToken) -> Result<Resp
     render(
         StatusCode::OK,
         &SetupPage {
-            chrome: Chrome::new(None, &csrf),
+            chrome: Chrome::bare(&csrf),
             email: String::new(),
             name: String::new(),
             errors: FieldErrors::default(),
@@ -53,7 +53,7 @@ pub async fn submit(
         Err(errors) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SetupPage {
-                chrome: Chrome::new(None, &csrf),
+                chrome: Chrome::bare(&csrf),
                 email: f.email,
                 name: f.name,
                 errors,

@@ -215,6 +215,18 @@ async fn bad_filter_values_are_refused_with_a_message() {
             }
         }
     }
+    // The page says why at the top, keeps what was typed in the form, and lists no rows.
+    let (status, body) = admin
+        .get_text("/admin/calls?min_cost=abc&user=x%40example.com")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("class=\"alert\"") && body.contains("Minimum cost"),
+        "{body}"
+    );
+    assert!(body.contains("name=\"min_cost\" type=\"text\" inputmode=\"decimal\" value=\"abc\""));
+    assert!(body.contains("value=\"x@example.com\""));
+    assert!(!body.contains("No calls match") && !body.contains("/admin/calls/0"));
 }
 
 #[tokio::test]

@@ -168,6 +168,8 @@ struct ExplorerPage {
     sort_links: Vec<(&'static str, String)>,
     models: Vec<String>,
     keys: Vec<KeyOption>,
+    /// The filter could not be read: the page shows why, keeps what was typed, and searches nothing.
+    error: Option<String>,
 }
 
 pub async fn explorer(
@@ -176,7 +178,28 @@ pub async fn explorer(
     csrf: CsrfToken,
     Query(raw): Query<RawCallFilter>,
 ) -> Result<Response, AppError> {
-    let filter = parse(&raw)?;
+    let models = state.llm().models().iter().map(|m| m.id.clone()).collect();
+    let keys = key_options(explorer::key_choices(state.db()).await?, raw.api_key.trim());
+    let filter = match CallFilter::parse(&raw) {
+        Ok(f) => f,
+        Err(e) => {
+            return render(
+                StatusCode::BAD_REQUEST,
+                &ExplorerPage {
+                    chrome: Chrome::new(Some(&admin), &csrf),
+                    rows: Vec::new(),
+                    next: None,
+                    first: "/admin/calls".into(),
+                    csv: "/admin/calls.csv".into(),
+                    sort_links: Vec::new(),
+                    models,
+                    keys,
+                    error: Some(e.0),
+                    f: raw,
+                },
+            );
+        }
+    };
     let mut rows = explorer::page(state.db(), &filter, PAGE + 1).await?;
     let next = if rows.len() as i64 > PAGE {
         rows.truncate(PAGE as usize);
@@ -206,8 +229,6 @@ pub async fn explorer(
             )
         })
         .collect();
-    let models = state.llm().models().iter().map(|m| m.id.clone()).collect();
-    let keys = key_options(explorer::key_choices(state.db()).await?, raw.api_key.trim());
     render(
         StatusCode::OK,
         &ExplorerPage {
@@ -219,6 +240,7 @@ pub async fn explorer(
             sort_links,
             models,
             keys,
+            error: None,
             f: raw,
         },
     )

@@ -116,7 +116,7 @@ async fn run_inner(
                 },
                 activity: Activity {
                     conversation_id: a.conversation_id.clone(),
-                    head_id: a.answer_id.clone(),
+                    head_id: None,
                     at_ms: now_ms(),
                     added_messages: 0,
                     added_tokens: call.input_tokens.unwrap_or(0) + call.output_tokens.unwrap_or(0),

@@ -385,7 +385,7 @@ async fn begin(
         }),
         activity: Activity {
             conversation_id: conversation_id.clone(),
-            head_id: answer_id.clone(),
+            head_id: Some(answer_id.clone()),
             at_ms: now,
             added_messages: messages.len() as i64,
             added_tokens: 0,

@@ -55,7 +55,10 @@ pub struct NewMessage {
 #[derive(Clone)]
 pub struct Activity {
     pub conversation_id: String,
-    pub head_id: String,
+    /// The conversation's new head: a turn's answer when it starts. None when a call ends: the head may have
+    /// moved on since (a turn sent meanwhile from another tab continues from this answer, or the person chose
+    /// another branch), and an ending call must not take it back.
+    pub head_id: Option<String>,
     pub at_ms: i64,
     pub added_messages: i64,
     pub added_tokens: i64,
@@ -516,7 +519,7 @@ fn finish_answers(script: &mut Script, rows: &[&AnswerEnd]) {
 
 /// One conversation's activity within a batch, summed.
 struct Summed<'a> {
-    head_id: &'a str,
+    head_id: Option<&'a str>,
     at_ms: i64,
     added_messages: i64,
     added_tokens: i64,
@@ -530,14 +533,16 @@ fn record_activity<'a>(script: &mut Script, activity: impl Iterator<Item = &'a A
         let s = by_conversation
             .entry(&a.conversation_id)
             .or_insert_with(|| Summed {
-                head_id: &a.head_id,
+                head_id: a.head_id.as_deref(),
                 at_ms: a.at_ms,
                 added_messages: 0,
                 added_tokens: 0,
                 models: Vec::new(),
             });
-        // Writes arrive in order, so the last one names the newest head.
-        s.head_id = &a.head_id;
+        // Writes arrive in order, so the last one that names a head names the newest.
+        if let Some(head) = a.head_id.as_deref() {
+            s.head_id = Some(head);
+        }
         s.at_ms = s.at_ms.max(a.at_ms);
         s.added_messages += a.added_messages;
         s.added_tokens += a.added_tokens;
@@ -554,7 +559,7 @@ fn record_activity<'a>(script: &mut Script, activity: impl Iterator<Item = &'a A
     // two models answering in one conversation at once) takes its own statement.
     for chunk in chunks(&rows, script.rows_per_statement(6)) {
         script.sql(
-            "UPDATE conversations SET head_id = v.column2, updated_ms = v.column3, \
+            "UPDATE conversations SET head_id = COALESCE(v.column2, conversations.head_id), updated_ms = v.column3, \
              message_count = message_count + v.column4, tokens = tokens + v.column5, \
              models = CASE WHEN v.column6 IS NULL OR ',' || models || ',' LIKE '%,' || v.column6 || ',%' \
              THEN models WHEN models = '' THEN v.column6 ELSE models || ',' || v.column6 END FROM (VALUES ",
@@ -562,7 +567,7 @@ fn record_activity<'a>(script: &mut Script, activity: impl Iterator<Item = &'a A
         for (i, (id, s)) in chunk.iter().enumerate() {
             script.row(i == 0, |r| {
                 r.param(*id)
-                    .param(s.head_id)
+                    .cast(s.head_id, "TEXT")
                     .param(s.at_ms)
                     .param(s.added_messages)
                     .param(s.added_tokens)

@@ -200,7 +200,7 @@ mod tests {
                 attach_files_to: None,
                 activity: Activity {
                     conversation_id: "c".into(),
-                    head_id: "m".into(),
+                    head_id: Some("m".into()),
                     at_ms: 0,
                     added_messages: 1,
                     added_tokens: 0,

@@ -635,3 +635,77 @@ async fn the_model_and_parameters_are_remembered_per_user() {
     let (_, html) = other.get_text("/chat").await;
     assert!(!html.contains("value=\"0.3\""));
 }
+
+#[tokio::test]
+async fn two_tabs_sending_at_once_both_keep_their_turn() {
+    let (app, _mock) = app_with_mock().await;
+    let b = app.browser();
+    b.chat("/chat", "first mock:tokens=2", "mock", &[]).await;
+    let id = only_conversation(&app).await;
+    let path = format!("/c/{id}");
+
+    // Tab A sends a question whose answer is slow...
+    let tab_a = tokio::spawn({
+        let (b, path) = (b.clone(), path.clone());
+        async move {
+            b.chat(
+                &path,
+                "question A mock:ttft_ms=1500 mock:tokens=2",
+                "mock",
+                &[],
+            )
+            .await
+            .status()
+        }
+    });
+    // ...and while it is still being answered, tab B (the same person) sends another.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let streaming: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND status = 'streaming'",
+        )
+        .bind(&id)
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+        if streaming > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's answer never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        b.chat(&path, "question B mock:tokens=2", "mock", &[])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(tab_a.await.unwrap(), StatusCode::SEE_OTHER);
+
+    // After both finished, the conversation shows both turns: A's slower answer did not take the head back.
+    let (_, html) = b.get_text(&path).await;
+    assert!(
+        html.contains("question A") && html.contains("question B"),
+        "{html}"
+    );
+    assert!(
+        html.find("question A") < html.find("question B"),
+        "B continues after A"
+    );
+    let head: String = sqlx::query_scalar("SELECT head_id FROM conversations WHERE id = $1")
+        .bind(&id)
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    let head_question: String = sqlx::query_scalar(
+        "SELECT q.content FROM messages a JOIN messages q ON q.id = a.parent_id WHERE a.id = $1",
+    )
+    .bind(&head)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert!(head_question.starts_with("question B"), "{head_question}");
+}

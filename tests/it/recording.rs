@@ -227,7 +227,7 @@ fn start(user_id: &str, n: usize) -> Write {
             }),
             activity: Activity {
                 conversation_id: conversation,
-                head_id: answer,
+                head_id: Some(answer),
                 at_ms: 2,
                 added_messages: 2,
                 added_tokens: 0,
@@ -323,7 +323,7 @@ async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the
             },
             activity: Activity {
                 conversation_id: "conv-1".into(),
-                head_id: "a-1".into(),
+                head_id: Some("a-1".into()),
                 at_ms: 5,
                 added_messages: 0,
                 added_tokens: 10,
@@ -369,7 +369,7 @@ async fn writes_to_one_conversation_in_one_batch_add_up_and_the_newest_names_the
             remember: None,
             activity: Activity {
                 conversation_id: "conv-1".into(),
-                head_id: "a-2".into(),
+                head_id: Some("a-2".into()),
                 at_ms: 6,
                 added_messages: 1,
                 added_tokens: 0,

@@ -38,20 +38,65 @@ enableCopy(document);
 // Chat: send with fetch and show the answer as it streams (Server-Sent Events over the POST response).
 const chatForm = document.getElementById("chat-form");
 if (chatForm) {
-  const list = document.getElementById("messages");
+  let list = document.getElementById("messages");
   const content = document.getElementById("content");
   const send = document.getElementById("send");
   const stop = document.getElementById("stop");
   const errorBox = document.getElementById("stream-error");
   let controller = null;
 
+  // Enter sends, Shift+Enter starts a new line (not while an input method is composing a character).
   content.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      chatForm.requestSubmit(send);
+      if (!controller) chatForm.requestSubmit(send);
     }
   });
   stop.addEventListener("click", () => { if (controller) controller.abort(); });
+  // Esc stops a running answer.
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && controller) controller.abort();
+  });
+
+  // After an answer ends (finished, failed or stopped) the page takes the server's view of the conversation:
+  // its title and actions (a new chat has them only now), the sent message's attachment chips, a stopped
+  // answer's saved text and metadata. While the server is still recording a stopped answer, it asks again
+  // (a few times, then leaves the page as it is).
+  const syncPage = async (url) => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      let doc;
+      try {
+        const res = await fetch(url, { headers: { "Accept": "text/html" } });
+        if (!res.ok) return;
+        doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      } catch (_) {
+        return;
+      }
+      const fresh = doc.getElementById("messages");
+      if (!fresh) return;
+      if (fresh.querySelector("li.status-streaming") && attempt < 19) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
+      const adopt = (selector) => {
+        const mine = document.querySelector(selector);
+        const theirs = doc.querySelector(selector);
+        if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
+      };
+      adopt(".chat-head");
+      adopt("#pin-form");
+      adopt("#messages");
+      list = document.getElementById("messages");
+      const regenerate = doc.getElementById("regenerate");
+      if (regenerate && !document.getElementById("regenerate")) stop.after(document.importNode(regenerate, true));
+      if (!document.getElementById("pin-form") && doc.getElementById("pin-form")) {
+        chatForm.parentElement.append(document.importNode(doc.getElementById("pin-form"), true));
+      }
+      document.title = doc.title;
+      enableCopy(list);
+      return;
+    }
+  };
 
   const item = (cls, who) => {
     const li = document.createElement("li");
@@ -176,6 +221,7 @@ if (chatForm) {
     send.disabled = true;
     stop.hidden = false;
     let finished = false;
+    let saved = false;
     try {
       const res = await fetch(action, {
         method: "POST",
@@ -222,6 +268,7 @@ if (chatForm) {
           const block = tpl.content.firstElementChild;
           if (block) { answer.replaceWith(block); enableCopy(block); }
           finished = true;
+          saved = true;
         } else if (name === "error") {
           // The answer was not saved: the streamed text stays on the page, with the reason.
           answer.classList.remove("streaming");
@@ -241,6 +288,8 @@ if (chatForm) {
         }
       }
       if (!finished) showError("The connection ended before the answer was complete. Reload to see what was saved.");
+      // Only a saved answer: an unsaved one stays on the page as streamed, with the reason.
+      else if (saved) await syncPage(window.location.pathname);
     } catch (e) {
       if (e.name === "AbortError") {
         answer.classList.add("status-cancelled");
@@ -248,6 +297,7 @@ if (chatForm) {
         s.className = "note";
         s.textContent = "Stopped. The partial answer and its metadata are saved.";
         answer.append(s);
+        if (window.location.pathname.startsWith("/c/")) await syncPage(window.location.pathname);
       } else {
         showError("The connection was lost. Reload to see what was saved.");
       }

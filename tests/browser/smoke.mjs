@@ -41,6 +41,11 @@ try {
   await page.waitForSelector("li.msg.assistant .meta", { timeout: 15000 });
   check((await pwned()) === undefined, "a payload ran while streaming");
   check(page.url().includes("/c/"), "the address switches to the conversation");
+  // The new conversation's title and actions appear without a reload.
+  await page.waitForSelector("form.rename", { timeout: 10000 });
+  check((await page.textContent("h1")).trim() !== "New chat", "the heading shows the conversation's title");
+  check(!(await page.title()).startsWith("New chat"), "the tab title shows the conversation's title");
+  check(await page.$("#regenerate") !== null, "Regenerate is offered at once");
   const jsLinks = await page.$$eval("a", (as) => as.filter((a) => a.href.startsWith("javascript:")).length);
   check(jsLinks === 0, "a javascript: link survived");
   for (const a of await page.$$("li.msg.assistant .md a")) { await a.click({ noWaitAfter: true }).catch(() => {}); }
@@ -59,15 +64,25 @@ try {
   await page.click("#send");
   await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 2);
   check((await page.inputValue("#files")) === "", "attachments are cleared after sending");
+  // The sent message shows its file without a reload...
+  await page.waitForFunction(() => {
+    const users = document.querySelectorAll("li.msg.user");
+    return users.length && users[users.length - 1].textContent.includes("notes.txt");
+  }, null, { timeout: 10000 });
+  // ...and after one.
   await page.reload();
   const lastQuestion = await page.$$eval("li.msg.user", (items) => items[items.length - 1].textContent);
   check(lastQuestion.includes("notes.txt"), "the sent message shows its file");
 
   // A normal streamed answer shows its metadata, then Stop cancels a long one.
-  await page.fill("#content", "count for me mock:tokens=8 mock:delay_ms=10");
-  await page.click("#send");
+  // Enter sends (Shift+Enter makes a new line first).
+  await page.fill("#content", "count for me mock:tokens=8 mock:delay_ms=10 ");
+  await page.press("#content", "Shift+Enter");
+  await page.type("#content", "please");
+  check((await page.inputValue("#content")).includes("\n"), "Shift+Enter starts a new line");
+  await page.press("#content", "Enter");
   await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 3);
-  const meta = await page.textContent("li.msg.assistant:last-of-type .meta");
+  const meta = await page.$$eval("li.msg.assistant .meta", (m) => m[m.length - 1].textContent);
   check(meta.includes("Tokens in / out") && meta.includes("/ 9"), "metadata under the answer: " + meta);
   if (shots) await page.screenshot({ path: shots + "/chat.png", fullPage: true });
 
@@ -77,9 +92,13 @@ try {
     const all = document.querySelectorAll("li.msg.assistant");
     return all.length && all[all.length - 1].textContent.includes("tok5 ");
   });
-  await page.click("#stop");
-  await page.waitForSelector("text=Stopped. The partial answer");
-  // The page says "Stopped" at once; the server records the cancellation when it notices the closed stream.
+  // Esc stops it; the page then shows what the server saved (cancelled, with its metadata) without a reload.
+  await page.keyboard.press("Escape");
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll("li.msg.assistant");
+    const l = all[all.length - 1];
+    return l && l.textContent.includes("cancelled") && l.querySelector(".meta");
+  }, null, { timeout: 15000 });
   let last = "";
   for (let i = 0; i < 50; i++) {
     await page.reload();

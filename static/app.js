@@ -35,6 +35,26 @@ function enableCopy(root) {
 }
 enableCopy(document);
 
+// Copy buttons of code blocks in answers (rendered by the server, hidden until this script shows them).
+function enableCodeCopy(root) {
+  root.querySelectorAll("button.copy-code").forEach((button) => {
+    if (button.dataset.ready) return;
+    button.dataset.ready = "1";
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const code = button.closest(".code").querySelector("pre code");
+      try {
+        await navigator.clipboard.writeText(code ? code.textContent : "");
+        button.textContent = "Copied";
+      } catch (_) {
+        button.textContent = "Copy failed";
+      }
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+  });
+}
+enableCodeCopy(document);
+
 // Chat: send with fetch and show the answer as it streams (Server-Sent Events over the POST response).
 const chatForm = document.getElementById("chat-form");
 if (chatForm) {
@@ -94,6 +114,7 @@ if (chatForm) {
       }
       document.title = doc.title;
       enableCopy(list);
+      enableCodeCopy(list);
       return;
     }
   };
@@ -266,7 +287,7 @@ if (chatForm) {
           const tpl = document.createElement("template");
           tpl.innerHTML = d.html;
           const block = tpl.content.firstElementChild;
-          if (block) { answer.replaceWith(block); enableCopy(block); }
+          if (block) { answer.replaceWith(block); enableCopy(block); enableCodeCopy(block); }
           finished = true;
           saved = true;
         } else if (name === "error") {

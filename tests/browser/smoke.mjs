@@ -109,6 +109,16 @@ try {
   check(last.includes("cancelled") && last.includes("tok5") && !last.includes("tok500"),
     "the stopped answer is saved as cancelled with its partial text");
 
+  // Code blocks carry their language and a copy button; images in answers are links showing their address.
+  await page.fill("#content", "```rust\nfn main() {}\n```\n\n![a cat](https://img.invalid/cat.png) mock:echo");
+  await page.click("#send");
+  await page.waitForSelector("li.msg.assistant .code .lang", { timeout: 15000 });
+  check((await page.textContent("li.msg.assistant .code .lang")) === "rust", "the code block names its language");
+  check(await page.isVisible("li.msg.assistant button.copy-code"), "the code block has a copy button");
+  check((await page.$$("li.msg.assistant .md img")).length === 0, "no image from an answer is loaded");
+  check((await page.textContent("li.msg.assistant:last-of-type .md")).includes("https://img.invalid/cat.png"),
+    "the image's address is shown");
+
   // History, then the account flow: log out, sign up a second person, log out, log in again.
   await page.goto(base + "/history");
   const history = await page.textContent("main");

@@ -1,7 +1,7 @@
 //! Text out of a file, by kind. Blocking and CPU-bound: call [`extract_blocking`] from async code.
 
 use super::cancel::Cancel;
-use super::json_scan::{pretty, validate, validate_reader};
+use super::json_scan::{validate, validate_reader};
 use super::{Kind, doc, docx, pdf};
 use std::path::{Path, PathBuf};
 
@@ -97,10 +97,6 @@ fn decode_prefix(bytes: &[u8], whole: bool) -> String {
     decode_text(bytes)
 }
 
-/// JSON files up to this share of the text cap are pretty-printed (indentation can make the text several
-/// times longer); larger ones are checked and kept as written.
-const PRETTY_SHARE: u64 = 4;
-
 /// Extracts the text of a stored file, at most `limit` bytes of it: reading and decompressing stop once that
 /// much text is there. `name` is used in messages; `pdf_helper` is the executable that isolates PDF parsing.
 /// Gives up with an error when `cancel` is set.
@@ -135,13 +131,10 @@ pub fn extract(
                 }
                 (raw, true)
             } else {
+                // Checked, then sent as the person wrote it: their key order and their spacing (re-indenting
+                // a minified file made it a third larger, and the model no wiser).
                 validate(raw.as_bytes()).map_err(invalid)?;
-                if raw.len() as u64 <= limit as u64 / PRETTY_SHARE {
-                    let pretty = pretty(raw.as_bytes());
-                    (pretty.unwrap_or(raw), false)
-                } else {
-                    (raw, false)
-                }
+                (raw, false)
             }
         }
         Kind::Docx => docx::extract(path, limit, cancel).map_err(|e| format!("'{name}': {e}"))?,
@@ -229,13 +222,10 @@ mod tests {
         // Over the cap: only the prefix is kept, and the whole is still checked (as it streams).
         std::fs::write(&path, format!("[{}1", "1, ".repeat(100_000))).unwrap();
         assert!(extract(Kind::Json, &path, "a.json", Path::new("x"), 1000, &never).is_err());
-        // Small enough: pretty-printed by the scanner, as serde_json would, keys in document order.
+        // Whole: exactly the document, keys in its order, its own spacing.
         std::fs::write(&path, r#"{"b":[1,2],"a":{}}"#).unwrap();
         let got = extract(Kind::Json, &path, "a.json", Path::new("x"), 1 << 20, &never).unwrap();
-        assert_eq!(
-            got.text,
-            "{\n  \"b\": [\n    1,\n    2\n  ],\n  \"a\": {}\n}"
-        );
+        assert_eq!(got.text, r#"{"b":[1,2],"a":{}}"#);
     }
 
     #[test]

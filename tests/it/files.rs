@@ -74,7 +74,8 @@ async fn every_supported_type_reaches_the_model() {
         (
             "data.json",
             br#"{"b":[1,2],"a":"x"}"#.to_vec(),
-            "\"b\": [\n    1,",
+            // As written: its key order and spacing, not re-indented.
+            "\n{\"b\":[1,2],\"a\":\"x\"}\n",
         ),
         (
             "main.rs",

@@ -204,7 +204,7 @@ async fn documents_are_parsed_once_at_upload_not_at_each_view() {
         let other = location(&paste(&b, &format!("[{k}]")).await);
         assert_eq!(b.get(&other).await.status(), StatusCode::OK);
     }
-    let (status, html) = b.get_text(&url).await;
+    let (status, html) = b.get_text(&format!("{url}?view=tree")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("5000 items") && html.contains("row 99"));
     let (status, html) = b.get_text(&format!("{url}?path=/42/s")).await;
@@ -399,4 +399,36 @@ async fn a_paste_over_the_quota_shows_the_form_again_with_the_text() {
         "the text stays in the box"
     );
     assert_eq!(rows_in(&app, "files").await, 0);
+}
+
+#[tokio::test]
+async fn an_array_of_objects_opens_as_its_table_in_the_documents_key_order() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    b.signup("ada@example.com", PASSWORD).await;
+    let url = location(
+        &paste(
+            &b,
+            r#"[{"zeta": 1, "alpha": true}, {"zeta": 2, "mid": "x", "alpha": false}]"#,
+        )
+        .await,
+    );
+    let (status, html) = b.get_text(&url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<strong>table</strong>"),
+        "the table is the default: {html}"
+    );
+    // Columns in the order the document first has them, not sorted.
+    let zeta = html.find(">zeta<").expect("zeta column");
+    let alpha = html.find(">alpha<").expect("alpha column");
+    let mid = html.find(">mid<").expect("mid column");
+    assert!(zeta < alpha && alpha < mid, "{html}");
+    // The tree is a click away.
+    let (_, tree) = b.get_text(&format!("{url}?view=tree")).await;
+    assert!(tree.contains("<strong>tree</strong>"));
+    // Anything else opens as the tree.
+    let url = location(&paste(&b, "[1, 2, 3]").await);
+    let (_, html) = b.get_text(&url).await;
+    assert!(!html.contains("<strong>table</strong>"));
 }

@@ -112,7 +112,7 @@ async fn viewing_a_30_mb_array_three_times_at_once_stays_within_256_mb() {
     let after_upload = vm_hwm_kb(pid);
 
     let (deep, sorted) = (
-        format!("{url}?page=30000"),
+        format!("{url}?view=tree&page=30000"),
         format!("{url}?view=table&sort=a&desc=1&page=500"),
     );
     let (first, deep, sorted) = (b.get_text(&url), b.get_text(&deep), b.get_text(&sorted));

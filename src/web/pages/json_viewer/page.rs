@@ -47,12 +47,14 @@ pub(super) fn compute(
         return Ok(Outcome::NotFound(q.path));
     };
     let page = q.page.unwrap_or(1).max(1);
-    let table_view = q.view.as_deref() == Some("table");
+    let columns = json_table::columns(doc, &node)?;
+    // An array of objects opens as its table (as in the original app); `view=tree` shows the tree.
+    let table_view = columns.is_some() && q.view.as_deref() != Some("tree");
     let per_page = if table_view { TABLE_PAGE } else { PAGE };
     let offset = (page - 1).saturating_mul(per_page);
     let desc = q.desc.as_deref() == Some("1");
     let total = doc.count(&node);
-    let table = match json_table::columns(doc, &node)? {
+    let table = match columns {
         Some(columns) if table_view => {
             let req = PageRequest {
                 sort: q.sort.as_deref().map(|c| (c, desc)),

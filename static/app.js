@@ -35,6 +35,30 @@ function enableCopy(root) {
 }
 enableCopy(document);
 
+// The theme toggle applies the next theme in place (the server remembers it); without this, a page load does.
+document.querySelectorAll("form.theme-toggle").forEach((form) => {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new URLSearchParams(new FormData(form));
+    const theme = data.get("theme");
+    try {
+      const res = await fetch(form.action, {
+        method: "POST", body: data, redirect: "manual",
+        headers: { "X-CSRF-Token": data.get("csrf_token") || "" },
+      });
+      if (res.type !== "opaqueredirect" && !res.ok) return;
+    } catch (_) {
+      return;
+    }
+    const order = ["system", "light", "dark"];
+    document.documentElement.dataset.theme = theme;
+    form.querySelector("input[name=theme]").value = order[(order.indexOf(theme) + 1) % order.length];
+    const button = form.querySelector("button");
+    button.textContent = "Theme: " + theme;
+    button.title = "Colour theme: " + theme + ". Click for the next one (system, light, dark).";
+  });
+});
+
 // Copy buttons of code blocks in answers (rendered by the server, hidden until this script shows them).
 function enableCodeCopy(root) {
   root.querySelectorAll("button.copy-code").forEach((button) => {

@@ -10,6 +10,8 @@ pub struct SessionUser {
     #[sqlx(flatten)]
     pub user: User,
     pub session_expires_ms: i64,
+    /// The person's colour theme (`system`, `light`, `dark`), for every page they see.
+    pub theme: String,
 }
 
 pub struct NewSession<'a> {
@@ -41,7 +43,7 @@ pub async fn create(db: &Db, s: NewSession<'_>) -> sqlx::Result<()> {
 pub async fn load(db: &Db, id_hash: &str, now_ms: i64) -> sqlx::Result<Option<SessionUser>> {
     sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, u.password_hash, u.role, u.created_ms, u.last_login_ms, \
-                u.disabled_ms, u.email_verified_ms, s.expires_ms AS session_expires_ms \
+                u.disabled_ms, u.email_verified_ms, s.expires_ms AS session_expires_ms, u.theme \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.expires_ms > $2 AND u.disabled_ms IS NULL",
     )

@@ -102,6 +102,22 @@ pub async fn create_in(
     Ok(id)
 }
 
+/// The colour themes a person may choose.
+pub const THEMES: [&str; 3] = ["system", "light", "dark"];
+
+/// Sets the person's colour theme (one of [`THEMES`]; false for anything else).
+pub async fn set_theme(db: &Db, id: &str, theme: &str) -> sqlx::Result<bool> {
+    if !THEMES.contains(&theme) {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE users SET theme = $2 WHERE id = $1")
+        .bind(id)
+        .bind(theme)
+        .execute(db.writer())
+        .await?;
+    Ok(true)
+}
+
 /// Records that the account's current address was shown to be its owner's (by a provider that vouches).
 pub async fn mark_verified(db: &Db, id: &str, at_ms: i64) -> sqlx::Result<()> {
     sqlx::query(

@@ -17,6 +17,8 @@ pub struct CurrentUser {
     pub user: User,
     /// SHA-256 of the session cookie: the `sessions.id`.
     pub session_id: String,
+    /// Their colour theme: `system`, `light` or `dark`.
+    pub theme: String,
 }
 
 /// A signed-in administrator.
@@ -84,6 +86,7 @@ async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<CurrentUs
                     Some(CurrentUser {
                         user: s.user,
                         session_id: id,
+                        theme: s.theme,
                     })
                 }
             }

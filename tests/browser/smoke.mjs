@@ -119,6 +119,21 @@ try {
   check((await page.textContent("li.msg.assistant:last-of-type .md")).includes("https://img.invalid/cat.png"),
     "the image's address is shown");
 
+  // The theme toggle: system -> light -> dark, applied at once and remembered.
+  const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  await page.click("form.theme-toggle button");
+  await page.waitForFunction(() => document.documentElement.dataset.theme === "light");
+  const light = await background();
+  await page.click("form.theme-toggle button");
+  await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+  const dark = await background();
+  check(light !== dark, "light and dark differ: " + light + " / " + dark);
+  await page.reload();
+  check((await page.evaluate(() => document.documentElement.dataset.theme)) === "dark", "the theme is remembered");
+  if (shots) await page.screenshot({ path: shots + "/chat-dark.png", fullPage: true });
+  await page.click("form.theme-toggle button");
+  await page.waitForFunction(() => document.documentElement.dataset.theme === "system");
+
   // History, then the account flow: log out, sign up a second person, log out, log in again.
   await page.goto(base + "/history");
   const history = await page.textContent("main");

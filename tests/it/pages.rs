@@ -141,3 +141,37 @@ async fn static_assets_are_served_with_caching() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_theme_follows_the_system_until_the_person_chooses_one() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let (_, login) = b.get_text("/accounts/login").await;
+    assert!(login.contains("data-theme=\"system\""));
+    b.signup("ada@example.com", PASSWORD).await;
+    let (_, page) = b.get_text("/settings").await;
+    assert!(page.contains("data-theme=\"system\"") && page.contains("Theme: system"));
+    let res = b
+        .submit("/settings", "/settings/theme", &[("theme", "dark")])
+        .await;
+    assert_eq!(location(&res), "/settings?saved=theme");
+    for path in ["/chat", "/history", "/settings"] {
+        let (_, page) = b.get_text(path).await;
+        assert!(page.contains("data-theme=\"dark\""), "{path}");
+    }
+    // Another person is not affected; a made-up theme is refused.
+    let other = app.new_browser();
+    other.signup("bob@example.com", PASSWORD).await;
+    assert!(
+        other
+            .get_text("/chat")
+            .await
+            .1
+            .contains("data-theme=\"system\"")
+    );
+    let res = b
+        .submit("/settings", "/settings/theme", &[("theme", "neon")])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(b.get_text("/chat").await.1.contains("data-theme=\"dark\""));
+}

@@ -23,6 +23,8 @@ use axum::response::{Html, IntoResponse, Response};
 /// What the layout needs on every page: who is signed in and the CSRF token for its forms.
 pub struct Chrome {
     pub user: Option<NavUser>,
+    /// `system`, `light` or `dark`: the page's `data-theme`.
+    pub theme: String,
     pub csrf: String,
     /// Error pages show a bare header: they may be rendered without knowing the user.
     pub bare: bool,
@@ -38,6 +40,7 @@ impl Chrome {
     pub fn bare(csrf: &CsrfToken) -> Chrome {
         Chrome {
             user: None,
+            theme: "system".into(),
             csrf: csrf.0.clone(),
             bare: true,
         }
@@ -49,6 +52,7 @@ impl Chrome {
                 label: u.user.label().to_string(),
                 is_admin: u.user.is_admin(),
             }),
+            theme: user.map_or_else(|| "system".into(), |u| u.theme.clone()),
             csrf: csrf.0.clone(),
             bare: false,
         }
@@ -76,6 +80,7 @@ pub fn error_page(status: StatusCode, message: &str, request_id: &str) -> String
     let page = ErrorPage {
         chrome: Chrome {
             user: None,
+            theme: "system".into(),
             csrf: String::new(),
             bare: true,
         },

@@ -164,6 +164,7 @@ pub async fn show(
             Some("The API key was revoked: programs using it are refused from now on.".into())
         }
         Some("verify") => Some("A new verification link is on its way. It works for a day.".into()),
+        Some("theme") => Some(format!("The theme is now: {}.", user.theme)),
         Some("linked") => Some("The sign-in was linked: you can log in with it from now on.".into()),
         Some("unlinked") => Some("The sign-in was unlinked: it no longer logs in to this account.".into()),
         Some("email") => Some(
@@ -324,4 +325,25 @@ pub async fn change_email(
     p.new_email = f.email;
     p.email_errors = refused;
     render(StatusCode::UNPROCESSABLE_ENTITY, &p)
+}
+
+#[derive(Deserialize)]
+pub struct ThemeForm {
+    #[serde(default)]
+    theme: String,
+}
+
+/// `POST /settings/theme`: `system`, `light` or `dark`, remembered for the person. The page's script applies it
+/// in place; without the script, Settings says it was saved.
+pub async fn set_theme(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(f): Form<ThemeForm>,
+) -> Result<Response, AppError> {
+    if !users::set_theme(state.db(), &user.user.id, &f.theme).await? {
+        return Err(AppError::BadRequest(
+            "Choose a theme: system, light or dark.".into(),
+        ));
+    }
+    Ok(Redirect::to("/settings?saved=theme").into_response())
 }

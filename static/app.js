@@ -59,6 +59,22 @@ document.querySelectorAll("form.theme-toggle").forEach((form) => {
   });
 });
 
+// Times: recent ones as "3 min ago", older ones in the browser's own time zone; the exact time on hover.
+function localTimes(root) {
+  const now = Date.now();
+  root.querySelectorAll("time[datetime]").forEach((el) => {
+    const at = new Date(el.getAttribute("datetime"));
+    if (Number.isNaN(at.getTime())) return;
+    const ago = (now - at.getTime()) / 1000;
+    el.title = at.toLocaleString(undefined, { dateStyle: "full", timeStyle: "long" });
+    if (ago >= 0 && ago < 45) el.textContent = "just now";
+    else if (ago >= 0 && ago < 3600) el.textContent = Math.round(ago / 60) + " min ago";
+    else if (ago >= 0 && ago < 86400) el.textContent = Math.round(ago / 3600) + " h ago";
+    else el.textContent = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  });
+}
+localTimes(document);
+
 // Copy buttons of code blocks in answers (rendered by the server, hidden until this script shows them).
 function enableCodeCopy(root) {
   root.querySelectorAll("button.copy-code").forEach((button) => {
@@ -267,6 +283,7 @@ if (chatForm) {
     stop.hidden = false;
     let finished = false;
     let saved = false;
+    let reasoning = null;
     try {
       const res = await fetch(action, {
         method: "POST",
@@ -306,7 +323,23 @@ if (chatForm) {
           }
           answer.id = "m-" + d.answer_id;
         } else if (name === "delta") {
-          body.textContent += d.t; // plain text while streaming; sanitised HTML arrives at the end
+          if (d.r) {
+            // Reasoning streams into a collapsed section above the answer, which says how much has come.
+            if (!reasoning) {
+              reasoning = document.createElement("details");
+              reasoning.className = "reasoning";
+              const summary = document.createElement("summary");
+              const text = document.createElement("div");
+              text.className = "plain";
+              reasoning.append(summary, text);
+              body.before(reasoning);
+            }
+            const text = reasoning.querySelector(".plain");
+            text.textContent += d.r;
+            reasoning.querySelector("summary").textContent =
+              "Reasoning… (" + text.textContent.length + " characters so far)";
+          }
+          if (d.t) body.textContent += d.t; // plain text while streaming; sanitised HTML arrives at the end
         } else if (name === "done") {
           const tpl = document.createElement("template");
           tpl.innerHTML = d.html;

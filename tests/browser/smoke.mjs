@@ -109,6 +109,18 @@ try {
   check(last.includes("cancelled") && last.includes("tok5") && !last.includes("tok500"),
     "the stopped answer is saved as cancelled with its partial text");
 
+  // Reasoning streams into a collapsed section while the answer is still coming.
+  await page.fill("#content", "think first mock:reasoning=40 mock:tokens=20 mock:delay_ms=40");
+  await page.click("#send");
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll("li.msg.assistant");
+    const l = all[all.length - 1];
+    return l && l.classList.contains("streaming") && l.querySelector("details.reasoning:not([open]) summary")
+      && l.querySelector("details.reasoning summary").textContent.includes("so far");
+  }, null, { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 5, null, { timeout: 15000 });
+  check(await page.$("li.msg.assistant:last-of-type details.reasoning") !== null, "the saved answer keeps its reasoning");
+
   // Code blocks carry their language and a copy button; images in answers are links showing their address.
   await page.fill("#content", "```rust\nfn main() {}\n```\n\n![a cat](https://img.invalid/cat.png) mock:echo");
   await page.click("#send");
@@ -137,6 +149,9 @@ try {
   // History, then the account flow: log out, sign up a second person, log out, log in again.
   await page.goto(base + "/history");
   const history = await page.textContent("main");
+  // Recent times read as "… ago", the exact local time on hover.
+  const stamp = await page.$eval("main time[datetime]", (t) => [t.textContent, t.title]);
+  check(/just now|min ago/.test(stamp[0]) && stamp[1].length > 10, "a recent time reads as relative: " + stamp);
   check(history.includes("Today") || history.includes("Yesterday"), "history groups by date");
   await Promise.all([page.waitForURL(base + "/"), page.click("nav button:has-text('Log out')")]);
   await page.goto(base + "/accounts/signup");

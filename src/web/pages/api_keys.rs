@@ -23,8 +23,8 @@ pub struct KeyView {
     pub user_id: String,
     pub name: String,
     pub shown: String,
-    pub created: String,
-    pub last_used: String,
+    pub created: super::views::When,
+    pub last_used: super::views::When,
     pub expires: String,
     pub state: &'static str,
     /// Not revoked yet (an expired key may still be revoked, which frees its name).
@@ -40,11 +40,8 @@ impl KeyView {
             user_id: row.user_id.clone(),
             name: row.name.clone(),
             shown: display(&row.last4),
-            created: format_ms(row.created_ms),
-            last_used: row
-                .last_used_ms
-                .map(format_ms)
-                .unwrap_or_else(|| "never".into()),
+            created: super::views::When::at(row.created_ms),
+            last_used: super::views::When::maybe(row.last_used_ms),
             expires: row
                 .expires_ms
                 .map(format_ms)

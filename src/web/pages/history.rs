@@ -4,7 +4,7 @@
 use super::{Chrome, render};
 use crate::chat::groups;
 use crate::db::conversations::{self, Conversation};
-use crate::util::{format_ms, now_ms};
+use crate::util::now_ms;
 use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
@@ -24,7 +24,7 @@ pub struct Row {
     pub models: String,
     pub messages: i64,
     pub tokens: i64,
-    pub last_activity: String,
+    pub last_activity: super::views::When,
     pub pinned: bool,
 }
 
@@ -55,7 +55,7 @@ fn row(c: Conversation) -> Row {
         models: c.models.replace(',', ", "),
         messages: c.message_count,
         tokens: c.tokens,
-        last_activity: format_ms(c.updated_ms),
+        last_activity: super::views::When::at(c.updated_ms),
         id: c.id,
     }
 }

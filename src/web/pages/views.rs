@@ -32,6 +32,36 @@ impl FileChip {
     }
 }
 
+/// A moment as pages show it: `<time datetime="…">2026-12-07 15:48 UTC</time>`, which the page's script turns
+/// into "3 min ago" (recent) or the browser's local time, the exact time on hover. Written with `|safe`: its
+/// text is made of digits and fixed words only.
+#[derive(Debug, Clone)]
+pub struct When(Option<i64>);
+
+impl When {
+    pub fn at(ms: i64) -> When {
+        When(Some(ms))
+    }
+    /// `never` when there is no moment.
+    pub fn maybe(ms: Option<i64>) -> When {
+        When(ms)
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ms) => write!(
+                f,
+                "<time datetime=\"{}\">{}</time>",
+                crate::util::rfc3339_ms(ms),
+                crate::util::format_ms(ms)
+            ),
+            None => f.write_str("never"),
+        }
+    }
+}
+
 pub fn human_size(bytes: i64) -> String {
     let b = bytes as f64;
     if b >= 1024.0 * 1024.0 {

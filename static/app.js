@@ -185,10 +185,34 @@ if (chatForm) {
   const token = () => new FormData(chatForm).get("csrf_token") || "";
   const ids = () => filesInput.value.split(",").filter(Boolean);
   const setIds = (list) => { filesInput.value = list.join(","); };
+  // Before sending: attachments the selected model cannot take whole are said to be cut (the server cuts them,
+  // and the sent message says exactly how much went).
+  const fitWarning = document.getElementById("fit-warning");
+  const modelSelect = document.getElementById("model");
+  const checkFit = () => {
+    if (!fitWarning || !modelSelect) return;
+    const option = modelSelect.selectedOptions[0];
+    const room = option ? Number(option.dataset.room) : NaN;
+    const maxTokens = Number((document.getElementById("max_tokens") || {}).value);
+    const budget = maxTokens > 0 && option ? room + Math.min(1024, room) - maxTokens : room;
+    let total = 0;
+    chips.querySelectorAll("li.chip[data-tokens]").forEach((c) => { total += Number(c.dataset.tokens) || 0; });
+    if (total > 0 && Number.isFinite(budget) && total > budget) {
+      fitWarning.textContent = "These files hold about " + total + " tokens; " + option.textContent +
+        " can take about " + Math.max(budget, 0) + " with your message, so they will be cut to fit.";
+      fitWarning.hidden = false;
+    } else {
+      fitWarning.hidden = true;
+    }
+  };
+  if (modelSelect) modelSelect.addEventListener("change", checkFit);
+  const maxTokensInput = document.getElementById("max_tokens");
+  if (maxTokensInput) maxTokensInput.addEventListener("input", checkFit);
   const addChip = (f) => {
     const li = document.createElement("li");
     li.className = "chip";
     li.dataset.id = f.id;
+    li.dataset.tokens = f.tokens;
     const label = document.createElement("span");
     const size = humanSize(f.size);
     const cutAt = f.text_cut_bytes == null ? "" : " · only its first " + humanSize(f.text_cut_bytes) + " of text is used";
@@ -204,6 +228,7 @@ if (chatForm) {
       });
       li.remove();
       setIds(ids().filter((i) => i !== f.id));
+      checkFit();
     });
     li.append(label, " ", remove);
     chips.append(li);
@@ -228,6 +253,7 @@ if (chatForm) {
         return;
       }
       for (const f of data.files) { addChip(f); setIds(ids().concat([f.id])); }
+      checkFit();
     } catch (_) {
       showError("The upload failed: the connection was lost.");
     } finally {
@@ -239,6 +265,15 @@ if (chatForm) {
     attachInput.addEventListener("change", async () => { await upload(attachInput.files); attachInput.value = ""; });
     attachForm.addEventListener("submit", (e) => e.preventDefault());
   }
+  // Files pasted into the message box are attached like dropped ones.
+  content.addEventListener("paste", (e) => {
+    const files = e.clipboardData && e.clipboardData.files;
+    if (files && files.length) {
+      e.preventDefault();
+      upload(files);
+    }
+  });
+  checkFit();
   document.querySelectorAll("#chips .chip button[form]").forEach((b) => {
     const id = b.closest(".chip").dataset.id;
     b.type = "button";
@@ -303,6 +338,7 @@ if (chatForm) {
       if (!regenerate) {
         content.value = "";
         chips.textContent = "";
+        checkFit();
         setIds([]);
       }
       const reader = res.body.getReader();

@@ -74,6 +74,19 @@ try {
   const lastQuestion = await page.$$eval("li.msg.user", (items) => items[items.length - 1].textContent);
   check(lastQuestion.includes("notes.txt"), "the sent message shows its file");
 
+  // A file pasted into the message box is attached; one bigger than the model can take is flagged before sending.
+  await page.evaluate(() => {
+    const data = new DataTransfer();
+    data.items.add(new File(["word ".repeat(12000)], "big.txt", { type: "text/plain" }));
+    document.getElementById("content").dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  });
+  await page.waitForSelector("#chips .chip[data-id]");
+  check((await page.textContent("#chips")).includes("big.txt"), "a pasted file is attached");
+  await page.waitForSelector("#fit-warning:not([hidden])");
+  check((await page.textContent("#fit-warning")).includes("will be cut"), "the cut is announced before sending");
+  await page.click("#chips .chip button");
+  await page.waitForFunction(() => document.getElementById("fit-warning").hidden && !document.querySelector("#chips .chip"));
+
   // A normal streamed answer shows its metadata, then Stop cancels a long one.
   // Enter sends (Shift+Enter makes a new line first).
   await page.fill("#content", "count for me mock:tokens=8 mock:delay_ms=10 ");
@@ -145,6 +158,18 @@ try {
   if (shots) await page.screenshot({ path: shots + "/chat-dark.png", fullPage: true });
   await page.click("form.theme-toggle button");
   await page.waitForFunction(() => document.documentElement.dataset.theme === "system");
+
+  // On a phone the navigation is one row.
+  await page.setViewportSize({ width: 390, height: 800 });
+  const navRows = await page.evaluate(() => {
+    const tops = new Set([...document.querySelectorAll("header.top nav > a, header.top nav > form")]
+      .map((e) => Math.round(e.getBoundingClientRect().top)));
+    return tops.size;
+  });
+  check(navRows === 1, "the phone navigation fits one row, not " + navRows);
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "the chat page does not widen a phone");
+  if (shots) await page.screenshot({ path: shots + "/chat-390.png", fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // History, then the account flow: log out, sign up a second person, log out, log in again.
   await page.goto(base + "/history");

@@ -709,3 +709,16 @@ async fn two_tabs_sending_at_once_both_keep_their_turn() {
     .unwrap();
     assert!(head_question.starts_with("question B"), "{head_question}");
 }
+
+#[tokio::test]
+async fn a_fresh_install_with_only_the_demo_model_says_how_to_connect_a_real_one() {
+    let app = app_with_admin().await;
+    let (_, page) = app.browser().get_text("/chat").await;
+    assert!(
+        page.contains("id=\"connect-note\"") && page.contains("API_URL"),
+        "{page}"
+    );
+    let (app, _mock) = app_with_mock().await;
+    let (_, page) = app.browser().get_text("/chat").await;
+    assert!(!page.contains("id=\"connect-note\""));
+}

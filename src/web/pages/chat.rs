@@ -47,6 +47,8 @@ struct ChatPage {
     messages: Vec<MessageView>,
     models: Vec<ModelOption>,
     selected_is_demo: bool,
+    /// Only the demo model is configured: the page says how to connect a real one.
+    only_demo: bool,
     params: RawParams,
     content: String,
     errors: Vec<String>,
@@ -195,6 +197,7 @@ async fn page(
             pinned,
             messages: views,
             selected_is_demo: registry.model(&selected).is_some_and(Model::is_demo),
+            only_demo: registry.models().iter().all(Model::is_demo),
             models,
             params: form.params,
             content: form.content,

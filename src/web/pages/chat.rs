@@ -27,9 +27,10 @@ pub struct ModelOption {
     pub id: String,
     pub label: String,
     pub selected: bool,
-    /// What attachments may take at most: the context window less the answer's default reservation (the
-    /// page's script warns before sending files that will be cut; the server decides exactly).
-    pub attach_room: i64,
+    /// The context window and the answer's default reservation: the page's script warns before sending files
+    /// that will be cut (the server decides exactly).
+    pub context_window: i64,
+    pub reserve: i64,
 }
 
 #[derive(Template)]
@@ -161,7 +162,8 @@ async fn page(
             id: m.id.clone(),
             label: m.display_name.clone(),
             selected: m.id == selected,
-            attach_room: m.context_window - m.max_output_tokens.min(1024),
+            context_window: m.context_window,
+            reserve: m.max_output_tokens.min(1024),
         })
         .collect();
     let can_regenerate = views.iter().any(|v: &MessageView| !v.is_user);

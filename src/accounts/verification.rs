@@ -23,6 +23,37 @@ pub const SEND_AGAIN_MS: i64 = 60 * 1000;
 pub const NOT_YET: &str = "Verify your email address first: follow the link we mailed you. Not there? \
     Settings can send it again.";
 
+/// Stores a link for `user`'s current address (with `new_email`: a change to it) and returns its URL; None when
+/// one was made less than [`SEND_AGAIN_MS`] ago or [`email_verifications::MAX_PER_DAY`] today.
+async fn new_link(
+    db: &Db,
+    user: &User,
+    new_email: Option<&str>,
+    public_url: &str,
+) -> anyhow::Result<Option<String>> {
+    let token = random_token(32);
+    let now = now_ms();
+    let made = email_verifications::create_unless_recent(
+        db,
+        NewLink {
+            id_hash: &sha256_hex(&token),
+            user_id: &user.id,
+            email: &user.email,
+            new_email,
+            now,
+            expires: now + LINK_TTL_MS,
+        },
+        SEND_AGAIN_MS,
+    )
+    .await?;
+    Ok(made.then(|| {
+        format!(
+            "{}/accounts/verify/{token}",
+            public_url.trim_end_matches('/')
+        )
+    }))
+}
+
 /// Whether `user` may not chat or use the API yet.
 pub fn must_verify(setting: Verification, user: &User) -> bool {
     setting == Verification::Mandatory && user.email_verified_ms.is_none()
@@ -36,28 +67,9 @@ pub async fn send_link(
     user: &User,
     public_url: &str,
 ) -> anyhow::Result<bool> {
-    let token = random_token(32);
-    let now = now_ms();
-    let made = email_verifications::create_unless_recent(
-        db,
-        NewLink {
-            id_hash: &sha256_hex(&token),
-            user_id: &user.id,
-            email: &user.email,
-            new_email: None,
-            now,
-            expires: now + LINK_TTL_MS,
-        },
-        SEND_AGAIN_MS,
-    )
-    .await?;
-    if !made {
+    let Some(link) = new_link(db, user, None, public_url).await? else {
         return Ok(false);
-    }
-    let link = format!(
-        "{}/accounts/verify/{token}",
-        public_url.trim_end_matches('/')
-    );
+    };
     mailer.send(Mail {
         to: user.email.clone(),
         subject: "Verify your email address for llmeta".into(),
@@ -132,24 +144,9 @@ pub async fn request_change(
     new_email: &Email,
     public_url: &str,
 ) -> anyhow::Result<ChangeRequest> {
-    let token = random_token(32);
-    let now = now_ms();
-    let made = email_verifications::create_unless_recent(
-        db,
-        NewLink {
-            id_hash: &sha256_hex(&token),
-            user_id: &user.id,
-            email: &user.email,
-            new_email: Some(new_email.as_str()),
-            now,
-            expires: now + LINK_TTL_MS,
-        },
-        SEND_AGAIN_MS,
-    )
-    .await?;
-    if !made {
+    let Some(link) = new_link(db, user, Some(new_email.as_str()), public_url).await? else {
         return Ok(ChangeRequest::TooSoon);
-    }
+    };
     if users::by_email(db, new_email).await?.is_some() {
         mailer.send(Mail {
             to: new_email.as_str().to_string(),
@@ -164,10 +161,6 @@ pub async fn request_change(
         })?;
         return Ok(ChangeRequest::Sent);
     }
-    let link = format!(
-        "{}/accounts/verify/{token}",
-        public_url.trim_end_matches('/')
-    );
     mailer.send(Mail {
         to: new_email.as_str().to_string(),
         subject: "Confirm your new email address for llmeta".into(),

@@ -170,6 +170,16 @@ impl Provider {
     }
 }
 
+/// The provider address a "Continue to …" page goes on to, after checking the page also goes there by itself
+/// (its meta refresh).
+fn continue_url(page: &str) -> String {
+    let marker = "id=\"continue\" href=\"";
+    let at = page.find(marker).expect("a continue link") + marker.len();
+    let raw = &page[at..at + page[at..].find('"').unwrap()];
+    assert!(page.contains(&format!("content=\"0;url={raw}")), "{page}");
+    raw.replace("&#38;", "&").replace("&amp;", "&")
+}
+
 /// A query parameter of a URL or a path.
 pub fn param(url: &str, name: &str) -> String {
     absolute("http://x.invalid/", url)
@@ -900,15 +910,7 @@ async fn identities_are_linked_and_unlinked_in_settings_but_never_the_last_way_i
     // A page goes on to the provider (a form's redirect elsewhere would break `form-action 'self'`).
     assert_eq!(res.status(), StatusCode::OK);
     let page = res.text().await.unwrap();
-    let marker = "id=\"continue\" href=\"";
-    let at = page.find(marker).unwrap() + marker.len();
-    let authorize = page[at..at + page[at..].find('"').unwrap()]
-        .replace("&#38;", "&")
-        .replace("&amp;", "&");
-    assert!(page.contains(&format!(
-        "content=\"0;url={}",
-        &page[at..at + page[at..].find('"').unwrap()]
-    )));
+    let authorize = continue_url(&page);
     let back = p.approve(&authorize, "jo").await;
     let res = b.get(&back).await;
     assert_eq!(location(&res), "/settings?saved=linked");
@@ -1106,12 +1108,7 @@ async fn a_link_started_by_one_account_cannot_be_finished_by_another() {
     let res = submit(&b, "/settings", "/auth/oidc/link", &[("current", PASSWORD)]).await;
     assert_eq!(res.status(), StatusCode::OK);
     let page = res.text().await.unwrap();
-    let marker = "id=\"continue\" href=\"";
-    let at = page.find(marker).unwrap() + marker.len();
-    let authorize = page[at..at + page[at..].find('"').unwrap()]
-        .replace("&#38;", "&")
-        .replace("&amp;", "&");
-    let back = p.approve(&authorize, "mo").await;
+    let back = p.approve(&continue_url(&page), "mo").await;
     // Meanwhile this browser changed hands.
     submit(&b, "/settings", "/accounts/logout", &[]).await;
     assert_eq!(

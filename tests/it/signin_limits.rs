@@ -56,9 +56,17 @@ async fn simultaneous_guesses_are_counted_before_any_is_checked() {
     let checked = statuses
         .iter()
         .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
-        .count();
+        .count() as i64;
+    // A sign-in that succeeds clears its own counter, so when the right password got through, the guesses
+    // after it start a fresh count: at most one full allowance before it and one after.
+    let signed_in = statuses.contains(&StatusCode::SEE_OTHER);
+    let allowed = if signed_in {
+        2 * CLIENT_FAILURE_LIMIT
+    } else {
+        CLIENT_FAILURE_LIMIT
+    };
     assert!(
-        checked as i64 <= CLIENT_FAILURE_LIMIT,
+        checked <= allowed,
         "{checked} of 41 simultaneous guesses were checked: {statuses:?}"
     );
     assert!(statuses.iter().all(|s| {

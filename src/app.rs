@@ -88,6 +88,7 @@ impl Application {
             api_key_uses: Default::default(),
             mailer,
             providers,
+            live: Default::default(),
         });
         Ok(Application { listener, state })
     }

@@ -105,7 +105,6 @@ if (chatForm) {
   const send = document.getElementById("send");
   const stop = document.getElementById("stop");
   const errorBox = document.getElementById("stream-error");
-  let controller = null;
 
   // Enter sends, Shift+Enter starts a new line; not while an input method is composing a character (Safari
   // reports its confirming Enter as keyCode 229), and not on touch screens, whose keyboards have no Shift.
@@ -114,12 +113,7 @@ if (chatForm) {
   content.addEventListener("keydown", (e) => {
     if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229 || touch) return;
     e.preventDefault();
-    if (!controller && !send.disabled && content.value.trim()) chatForm.requestSubmit(send);
-  });
-  stop.addEventListener("click", () => { if (controller) controller.abort(); });
-  // Esc stops a running answer (not the Esc that cancels an input method's composition).
-  document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && controller && !e.isComposing && !e.defaultPrevented) controller.abort();
+    if (!following && !send.disabled && content.value.trim()) chatForm.requestSubmit(send);
   });
 
   // After an answer ends (finished, failed or stopped) the page takes the server's view of the conversation:
@@ -271,7 +265,7 @@ if (chatForm) {
     } finally {
       pending.remove();
       uploading -= 1;
-      if (uploading === 0 && !controller) send.disabled = false;
+      if (uploading === 0 && !following) send.disabled = false;
     }
   };
   if (attachForm && attachInput) {
@@ -308,8 +302,158 @@ if (chatForm) {
     upload(e.dataTransfer.files);
   });
 
+  // An answer on the page as it streams: `snapshot` replaces its text, `delta` adds to it, `done` puts the
+  // recorded block in its place, `error` says it could not be saved. The answer is written on the server
+  // whatever this page does (reloading or leaving does not stop it); Stop and Esc ask the server to stop it.
+  let following = null; // { answer, stopped } while this page follows an answer
+
+  const streamView = (answer) => {
+    let body = answer.querySelector(".body");
+    let reasoning = answer.querySelector("details.reasoning");
+    const setReasoning = (text, append) => {
+      if (!text && !reasoning) return;
+      // Reasoning streams into a collapsed section above the answer, which says how much has come.
+      if (!reasoning) {
+        reasoning = document.createElement("details");
+        reasoning.className = "reasoning";
+        reasoning.append(document.createElement("summary"));
+        body.before(reasoning);
+      }
+      let plain = reasoning.querySelector(".plain");
+      if (!plain) { plain = document.createElement("div"); plain.className = "plain"; reasoning.append(plain); }
+      plain.textContent = append ? plain.textContent + text : text;
+      reasoning.querySelector("summary").textContent =
+        "Reasoning… (" + plain.textContent.length + " characters so far)";
+    };
+    const plainBody = () => {
+      if (!body.classList.contains("plain")) { body.className = "body plain"; body.textContent = ""; }
+    };
+    return {
+      // Plain text while streaming; the sanitised HTML arrives with `done`.
+      replace(t, r) { plainBody(); body.textContent = t || ""; setReasoning(r || "", false); },
+      append(t, r) { plainBody(); if (r) setReasoning(r, true); if (t) body.textContent += t; },
+    };
+  };
+
+  // Reads the events of `res` into `answer`; resolves to "done", "error" or "cut" (the connection ended first).
+  const follow = async (res, answer, onStart) => {
+    const view = streamView(answer);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let end = "cut";
+    const handle = (raw) => {
+      let name = "message";
+      let payload = "";
+      for (const line of raw.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) payload += line.slice(5).trim();
+      }
+      const d = payload ? JSON.parse(payload) : {};
+      if (name === "start") onStart(d);
+      else if (name === "snapshot") view.replace(d.t, d.r);
+      else if (name === "delta") view.append(d.t, d.r);
+      else if (name === "done") {
+        const tpl = document.createElement("template");
+        tpl.innerHTML = d.html;
+        const block = tpl.content.firstElementChild;
+        if (block) { answer.replaceWith(block); enableCopy(block); enableCodeCopy(block); localTimes(block); }
+        end = "done";
+      } else if (name === "error") {
+        // The answer was not saved: the streamed text stays on the page, with the reason.
+        answer.classList.remove("streaming", "status-streaming");
+        answer.classList.add("status-error");
+        answer.removeAttribute("aria-busy");
+        showError(d.message || "The answer could not be saved.");
+        end = "error";
+      }
+    };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        handle(buffer.slice(0, cut));
+        buffer = buffer.slice(cut + 2);
+      }
+    }
+    return end;
+  };
+
+  const conversationPath = () => {
+    const m = window.location.pathname.match(/^\/c\/[^/]+$/);
+    return m ? m[0] : null;
+  };
+  const answerIdOf = (answer) => (answer.id || "").replace(/^m-/, "");
+
+  // Follows a running answer again (after a reload, or when the connection dropped): the text so far, then
+  // the rest. When it is no longer running here, the page takes the saved conversation instead.
+  const reattach = async (answer) => {
+    const path = conversationPath();
+    const id = answerIdOf(answer);
+    if (!path || !id) return;
+    begin(answer);
+    try {
+      const res = await fetch(path + "/live?answer=" + encodeURIComponent(id), {
+        headers: { "Accept": "text/event-stream" },
+      });
+      const type = res.headers.get("content-type") || "";
+      const end = res.status === 200 && type.startsWith("text/event-stream") ? await follow(res, answer, () => {}) : "gone";
+      if (end === "done" || end === "gone") await syncPage(path, answer.id);
+      else if (end === "cut") showError("The connection was lost. Reload to see the answer.");
+    } catch (_) {
+      showError("The connection was lost. Reload to see the answer.");
+    } finally {
+      finish();
+    }
+  };
+
+  const begin = (answer) => {
+    following = { answer, stopped: false };
+    // Screen readers hear the answer once it is complete, not every piece and count as it streams.
+    answer.setAttribute("aria-busy", "true");
+    send.disabled = true;
+    stop.hidden = false;
+  };
+  const finish = () => {
+    following = null;
+    if (uploading === 0) send.disabled = false;
+    stop.hidden = true;
+  };
+
+  // Stop asks the server to stop the answer; the stream then ends with the recorded (cancelled) answer.
+  const stopAnswer = async () => {
+    if (!following || following.stopped) return;
+    const path = conversationPath();
+    const id = answerIdOf(following.answer);
+    // Not started yet: stopped as soon as the start event brings its id.
+    if (!path || !id) { following.wantStop = true; return; }
+    following.stopped = true;
+    stop.disabled = true;
+    try {
+      const body = new URLSearchParams({ answer: id, csrf_token: token() });
+      const res = await fetch(path + "/stop", { method: "POST", body, headers: { "X-CSRF-Token": token() } });
+      // 404: it had just ended; the stream brings the end.
+      if (!res.ok && res.status !== 404) {
+        following.stopped = false;
+        showError("The answer could not be stopped (HTTP " + res.status + ").");
+      }
+    } catch (_) {
+      if (following) following.stopped = false;
+      showError("The answer could not be stopped: the connection was lost.");
+    } finally {
+      stop.disabled = false;
+    }
+  };
+  stop.addEventListener("click", stopAnswer);
+  // Esc stops a running answer (not the Esc that cancels an input method's composition).
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && following && !e.isComposing && !e.defaultPrevented) stopAnswer();
+  });
+
   chatForm.addEventListener("submit", async (event) => {
-    if (controller) { event.preventDefault(); return; }
+    if (following) { event.preventDefault(); return; }
     const submitter = event.submitter;
     const regenerate = submitter && submitter.id === "regenerate";
     const action = (submitter && submitter.getAttribute("formaction")) || chatForm.getAttribute("action");
@@ -327,22 +471,13 @@ if (chatForm) {
       userItem = item("user", "You");
       userItem.querySelector(".body").textContent = content.value;
     }
-    const answer = item("assistant streaming", "…");
-    // Screen readers hear the answer once it is complete, not every piece and count as it streams.
-    answer.setAttribute("aria-busy", "true");
-    const body = answer.querySelector(".body");
-    controller = new AbortController();
-    send.disabled = true;
-    stop.hidden = false;
-    let finished = false;
-    let saved = false;
-    let reasoning = null;
+    const answer = item("assistant streaming status-streaming", "…");
+    begin(answer);
     try {
       const res = await fetch(action, {
         method: "POST",
         body: data,
         headers: { "Accept": "text/event-stream, application/json", "X-CSRF-Token": data.get("csrf_token") || "" },
-        signal: controller.signal,
       });
       const type = res.headers.get("content-type") || "";
       if (!res.ok || !type.startsWith("text/event-stream")) {
@@ -359,84 +494,36 @@ if (chatForm) {
         checkFit();
         setIds([]);
       }
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      const handle = (raw) => {
-        let name = "message";
-        let payload = "";
-        for (const line of raw.split("\n")) {
-          if (line.startsWith("event:")) name = line.slice(6).trim();
-          else if (line.startsWith("data:")) payload += line.slice(5).trim();
+      const end = await follow(res, answer, (d) => {
+        if (window.location.pathname !== d.url) {
+          window.history.replaceState(null, "", d.url);
+          chatForm.setAttribute("action", d.url);
         }
-        const d = payload ? JSON.parse(payload) : {};
-        if (name === "start") {
-          if (window.location.pathname !== d.url) {
-            window.history.replaceState(null, "", d.url);
-            chatForm.setAttribute("action", d.url);
-          }
-          answer.id = "m-" + d.answer_id;
-        } else if (name === "delta") {
-          if (d.r) {
-            // Reasoning streams into a collapsed section above the answer, which says how much has come.
-            if (!reasoning) {
-              reasoning = document.createElement("details");
-              reasoning.className = "reasoning";
-              const summary = document.createElement("summary");
-              const text = document.createElement("div");
-              text.className = "plain";
-              reasoning.append(summary, text);
-              body.before(reasoning);
-            }
-            const text = reasoning.querySelector(".plain");
-            text.textContent += d.r;
-            reasoning.querySelector("summary").textContent =
-              "Reasoning… (" + text.textContent.length + " characters so far)";
-          }
-          if (d.t) body.textContent += d.t; // plain text while streaming; sanitised HTML arrives at the end
-        } else if (name === "done") {
-          const tpl = document.createElement("template");
-          tpl.innerHTML = d.html;
-          const block = tpl.content.firstElementChild;
-          if (block) { answer.replaceWith(block); enableCopy(block); enableCodeCopy(block); }
-          finished = true;
-          saved = true;
-        } else if (name === "error") {
-          // The answer was not saved: the streamed text stays on the page, with the reason.
-          answer.classList.remove("streaming");
-          answer.classList.add("status-error");
-          showError(d.message || "The answer could not be saved.");
-          finished = true;
-        }
-      };
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          handle(buffer.slice(0, cut));
-          buffer = buffer.slice(cut + 2);
-        }
-      }
-      if (!finished) showError("The connection ended before the answer was complete. Reload to see what was saved.");
+        answer.id = "m-" + d.answer_id;
+        // Stop pressed before the answer had an id.
+        if (following && following.wantStop) stopAnswer();
+      });
       // Only a saved answer: an unsaved one stays on the page as streamed, with the reason.
-      else if (saved) await syncPage(window.location.pathname, answer.id);
-    } catch (e) {
-      if (e.name === "AbortError") {
-        answer.classList.add("status-cancelled");
-        const s = document.createElement("p");
-        s.className = "note";
-        s.textContent = "Stopped. The partial answer and its metadata are saved.";
-        answer.append(s);
-        if (window.location.pathname.startsWith("/c/")) await syncPage(window.location.pathname, answer.id);
+      if (end === "done") await syncPage(window.location.pathname, answer.id);
+      else if (end === "cut") {
+        // The connection dropped, not the answer: follow it again.
+        finish();
+        if (answer.isConnected) await reattach(answer);
+      }
+    } catch (_) {
+      // The request itself failed (offline, or the page is going away): the answer, if it started, goes on.
+      if (answer.id && answer.isConnected) {
+        finish();
+        await reattach(answer);
       } else {
         showError("The connection was lost. Reload to see what was saved.");
       }
     } finally {
-      controller = null;
-      send.disabled = false;
-      stop.hidden = true;
+      finish();
     }
   });
+
+  // A page opened (or reloaded) while one of its answers is being written follows it.
+  const running = list.querySelector("li.assistant.status-streaming");
+  if (running) reattach(running);
 }

@@ -156,15 +156,17 @@ impl Measured {
 pub struct Stops<'a> {
     pub shutdown: &'a mut watch::Receiver<bool>,
     pub ticket: &'a mut Ticket,
+    /// Whether a listener that goes away cancels the call; else the call runs on unheard to its end.
+    pub cancel_when_unheard: bool,
 }
 
 /// Runs `stream` to its end. `listener` gets the output as it arrives; when it is dropped, the call is
-/// cancelled. The runner never waits for a listener: one that stops reading would otherwise leave stop,
+/// cancelled if [`Stops::cancel_when_unheard`], else it runs on without one. The runner never waits for a listener: one that stops reading would otherwise leave stop,
 /// shutdown and the provider's own timeouts unheard; what it has not taken is merged and sent when it has
 /// room (and `Done` carries the whole answer anyway).
 pub async fn measure(
     mut stream: EventStream,
-    listener: Option<&mpsc::Sender<Update>>,
+    mut listener: Option<&mpsc::Sender<Update>>,
     stops: Stops<'_>,
 ) -> Measured {
     let sent = Instant::now();
@@ -193,17 +195,21 @@ pub async fn measure(
     };
     let mut calls: Vec<(u32, ToolCall)> = Vec::new();
     let mut unsent = Delta::default();
-    let Stops { shutdown, ticket } = stops;
+    let Stops {
+        shutdown,
+        ticket,
+        cancel_when_unheard,
+    } = stops;
 
     m.end = loop {
-        let listener_gone = async {
+        let listener_gone = async move {
             match listener {
                 Some(l) => l.closed().await,
                 None => std::future::pending().await,
             }
         };
         let has_unsent = !unsent.is_empty();
-        let room = async {
+        let room = async move {
             match listener {
                 Some(l) if has_unsent => l.reserve().await.ok(),
                 _ => std::future::pending().await,
@@ -213,7 +219,13 @@ pub async fn measure(
             biased;
             _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break End::Interrupted,
             reason = ticket.stopped() => break End::Stopped(reason),
-            _ = listener_gone => break End::Cancelled,
+            _ = listener_gone => {
+                if cancel_when_unheard {
+                    break End::Cancelled;
+                }
+                listener = None;
+                unsent = Delta::default();
+            }
             permit = room => {
                 // None: the listener is gone, which the arm above reports on the next turn.
                 if let Some(permit) = permit {

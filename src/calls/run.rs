@@ -33,10 +33,24 @@ pub async fn run(calls: CallService, started: Started) -> Ran {
     run_inner(calls, started, None).await.0
 }
 
+/// What a call does when its listener goes away (a closed tab, a client that disconnected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unheard {
+    /// Cancel the upstream request (and record the call as cancelled).
+    Cancel,
+    /// Run on to the end and record the whole answer.
+    Finish,
+}
+
 /// Runs the call to its end; `listener` gets the output as it arrives, then [`Update::Done`]. When the listener
-/// is dropped, the call is cancelled (and still recorded).
-pub async fn run_for(calls: CallService, started: Started, listener: mpsc::Sender<Update>) {
-    let (ran, unsent) = run_inner(calls, started, Some(&listener)).await;
+/// is dropped, `unheard` says whether the call is cancelled; it is recorded either way.
+pub async fn run_for(
+    calls: CallService,
+    started: Started,
+    listener: mpsc::Sender<Update>,
+    unheard: Unheard,
+) {
+    let (ran, unsent) = run_inner(calls, started, Some((&listener, unheard))).await;
     // The outcome is written (and the place under the cap freed); a listener that does not read is waited for
     // only so long, so this task always ends.
     let deadline = tokio::time::Instant::now() + DONE_WAIT;
@@ -52,7 +66,7 @@ pub async fn run_for(calls: CallService, started: Started, listener: mpsc::Sende
 async fn run_inner(
     calls: CallService,
     started: Started,
-    listener: Option<&mpsc::Sender<Update>>,
+    listener: Option<(&mpsc::Sender<Update>, Unheard)>,
 ) -> (Ran, measure::Delta) {
     let Started {
         mut call,
@@ -83,10 +97,11 @@ async fn run_inner(
     let stream = provider.start(prepared);
     let m = measure::measure(
         stream,
-        listener,
+        listener.map(|(l, _)| l),
         Stops {
             shutdown: &mut shutdown,
             ticket: &mut ticket,
+            cancel_when_unheard: listener.is_some_and(|(_, u)| u == Unheard::Cancel),
         },
     )
     .await;

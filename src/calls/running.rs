@@ -15,6 +15,8 @@ use tokio::sync::{Notify, watch};
 /// Why a running call is being stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
+    /// The person pressed Stop (or Esc) on the answer.
+    Person,
     Deactivated,
     Deleted,
 }
@@ -23,6 +25,7 @@ impl StopReason {
     /// The message recorded with the cancelled call.
     pub fn message(self) -> &'static str {
         match self {
+            StopReason::Person => "Stopped before the answer was complete.",
             StopReason::Deactivated => "Stopped because the account was deactivated.",
             StopReason::Deleted => "Stopped because the account was deleted.",
         }
@@ -41,6 +44,8 @@ impl Busy {
     pub fn message(&self) -> String {
         if let Some(reason) = self.stopped {
             return match reason {
+                // Not recorded in `stopped`: the person may start another answer at once.
+                StopReason::Person => "This answer was stopped.",
                 StopReason::Deactivated => {
                     "This account was deactivated: no new answers can be written."
                 }
@@ -161,6 +166,20 @@ impl Running {
             s.stop.send_replace(Some(reason));
         }
         slots.len()
+    }
+
+    /// Tells the running call `call_id` of `user_id` to stop (the person pressed Stop); returns whether such a
+    /// call runs here. Another user's call id reaches nothing.
+    pub fn stop_call(&self, user_id: &str, call_id: &str) -> bool {
+        let by_user = self.lock();
+        let Some(slot) = by_user
+            .get(user_id)
+            .and_then(|slots| slots.iter().find(|s| s.call.as_deref() == Some(call_id)))
+        else {
+            return false;
+        };
+        slot.stop.send_replace(Some(StopReason::Person));
+        true
     }
 
     /// How many calls run here now, of all users.
@@ -303,6 +322,22 @@ mod tests {
         drop(a);
         assert!(waiter.await.unwrap());
         r.allow_user("u");
+        assert!(r.enter("u", 0).is_ok());
+    }
+
+    #[tokio::test]
+    async fn stopping_one_call_reaches_that_call_of_its_owner_only() {
+        let r = Arc::new(Running::default());
+        let mut a = r.enter("u", 0).unwrap();
+        a.set_call("call-a");
+        let b = r.enter("u", 0).unwrap();
+        b.set_call("call-b");
+        assert!(!r.stop_call("v", "call-a"), "another user's call");
+        assert!(!r.stop_call("u", "call-x"), "no such call");
+        assert!(r.stop_call("u", "call-a"));
+        assert_eq!(a.stopped().await, StopReason::Person);
+        assert!(b.stop.borrow().is_none());
+        // Stopping an answer is not stopping the account: new calls start at once.
         assert!(r.enter("u", 0).is_ok());
     }
 }

@@ -54,6 +54,9 @@ pub struct Config {
     pub helper_exe: Option<PathBuf>,
     /// Most model calls one person may run at once in one instance (0 = no limit).
     pub max_calls_per_user: usize,
+    /// Cancel an API call (`/v1/chat/completions`) when its client disconnects. Off by default: the call runs
+    /// to its end and is recorded whole, as chat answers are (only Stop cancels those).
+    pub api_cancel_on_disconnect: bool,
     /// How often an instance refreshes its heartbeat, sweeps the calls of dead instances and checks that the
     /// users of its running calls are still active (milliseconds).
     pub instance_heartbeat_ms: u64,
@@ -138,6 +141,7 @@ struct FileConfig {
     demo_tokens_per_sec: Option<f64>,
     max_upload_bytes: Option<u64>,
     max_calls_per_user: Option<usize>,
+    api_cancel_on_disconnect: Option<bool>,
     instance_heartbeat_ms: Option<u64>,
     record_retry_secs: Option<u64>,
     hash_concurrency: Option<usize>,
@@ -348,6 +352,14 @@ impl Config {
                 &["LLMETA_TRUST_PROXY"],
                 "trust_proxy",
                 file_cfg.trust_proxy.map(|b| b.to_string()),
+            ),
+            false,
+        )?;
+        let api_cancel_on_disconnect = parse_bool(
+            pick(
+                &["LLMETA_API_CANCEL_ON_DISCONNECT"],
+                "api_cancel_on_disconnect",
+                file_cfg.api_cancel_on_disconnect.map(|b| b.to_string()),
             ),
             false,
         )?;
@@ -570,6 +582,7 @@ impl Config {
             max_body_bytes,
             allow_signup,
             trust_proxy,
+            api_cancel_on_disconnect,
         })
     }
 
@@ -686,6 +699,11 @@ impl Config {
         let _ = writeln!(out, "max_body_bytes = {}", self.max_body_bytes);
         let _ = writeln!(out, "allow_signup = {}", self.allow_signup);
         let _ = writeln!(out, "trust_proxy = {}", self.trust_proxy);
+        let _ = writeln!(
+            out,
+            "api_cancel_on_disconnect = {}",
+            self.api_cancel_on_disconnect
+        );
         let _ = writeln!(out, "max_upload_bytes = {}", self.max_upload_bytes);
         let _ = writeln!(out, "record_retry_secs = {}", self.record_retry_secs);
         let _ = writeln!(out, "hash_concurrency = {}", self.hash_concurrency);

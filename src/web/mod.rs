@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod live;
 pub mod markdown;
 pub mod nul;
 pub mod pages;
@@ -69,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/c/{id}", get(pages::chat::show).post(pages::chat::send))
         .route("/c/{id}/regenerate", post(pages::chat::regenerate))
+        .route("/c/{id}/live", get(stream::follow))
+        .route("/c/{id}/stop", post(stream::stop))
         .route("/c/{id}/rename", post(pages::history::rename))
         .route("/c/{id}/pin", post(pages::history::pin))
         .route(

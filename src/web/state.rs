@@ -34,6 +34,8 @@ pub struct Inner {
     pub(crate) mailer: crate::mail::Mailer,
     /// The configured sign-in providers (OpenID Connect, GitHub).
     pub(crate) providers: crate::sso::Providers,
+    /// The chat answers being written here, and the pages following them.
+    pub(crate) live: Arc<crate::web::live::Live>,
 }
 
 impl AppState {
@@ -58,6 +60,10 @@ impl Inner {
     }
     pub fn db(&self) -> &Db {
         &self.db
+    }
+    /// The chat answers being written in this process.
+    pub fn live(&self) -> &Arc<crate::web::live::Live> {
+        &self.live
     }
     /// The call service every model call goes through.
     pub fn calls(&self) -> &CallService {

@@ -122,6 +122,31 @@ try {
   check(last.includes("cancelled") && last.includes("tok5") && !last.includes("tok500"),
     "the stopped answer is saved as cancelled with its partial text");
 
+  // Reloading does not stop an answer: the reloaded page shows the text so far and follows the rest live.
+  await page.fill("#content", "survives a reload mock:tokens=300 mock:delay_ms=20");
+  await page.click("#send");
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll("li.msg.assistant");
+    return all.length && all[all.length - 1].textContent.includes("tok5 ");
+  });
+  await page.reload();
+  const reloaded = await page.$eval("li.msg.assistant:last-of-type", (l) => [l.className, l.textContent]);
+  check(reloaded[0].includes("status-streaming") && reloaded[1].includes("tok5 "),
+    "the reloaded page shows the answer so far, still being written: " + reloaded[0]);
+  await page.waitForFunction(() => {
+    const l = document.querySelector("li.msg.assistant:last-of-type .body");
+    return l && l.textContent.includes("tok40 ");
+  }, null, { timeout: 15000 });
+  // Leaving for another page and coming back: the same, then the recorded answer in place, no reload.
+  const conversationUrl = page.url();
+  await page.goto(base + "/history");
+  await page.goto(conversationUrl);
+  await page.waitForFunction(() => {
+    const l = document.querySelector("li.msg.assistant:last-of-type");
+    return l && l.classList.contains("status-ok") && l.querySelector(".meta") && l.textContent.includes("tok300");
+  }, null, { timeout: 20000 });
+  check(!(await page.isVisible("#stop")), "Stop is hidden once the followed answer ended");
+
   // Reasoning streams into a collapsed section while the answer is still coming.
   await page.fill("#content", "think first mock:reasoning=40 mock:tokens=20 mock:delay_ms=40");
   await page.click("#send");

@@ -405,6 +405,20 @@ impl Browser {
             .expect("POST stream")
     }
 
+    /// Presses Stop on a running answer (as the page's script does); returns the status.
+    pub async fn stop_answer(&self, conversation: &str, answer: &str) -> StatusCode {
+        let token = self.token().await;
+        self.client
+            .post(self.url(&format!("/c/{conversation}/stop")))
+            .header("x-csrf-token", token)
+            .header("origin", &self.base)
+            .form(&[("answer", answer)])
+            .send()
+            .await
+            .expect("POST stop")
+            .status()
+    }
+
     /// The CSRF token of this browser's session (from the chat page).
     pub async fn token(&self) -> String {
         let (_, html) = self.get_text("/chat").await;

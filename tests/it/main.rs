@@ -18,6 +18,7 @@ mod history;
 mod json;
 mod json_memory;
 mod limits;
+mod live;
 mod mail;
 mod nul;
 mod oidc;

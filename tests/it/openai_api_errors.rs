@@ -207,7 +207,11 @@ async fn bodies_too_large_or_not_json_are_413_and_415() {
 
 #[tokio::test]
 async fn a_person_at_their_limit_of_calls_gets_429_with_retry_after() {
-    let api = api_with(|c| c.max_calls_per_user = 1).await;
+    let api = api_with(|c| {
+        c.max_calls_per_user = 1;
+        c.api_cancel_on_disconnect = true;
+    })
+    .await;
     let mut long = ask("mock", "long mock:tokens=2000 mock:delay_ms=20");
     long["stream"] = json!(true);
     let mut first = api.post(&long).await;

@@ -76,10 +76,12 @@ async fn cancelled(api: &crate::openai_api::Api, id: &str) -> llmeta::db::calls:
     c
 }
 
-#[tokio::test]
-async fn a_client_that_drops_a_stream_cancels_the_call_and_the_upstream() {
-    let api = api().await;
-    let mut body = ask("mock", "long mock:tokens=1000 mock:delay_ms=20");
+/// Streams a long answer of `tokens` tokens, reads its first three and goes away; returns the call id.
+async fn stream_then_leave(api: &crate::openai_api::Api, tokens: u32) -> String {
+    let mut body = ask(
+        "mock",
+        &format!("long mock:tokens={tokens} mock:delay_ms=20"),
+    );
     body["stream"] = json!(true);
     let mut res = api.post(&body).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -89,7 +91,29 @@ async fn a_client_that_drops_a_stream_cancels_the_call_and_the_upstream() {
         let chunk = res.chunk().await.unwrap().expect("the stream goes on");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    drop(res);
+    id
+}
+
+#[tokio::test]
+async fn a_client_that_drops_a_stream_leaves_the_call_to_finish_and_be_recorded_whole() {
+    let api = api().await;
+    let id = stream_then_leave(&api, 40).await;
+    let c = api.ended(&id).await;
+    assert_eq!(c.status.as_str(), "ok", "{:?}", c.error_message);
+    let text = c.response_text.unwrap_or_default();
+    assert!(text.ends_with("tok40"), "{text}");
+    assert_eq!(c.streamed, 1);
+}
+
+/// With `api_cancel_on_disconnect`, a client that goes away cancels its call.
+async fn api_that_cancels() -> crate::openai_api::Api {
+    api_with(|c| c.api_cancel_on_disconnect = true).await
+}
+
+#[tokio::test]
+async fn a_client_that_drops_a_stream_cancels_the_call_and_the_upstream_when_so_configured() {
+    let api = api_that_cancels().await;
+    let id = stream_then_leave(&api, 1000).await;
     let c = cancelled(&api, &id).await;
     // The tokens so far, estimated: the provider reported none.
     assert!(
@@ -119,8 +143,8 @@ async fn a_client_that_drops_a_stream_cancels_the_call_and_the_upstream() {
 }
 
 #[tokio::test]
-async fn a_client_that_gives_up_on_a_non_streamed_call_cancels_it() {
-    let api = api().await;
+async fn a_client_that_gives_up_on_a_non_streamed_call_cancels_it_when_so_configured() {
+    let api = api_that_cancels().await;
     // The mock answers after 1000 × 20 ms = 20 s; the client waits half a second.
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))

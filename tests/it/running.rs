@@ -97,6 +97,16 @@ async fn a_person_may_run_only_the_configured_number_of_calls_at_once() {
 
     // A call that ends (here: Stop) frees its place.
     drop(first);
+    let (conversation, answer): (String, String) = sqlx::query_as(
+        "SELECT conversation_id, response_message_id FROM calls ORDER BY id LIMIT 1",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(
+        b.stop_answer(&conversation, &answer).await,
+        StatusCode::NO_CONTENT
+    );
     wait_until("the stopped call leaves", async || {
         app.state.running().count(&admin) == 1
     })

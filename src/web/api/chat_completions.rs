@@ -79,7 +79,14 @@ pub async fn create(
     let call_id = started.call.id.clone();
     // Deltas are merged while the client is slow, so a small buffer is enough.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Update>(32);
-    tokio::spawn(run::run_for(state.calls().clone(), started, tx));
+    // A client that disconnects leaves the call running to its end (recorded whole), unless the operator
+    // asked for the call to be cancelled then.
+    let unheard = if state.config().api_cancel_on_disconnect {
+        run::Unheard::Cancel
+    } else {
+        run::Unheard::Finish
+    };
+    tokio::spawn(run::run_for(state.calls().clone(), started, tx, unheard));
     let meta = response::Meta::new(&call_id, &model.id);
 
     if req.stream {

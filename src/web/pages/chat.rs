@@ -7,6 +7,7 @@ use super::views::{FileChip, MessageView};
 use super::{Chrome, render};
 use crate::calls::run;
 use crate::chat::turn::{self, Ask, Turn, TurnError};
+use crate::db::messages::Message;
 use crate::db::{calls, conversations, files, messages, prefs};
 use crate::domain::{Params, RawParams, Source};
 use crate::llm::registry::Model;
@@ -137,7 +138,19 @@ async fn page(
                 .iter()
                 .map(|m| {
                     let call = m.call_id.as_ref().and_then(|id| calls.get(id));
-                    let mut v = MessageView::new(m, call, registry);
+                    // An answer being written here shows its text so far (the page's script then follows it).
+                    let so_far = (m.status == "streaming")
+                        .then(|| state.live().get(&user.user.id, &c.id, &m.id))
+                        .flatten()
+                        .map(|relay| {
+                            let (content, reasoning) = relay.so_far();
+                            Message {
+                                content,
+                                reasoning,
+                                ..m.clone()
+                            }
+                        });
+                    let mut v = MessageView::new(so_far.as_ref().unwrap_or(m), call, registry);
                     v.files = attached
                         .iter()
                         .filter(|f| f.message_id.as_deref() == Some(m.id.as_str()))

@@ -97,6 +97,67 @@ function enableCodeCopy(root) {
 }
 enableCodeCopy(document);
 
+// The conversation list beside a chat: ☰ hides or shows it (remembered in this browser), on a phone it opens as
+// a drawer; its filter narrows the list as one types (Enter searches every title, in the history). Handlers are
+// on the document: the page replaces the list and the header after an answer.
+const layout = document.getElementById("chat-layout");
+let showSideControls = () => {};
+if (layout) {
+  const phone = window.matchMedia("(max-width: 800px)");
+  const toggle = () => document.getElementById("side-toggle");
+  const showControls = () => {
+    const t = toggle();
+    if (t) {
+      t.hidden = false;
+      t.setAttribute("aria-expanded", String(phone.matches
+        ? layout.classList.contains("side-open") : !layout.classList.contains("side-collapsed")));
+    }
+    const close = document.getElementById("side-close");
+    if (close) close.hidden = !phone.matches;
+  };
+  const closeDrawer = () => { layout.classList.remove("side-open"); showControls(); };
+  try { if (localStorage.getItem("llmeta.sidebar") === "hidden") layout.classList.add("side-collapsed"); } catch (_) { /* private mode */ }
+  showControls();
+  phone.addEventListener("change", showControls);
+  document.addEventListener("click", (e) => {
+    if (e.target.closest("#side-toggle")) {
+      if (phone.matches) layout.classList.toggle("side-open");
+      else {
+        const hidden = layout.classList.toggle("side-collapsed");
+        try { localStorage.setItem("llmeta.sidebar", hidden ? "hidden" : "shown"); } catch (_) { /* private mode */ }
+      }
+      showControls();
+    } else if (e.target.closest("#side-close")) {
+      closeDrawer();
+    } else if (layout.classList.contains("side-open") && !e.target.closest("#sidebar")) {
+      closeDrawer();
+    }
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && layout.classList.contains("side-open")) { e.preventDefault(); closeDrawer(); }
+  });
+  document.addEventListener("input", (e) => {
+    if (e.target.id !== "side-filter") return;
+    const q = e.target.value.trim().toLowerCase();
+    document.querySelectorAll("#sidebar .side-list ul").forEach((ul) => {
+      let shown = 0;
+      ul.querySelectorAll("li").forEach((li) => {
+        const hit = !q || li.textContent.toLowerCase().includes(q);
+        li.hidden = !hit;
+        if (hit) shown += 1;
+      });
+      ul.hidden = shown === 0;
+      const heading = ul.previousElementSibling;
+      if (heading && heading.tagName === "H2") heading.hidden = shown === 0;
+    });
+  });
+  // A conversation opens at its latest message (unless the address points at one).
+  if (!window.location.hash && document.querySelector("#messages li")) {
+    window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+  showSideControls = showControls;
+}
+
 // Chat: send with fetch and show the answer as it streams (Server-Sent Events over the POST response).
 const chatForm = document.getElementById("chat-form");
 if (chatForm) {
@@ -144,14 +205,12 @@ if (chatForm) {
         if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
       };
       adopt(".chat-head");
-      adopt("#pin-form");
+      adopt("#sidebar");
       adopt("#messages");
       list = document.getElementById("messages");
+      showSideControls();
       const regenerate = doc.getElementById("regenerate");
       if (regenerate && !document.getElementById("regenerate")) stop.after(document.importNode(regenerate, true));
-      if (!document.getElementById("pin-form") && doc.getElementById("pin-form")) {
-        chatForm.parentElement.append(document.importNode(doc.getElementById("pin-form"), true));
-      }
       document.title = doc.title;
       enableCopy(list);
       enableCodeCopy(list);
@@ -269,7 +328,10 @@ if (chatForm) {
     }
   };
   if (attachForm && attachInput) {
-    document.getElementById("attach-submit").hidden = true;
+    // The paperclip in the composer opens the file picker; the form below it is for pages without script.
+    // (Kept in the page, only out of sight: some browsers open no picker for an input that is not displayed.)
+    attachForm.classList.add("sr-only");
+    document.getElementById("attach-btn").hidden = false;
     attachInput.addEventListener("change", async () => { await upload(attachInput.files); attachInput.value = ""; });
     attachForm.addEventListener("submit", (e) => e.preventDefault());
   }

@@ -34,9 +34,41 @@ pub fn label(ts_ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// Items in runs under their date group's label, for a list that is newest first; `at` gives an item's time.
+pub fn by_date<T>(
+    items: impl IntoIterator<Item = T>,
+    at: impl Fn(&T) -> i64,
+    now_ms: i64,
+) -> Vec<(String, Vec<T>)> {
+    let mut runs: Vec<(String, Vec<T>)> = Vec::new();
+    for item in items {
+        let l = label(at(&item), now_ms);
+        match runs.last_mut() {
+            Some((last, run)) if *last == l => run.push(item),
+            _ => runs.push((l, vec![item])),
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
-    use super::label;
+    use super::{by_date, label};
+
+    #[test]
+    fn items_fall_into_runs_of_their_group() {
+        let now = MIDNIGHT + 10 * H;
+        let runs = by_date(
+            [now, now - H, MIDNIGHT - H, MIDNIGHT - 3 * 24 * H],
+            |t| *t,
+            now,
+        );
+        let labels: Vec<(&str, usize)> = runs.iter().map(|(l, r)| (l.as_str(), r.len())).collect();
+        assert_eq!(
+            labels,
+            [("Today", 2), ("Yesterday", 1), ("Previous 7 days", 1)]
+        );
+    }
 
     // 2026-11-22 00:00:00 UTC
     const MIDNIGHT: i64 = 1_795_305_600_000;

@@ -4,7 +4,7 @@
 //! Two changes to what pulldown-cmark writes: an image becomes a link that shows its address (a model's image
 //! would be fetched from wherever it points, telling that server who reads the answer, and most are invented
 //! addresses that show a broken icon), and a fenced code block gets a header with its language and a copy
-//! button (shown by the page's script).
+//! button (shown by the page's script), its code coloured by [`super::highlight`].
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
 use std::sync::LazyLock;
@@ -15,6 +15,8 @@ static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     // Images in raw HTML go too: see the module documentation.
     b.rm_tags(["img"]);
     b.add_allowed_classes("a", ["image-link"]);
+    // Syntax highlighting: spans with these classes only (colours come from the stylesheet).
+    b.add_allowed_classes("span", super::highlight::CLASSES.iter().copied());
     b
 });
 
@@ -40,6 +42,8 @@ pub fn render(markdown: &str) -> String {
     // inside a link is written as text: links do not nest).
     let mut image: Option<CowStr> = None;
     let mut open_links = 0usize;
+    // The code block being read: (language, code so far), written whole at its end.
+    let mut code: Option<(String, String)> = None;
     let events = Parser::new_ext(markdown, opts).flat_map(|event| -> Vec<Event> {
         match event {
             Event::Start(Tag::Link { .. }) => {
@@ -74,11 +78,18 @@ pub fn render(markdown: &str) -> String {
                     Event::Text(format!(" ({url})").into()),
                 ]
             }
+            Event::Text(text) if code.is_some() => {
+                if let Some((_, so_far)) = code.as_mut() {
+                    so_far.push_str(&text);
+                }
+                vec![]
+            }
             Event::Start(Tag::CodeBlock(kind)) => {
                 let lang = match &kind {
                     CodeBlockKind::Fenced(info) => info.split_whitespace().next().unwrap_or(""),
                     CodeBlockKind::Indented => "",
                 };
+                code = Some((lang.to_string(), String::new()));
                 let label = if lang.is_empty() { "code" } else { lang };
                 vec![
                     Event::Html(format!("{HEAD_OPEN}{}{HEAD_CLOSE}", escape(label)).into()),
@@ -86,10 +97,16 @@ pub fn render(markdown: &str) -> String {
                 ]
             }
             Event::End(TagEnd::CodeBlock) => {
-                vec![
-                    Event::End(TagEnd::CodeBlock),
-                    Event::Html(BLOCK_END.to_string().into()),
-                ]
+                let mut out = Vec::with_capacity(3);
+                if let Some((lang, text)) = code.take() {
+                    // Escaped text in spans of the highlighter's classes, cleaned like everything else.
+                    let html =
+                        super::highlight::highlight(&lang, &text).unwrap_or_else(|| escape(&text));
+                    out.push(Event::Html(html.into()));
+                }
+                out.push(Event::End(TagEnd::CodeBlock));
+                out.push(Event::Html(BLOCK_END.to_string().into()));
+                out
             }
             other => vec![other],
         }
@@ -131,6 +148,25 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::render;
+
+    #[test]
+    fn code_is_highlighted_on_the_server_and_stays_escaped() {
+        let html = render("```rust\nfn main() { let s = \"<b>\"; } // done\n```\n");
+        assert!(html.contains("<span class=\"hl-kw\">fn</span>"), "{html}");
+        assert!(
+            html.contains("<span class=\"hl-str\">\"&lt;b&gt;\"</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"hl-com\">// done</span>"),
+            "{html}"
+        );
+        // An unknown language is written plainly, escaped; a model's own span classes beyond ours are dropped.
+        let html =
+            render("```klingon\n<b>x</b>\n```\n\n<span class=\"evil hl-kw\" style=\"x\">y</span>");
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
+        assert!(!html.contains("evil") && !html.contains("style"), "{html}");
+    }
 
     #[test]
     fn formatting_survives_and_active_content_does_not() {

@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod highlight;
 pub mod live;
 pub mod markdown;
 pub mod nul;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/stop", post(stream::stop))
         .route("/c/{id}/rename", post(pages::history::rename))
         .route("/c/{id}/pin", post(pages::history::pin))
+        .route("/c/{id}/archive", post(pages::history::archive))
         .route(
             "/c/{id}/delete",
             get(pages::history::confirm_delete).post(pages::history::delete),

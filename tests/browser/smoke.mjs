@@ -42,7 +42,9 @@ try {
   check((await pwned()) === undefined, "a payload ran while streaming");
   check(page.url().includes("/c/"), "the address switches to the conversation");
   // The new conversation's title and actions appear without a reload.
-  await page.waitForSelector("form.rename", { timeout: 10000 });
+  await page.waitForSelector("details.rename", { timeout: 10000 });
+  check(await page.isVisible(`#sidebar a[href="${new URL(page.url()).pathname}"][aria-current=page]`),
+    "the new conversation is in the sidebar, marked as open");
   check((await page.textContent("h1")).trim() !== "New chat", "the heading shows the conversation's title");
   check(!(await page.title()).startsWith("New chat"), "the tab title shows the conversation's title");
   check(await page.$("#regenerate") !== null, "Regenerate is offered at once");
@@ -97,7 +99,7 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 3);
   const meta = await page.$$eval("li.msg.assistant .meta", (m) => m[m.length - 1].textContent);
   check(meta.includes("Tokens in / out") && meta.includes("/ 9"), "metadata under the answer: " + meta);
-  if (shots) await page.screenshot({ path: shots + "/chat.png", fullPage: true });
+  if (shots) await page.screenshot({ path: shots + "/chat.png" });
 
   await page.fill("#content", "a long answer mock:tokens=500 mock:delay_ms=15");
   await page.click("#send");
@@ -180,7 +182,7 @@ try {
   check(light !== dark, "light and dark differ: " + light + " / " + dark);
   await page.reload();
   check((await page.evaluate(() => document.documentElement.dataset.theme)) === "dark", "the theme is remembered");
-  if (shots) await page.screenshot({ path: shots + "/chat-dark.png", fullPage: true });
+  if (shots) await page.screenshot({ path: shots + "/chat-dark.png" });
   await page.click("form.theme-toggle button");
   await page.waitForFunction(() => document.documentElement.dataset.theme === "system");
 
@@ -193,8 +195,47 @@ try {
   });
   check(navRows === 1, "the phone navigation fits one row, not " + navRows);
   check(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "the chat page does not widen a phone");
-  if (shots) await page.screenshot({ path: shots + "/chat-390.png", fullPage: true });
+  if (shots) await page.screenshot({ path: shots + "/chat-390.png" });
+  // On a phone the conversation list is a drawer: closed, opened by ☰, closed by Esc.
+  check(!(await page.isVisible("#sidebar")), "the phone starts without the list over the chat");
+  await page.click("#side-toggle");
+  check(await page.isVisible("#sidebar a[aria-current=page]"), "☰ opens the list as a drawer");
+  if (shots) await page.screenshot({ path: shots + "/chat-390-drawer.png" });
+  await page.keyboard.press("Escape");
+  check(!(await page.isVisible("#sidebar")), "Esc closes the drawer");
   await page.setViewportSize({ width: 1280, height: 900 });
+
+  // At 1280 px the list is beside the chat: its filter narrows it as one types; ☰ hides it, remembered.
+  check(await page.isVisible("#sidebar"), "the list is beside the chat");
+  const listed = () => page.$$eval("#sidebar .side-list li", (l) => l.filter((e) => !e.hidden).length);
+  const before = await listed();
+  await page.fill("#side-filter", "no title has this");
+  check((await listed()) === 0, "the filter hides what does not match");
+  await page.fill("#side-filter", "");
+  check((await listed()) === before && before > 0, "clearing the filter shows them all again");
+  await page.click("#side-toggle");
+  check(!(await page.isVisible("#sidebar")), "☰ hides the list");
+  await page.reload();
+  check(!(await page.isVisible("#sidebar")), "the hidden list stays hidden after a reload");
+  await page.click("#side-toggle");
+  check(await page.isVisible("#sidebar"), "☰ shows it again");
+  // The header's actions: Rename opens its field in place.
+  await page.click("details.rename summary");
+  check(await page.isVisible("#title"), "Rename shows the title field");
+  await page.click("details.rename summary");
+
+  // Screenshots of the main pages at both widths, for review.
+  if (shots) {
+    for (const [name, path] of [["history", "/history"], ["settings", "/settings"], ["json", "/json"],
+      ["admin", "/admin"], ["explorer", "/admin/calls"]]) {
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: width === 390 ? 800 : 900 });
+        await page.goto(base + path);
+        await page.screenshot({ path: shots + "/" + name + (width === 390 ? "-390" : "") + ".png", fullPage: true });
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
 
   // History, then the account flow: log out, sign up a second person, log out, log in again.
   await page.goto(base + "/history");

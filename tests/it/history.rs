@@ -135,6 +135,7 @@ async fn another_users_conversation_is_not_found_on_every_route() {
         (format!("/c/{id}/regenerate"), vec![("model", "mock")]),
         (format!("/c/{id}/rename"), vec![("title", "pwned")]),
         (format!("/c/{id}/pin"), vec![("pin", "1")]),
+        (format!("/c/{id}/archive"), vec![("archive", "1")]),
         (format!("/c/{id}/delete"), vec![("confirm", "yes")]),
     ] {
         let res = other
@@ -235,4 +236,116 @@ async fn a_bad_title_is_a_field_error_and_the_chat_page_can_unpin() {
             .await
             .unwrap();
     assert_eq!(pinned, None);
+}
+
+/// Starts a conversation titled `title` (renamed after its first answer); returns its id.
+async fn titled(b: &Browser, title: &str) -> String {
+    let res = b.chat("/chat", "hello mock:tokens=2", "mock", &[]).await;
+    let id = location(&res)
+        .trim_start_matches("/c/")
+        .split('#')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = b
+        .submit(
+            &format!("/c/{id}"),
+            &format!("/c/{id}/rename"),
+            &[("title", title)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    id
+}
+
+#[tokio::test]
+async fn the_sidebar_lists_conversations_and_titles_can_be_searched_and_archived() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    let alpha = titled(&b, "Alpha report").await;
+    let beta = titled(&b, "Beta 100% notes").await;
+    let gamma = titled(&b, "Gamma_x plan").await;
+
+    // The chat page lists them beside the conversation, the open one marked.
+    let (_, html) = b.get_text(&format!("/c/{beta}")).await;
+    assert!(html.contains("id=\"sidebar\""));
+    for id in [&alpha, &beta, &gamma] {
+        assert!(
+            html.contains(&format!("href=\"/c/{id}\"")),
+            "{id} in the sidebar"
+        );
+    }
+    assert!(html.contains(&format!(
+        "href=\"/c/{beta}\" title=\"Beta 100% notes\" aria-current=\"page\""
+    )));
+    assert!(html.contains("href=\"/chat\">New chat</a>"));
+
+    // Title search: case-insensitive, and what is typed is literal (no wildcards).
+    let found = async |q: &str| {
+        let (status, html) = b.get_text(&format!("/history?q={}", urlencode(q))).await;
+        assert_eq!(status, StatusCode::OK);
+        [&alpha, &beta, &gamma]
+            .into_iter()
+            .filter(|id| html.contains(&format!("href=\"/c/{id}\"")))
+            .count()
+    };
+    assert_eq!(found("ALPHA").await, 1);
+    assert_eq!(found("%").await, 1, "only the title with a percent sign");
+    assert_eq!(found("a_x").await, 1, "only the title with an underscore");
+    assert_eq!(found("a").await, 3);
+    assert_eq!(found("nothing like it").await, 0);
+    let (_, html) = b.get_text("/history?q=zzz").await;
+    assert!(html.contains("No conversation has that in its title."));
+
+    // Archiving puts a conversation away: out of the sidebar and the history, listed under Archived.
+    b.submit(
+        &format!("/c/{alpha}"),
+        &format!("/c/{alpha}/pin"),
+        &[("pin", "1")],
+    )
+    .await;
+    let res = b
+        .submit(
+            &format!("/c/{alpha}"),
+            &format!("/c/{alpha}/archive"),
+            &[("archive", "1")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/chat");
+    let (_, html) = b.get_text("/chat").await;
+    assert!(
+        !html.contains(&format!("href=\"/c/{alpha}\"")),
+        "not in the sidebar, pinned or not"
+    );
+    let (_, html) = b.get_text("/history").await;
+    assert!(!html.contains(&format!("href=\"/c/{alpha}\"")));
+    let (_, html) = b.get_text("/history?archived=1").await;
+    assert!(html.contains(&format!("href=\"/c/{alpha}\"")));
+    assert!(!html.contains(&format!("href=\"/c/{beta}\"")));
+    assert!(html.contains(">Restore</button>"));
+    // Still whole, and says so.
+    let (status, html) = b.get_text(&format!("/c/{alpha}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("This conversation is archived"));
+    // Restored from the archive list, it is back where it was.
+    let res = b
+        .submit(
+            "/history?archived=1",
+            &format!("/c/{alpha}/archive"),
+            &[("archive", "0"), ("back", "history")],
+        )
+        .await;
+    assert_eq!(location(&res), "/history?archived=1");
+    let (_, html) = b.get_text("/chat").await;
+    assert!(html.contains(&format!("href=\"/c/{alpha}\"")));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -45,6 +45,9 @@ struct ChatPage {
     rename_error: Option<String>,
     /// The conversation is pinned to the top of the history (the page offers to unpin it).
     pinned: bool,
+    archived: bool,
+    /// The conversation list beside the chat.
+    side: super::sidebar::Sidebar,
     action: String,
     messages: Vec<MessageView>,
     models: Vec<ModelOption>,
@@ -119,7 +122,7 @@ async fn page(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let registry = state.llm();
-    let (title, pinned, views) = match conversation_id {
+    let (title, pinned, archived, views) = match conversation_id {
         Some(id) => {
             let c = conversations::get_owned(state.db(), id, &user.user.id)
                 .await?
@@ -159,9 +162,14 @@ async fn page(
                     v
                 })
                 .collect();
-            (c.title, c.pinned_ms.is_some(), views)
+            (
+                c.title,
+                c.pinned_ms.is_some(),
+                c.archived_ms.is_some(),
+                views,
+            )
         }
-        None => ("New chat".to_string(), false, Vec::new()),
+        None => ("New chat".to_string(), false, false, Vec::new()),
     };
     let selected = registry
         .model(&form.model)
@@ -210,6 +218,8 @@ async fn page(
             rename_error: form.rename.as_ref().map(|(_, e)| e.clone()),
             title,
             pinned,
+            archived,
+            side: super::sidebar::load(state, &user.user.id, conversation_id).await?,
             messages: views,
             selected_is_demo: registry.model(&selected).is_some_and(Model::is_demo),
             only_demo: registry.models().iter().all(Model::is_demo),

@@ -26,6 +26,7 @@ pub struct Row {
     pub tokens: i64,
     pub last_activity: super::views::When,
     pub pinned: bool,
+    pub archived: bool,
 }
 
 pub struct Group {
@@ -41,16 +42,28 @@ struct HistoryPage {
     groups: Vec<Group>,
     next: Option<String>,
     first_page: bool,
+    /// The title search, as typed.
+    q: String,
+    archived: bool,
+    /// The query string that keeps the search and the archive view on the pager's links.
+    keep: String,
 }
 
 #[derive(Deserialize)]
 pub struct PageQuery {
     after: Option<String>,
+    /// Titles containing this text.
+    #[serde(default)]
+    q: String,
+    /// `1`: the archived conversations.
+    #[serde(default)]
+    archived: String,
 }
 
 fn row(c: Conversation) -> Row {
     Row {
         pinned: c.pinned_ms.is_some(),
+        archived: c.archived_ms.is_some(),
         title: c.title,
         models: c.models.replace(',', ", "),
         messages: c.message_count,
@@ -80,9 +93,17 @@ pub async fn list(
         }
         None => None,
     };
+    // A search longer than any title finds nothing: no need to send it to the database.
+    let q_text: String = q.q.chars().take(200).collect();
+    let archived = q.archived == "1";
+    let filter = conversations::Filter {
+        archived,
+        title: Some(q_text.as_str()).filter(|t| !t.trim().is_empty()),
+    };
     let mut page = conversations::page(
         state.db(),
         &user.user.id,
+        filter,
         cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
         PAGE_SIZE + 1,
     )
@@ -93,19 +114,14 @@ pub async fn list(
     } else {
         None
     };
-    let now = now_ms();
-    let mut groups: Vec<Group> = Vec::new();
-    for c in page {
-        let label = groups::label(c.updated_ms, now);
-        match groups.last_mut() {
-            Some(g) if g.label == label => g.rows.push(row(c)),
-            _ => groups.push(Group {
-                label,
-                rows: vec![row(c)],
-            }),
-        }
-    }
-    let pinned = if cursor.is_none() {
+    let groups: Vec<Group> = groups::by_date(page, |c| c.updated_ms, now_ms())
+        .into_iter()
+        .map(|(label, run)| Group {
+            label,
+            rows: run.into_iter().map(row).collect(),
+        })
+        .collect();
+    let pinned = if cursor.is_none() && !archived && filter.title.is_none() {
         conversations::pinned(state.db(), &user.user.id)
             .await?
             .into_iter()
@@ -122,8 +138,27 @@ pub async fn list(
             groups,
             next,
             first_page: cursor.is_none(),
+            keep: keep_query(&q_text, archived),
+            q: q_text,
+            archived,
         },
     )
+}
+
+/// `&q=…&archived=1` as needed, for links to other pages of the same list.
+fn keep_query(q: &str, archived: bool) -> String {
+    let mut keep = String::new();
+    if !q.trim().is_empty() {
+        keep.push_str("&q=");
+        keep.push_str(
+            &percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    if archived {
+        keep.push_str("&archived=1");
+    }
+    keep
 }
 
 #[derive(Deserialize)]
@@ -181,6 +216,36 @@ pub async fn pin(
         "/history".into()
     };
     Ok(Redirect::to(&back).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ArchiveForm {
+    #[serde(default)]
+    archive: String,
+    /// `history`: back to the list it was done from.
+    #[serde(default)]
+    back: String,
+}
+
+/// Archives (`archive=1`: out of the sidebar and the history's main list, kept whole) or restores a
+/// conversation. Archiving leads to a new chat, restoring back to the conversation.
+pub async fn archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    IdPath(id): IdPath,
+    Form(f): Form<ArchiveForm>,
+) -> Result<Response, AppError> {
+    let archive = f.archive == "1";
+    if !conversations::set_archived(state.db(), &id, &user.user.id, archive.then(now_ms)).await? {
+        return Err(AppError::NotFound);
+    }
+    let to = match (f.back.as_str(), archive) {
+        ("history", true) => "/history".to_string(),
+        ("history", false) => "/history?archived=1".to_string(),
+        (_, true) => "/chat".to_string(),
+        (_, false) => format!("/c/{id}"),
+    };
+    Ok(Redirect::to(&to).into_response())
 }
 
 #[derive(Template)]

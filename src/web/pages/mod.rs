@@ -10,6 +10,7 @@ pub mod home;
 pub mod json_viewer;
 pub mod settings;
 pub mod setup;
+pub mod sidebar;
 pub mod sso;
 pub mod views;
 

@@ -167,12 +167,15 @@ if (chatForm) {
   const stop = document.getElementById("stop");
   const errorBox = document.getElementById("stream-error");
 
-  // Enter sends, Shift+Enter starts a new line; not while an input method is composing a character (Safari
+  // Enter sends, Shift+Enter starts a new line (or, as chosen in Settings, Ctrl+Enter sends); not while an input method is composing a character (Safari
   // reports its confirming Enter as keyCode 229), and not on touch screens, whose keyboards have no Shift.
   const touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
   if (touch) content.setAttribute("enterkeyhint", "enter");
+  // Settings can make Ctrl+Enter (⌘+Enter) the sending key, and Enter a new line.
+  const modSends = content.dataset.send === "mod-enter";
   content.addEventListener("keydown", (e) => {
     if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229 || touch) return;
+    if (modSends && !(e.ctrlKey || e.metaKey)) return;
     e.preventDefault();
     if (!following && !send.disabled && content.value.trim()) chatForm.requestSubmit(send);
   });

@@ -118,6 +118,33 @@ pub async fn set_theme(db: &Db, id: &str, theme: &str) -> sqlx::Result<bool> {
     Ok(true)
 }
 
+/// The keys that may send a chat message: Enter, or Ctrl/Cmd+Enter (Enter then adds a line).
+pub const SEND_KEYS: [&str; 2] = ["enter", "mod-enter"];
+
+/// Which key sends the person's chat messages (one of [`SEND_KEYS`]).
+pub async fn send_with(db: &Db, id: &str) -> sqlx::Result<String> {
+    Ok(
+        sqlx::query_scalar("SELECT send_with FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?
+            .unwrap_or_else(|| SEND_KEYS[0].to_string()),
+    )
+}
+
+/// Sets which key sends chat messages (one of [`SEND_KEYS`]; false for anything else).
+pub async fn set_send_with(db: &Db, id: &str, key: &str) -> sqlx::Result<bool> {
+    if !SEND_KEYS.contains(&key) {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE users SET send_with = $2 WHERE id = $1")
+        .bind(id)
+        .bind(key)
+        .execute(db.writer())
+        .await?;
+    Ok(true)
+}
+
 /// Records that the account's current address was shown to be its owner's (by a provider that vouches).
 pub async fn mark_verified(db: &Db, id: &str, at_ms: i64) -> sqlx::Result<()> {
     sqlx::query(

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/identities/{id}/unlink", post(pages::sso::unlink))
         .route("/settings/email", post(pages::settings::change_email))
         .route("/settings/theme", post(pages::settings::set_theme))
+        .route("/settings/chat", post(pages::settings::set_chat))
         .route("/settings", get(pages::settings::show))
         .route("/settings/profile", post(pages::settings::update_profile))
         .route("/settings/password", post(pages::settings::change_password))

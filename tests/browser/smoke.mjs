@@ -224,6 +224,21 @@ try {
   check(await page.isVisible("#title"), "Rename shows the title field");
   await page.click("details.rename summary");
 
+  // Settings can make Ctrl+Enter the sending key: then Enter starts a new line.
+  await page.goto(base + "/settings");
+  await page.check("input[name=send_with][value=mod-enter]");
+  await Promise.all([page.waitForURL("**/settings?saved=chat*"), page.click("#chat-settings button[type=submit]")]);
+  await page.goto(base + "/chat");
+  await page.fill("#content", "sent with ctrl mock:tokens=2");
+  await page.press("#content", "Enter");
+  check((await page.inputValue("#content")).endsWith("\n"), "with Ctrl+Enter chosen, Enter starts a new line");
+  check((await page.$$("li.msg")).length === 0, "and sends nothing");
+  await page.press("#content", "Control+Enter");
+  await page.waitForSelector("li.msg.assistant .meta", { timeout: 15000 });
+  await page.goto(base + "/settings");
+  await page.check("input[name=send_with][value=enter]");
+  await Promise.all([page.waitForURL("**/settings?saved=chat*"), page.click("#chat-settings button[type=submit]")]);
+
   // Screenshots of the main pages at both widths, for review.
   if (shots) {
     for (const [name, path] of [["history", "/history"], ["settings", "/settings"], ["json", "/json"],

@@ -175,3 +175,36 @@ async fn the_theme_follows_the_system_until_the_person_chooses_one() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(b.get_text("/chat").await.1.contains("data-theme=\"dark\""));
 }
+
+#[tokio::test]
+async fn the_sending_key_is_a_setting_the_chat_page_follows() {
+    let app = app_with_admin().await;
+    let b = app.browser();
+    let (_, html) = b.get_text("/chat").await;
+    assert!(
+        html.contains("data-send=\"enter\""),
+        "Enter sends by default"
+    );
+    assert!(html.contains("Enter sends; Shift+Enter starts a new line"));
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(settings.contains("name=\"send_with\" value=\"enter\" checked"));
+
+    let res = b
+        .submit("/settings", "/settings/chat", &[("send_with", "mod-enter")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = b.get_text("/chat").await;
+    assert!(html.contains("data-send=\"mod-enter\""));
+    assert!(html.contains("Ctrl+Enter sends; Enter starts a new line"));
+    let (_, settings) = b.get_text("/settings?saved=chat").await;
+    assert!(settings.contains("name=\"send_with\" value=\"mod-enter\" checked"));
+    assert!(settings.contains("Your chat settings were saved."));
+
+    // Anything else is refused and changes nothing.
+    let res = b
+        .submit("/settings", "/settings/chat", &[("send_with", "shift")])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let (_, html) = b.get_text("/chat").await;
+    assert!(html.contains("data-send=\"mod-enter\""));
+}

@@ -48,6 +48,8 @@ struct ChatPage {
     archived: bool,
     /// The conversation list beside the chat.
     side: super::sidebar::Sidebar,
+    /// Which key sends a message (`users::SEND_KEYS`).
+    send_with: String,
     action: String,
     messages: Vec<MessageView>,
     models: Vec<ModelOption>,
@@ -220,6 +222,7 @@ async fn page(
             pinned,
             archived,
             side: super::sidebar::load(state, &user.user.id, conversation_id).await?,
+            send_with: crate::db::users::send_with(state.db(), &user.user.id).await?,
             messages: views,
             selected_is_demo: registry.model(&selected).is_some_and(Model::is_demo),
             only_demo: registry.models().iter().all(Model::is_demo),

@@ -46,6 +46,8 @@ pub struct SettingsPage {
     pub key_errors: KeyFieldErrors,
     pub key_name: String,
     pub key_expiry: String,
+    /// Which key sends a chat message (`users::SEND_KEYS`).
+    send_with: String,
 }
 
 /// A linked identity as Settings shows it.
@@ -142,6 +144,7 @@ pub async fn page(
         key_errors: KeyFieldErrors::default(),
         key_name: String::new(),
         key_expiry: String::new(),
+        send_with: users::send_with(state.db(), &user.user.id).await?,
     })
 }
 
@@ -165,6 +168,7 @@ pub async fn show(
         }
         Some("verify") => Some("A new verification link is on its way. It works for a day.".into()),
         Some("theme") => Some(format!("The theme is now: {}.", user.theme)),
+        Some("chat") => Some("Your chat settings were saved.".into()),
         Some("linked") => Some("The sign-in was linked: you can log in with it from now on.".into()),
         Some("unlinked") => Some("The sign-in was unlinked: it no longer logs in to this account.".into()),
         Some("email") => Some(
@@ -346,4 +350,24 @@ pub async fn set_theme(
         ));
     }
     Ok(Redirect::to("/settings?saved=theme").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ChatSettingsForm {
+    #[serde(default)]
+    send_with: String,
+}
+
+/// `POST /settings/chat`: which key sends a chat message.
+pub async fn set_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(f): Form<ChatSettingsForm>,
+) -> Result<Response, AppError> {
+    if !users::set_send_with(state.db(), &user.user.id, &f.send_with).await? {
+        return Err(AppError::BadRequest(
+            "Choose which key sends a message: Enter or Ctrl+Enter.".into(),
+        ));
+    }
+    Ok(Redirect::to("/settings?saved=chat#chat-settings").into_response())
 }

@@ -517,24 +517,24 @@ if (chatForm) {
     if (e.key === "Escape" && following && !e.isComposing && !e.defaultPrevented) stopAnswer();
   });
 
-  chatForm.addEventListener("submit", async (event) => {
-    if (following) { event.preventDefault(); return; }
-    const submitter = event.submitter;
-    const regenerate = submitter && submitter.id === "regenerate";
-    const action = (submitter && submitter.getAttribute("formaction")) || chatForm.getAttribute("action");
-    if (!regenerate && !content.value.trim()) return;
-    event.preventDefault();
+  // Sends a turn and follows its answer. `from`: the message the new version replaces (it and everything after
+  // it leave the page; the old version stays on the server, a click away); `userText`: the question to show;
+  // `accepted`: called once the server took the turn.
+  const runTurn = async (action, data, from, userText, accepted) => {
     errorBox.hidden = true;
-    const data = new URLSearchParams(new FormData(chatForm));
     const note = document.getElementById("empty-note");
     if (note) note.remove();
+    // What the new version replaces goes, and comes back if the server refuses it.
+    const removed = [];
+    if (from) {
+      for (let el = from; el; el = el.nextElementSibling) removed.push(el);
+      removed.forEach((el) => el.remove());
+    }
+    const restore = () => removed.forEach((el) => list.append(el));
     let userItem = null;
-    if (regenerate) {
-      const last = list.querySelector("li.assistant:last-of-type");
-      if (last) last.remove();
-    } else {
+    if (userText !== null) {
       userItem = item("user", "You");
-      userItem.querySelector(".body").textContent = content.value;
+      userItem.querySelector(".body").textContent = userText;
     }
     const answer = item("assistant streaming status-streaming", "…");
     begin(answer);
@@ -542,7 +542,7 @@ if (chatForm) {
       const res = await fetch(action, {
         method: "POST",
         body: data,
-        headers: { "Accept": "text/event-stream, application/json", "X-CSRF-Token": data.get("csrf_token") || "" },
+        headers: { "Accept": "text/event-stream, application/json", "X-CSRF-Token": token() },
       });
       const type = res.headers.get("content-type") || "";
       if (!res.ok || !type.startsWith("text/event-stream")) {
@@ -550,15 +550,11 @@ if (chatForm) {
         try { message = (await res.json()).error.message; } catch (_) { /* keep the generic text */ }
         answer.remove();
         if (userItem) userItem.remove();
+        restore();
         showError(message);
         return;
       }
-      if (!regenerate) {
-        content.value = "";
-        chips.textContent = "";
-        checkFit();
-        setIds([]);
-      }
+      if (accepted) accepted();
       const end = await follow(res, answer, (d) => {
         if (window.location.pathname !== d.url) {
           window.history.replaceState(null, "", d.url);
@@ -586,8 +582,44 @@ if (chatForm) {
     } finally {
       finish();
     }
+  };
+
+  chatForm.addEventListener("submit", async (event) => {
+    if (following) { event.preventDefault(); return; }
+    const submitter = event.submitter;
+    const regenerate = submitter && submitter.id === "regenerate";
+    const action = (submitter && submitter.getAttribute("formaction")) || chatForm.getAttribute("action");
+    if (!regenerate && !content.value.trim()) return;
+    event.preventDefault();
+    const data = new URLSearchParams(new FormData(chatForm));
+    if (regenerate) {
+      await runTurn(action, data, list.querySelector("li.assistant:last-of-type"), null);
+      return;
+    }
+    // The typed text and chips leave the composer once the server took the message: never lost before.
+    await runTurn(action, data, null, content.value, () => {
+      content.value = "";
+      chips.textContent = "";
+      setIds([]);
+      checkFit();
+    });
   });
 
+  // Edit (an earlier question, sent again as a new version) and Regenerate (any answer) use the composer's
+  // model and parameters, and stream like a new message.
+  list.parentElement.addEventListener("submit", (event) => {
+    const form = event.target;
+    const edit = form.classList.contains("edit-form");
+    if (!edit && !form.classList.contains("regen-form")) return;
+    event.preventDefault();
+    if (following) return;
+    const data = new URLSearchParams(new FormData(chatForm));
+    data.delete("content");
+    data.delete("files");
+    for (const [k, v] of new FormData(form)) data.set(k, v);
+    const message = form.closest("li.msg");
+    runTurn(form.action, data, message, edit ? String(data.get("content")) : null);
+  });
   // A page opened (or reloaded) while one of its answers is being written follows it.
   const running = list.querySelector("li.assistant.status-streaming");
   if (running) reattach(running);

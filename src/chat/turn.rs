@@ -76,8 +76,9 @@ pub fn title_from(content: &str) -> String {
     }
 }
 
-pub async fn ask(calls: &CallService, ask: Ask<'_>) -> Result<Turn, TurnError> {
-    let content = ask.content.trim_end();
+/// The typed text as sent (trailing blanks cut), or why it cannot be.
+fn checked(content: &str) -> Result<&str, TurnError> {
+    let content = content.trim_end();
     if content.trim().is_empty() {
         return Err(TurnError::Invalid("Write a message first.".into()));
     }
@@ -92,6 +93,11 @@ pub async fn ask(calls: &CallService, ask: Ask<'_>) -> Result<Turn, TurnError> {
             "Messages are limited to {MAX_MESSAGE_CHARS} characters."
         )));
     }
+    Ok(content)
+}
+
+pub async fn ask(calls: &CallService, ask: Ask<'_>) -> Result<Turn, TurnError> {
+    let content = checked(ask.content)?;
     let (conversation, branch) = match ask.conversation_id {
         Some(id) => {
             let c = conversations::get_owned(calls.db(), id, ask.user_id)
@@ -138,11 +144,13 @@ pub async fn ask(calls: &CallService, ask: Ask<'_>) -> Result<Turn, TurnError> {
     start(calls, ask, conversation, branch, user_msg, attachments).await
 }
 
-/// A new answer to the question behind the conversation's latest answer (a sibling branch).
+/// A new answer to a question already asked (a sibling branch of its answers): to the question behind
+/// `answer_id`, or behind the conversation's latest answer when None. The old answer and its record stay.
 pub async fn regenerate(
     calls: &CallService,
     user_id: &str,
     conversation_id: &str,
+    answer_id: Option<&str>,
     model: &Model,
     params: Params,
     stream: bool,
@@ -152,14 +160,32 @@ pub async fn regenerate(
         .await?
         .ok_or(TurnError::NotFound)?;
     let all = messages::all_in(calls.db(), &c.id).await?;
-    let mut branch = messages::branch(&all, c.head_id.as_deref());
-    while branch.last().is_some_and(|m| m.role != "user") {
-        branch.pop();
-    }
-    let Some(question) = branch.pop() else {
-        return Err(TurnError::Invalid(
-            "There is no message to answer again.".into(),
-        ));
+    let (history, question) = match answer_id {
+        Some(id) => {
+            let answer = all
+                .iter()
+                .find(|m| m.id == id && m.role == "assistant")
+                .ok_or(TurnError::NotFound)?;
+            let question = answer
+                .parent_id
+                .as_deref()
+                .and_then(|q| all.iter().find(|m| m.id == q && m.role == "user"))
+                .ok_or_else(|| {
+                    TurnError::Invalid("This answer has no question to answer again.".into())
+                })?
+                .clone();
+            (history_before(&all, &question), question)
+        }
+        None => {
+            let mut branch = messages::branch(&all, c.head_id.as_deref());
+            while branch.last().is_some_and(|m| m.role != "user") {
+                branch.pop();
+            }
+            let question = branch
+                .pop()
+                .ok_or_else(|| TurnError::Invalid("There is no message to answer again.".into()))?;
+            (branch, question)
+        }
     };
     let ask = Ask {
         user_id,
@@ -173,7 +199,59 @@ pub async fn regenerate(
         files: &[],
         remember: None,
     };
-    start_existing(calls, ask, c, branch, question).await
+    start_existing(calls, ask, c, history, question).await
+}
+
+/// The branch that leads to `m`, without it.
+fn history_before(all: &[Message], m: &Message) -> Vec<Message> {
+    match m.parent_id.as_deref() {
+        Some(parent) => messages::branch(all, Some(parent)),
+        None => Vec::new(),
+    }
+}
+
+/// An earlier message of the person's, edited and asked again: a new question beside the old one (a sibling
+/// branch) that carries the old one's attachments; the old question, its answers and their records stay.
+pub async fn edit(calls: &CallService, ask: Ask<'_>, message_id: &str) -> Result<Turn, TurnError> {
+    let content = checked(ask.content)?;
+    let conversation_id = ask.conversation_id.ok_or(TurnError::NotFound)?;
+    let c = conversations::get_owned(calls.db(), conversation_id, ask.user_id)
+        .await?
+        .ok_or(TurnError::NotFound)?;
+    let all = messages::all_in(calls.db(), &c.id).await?;
+    let original = all
+        .iter()
+        .find(|m| m.id == message_id && m.role == "user")
+        .ok_or(TurnError::NotFound)?
+        .clone();
+    let history = history_before(&all, &original);
+    // The files went in front of the typed text (see `compose`): the same files, then the new text.
+    let model_content = original.model_content.as_deref().map(|mc| {
+        let files = mc.strip_suffix(original.content.as_str()).unwrap_or(mc);
+        format!("{files}{content}")
+    });
+    let token_estimate = tokens::estimate_async(model_content.as_deref().unwrap_or(content)).await;
+    let question = Message {
+        id: new_id(),
+        conversation_id: c.id.clone(),
+        parent_id: original.parent_id.clone(),
+        role: "user".into(),
+        content: content.to_string(),
+        model_content,
+        reasoning: String::new(),
+        status: "ok".into(),
+        model_id: None,
+        call_id: None,
+        token_estimate,
+        created_ms: now_ms(),
+    };
+    let sent = files::sent_with(calls.db(), &original.id).await?;
+    // The files stay the original question's (they are sent again, not moved).
+    let how = Insert {
+        question: true,
+        files_are_new: false,
+    };
+    begin(calls, ask, Some(c), history, question, how, sent).await
 }
 
 /// Puts attachments in front of the typed text, each inside a delimiter that names it, cutting what does not
@@ -225,16 +303,11 @@ async fn start_existing(
     question: Message,
 ) -> Result<Turn, TurnError> {
     let sent = files::sent_with(calls.db(), &question.id).await?;
-    begin(
-        calls,
-        ask,
-        Some(conversation),
-        history,
-        question,
-        false,
-        sent,
-    )
-    .await
+    let how = Insert {
+        question: false,
+        files_are_new: false,
+    };
+    begin(calls, ask, Some(conversation), history, question, how, sent).await
 }
 
 /// A new question, with its attachments composed into what the model is given.
@@ -274,7 +347,18 @@ async fn start(
         question.model_content = Some(model_content);
         sent = per_file;
     }
-    begin(calls, ask, conversation, history, question, true, sent).await
+    let how = Insert {
+        question: true,
+        files_are_new: true,
+    };
+    begin(calls, ask, conversation, history, question, how, sent).await
+}
+
+/// What a turn writes besides the answer: the question (unless it is stored already), and whether its files
+/// are new with it (uploaded for it, now attached to it) or were attached to an earlier question.
+struct Insert {
+    question: bool,
+    files_are_new: bool,
 }
 
 fn reserved_for_answer(model: &Model, params: &Params) -> i64 {
@@ -289,7 +373,7 @@ async fn begin(
     conversation: Option<Conversation>,
     history: Vec<Message>,
     question: Message,
-    insert_question: bool,
+    insert: Insert,
     sent_files: Vec<CallFile>,
 ) -> Result<Turn, TurnError> {
     // Taken before anything is written, so a refused call leaves no trace; freed however the call ends.
@@ -346,7 +430,7 @@ async fn begin(
     };
 
     let mut messages = Vec::with_capacity(2);
-    if insert_question {
+    if insert.question {
         messages.push(NewMessage {
             id: question.id.clone(),
             conversation_id: conversation_id.clone(),
@@ -399,7 +483,7 @@ async fn begin(
                 ..f
             })
             .collect(),
-        attach_files_to: insert_question.then(|| question.id.clone()),
+        attach_files_to: (insert.question && insert.files_are_new).then(|| question.id.clone()),
         remember: ask.remember.map(|params_json| Remembered {
             user_id: ask.user_id.to_string(),
             model_id: model.id.clone(),

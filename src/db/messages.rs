@@ -52,6 +52,41 @@ pub async fn model_text(db: &Db, id: &str) -> sqlx::Result<Option<String>> {
 }
 
 /// The path from the root to `head`, oldest first: the branch a conversation shows.
+/// The newest message at the end of the branches through `from` (following the newest child at each fork),
+/// or None when `from` is not among `all`.
+pub fn newest_leaf(all: &[Message], from: &str) -> Option<String> {
+    let mut children: std::collections::HashMap<&str, &Message> = std::collections::HashMap::new();
+    for m in all {
+        if let Some(p) = m.parent_id.as_deref() {
+            let newer = children
+                .get(p)
+                .is_none_or(|c| (m.created_ms, m.id.as_str()) > (c.created_ms, c.id.as_str()));
+            if newer {
+                children.insert(p, m);
+            }
+        }
+    }
+    let mut cur = all.iter().find(|m| m.id == from)?;
+    // Each step goes to a child: at most as many steps as messages, even in a damaged tree.
+    for _ in 0..all.len() {
+        match children.get(cur.id.as_str()) {
+            Some(child) => cur = child,
+            None => break,
+        }
+    }
+    Some(cur.id.clone())
+}
+
+/// The messages that share `m`'s parent (its own alternatives, `m` among them), oldest first.
+pub fn siblings<'a>(all: &'a [Message], m: &Message) -> Vec<&'a Message> {
+    let mut same: Vec<&Message> = all
+        .iter()
+        .filter(|o| o.parent_id == m.parent_id && o.role == m.role)
+        .collect();
+    same.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+    same
+}
+
 pub fn branch(all: &[Message], head: Option<&str>) -> Vec<Message> {
     let by_id: std::collections::HashMap<&str, &Message> =
         all.iter().map(|m| (m.id.as_str(), m)).collect();

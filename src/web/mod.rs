@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/c/{id}", get(pages::chat::show).post(pages::chat::send))
         .route("/c/{id}/regenerate", post(pages::chat::regenerate))
+        .route("/c/{id}/edit", post(pages::chat::edit))
+        .route("/c/{id}/branch", post(pages::chat::branch))
         .route("/c/{id}/live", get(stream::follow))
         .route("/c/{id}/stop", post(stream::stop))
         .route("/c/{id}/rename", post(pages::history::rename))

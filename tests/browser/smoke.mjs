@@ -124,6 +124,33 @@ try {
   check(last.includes("cancelled") && last.includes("tok5") && !last.includes("tok500"),
     "the stopped answer is saved as cancelled with its partial text");
 
+  // Edit an earlier question: a new version streams in its place; ‹ › switches between the versions.
+  const firstUser = page.locator("li.msg.user").first();
+  await firstUser.locator("details.edit summary").click();
+  await firstUser.locator("textarea[name=content]").fill("edited question mock:tokens=4");
+  await firstUser.locator("button[type=submit]:has-text('Send as a new version')").click();
+  await page.waitForFunction(() => {
+    const u = document.querySelector("li.msg.user");
+    return u && u.textContent.includes("edited question") && u.querySelector(".fork-pos")
+      && document.querySelectorAll("li.msg.assistant .meta").length >= 1
+      && !document.querySelector("li.msg.status-streaming");
+  }, null, { timeout: 15000 });
+  check((await page.textContent("li.msg.user .fork-pos")).replace(/\s/g, "") === "2/2", "the edit is version 2 of 2");
+  check((await page.$$("li.msg.user")).length === 1, "the later turns belong to the other version");
+  await Promise.all([page.waitForLoadState("load"), page.click("li.msg.user .fork button[aria-label='Previous version']")]);
+  await page.waitForFunction(() => (document.querySelector("li.msg.user .fork-pos") || {}).textContent === "1 / 2");
+  check((await page.$$("li.msg.user")).length > 1, "‹ brings back the first version with its later turns");
+  // Regenerate an earlier answer: a version of it, counted at its fork.
+  const firstAnswer = page.locator("li.msg.assistant").first();
+  await firstAnswer.locator("form.regen-form button").click();
+  await page.waitForFunction(() => {
+    const a = document.querySelector("li.msg.assistant");
+    return a && a.querySelector(".fork-pos") && a.querySelector(".fork-pos").textContent === "2 / 2"
+      && !document.querySelector("li.msg.status-streaming");
+  }, null, { timeout: 15000 });
+  await Promise.all([page.waitForLoadState("load"), page.click("li.msg.assistant .fork button[aria-label='Previous version']")]);
+  await page.waitForFunction(() => (document.querySelector("li.msg.assistant .fork-pos") || {}).textContent === "1 / 2");
+
   // Reloading does not stop an answer: the reloaded page shows the text so far and follows the rest live.
   await page.fill("#content", "survives a reload mock:tokens=300 mock:delay_ms=20");
   await page.click("#send");

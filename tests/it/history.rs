@@ -136,6 +136,16 @@ async fn another_users_conversation_is_not_found_on_every_route() {
         (format!("/c/{id}/rename"), vec![("title", "pwned")]),
         (format!("/c/{id}/pin"), vec![("pin", "1")]),
         (format!("/c/{id}/archive"), vec![("archive", "1")]),
+        (format!("/c/{id}/branch"), vec![("to", id.as_str())]),
+        (
+            format!("/c/{id}/edit"),
+            vec![
+                ("message", id.as_str()),
+                ("content", "pwned"),
+                ("model", "mock"),
+            ],
+        ),
+        (format!("/c/{id}/stop"), vec![("answer", id.as_str())]),
         (format!("/c/{id}/delete"), vec![("confirm", "yes")]),
     ] {
         let res = other

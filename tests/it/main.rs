@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod api_keys_admin;
+mod branches;
 mod browser;
 mod chat;
 mod cli;

@@ -3,7 +3,7 @@
 //! With JavaScript the form is posted with `Accept: text/event-stream` and the answer streams back; without
 //! it, the same form posts normally, the server waits for the whole answer and redirects to the page.
 
-use super::views::{FileChip, MessageView};
+use super::views::{Actions, FileChip, Fork, MessageView};
 use super::{Chrome, render};
 use crate::calls::run;
 use crate::chat::turn::{self, Ask, Turn, TurnError};
@@ -75,8 +75,27 @@ pub struct SendForm {
     /// Ids of uploaded attachments, comma-separated.
     #[serde(default)]
     files: String,
+    /// Edit (`/c/{id}/edit` only): the earlier message of the person's that this text replaces (in a new branch).
+    #[serde(default)]
+    message: String,
+    /// Regenerate: the answer to write again (else the conversation's latest).
+    #[serde(default)]
+    answer: String,
     #[serde(flatten)]
     params: RawParams,
+}
+
+impl SendForm {
+    /// A form that names no model (an Edit or Regenerate button on a page without script) uses the model and
+    /// parameters the composer offers: the person's last choice.
+    async fn or_saved(mut self, state: &AppState, user_id: &str) -> Result<SendForm, AppError> {
+        if self.model.is_empty() {
+            let saved = saved_form(state, user_id).await?;
+            self.model = saved.model;
+            self.params = saved.params;
+        }
+        Ok(self)
+    }
 }
 
 /// What the form shows: the values just sent (after an error) or the person's saved choices.
@@ -156,6 +175,11 @@ async fn page(
                             }
                         });
                     let mut v = MessageView::new(so_far.as_ref().unwrap_or(m), call, registry);
+                    v.fork = Fork::among(&messages::siblings(&all, m), m);
+                    v.actions = Some(Actions {
+                        conversation_id: c.id.clone(),
+                        csrf: csrf.0.clone(),
+                    });
                     v.files = attached
                         .iter()
                         .filter(|f| f.message_id.as_deref() == Some(m.id.as_str()))
@@ -387,9 +411,11 @@ async fn send_inner(
     csrf: CsrfToken,
     headers: HeaderMap,
     conversation_id: Option<String>,
+    edit_of: Option<String>,
     form: SendForm,
 ) -> Result<Response, AppError> {
     verified_first(&state, &user)?;
+    let form = form.or_saved(&state, &user.user.id).await?;
     let streaming = wants_stream(&headers);
     // Without JavaScript every error brings the form back with everything typed and attached, and the reasons;
     // the script shows the reason beside the text it still has.
@@ -426,23 +452,24 @@ async fn send_inner(
             return again(form, errors, status, conversation_id).await;
         }
     };
-    let started = turn::ask(
-        state.calls(),
-        Ask {
-            user_id: &user.user.id,
-            conversation_id: conversation_id.as_deref(),
-            content: &form.content,
-            model: &model,
-            params,
-            stream: streaming,
-            source: Source::Ui,
-            max_files: state.config().uploads.max_files_per_message,
-            files: &file_ids(&form.files),
-            // Offered next time; written with the call's start, in the same transaction.
-            remember: Some(serde_json::to_string(&form.params).unwrap_or_default()),
-        },
-    )
-    .await;
+    let files = file_ids(&form.files);
+    let ask = Ask {
+        user_id: &user.user.id,
+        conversation_id: conversation_id.as_deref(),
+        content: &form.content,
+        model: &model,
+        params,
+        stream: streaming,
+        source: Source::Ui,
+        max_files: state.config().uploads.max_files_per_message,
+        files: &files,
+        // Offered next time; written with the call's start, in the same transaction.
+        remember: Some(serde_json::to_string(&form.params).unwrap_or_default()),
+    };
+    let started = match &edit_of {
+        None => turn::ask(state.calls(), ask).await,
+        Some(message) => turn::edit(state.calls(), ask, message).await,
+    };
     let turn = match started {
         Ok(t) => t,
         Err(TurnError::NotFound) => return Err(AppError::NotFound),
@@ -523,7 +550,7 @@ pub async fn send_new(
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
-    send_inner(state, user, csrf, headers, None, form).await
+    send_inner(state, user, csrf, headers, None, None, form).await
 }
 
 pub async fn send(
@@ -534,7 +561,47 @@ pub async fn send(
     IdPath(id): IdPath,
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
-    send_inner(state, user, csrf, headers, Some(id), form).await
+    send_inner(state, user, csrf, headers, Some(id), None, form).await
+}
+
+/// `POST /c/{id}/edit` (`message`: the earlier message; `content`: its new text): asks again from there, in a
+/// new branch beside the old one.
+pub async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    IdPath(id): IdPath,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    if !is_id(&form.message) {
+        return Err(AppError::BadRequest("Say which message to edit.".into()));
+    }
+    let message = form.message.clone();
+    send_inner(state, user, csrf, headers, Some(id), Some(message), form).await
+}
+
+#[derive(Deserialize)]
+pub struct BranchForm {
+    #[serde(default)]
+    to: String,
+}
+
+/// `POST /c/{id}/branch` (`to`: a message): shows the branch through that message, down to its newest answer.
+pub async fn branch(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    IdPath(id): IdPath,
+    Form(f): Form<BranchForm>,
+) -> Result<Response, AppError> {
+    let c = conversations::get_owned(state.db(), &id, &user.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let all = messages::all_in(state.db(), &c.id).await?;
+    let leaf = messages::newest_leaf(&all, &f.to).ok_or(AppError::NotFound)?;
+    let mut conn = state.db().writer().acquire().await?;
+    conversations::set_head(&mut conn, &c.id, &leaf).await?;
+    Ok(Redirect::to(&format!("/c/{id}#m-{}", f.to)).into_response())
 }
 
 pub async fn regenerate(
@@ -545,9 +612,21 @@ pub async fn regenerate(
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
     verified_first(&state, &user)?;
+    let form = form.or_saved(&state, &user.user.id).await?;
     let streaming = wants_stream(&headers);
     let (model, params) = choose(&state, &form).map_err(|e| AppError::BadRequest(e.join(" ")))?;
-    match turn::regenerate(state.calls(), &user.user.id, &id, &model, params, streaming).await {
+    let answer = Some(form.answer.as_str()).filter(|a| !a.is_empty());
+    let regenerated = turn::regenerate(
+        state.calls(),
+        &user.user.id,
+        &id,
+        answer,
+        &model,
+        params,
+        streaming,
+    )
+    .await;
+    match regenerated {
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => Err(AppError::BadRequest(msg)),

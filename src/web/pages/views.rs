@@ -87,6 +87,36 @@ pub struct MessageView {
     pub reasoning: String,
     pub status: String,
     pub meta: Option<MetaView>,
+    /// Where this message is one of several versions (edits of a question, answers to it): which, of how many.
+    pub fork: Option<Fork>,
+    /// On a conversation page: what the Edit, Regenerate and version forms need.
+    pub actions: Option<Actions>,
+}
+
+/// A message's place among its versions, and its neighbours to switch to.
+pub struct Fork {
+    pub pos: usize,
+    pub count: usize,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Fork {
+    /// `m`'s place among `versions` (its siblings, oldest first, `m` among them); None when it is the only one.
+    pub fn among(versions: &[&Message], m: &Message) -> Option<Fork> {
+        let at = versions.iter().position(|v| v.id == m.id)?;
+        (versions.len() > 1).then(|| Fork {
+            pos: at + 1,
+            count: versions.len(),
+            prev: at.checked_sub(1).map(|i| versions[i].id.clone()),
+            next: versions.get(at + 1).map(|v| v.id.clone()),
+        })
+    }
+}
+
+pub struct Actions {
+    pub conversation_id: String,
+    pub csrf: String,
 }
 
 /// The numbers under an answer.
@@ -209,6 +239,8 @@ impl MessageView {
             reasoning: m.reasoning.clone(),
             status: m.status.clone(),
             meta: call.map(|c| MetaView::from_call(c, registry)),
+            fork: None,
+            actions: None,
         }
     }
 }

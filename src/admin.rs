@@ -161,6 +161,7 @@ pub async fn delete_user(
         "DELETE FROM conversations WHERE user_id = $1",
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM user_prefs WHERE user_id = $1",
+        "DELETE FROM presets WHERE user_id = $1",
         "DELETE FROM password_resets WHERE user_id = $1",
         "DELETE FROM email_verifications WHERE user_id = $1",
         "DELETE FROM api_keys WHERE user_id = $1",

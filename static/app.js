@@ -620,6 +620,80 @@ if (chatForm) {
     const message = form.closest("li.msg");
     runTurn(form.action, data, message, edit ? String(data.get("content")) : null);
   });
+  // Parameters: empty fields say what they mean with the selected model (its default, else the provider's).
+  const params = ["temperature", "top_p", "top_k", "max_tokens", "seed", "stop", "presence_penalty",
+    "frequency_penalty", "system_prompt"];
+  const showPlaceholders = () => {
+    const option = modelSelect && modelSelect.selectedOptions[0];
+    if (!option || !option.dataset.placeholders) return;
+    let ph = {};
+    try { ph = JSON.parse(option.dataset.placeholders); } catch (_) { return; }
+    for (const name of params) {
+      const field = chatForm.elements[name];
+      if (field && ph[name] !== undefined) field.placeholder = ph[name];
+    }
+  };
+  if (modelSelect) modelSelect.addEventListener("change", showPlaceholders);
+
+  // Presets: picking one fills the model and parameters at once (the Use button is for pages without script);
+  // Save preset stores the current ones under a name without leaving the page.
+  const presetBox = document.getElementById("presets");
+  const applyPreset = (option) => {
+    if (!option || !option.value) return;
+    let values = {};
+    try { values = JSON.parse(option.dataset.params || "{}"); } catch (_) { return; }
+    if (modelSelect && [...modelSelect.options].some((o) => o.value === option.dataset.model)) {
+      modelSelect.value = option.dataset.model;
+      modelSelect.dispatchEvent(new Event("change"));
+    }
+    for (const name of params) {
+      const field = chatForm.elements[name];
+      if (field) field.value = values[name] || "";
+    }
+    checkFit();
+  };
+  const presetPick = () => document.getElementById("preset-pick");
+  if (presetBox) {
+    const use = document.getElementById("preset-use");
+    if (use) use.hidden = true;
+    presetBox.addEventListener("change", (e) => { if (e.target.id === "preset-pick") applyPreset(e.target.selectedOptions[0]); });
+    document.getElementById("preset-save").addEventListener("click", async (e) => {
+      e.preventDefault();
+      const data = new URLSearchParams(new FormData(chatForm));
+      data.delete("content");
+      const name = String(data.get("preset_name") || "").trim();
+      try {
+        const res = await fetch("/presets", {
+          method: "POST", body: data, headers: { "Accept": "application/json", "X-CSRF-Token": token() },
+        });
+        const body = await res.json().catch(() => ({}));
+        if (!res.ok) { showError((body.error && body.error.message) || "The preset could not be saved."); return; }
+        let pick = presetPick();
+        if (!pick) {
+          const label = document.createElement("label");
+          label.htmlFor = "preset-pick";
+          label.className = "inline-label";
+          label.textContent = "Preset";
+          pick = document.createElement("select");
+          pick.id = "preset-pick";
+          pick.append(new Option("Choose…", ""));
+          presetBox.prepend(label, pick);
+        }
+        const values = {};
+        for (const p of params) values[p] = String(data.get(p) || "");
+        let option = [...pick.options].find((o) => o.value === body.id);
+        if (!option) { option = new Option(name, body.id); pick.append(option); }
+        option.dataset.model = String(data.get("model") || "");
+        option.dataset.params = JSON.stringify(values);
+        pick.value = body.id;
+        errorBox.hidden = true;
+        document.getElementById("preset_name").value = "";
+      } catch (_) {
+        showError("The preset could not be saved: the connection was lost.");
+      }
+    });
+  }
+
   // A page opened (or reloaded) while one of its answers is being written follows it.
   const running = list.querySelector("li.assistant.status-streaming");
   if (running) reattach(running);

@@ -486,6 +486,7 @@ async fn begin(
         attach_files_to: (insert.question && insert.files_are_new).then(|| question.id.clone()),
         remember: ask.remember.map(|params_json| Remembered {
             user_id: ask.user_id.to_string(),
+            conversation_id: conversation_id.clone(),
             model_id: model.id.clone(),
             params_json,
             at_ms: now,

@@ -14,12 +14,15 @@ pub struct Conversation {
     pub archived_ms: Option<i64>,
     pub head_id: Option<String>,
     pub models: String,
+    /// The model and the form's parameters (JSON) the conversation was last continued with.
+    pub model_id: Option<String>,
+    pub params_json: Option<String>,
     pub message_count: i64,
     pub tokens: i64,
 }
 
 const COLUMNS: &str = "id, user_id, title, created_ms, updated_ms, pinned_ms, archived_ms, head_id, models, \
-     message_count, tokens";
+     model_id, params_json, message_count, tokens";
 
 pub async fn get_owned(db: &Db, id: &str, user_id: &str) -> sqlx::Result<Option<Conversation>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -89,6 +89,8 @@ pub struct TurnStart {
 /// A person's last-used model and parameters.
 pub struct Remembered {
     pub user_id: String,
+    /// The conversation continued with these choices: they become its own too.
+    pub conversation_id: String,
     pub model_id: String,
     pub params_json: String,
     pub at_ms: i64,
@@ -584,10 +586,12 @@ fn record_activity<'a>(script: &mut Script, activity: impl Iterator<Item = &'a A
     }
 }
 
-/// Upserts each person's last choices once (the newest in the batch: one statement may not change a row twice).
+/// Upserts each person's last choices once (the newest in the batch: one statement may not change a row twice),
+/// and sets each conversation's own.
 fn remember<'a>(script: &mut Script, choices: impl Iterator<Item = &'a Remembered>) {
+    let choices: Vec<&Remembered> = choices.collect();
     let mut newest: HashMap<&str, &Remembered> = HashMap::new();
-    for r in choices {
+    for r in &choices {
         newest.insert(&r.user_id, r);
     }
     // A fixed order, as for conversations, so that concurrent batches on PostgreSQL lock rows alike.
@@ -607,6 +611,22 @@ fn remember<'a>(script: &mut Script, choices: impl Iterator<Item = &'a Remembere
             " ON CONFLICT (user_id) DO UPDATE SET model_id = excluded.model_id, \
              params_json = excluded.params_json, updated_ms = excluded.updated_ms",
         );
+        script.end();
+    }
+    let mut by_conversation: HashMap<&str, &Remembered> = HashMap::new();
+    for r in &choices {
+        by_conversation.insert(&r.conversation_id, r);
+    }
+    let mut rows: Vec<&Remembered> = by_conversation.into_values().collect();
+    rows.sort_unstable_by(|a, b| a.conversation_id.cmp(&b.conversation_id));
+    for r in rows {
+        script
+            .sql("UPDATE conversations SET model_id = ")
+            .param(&r.model_id)
+            .sql(", params_json = ")
+            .param(&r.params_json)
+            .sql(" WHERE id = ")
+            .param(&r.conversation_id);
         script.end();
     }
 }

@@ -17,6 +17,7 @@ pub mod identities;
 pub mod instances;
 pub mod messages;
 pub mod prefs;
+pub mod presets;
 pub mod resets;
 pub mod script;
 pub mod sessions;

@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}", get(pages::chat::show).post(pages::chat::send))
         .route("/c/{id}/regenerate", post(pages::chat::regenerate))
         .route("/c/{id}/edit", post(pages::chat::edit))
+        .route("/presets", post(pages::chat::save_preset))
+        .route("/presets/{id}/delete", post(pages::chat::delete_preset))
         .route("/c/{id}/branch", post(pages::chat::branch))
         .route("/c/{id}/live", get(stream::follow))
         .route("/c/{id}/stop", post(stream::stop))

@@ -30,6 +30,7 @@ mod openai_sdk;
 mod openai_smoke;
 mod openapi;
 mod pages;
+mod params;
 mod providers;
 mod recording;
 mod resets_and_admins;

@@ -221,6 +221,7 @@ fn start(user_id: &str, n: usize) -> Write {
             attach_files_to: None,
             remember: Some(Remembered {
                 user_id: user_id.to_string(),
+                conversation_id: conversation.clone(),
                 model_id: "mock".into(),
                 params_json: format!("{{\"n\":{n}}}"),
                 at_ms: 2,

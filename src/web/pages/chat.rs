@@ -8,7 +8,7 @@ use super::{Chrome, render};
 use crate::calls::run;
 use crate::chat::turn::{self, Ask, Turn, TurnError};
 use crate::db::messages::Message;
-use crate::db::{calls, conversations, files, messages, prefs};
+use crate::db::{calls, conversations, files, messages, prefs, presets};
 use crate::domain::{Params, RawParams, Source};
 use crate::llm::registry::Model;
 use crate::web::AppState;
@@ -32,6 +32,57 @@ pub struct ModelOption {
     /// that will be cut (the server decides exactly).
     pub context_window: i64,
     pub reserve: i64,
+    /// What each empty parameter field means with this model (JSON: field → text), for the page's script.
+    pub placeholders: String,
+}
+
+/// What an empty parameter field means with a model: its configured default, else the provider's own.
+#[derive(serde::Serialize, Default)]
+pub struct Placeholders {
+    pub temperature: String,
+    pub top_p: String,
+    pub top_k: String,
+    pub max_tokens: String,
+    pub seed: String,
+    pub presence_penalty: String,
+    pub frequency_penalty: String,
+    pub stop: String,
+    pub system_prompt: String,
+}
+
+impl Placeholders {
+    pub fn of(model: &Model) -> Placeholders {
+        fn or_provider<T: std::fmt::Display>(v: Option<T>) -> String {
+            v.map_or_else(
+                || "provider default".to_string(),
+                |v| format!("{v} (model default)"),
+            )
+        }
+        let d = &model.defaults;
+        Placeholders {
+            temperature: or_provider(d.temperature),
+            top_p: or_provider(d.top_p),
+            top_k: or_provider(d.top_k),
+            max_tokens: d.max_tokens.map_or_else(
+                || format!("provider default (up to {})", model.max_output_tokens),
+                |v| format!("{v} (model default)"),
+            ),
+            seed: d
+                .seed
+                .map_or_else(|| "none".to_string(), |v| format!("{v} (model default)")),
+            presence_penalty: or_provider(d.presence_penalty),
+            frequency_penalty: or_provider(d.frequency_penalty),
+            stop: if d.stop.is_empty() {
+                "none".into()
+            } else {
+                format!("{} (model default)", d.stop.join(" · "))
+            },
+            system_prompt: d
+                .system_prompt
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |p| format!("Model default: {p}")),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -50,6 +101,12 @@ struct ChatPage {
     side: super::sidebar::Sidebar,
     /// Which key sends a message (`users::SEND_KEYS`).
     send_with: String,
+    /// The person's presets, for the parameter panel.
+    presets: Vec<presets::Preset>,
+    /// What each empty parameter field means with the selected model.
+    ph: Placeholders,
+    /// The system prompt the conversation's next message uses (typed, else the model's default), shown above it.
+    system_prompt: Option<String>,
     action: String,
     messages: Vec<MessageView>,
     models: Vec<ModelOption>,
@@ -88,9 +145,18 @@ pub struct SendForm {
 impl SendForm {
     /// A form that names no model (an Edit or Regenerate button on a page without script) uses the model and
     /// parameters the composer offers: the person's last choice.
-    async fn or_saved(mut self, state: &AppState, user_id: &str) -> Result<SendForm, AppError> {
+    async fn or_saved(
+        mut self,
+        state: &AppState,
+        user_id: &str,
+        conversation: Option<&str>,
+    ) -> Result<SendForm, AppError> {
         if self.model.is_empty() {
-            let saved = saved_form(state, user_id).await?;
+            let from = Choices {
+                conversation,
+                preset: None,
+            };
+            let saved = form_from(state, user_id, from).await?;
             self.model = saved.model;
             self.params = saved.params;
         }
@@ -116,10 +182,41 @@ struct FormState {
 pub struct PageQuery {
     #[serde(default)]
     files: String,
+    /// A preset to fill the composer with.
+    #[serde(default)]
+    preset: String,
 }
 
-async fn saved_form(state: &AppState, user_id: &str) -> Result<FormState, AppError> {
-    let (model, params) = match prefs::get(state.db(), user_id).await? {
+/// Where the composer's model and parameters come from: a preset picked, else the conversation's own last
+/// choice, else the person's last choice anywhere.
+#[derive(Default, Clone, Copy)]
+struct Choices<'a> {
+    conversation: Option<&'a str>,
+    preset: Option<&'a str>,
+}
+
+async fn form_from(
+    state: &AppState,
+    user_id: &str,
+    from: Choices<'_>,
+) -> Result<FormState, AppError> {
+    let mut chosen = None;
+    if let Some(id) = from.preset.filter(|id| is_id(id))
+        && let Some(p) = presets::get(state.db(), user_id, id).await?
+    {
+        chosen = Some((p.model_id, p.params_json));
+    }
+    if chosen.is_none()
+        && let Some(id) = from.conversation
+        && let Some(c) = conversations::get_owned(state.db(), id, user_id).await?
+        && let (Some(model), Some(json)) = (c.model_id, c.params_json)
+    {
+        chosen = Some((model, json));
+    }
+    if chosen.is_none() {
+        chosen = prefs::get(state.db(), user_id).await?;
+    }
+    let (model, params) = match chosen {
         Some((model, json)) => (model, serde_json::from_str(&json).unwrap_or_default()),
         None => (String::new(), RawParams::default()),
     };
@@ -211,6 +308,7 @@ async fn page(
             selected: m.id == selected,
             context_window: m.context_window,
             reserve: m.max_output_tokens.min(1024),
+            placeholders: serde_json::to_string(&Placeholders::of(m)).unwrap_or_default(),
         })
         .collect();
     let can_regenerate = views.iter().any(|v: &MessageView| !v.is_user);
@@ -247,6 +345,19 @@ async fn page(
             archived,
             side: super::sidebar::load(state, &user.user.id, conversation_id).await?,
             send_with: crate::db::users::send_with(state.db(), &user.user.id).await?,
+            presets: presets::list(state.db(), &user.user.id).await?,
+            ph: registry
+                .model(&selected)
+                .map(Placeholders::of)
+                .unwrap_or_default(),
+            system_prompt: Some(form.params.system_prompt.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .or_else(|| {
+                    registry
+                        .model(&selected)
+                        .and_then(|m| m.defaults.system_prompt.clone())
+                })
+                .filter(|_| conversation_id.is_some()),
             messages: views,
             selected_is_demo: registry.model(&selected).is_some_and(Model::is_demo),
             only_demo: registry.models().iter().all(Model::is_demo),
@@ -269,7 +380,11 @@ pub async fn new_page(
     csrf: CsrfToken,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let mut form = saved_form(&state, &user.user.id).await?;
+    let from = Choices {
+        conversation: None,
+        preset: Some(q.preset.as_str()),
+    };
+    let mut form = form_from(&state, &user.user.id, from).await?;
     form.files = file_ids(&q.files);
     page(&state, &user, &csrf, None, form, StatusCode::OK).await
 }
@@ -281,7 +396,11 @@ pub async fn show(
     IdPath(id): IdPath,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let mut form = saved_form(&state, &user.user.id).await?;
+    let from = Choices {
+        conversation: Some(&id),
+        preset: Some(q.preset.as_str()),
+    };
+    let mut form = form_from(&state, &user.user.id, from).await?;
     form.files = file_ids(&q.files);
     page(&state, &user, &csrf, Some(&id), form, StatusCode::OK).await
 }
@@ -295,7 +414,11 @@ pub async fn rename_refused(
     typed: String,
     error: String,
 ) -> Result<Response, AppError> {
-    let mut form = saved_form(state, &user.user.id).await?;
+    let from = Choices {
+        conversation: Some(id),
+        preset: None,
+    };
+    let mut form = form_from(state, &user.user.id, from).await?;
     form.rename = Some((typed, error));
     page(
         state,
@@ -415,7 +538,9 @@ async fn send_inner(
     form: SendForm,
 ) -> Result<Response, AppError> {
     verified_first(&state, &user)?;
-    let form = form.or_saved(&state, &user.user.id).await?;
+    let form = form
+        .or_saved(&state, &user.user.id, conversation_id.as_deref())
+        .await?;
     let streaming = wants_stream(&headers);
     // Without JavaScript every error brings the form back with everything typed and attached, and the reasons;
     // the script shows the reason beside the text it still has.
@@ -612,7 +737,7 @@ pub async fn regenerate(
     Form(form): Form<SendForm>,
 ) -> Result<Response, AppError> {
     verified_first(&state, &user)?;
-    let form = form.or_saved(&state, &user.user.id).await?;
+    let form = form.or_saved(&state, &user.user.id, Some(&id)).await?;
     let streaming = wants_stream(&headers);
     let (model, params) = choose(&state, &form).map_err(|e| AppError::BadRequest(e.join(" ")))?;
     let answer = Some(form.answer.as_str()).filter(|a| !a.is_empty());
@@ -633,4 +758,87 @@ pub async fn regenerate(
         Err(TurnError::Busy(msg)) => Err(busy(msg)),
         Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
     }
+}
+
+#[derive(Deserialize)]
+pub struct PresetForm {
+    #[serde(default)]
+    preset_name: String,
+    #[serde(default)]
+    model: String,
+    /// The page to go back to (the chat page the form was on).
+    #[serde(default)]
+    back: String,
+    #[serde(flatten)]
+    params: RawParams,
+}
+
+/// `POST /presets` (the chat form's model and parameters, and `preset_name`): saves them as a preset, replacing
+/// one of that name. Checked as a message would be: a preset that could not be sent is not saved. Answers JSON
+/// (`{"id", "name"}`) to the page's script, else goes back to the chat page with the preset picked.
+pub async fn save_preset(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Form(f): Form<PresetForm>,
+) -> Result<Response, AppError> {
+    let name = f.preset_name.trim();
+    if name.is_empty()
+        || name.chars().count() > presets::MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(AppError::BadRequest(format!(
+            "Name the preset (at most {} characters).",
+            presets::MAX_NAME_CHARS
+        )));
+    }
+    let model = state
+        .llm()
+        .model(&f.model)
+        .ok_or_else(|| AppError::BadRequest("Pick one of the offered models.".into()))?;
+    if let Err(errors) = Params::parse(&f.params, model.max_output_tokens) {
+        let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+        return Err(AppError::BadRequest(messages.join(" ")));
+    }
+    let json = serde_json::to_string(&f.params).unwrap_or_default();
+    let saved = presets::save(
+        state.db(),
+        &user.user.id,
+        name,
+        &model.id,
+        &json,
+        crate::util::now_ms(),
+    )
+    .await?;
+    let id = saved.map_err(|presets::NotSaved::TooMany| {
+        AppError::BadRequest(format!(
+            "You have {} presets, the most kept: delete one in Settings first.",
+            presets::MAX_PER_USER
+        ))
+    })?;
+    if headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+    {
+        return Ok(axum::Json(serde_json::json!({ "id": id, "name": name })).into_response());
+    }
+    // Back to a chat page only (never an address from elsewhere).
+    let back = match f.back.strip_prefix("/c/") {
+        Some(c) if is_id(c) => f.back.clone(),
+        _ => "/chat".to_string(),
+    };
+    Ok(Redirect::to(&format!("{back}?preset={id}")).into_response())
+}
+
+/// `POST /presets/{id}/delete`, from Settings.
+pub async fn delete_preset(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    IdPath(id): IdPath,
+) -> Result<Response, AppError> {
+    if !presets::delete(state.db(), &user.user.id, &id).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(Redirect::to("/settings?saved=preset#chat-settings").into_response())
 }

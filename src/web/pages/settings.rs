@@ -48,6 +48,7 @@ pub struct SettingsPage {
     pub key_expiry: String,
     /// Which key sends a chat message (`users::SEND_KEYS`).
     send_with: String,
+    presets: Vec<crate::db::presets::Preset>,
 }
 
 /// A linked identity as Settings shows it.
@@ -145,6 +146,7 @@ pub async fn page(
         key_name: String::new(),
         key_expiry: String::new(),
         send_with: users::send_with(state.db(), &user.user.id).await?,
+        presets: crate::db::presets::list(state.db(), &user.user.id).await?,
     })
 }
 
@@ -169,6 +171,7 @@ pub async fn show(
         Some("verify") => Some("A new verification link is on its way. It works for a day.".into()),
         Some("theme") => Some(format!("The theme is now: {}.", user.theme)),
         Some("chat") => Some("Your chat settings were saved.".into()),
+        Some("preset") => Some("The preset was deleted.".into()),
         Some("linked") => Some("The sign-in was linked: you can log in with it from now on.".into()),
         Some("unlinked") => Some("The sign-in was unlinked: it no longer logs in to this account.".into()),
         Some("email") => Some(

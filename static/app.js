@@ -207,10 +207,14 @@ if (chatForm) {
         const theirs = doc.querySelector(selector);
         if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
       };
+      const filter = (document.getElementById("side-filter") || {}).value || "";
       adopt(".chat-head");
       adopt("#sidebar");
       adopt("#messages");
       list = document.getElementById("messages");
+      localTimes(list);
+      const side = document.getElementById("side-filter");
+      if (side && filter) { side.value = filter; side.dispatchEvent(new Event("input", { bubbles: true })); }
       showSideControls();
       const regenerate = doc.getElementById("regenerate");
       if (regenerate && !document.getElementById("regenerate")) stop.after(document.importNode(regenerate, true));
@@ -499,10 +503,12 @@ if (chatForm) {
     try {
       const body = new URLSearchParams({ answer: id, csrf_token: token() });
       const res = await fetch(path + "/stop", { method: "POST", body, headers: { "X-CSRF-Token": token() } });
-      // 404: it had just ended; the stream brings the end.
-      if (!res.ok && res.status !== 404) {
+      // 404: it has just ended (the stream brings the end), or another server instance writes it.
+      if (!res.ok && following) {
         following.stopped = false;
-        showError("The answer could not be stopped (HTTP " + res.status + ").");
+        showError(res.status === 404
+          ? "This answer cannot be stopped from here: it has ended, or another server is writing it."
+          : "The answer could not be stopped (HTTP " + res.status + ").");
       }
     } catch (_) {
       if (following) following.stopped = false;
@@ -538,6 +544,19 @@ if (chatForm) {
     }
     const answer = item("assistant streaming status-streaming", "…");
     begin(answer);
+    // The connection dropped: an answer that started goes on on the server, so follow it again; one that
+    // never started leaves the page as it was, with the reason.
+    const lost = async () => {
+      finish();
+      if (answer.id && answer.isConnected) {
+        await reattach(answer);
+        return;
+      }
+      answer.remove();
+      if (userItem) userItem.remove();
+      restore();
+      showError("The connection was lost before the server took the message. Reload to see what was saved.");
+    };
     try {
       const res = await fetch(action, {
         method: "POST",
@@ -566,19 +585,10 @@ if (chatForm) {
       });
       // Only a saved answer: an unsaved one stays on the page as streamed, with the reason.
       if (end === "done") await syncPage(window.location.pathname, answer.id);
-      else if (end === "cut") {
-        // The connection dropped, not the answer: follow it again.
-        finish();
-        if (answer.isConnected) await reattach(answer);
-      }
+      else if (end === "cut") await lost();
     } catch (_) {
       // The request itself failed (offline, or the page is going away): the answer, if it started, goes on.
-      if (answer.id && answer.isConnected) {
-        finish();
-        await reattach(answer);
-      } else {
-        showError("The connection was lost. Reload to see what was saved.");
-      }
+      await lost();
     } finally {
       finish();
     }

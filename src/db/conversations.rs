@@ -72,18 +72,16 @@ impl Filter<'_> {
         });
         let mut binds = Vec::new();
         if let Some(t) = self.title.map(str::trim).filter(|t| !t.is_empty()) {
-            // PostgreSQL lowers any letter; SQLite only ASCII ones, so only those are lowered for it (a typed
-            // "É" still finds "É"). `\` escapes LIKE's wildcards in what was typed.
-            let lowered = match db.backend {
-                super::Backend::Postgres => t.to_lowercase(),
-                super::Backend::Sqlite => t.to_ascii_lowercase(),
-            };
-            let escaped = lowered
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            sql.push_str(" AND LOWER(title) LIKE $2 ESCAPE '\\'");
+            // `!` escapes LIKE's wildcards in what was typed (not a backslash, which PostgreSQL reads
+            // differently with `standard_conforming_strings` off).
+            let escaped = t.replace('!', "!!").replace('%', "!%").replace('_', "!_");
             binds.push(format!("%{escaped}%"));
+            sql.push_str(match db.backend {
+                // Both sides lowered by the database, so letters beyond ASCII match whatever their case.
+                super::Backend::Postgres => " AND LOWER(title) LIKE LOWER($2) ESCAPE '!'",
+                // SQLite's LIKE ignores the case of ASCII letters only.
+                super::Backend::Sqlite => " AND title LIKE $2 ESCAPE '!'",
+            });
         }
         let next = 2 + binds.len();
         (sql, binds, next)

@@ -250,6 +250,23 @@ pub async fn tokens_sent_in_conversation(
         .collect())
 }
 
+/// The files each question of a conversation was sent with, as (question id, file id): an edited question
+/// sends its original's files again, which stay attached to the original.
+pub async fn sent_with_questions(
+    db: &Db,
+    conversation_id: &str,
+) -> sqlx::Result<std::collections::HashSet<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT c.request_message_id, cf.file_id FROM call_files cf \
+         JOIN calls c ON c.id = cf.call_id \
+         WHERE c.conversation_id = $1 AND c.request_message_id IS NOT NULL",
+    )
+    .bind(conversation_id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// A user's most recent JSON-viewer documents, newest first: (id, name, size in bytes).
 pub async fn recent_json(
     db: &Db,

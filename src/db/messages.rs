@@ -51,7 +51,6 @@ pub async fn model_text(db: &Db, id: &str) -> sqlx::Result<Option<String>> {
         .await
 }
 
-/// The path from the root to `head`, oldest first: the branch a conversation shows.
 /// The newest message at the end of the branches through `from` (following the newest child at each fork),
 /// or None when `from` is not among `all`.
 pub fn newest_leaf(all: &[Message], from: &str) -> Option<String> {
@@ -87,6 +86,7 @@ pub fn siblings<'a>(all: &'a [Message], m: &Message) -> Vec<&'a Message> {
     same
 }
 
+/// The path from the root to `head`, oldest first: the branch a conversation shows.
 pub fn branch(all: &[Message], head: Option<&str>) -> Vec<Message> {
     let by_id: std::collections::HashMap<&str, &Message> =
         all.iter().map(|m| (m.id.as_str(), m)).collect();

@@ -34,7 +34,6 @@ use std::convert::Infallible;
 
 /// Starts relaying the turn's answer and answers the request that sent it with its events.
 pub fn sse(state: AppState, turn: Turn) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Update>(64);
     let start = json!({
         "conversation_id": turn.conversation_id,
         "url": format!("/c/{}", turn.conversation_id),
@@ -42,6 +41,24 @@ pub fn sse(state: AppState, turn: Turn) -> Response {
         "answer_id": turn.answer_id,
         "call_id": turn.started.call.id,
     });
+    let relay = relay(&state, turn, None);
+    let opening = futures_util::stream::once(async move { event("start", &start) });
+    match relay.follow() {
+        Some(events) => events_response(opening.chain(events)),
+        // A relay just made has no follower yet.
+        None => events_response(opening),
+    }
+}
+
+/// Runs the turn's call in its own task, relayed to any page that follows it (`GET /c/{id}/live`) and
+/// stoppable by its owner; `ended` gets the finished call once it is recorded. However the answer was asked
+/// for (streamed or by a plain form post), a page can follow it and Stop can reach it.
+pub fn relay(
+    state: &AppState,
+    turn: Turn,
+    ended: Option<tokio::sync::oneshot::Sender<Box<run::Ran>>>,
+) -> std::sync::Arc<super::live::Relay> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Update>(64);
     let owner = Owner {
         user_id: turn.started.call.user_id.clone(),
         conversation_id: turn.conversation_id.clone(),
@@ -51,7 +68,13 @@ pub fn sse(state: AppState, turn: Turn) -> Response {
     let finish = {
         let state = state.clone();
         let (answer_id, conversation_id) = (owner.answer_id.clone(), owner.conversation_id.clone());
-        move |ran: Box<run::Ran>| last_event(&state, answer_id, conversation_id, *ran)
+        move |ran: Box<run::Ran>| {
+            let last = last_event(&state, answer_id, conversation_id, &ran);
+            if let Some(ended) = ended {
+                let _ = ended.send(ran);
+            }
+            last
+        }
     };
     // The relay holds the runner's receiver to the end, so the call is never cancelled for want of a reader.
     let relay = state.live().start(owner, rx, finish);
@@ -61,12 +84,7 @@ pub fn sse(state: AppState, turn: Turn) -> Response {
         tx,
         run::Unheard::Finish,
     ));
-    let opening = futures_util::stream::once(async move { event("start", &start) });
-    match relay.follow() {
-        Some(events) => events_response(opening.chain(events)),
-        // A relay just made has no follower yet.
-        None => events_response(opening),
-    }
+    relay
 }
 
 /// `done` with the recorded message block, or `error` when the answer could not be saved.
@@ -74,7 +92,7 @@ fn last_event(
     state: &AppState,
     answer_id: String,
     conversation_id: String,
-    ran: run::Ran,
+    ran: &run::Ran,
 ) -> bytes::Bytes {
     let run::Ran {
         call,
@@ -95,16 +113,16 @@ fn last_event(
         conversation_id,
         parent_id: None,
         role: "assistant".into(),
-        content,
+        content: content.clone(),
         model_content: None,
-        reasoning,
+        reasoning: reasoning.clone(),
         status: call.status.as_str().to_string(),
         model_id: Some(call.model.clone()),
         call_id: Some(call.id.clone()),
         token_estimate: 0,
         created_ms: 0,
     };
-    let view = MessageView::new(&message, Some(&call), state.llm());
+    let view = MessageView::new(&message, Some(call), state.llm());
     let html = MessageBlock { m: &view }.render().unwrap_or_default();
     event("done", &json!({ "html": html, "status": call.status }))
 }

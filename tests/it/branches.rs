@@ -224,6 +224,15 @@ async fn an_edited_question_sends_its_files_again_and_leaves_them_with_the_origi
         "{asked}"
     );
     assert!(!asked.contains("what is the word?"), "{asked}");
+    // The edited question shows the file it was sent with.
+    let html = shown(&b, &c).await;
+    let edited = id_of(&app, "say the word twice").await;
+    let block = &html[html.find(&format!("id=\"m-{edited}\"")).unwrap()..];
+    let block = &block[..block.find("</li>\n").unwrap_or(block.len())];
+    assert!(
+        block.contains("notes.txt"),
+        "the chip of the file sent again"
+    );
     // The file is still the original question's.
     let owner: Option<String> = sqlx::query_scalar("SELECT message_id FROM files WHERE id = $1")
         .bind(&file)
@@ -237,4 +246,44 @@ async fn an_edited_question_sends_its_files_again_and_leaves_them_with_the_origi
         .await
         .unwrap();
     assert_eq!(sent_with, 2, "recorded with both calls");
+}
+
+#[tokio::test]
+async fn an_edit_that_cannot_be_sent_comes_back_in_its_own_field() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    b.chat("/chat", "question mock:tokens=2", "mock", &[]).await;
+    let c = only_conversation(&app).await;
+    let q = id_of(&app, "question").await;
+    let res = b
+        .submit(
+            &format!("/c/{c}"),
+            &format!("/c/{c}/edit"),
+            &[
+                ("message", q.as_str()),
+                ("content", "my careful rewrite"),
+                ("model", "mock"),
+                ("temperature", "9"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<details class=\"edit\" open>"),
+        "its field is open"
+    );
+    assert!(
+        html.contains(">my careful rewrite</textarea>"),
+        "with the text as typed"
+    );
+    assert!(
+        html.contains("name=\"content\" rows=\"4\" required placeholder=\"Write a message…\""),
+        "the composer"
+    );
+    assert!(
+        !html.contains("data-send=\"enter\">my careful rewrite"),
+        "not in the composer, which would send it as a new message"
+    );
+    assert_eq!(rows_in(&app, "messages").await, 2, "nothing was sent");
 }

@@ -274,7 +274,8 @@ async fn the_sidebar_lists_conversations_and_titles_can_be_searched_and_archived
     let b = app.browser();
     let alpha = titled(&b, "Alpha report").await;
     let beta = titled(&b, "Beta 100% notes").await;
-    let gamma = titled(&b, "Gamma_x plan").await;
+    let gamma = titled(&b, "Gamma_x plan!").await;
+    let elan = titled(&b, "Élan vital").await;
 
     // The chat page lists them beside the conversation, the open one marked.
     let (_, html) = b.get_text(&format!("/c/{beta}")).await;
@@ -303,6 +304,20 @@ async fn the_sidebar_lists_conversations_and_titles_can_be_searched_and_archived
     assert_eq!(found("%").await, 1, "only the title with a percent sign");
     assert_eq!(found("a_x").await, 1, "only the title with an underscore");
     assert_eq!(found("a").await, 3);
+    assert_eq!(
+        found("!").await,
+        1,
+        "the escape character itself is literal too"
+    );
+    let elan_found = async |q: &str| {
+        let (_, html) = b.get_text(&format!("/history?q={}", urlencode(q))).await;
+        html.contains(&format!("href=\"/c/{elan}\""))
+    };
+    assert!(elan_found("Élan").await);
+    if app.has_pg() {
+        // PostgreSQL lowers letters beyond ASCII too (SQLite only ASCII ones).
+        assert!(elan_found("élan").await && elan_found("ÉLAN VITAL").await);
+    }
     assert_eq!(found("nothing like it").await, 0);
     let (_, html) = b.get_text("/history?q=zzz").await;
     assert!(html.contains("No conversation has that in its title."));

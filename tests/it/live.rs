@@ -223,3 +223,54 @@ async fn stop_and_follow_need_the_session_and_stop_needs_the_csrf_token() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn an_answer_asked_without_script_can_be_followed_and_stopped_too() {
+    let (app, _) = app_with_mock().await;
+    let b = app.browser();
+    let poster = b.clone();
+    // The plain form post waits for the whole answer.
+    let posted = tokio::spawn(async move {
+        poster
+            .chat(
+                "/chat",
+                "long one mock:tokens=1000 mock:delay_ms=20",
+                "mock",
+                &[],
+            )
+            .await
+            .status()
+    });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (conversation, answer) = loop {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT conversation_id, id FROM messages WHERE role = 'assistant' AND status = 'streaming'",
+        )
+        .fetch_optional(app.db())
+        .await
+        .unwrap();
+        if let Some(r) = row {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the answer starts");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let mut follower = b
+        .get(&format!("/c/{conversation}/live?answer={answer}"))
+        .await;
+    assert_eq!(follower.status(), StatusCode::OK);
+    let first = follower.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("event: snapshot"));
+    assert_eq!(
+        b.stop_answer(&conversation, &answer).await,
+        StatusCode::NO_CONTENT
+    );
+    let rest = events(&follower.text().await.unwrap());
+    assert_eq!(rest.last().unwrap().1["status"], "cancelled");
+    assert_eq!(
+        posted.await.unwrap(),
+        StatusCode::SEE_OTHER,
+        "the form post ends with the page"
+    );
+    assert_eq!(answer_row(&app).await.1, "cancelled");
+}

@@ -5,7 +5,6 @@
 
 use super::views::{Actions, FileChip, Fork, MessageView};
 use super::{Chrome, render};
-use crate::calls::run;
 use crate::chat::turn::{self, Ask, Turn, TurnError};
 use crate::db::messages::Message;
 use crate::db::{calls, conversations, files, messages, prefs, presets};
@@ -157,7 +156,16 @@ impl SendForm {
                 preset: None,
             };
             let saved = form_from(state, user_id, from).await?;
-            self.model = saved.model;
+            // As the composer shows it: a remembered model that is no longer offered gives way to the first.
+            self.model = match state.llm().model(&saved.model) {
+                Some(m) => m.id.clone(),
+                None => state
+                    .llm()
+                    .models()
+                    .first()
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default(),
+            };
             self.params = saved.params;
         }
         Ok(self)
@@ -176,6 +184,8 @@ struct FormState {
     unsaved: Option<String>,
     /// A title that could not be used, as typed, and why.
     rename: Option<(String, String)>,
+    /// An edit that could not be sent: (the message edited, the text as typed), shown in its edit field.
+    edit: Option<(String, String)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -228,6 +238,7 @@ async fn form_from(
         files: Vec::new(),
         unsaved: None,
         rename: None,
+        edit: None,
     })
 }
 
@@ -255,6 +266,7 @@ async fn page(
                     .collect();
             let attached = files::for_conversation(state.db(), &c.id).await?;
             let sent_tokens = files::tokens_sent_in_conversation(state.db(), &c.id).await?;
+            let resent = files::sent_with_questions(state.db(), &c.id).await?;
             let views = branch
                 .iter()
                 .map(|m| {
@@ -273,13 +285,21 @@ async fn page(
                         });
                     let mut v = MessageView::new(so_far.as_ref().unwrap_or(m), call, registry);
                     v.fork = Fork::among(&messages::siblings(&all, m), m);
+                    v.edit_draft = form
+                        .edit
+                        .as_ref()
+                        .filter(|(id, _)| *id == m.id)
+                        .map(|(_, text)| text.clone());
                     v.actions = Some(Actions {
                         conversation_id: c.id.clone(),
                         csrf: csrf.0.clone(),
                     });
                     v.files = attached
                         .iter()
-                        .filter(|f| f.message_id.as_deref() == Some(m.id.as_str()))
+                        .filter(|f| {
+                            f.message_id.as_deref() == Some(m.id.as_str())
+                                || resent.contains(&(m.id.clone(), f.id.clone()))
+                        })
                         .map(|f| FileChip::new(f, sent_tokens.get(&f.id).copied()))
                         .collect();
                     v
@@ -516,9 +536,12 @@ struct Unsaved {
 /// recorded); the page to go to, or what was not saved.
 async fn wait_for(state: AppState, turn: Turn) -> Result<Result<String, Unsaved>, AppError> {
     let target = format!("/c/{}#m-{}", turn.conversation_id, turn.answer_id);
-    let ran = tokio::spawn(run::run(state.calls().clone(), turn.started))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    // Relayed like a streamed answer: a page with script can follow it, and Stop reaches it.
+    let (ended, end) = tokio::sync::oneshot::channel();
+    stream::relay(&state, turn, Some(ended));
+    let ran = end.await.map_err(|_| {
+        AppError::Internal(anyhow::anyhow!("the answer's task ended without a result"))
+    })?;
     Ok(match ran.saved {
         Ok(()) => Ok(target),
         Err(e) => Err(Unsaved {
@@ -544,17 +567,23 @@ async fn send_inner(
     let streaming = wants_stream(&headers);
     // Without JavaScript every error brings the form back with everything typed and attached, and the reasons;
     // the script shows the reason beside the text it still has.
+    // An edit's text goes back into its own field (the composer would send it as a new message).
     let again = |form: SendForm, errors: Vec<String>, status: StatusCode, cid: Option<String>| {
-        let (state, user, csrf) = (&state, &user, &csrf);
+        let (state, user, csrf, edit_of) = (&state, &user, &csrf, edit_of.clone());
         async move {
+            let (content, edit) = match edit_of {
+                Some(id) => (String::new(), Some((id, form.content))),
+                None => (form.content, None),
+            };
             let form_state = FormState {
                 files: file_ids(&form.files),
                 model: form.model,
                 params: form.params,
-                content: form.content,
+                content,
                 errors,
                 unsaved: None,
                 rename: None,
+                edit,
             };
             page(state, user, csrf, cid.as_deref(), form_state, status).await
         }
@@ -643,6 +672,7 @@ async fn send_inner(
                 errors: vec![unsaved.reason],
                 unsaved: Some(unsaved.text),
                 rename: None,
+                edit: None,
             };
             let status = StatusCode::SERVICE_UNAVAILABLE;
             page(

@@ -91,6 +91,8 @@ pub struct MessageView {
     pub fork: Option<Fork>,
     /// On a conversation page: what the Edit, Regenerate and version forms need.
     pub actions: Option<Actions>,
+    /// An edit of this message that could not be sent, as typed: its field opens with it.
+    pub edit_draft: Option<String>,
 }
 
 /// A message's place among its versions, and its neighbours to switch to.
@@ -241,6 +243,7 @@ impl MessageView {
             meta: call.map(|c| MetaView::from_call(c, registry)),
             fork: None,
             actions: None,
+            edit_draft: None,
         }
     }
 }

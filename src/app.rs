@@ -26,7 +26,15 @@ impl Application {
         config.ensure_secret_key()?;
         let db = Db::connect(&config).await?;
         db.migrate().await?;
-        let llm = Registry::build(&config).await?;
+        let sealer = crate::sealing::Sealer::new(
+            config
+                .secret_key
+                .as_ref()
+                .map(|k| k.expose().as_str())
+                .unwrap_or_default(),
+        );
+        let stored = crate::db::llm_settings::load(&db).await?;
+        let llm = Registry::build_with(&config, &stored, Some(&sealer)).await?;
         // Calls left pending by a server that died mid-call (kill -9, power loss), and expired sessions.
         crate::housekeeping::once(&db, stale_call_ms(&config)).await?;
         // Calls of instances that are gone (a process killed a moment ago included) are interrupted at once.
@@ -89,6 +97,7 @@ impl Application {
             mailer,
             providers,
             live: Default::default(),
+            sealer,
         });
         Ok(Application { listener, state })
     }

@@ -20,6 +20,7 @@ pub mod instance;
 pub mod llm;
 pub mod mail;
 pub mod mock;
+pub mod sealing;
 pub mod secret;
 pub mod sso;
 pub mod telemetry;

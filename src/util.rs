@@ -21,7 +21,11 @@ pub fn random_token(bytes: usize) -> String {
 
 /// Lowercase hex SHA-256, used to store tokens so that a database leak does not leak live sessions.
 pub fn sha256_hex(input: &str) -> String {
-    hex::encode(Sha256::digest(input.as_bytes()))
+    hex::encode(sha256_bytes(input))
+}
+
+pub fn sha256_bytes(input: &str) -> [u8; 32] {
+    Sha256::digest(input.as_bytes()).into()
 }
 
 /// A new time-ordered id (UUIDv7) as text.

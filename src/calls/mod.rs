@@ -27,7 +27,9 @@ pub struct CallService(Arc<Inner>);
 
 struct Inner {
     db: Db,
-    llm: Arc<Registry>,
+    /// Replaced whole when an administrator changes providers or models (calls keep what they started with).
+    llm: std::sync::RwLock<Arc<Registry>>,
+    rebuilding: tokio::sync::Mutex<()>,
     /// Model calls running here, by user (per-user cap; stopped when an account is deactivated or deleted;
     /// shutdown waits until each has written its record).
     running: Arc<running::Running>,
@@ -58,7 +60,8 @@ impl CallService {
     ) -> CallService {
         CallService(Arc::new(Inner {
             db,
-            llm,
+            llm: std::sync::RwLock::new(llm),
+            rebuilding: Default::default(),
             running: Default::default(),
             unsaved: Default::default(),
             instance,
@@ -70,8 +73,28 @@ impl CallService {
     pub fn db(&self) -> &Db {
         &self.0.db
     }
-    pub fn llm(&self) -> &Registry {
-        &self.0.llm
+    /// The providers and models offered now.
+    pub fn llm(&self) -> Arc<Registry> {
+        self.0.llm.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Loads what administrators saved, builds a registry from it with `build`, and offers it; rebuilds run one
+    /// at a time, so the last saved settings are the ones offered.
+    pub async fn rebuild_llm<F, Fut>(&self, build: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(crate::db::llm_settings::Stored) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Registry>>,
+    {
+        let _one_at_a_time = self.0.rebuilding.lock().await;
+        let stored = crate::db::llm_settings::load(self.db()).await?;
+        let registry = build(stored).await?;
+        self.set_llm(registry);
+        Ok(())
+    }
+
+    /// Offers `registry`'s providers and models from now on.
+    pub fn set_llm(&self, registry: Registry) {
+        *self.0.llm.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
     }
     pub fn running(&self) -> &Arc<running::Running> {
         &self.0.running

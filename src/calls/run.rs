@@ -78,7 +78,7 @@ async fn run_inner(
         answer,
     } = started;
     let mut shutdown = calls.shutdown_signal();
-    let Some(provider) = calls.llm().provider(&model.provider) else {
+    let Some(provider) = calls.llm().provider(&model.provider).cloned() else {
         // The registry is fixed at start-up and the call was started from it, so this cannot happen.
         call.status = crate::domain::CallStatus::Error;
         call.error_class = Some("config".into());

@@ -68,6 +68,7 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
     let provider = calls
         .llm()
         .provider(&model.provider)
+        .cloned()
         .ok_or_else(|| StartError::Unavailable("This model's provider is not available.".into()))?;
     // Taken before anything is written, so a refused call leaves no trace.
     let ticket = calls

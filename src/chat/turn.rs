@@ -406,6 +406,7 @@ async fn begin(
     let provider = calls
         .llm()
         .provider(&model.provider)
+        .cloned()
         .ok_or_else(|| TurnError::Invalid("This model's provider is not available.".into()))?;
     let prepared = provider.prepare(&CallRequest {
         upstream_model: model.upstream.clone(),

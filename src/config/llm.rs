@@ -177,7 +177,7 @@ pub(super) struct FileDefaults {
 }
 
 /// Providers that reject `top_k` (OpenAI's own API answers 400 to unknown parameters).
-fn default_unsupported(base_url: &str) -> Vec<String> {
+pub fn default_unsupported(base_url: &str) -> Vec<String> {
     if base_url.contains("api.openai.com") {
         vec!["top_k".into()]
     } else {

@@ -10,6 +10,7 @@ mod uploads;
 
 pub use llm::{
     ContextSource, DEFAULT_CONTEXT_WINDOW, ModelConfig, ProviderConfig, ProviderKind, Timeouts,
+    default_unsupported,
 };
 
 use crate::secret::{Secret, redact_url};

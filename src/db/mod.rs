@@ -15,6 +15,7 @@ pub mod group;
 pub mod health;
 pub mod identities;
 pub mod instances;
+pub mod llm_settings;
 pub mod messages;
 pub mod prefs;
 pub mod presets;

@@ -9,6 +9,7 @@ use super::{CallRequest, Event, EventStream, Prepared, Usage, apply_params, toke
 use serde_json::{Value, json};
 use std::time::Duration;
 
+#[derive(Clone)]
 pub struct Demo {
     /// Tokens per second when streaming; 0 streams as fast as possible.
     pub tokens_per_sec: f64,

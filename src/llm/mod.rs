@@ -228,7 +228,8 @@ impl LlmError {
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event, LlmError>> + Send>>;
 
-/// A configured provider.
+/// A configured provider. Cheap to clone: a call keeps its own while the registry may be replaced.
+#[derive(Clone)]
 pub enum Provider {
     OpenAi(openai::OpenAiClient),
     Demo(demo::Demo),

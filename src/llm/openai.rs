@@ -28,6 +28,7 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Most characters of a provider's error code kept (`context_length_exceeded` is 23).
 const MAX_ERROR_CODE: usize = 100;
 
+#[derive(Clone)]
 pub struct OpenAiClient(Arc<Inner>);
 
 struct Inner {

@@ -11,8 +11,13 @@ mod discover;
 use super::Provider;
 use super::demo::Demo;
 use super::openai::OpenAiClient;
-use crate::config::{Config, ContextSource, DEFAULT_CONTEXT_WINDOW, ModelConfig};
+use crate::config::{
+    Config, ContextSource, DEFAULT_CONTEXT_WINDOW, ModelConfig, ProviderConfig, ProviderKind,
+};
+use crate::db::llm_settings::{ModelSetting, Stored, StoredProvider};
 use crate::domain::Params;
+use crate::sealing::Sealer;
+use crate::secret::Secret;
 use discover::{Found, discover};
 use std::collections::HashMap;
 
@@ -91,13 +96,104 @@ impl Model {
 pub struct Registry {
     providers: HashMap<String, Provider>,
     models: Vec<Model>,
+    configs: Vec<ProviderConfig>,
+}
+
+/// A saved provider as the registry uses it: OpenAI-compatible, default timeouts, its key opened (a key that
+/// does not open — the secret key changed — is left out, and said so in the log) or read from its variable.
+fn stored_provider(p: &StoredProvider, sealer: Option<&Sealer>) -> ProviderConfig {
+    let sealed = p
+        .api_key_sealed
+        .as_deref()
+        .and_then(|s| {
+            let opened = sealer.and_then(|k| k.open(s));
+            if opened.is_none() {
+                tracing::warn!(provider = %p.name, "the stored API key cannot be opened with this secret key; enter it again");
+            }
+            opened
+        });
+    let from_env = p
+        .api_key_env
+        .as_deref()
+        .and_then(|var| std::env::var(var).ok());
+    ProviderConfig {
+        name: p.name.clone(),
+        kind: ProviderKind::OpenAi,
+        unsupported_params: crate::config::default_unsupported(&p.base_url),
+        base_url: p.base_url.clone(),
+        api_key_env: p.api_key_env.clone(),
+        api_key: sealed.or(from_env).map(Secret::new),
+        extra: Default::default(),
+        timeouts: Default::default(),
+        discover_models: p.discover_models != 0,
+    }
+}
+
+/// An administrator's settings over a model's: each one set replaces the configured or discovered value.
+fn apply(m: &mut Model, s: &ModelSetting) {
+    if let Some(name) = s.display_name.as_ref().filter(|n| !n.trim().is_empty()) {
+        m.display_name = name.clone();
+    }
+    if let Some(window) = s.context_window {
+        m.context_window = window;
+        m.context_source = ContextSource::Config;
+        m.max_output_tokens = m.max_output_tokens.min(window);
+    }
+    if let Some(max) = s.max_output_tokens {
+        m.max_output_tokens = max.min(m.context_window);
+    }
+    if let Some(p) = s.price_input {
+        m.prices.input = p;
+    }
+    if let Some(p) = s.price_cached_input {
+        m.prices.cached_input = p;
+    }
+    if let Some(p) = s.price_output {
+        m.prices.output = p;
+    }
+    if let Some(json) = &s.defaults_json
+        && let Ok(raw) = serde_json::from_str::<crate::domain::RawParams>(json)
+        && let Ok(defaults) = Params::parse(&raw, m.max_output_tokens)
+    {
+        m.defaults = defaults;
+    }
 }
 
 impl Registry {
+    /// The configuration's providers and models alone.
     pub async fn build(config: &Config) -> anyhow::Result<Registry> {
+        Registry::build_with(config, &Stored::default(), None).await
+    }
+
+    /// The configuration's providers and models, with those an administrator saved (`stored`; their keys opened
+    /// with `sealer`) and their settings over any model's.
+    pub async fn build_with(
+        config: &Config,
+        stored: &Stored,
+        sealer: Option<&Sealer>,
+    ) -> anyhow::Result<Registry> {
         let mut providers = HashMap::new();
         let mut models: Vec<Model> = config.models.iter().map(Model::from_config).collect();
-        for p in &config.providers {
+        let mut all: Vec<ProviderConfig> = config.providers.clone();
+        for p in &stored.providers {
+            // A name of the configuration's is the configuration's (the administration area refuses it).
+            if all.iter().any(|c| c.name == p.name) || p.name == DEMO_PROVIDER {
+                continue;
+            }
+            all.push(stored_provider(p, sealer));
+        }
+        for m in stored.models.iter().filter(|m| m.provider.is_some()) {
+            let provider = m.provider.as_deref().unwrap_or_default();
+            if !models.iter().any(|o| o.id == m.model_id) && all.iter().any(|p| p.name == provider)
+            {
+                let mut added = ModelConfig::named(&m.model_id, provider);
+                if let Some(up) = &m.upstream {
+                    added.upstream = up.clone();
+                }
+                models.push(Model::from_config(&added));
+            }
+        }
+        for p in &all {
             let client = OpenAiClient::new(p)?;
             if p.discover_models {
                 match discover(p).await {
@@ -112,6 +208,11 @@ impl Registry {
                 }
             }
             providers.insert(p.name.clone(), Provider::OpenAi(client));
+        }
+        for setting in &stored.models {
+            if let Some(m) = models.iter_mut().find(|m| m.id == setting.model_id) {
+                apply(m, setting);
+            }
         }
         if config.demo || models.iter().any(|m| m.provider == DEMO_PROVIDER) {
             providers.insert(
@@ -134,7 +235,30 @@ impl Registry {
                 });
             }
         }
-        Ok(Registry { providers, models })
+        Ok(Registry {
+            providers,
+            models,
+            configs: all,
+        })
+    }
+
+    /// Whether a provider answers its model list now: the number of models it lists, or why not (with any key
+    /// scrubbed from the reason), within `limit`.
+    pub async fn check(p: &ProviderConfig, limit: std::time::Duration) -> Result<usize, String> {
+        match tokio::time::timeout(limit, discover(p)).await {
+            Ok(Ok(found)) => Ok(found.len()),
+            Ok(Err(e)) => Err(crate::secret::scrub(
+                &e.to_string(),
+                p.api_key.as_ref().map(|k| k.expose().as_str()),
+                300,
+            )),
+            Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
+        }
+    }
+
+    /// The providers' settings, as the registry was built from them (keys included: never shown).
+    pub fn provider_configs(&self) -> &[ProviderConfig] {
+        &self.configs
     }
 
     pub fn models(&self) -> &[Model] {

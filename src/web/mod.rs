@@ -143,6 +143,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/usage", get(pages::admin::usage::overview))
         .route("/admin/keys", get(pages::admin::keys::list))
+        .route(
+            "/admin/providers",
+            get(pages::admin::providers::list).post(pages::admin::providers::save_provider),
+        )
+        .route(
+            "/admin/providers/{name}/delete",
+            post(pages::admin::providers::delete_provider),
+        )
+        .route("/admin/models", post(pages::admin::providers::save_model))
         .route("/admin/keys/{id}/revoke", post(pages::admin::keys::revoke))
         .route(
             "/accounts/verify/resend",

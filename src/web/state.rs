@@ -36,6 +36,8 @@ pub struct Inner {
     pub(crate) providers: crate::sso::Providers,
     /// The chat answers being written here, and the pages following them.
     pub(crate) live: Arc<crate::web::live::Live>,
+    /// Seals and opens the provider keys stored in the database.
+    pub(crate) sealer: crate::sealing::Sealer,
 }
 
 impl AppState {
@@ -60,6 +62,23 @@ impl Inner {
     }
     pub fn db(&self) -> &Db {
         &self.db
+    }
+    pub fn sealer(&self) -> &crate::sealing::Sealer {
+        &self.sealer
+    }
+    /// Builds the providers and models again from the configuration and what administrators saved, and offers
+    /// them from now on (one rebuild at a time: each reads what is saved when it starts).
+    pub async fn reload_llm(&self) -> anyhow::Result<()> {
+        self.calls
+            .rebuild_llm(|stored| async move {
+                crate::llm::registry::Registry::build_with(
+                    &self.config,
+                    &stored,
+                    Some(&self.sealer),
+                )
+                .await
+            })
+            .await
     }
     /// The chat answers being written in this process.
     pub fn live(&self) -> &Arc<crate::web::live::Live> {
@@ -108,7 +127,7 @@ impl Inner {
     pub fn api_key_uses(&self) -> &crate::db::api_keys::LastUsed {
         &self.api_key_uses
     }
-    pub fn llm(&self) -> &Registry {
+    pub fn llm(&self) -> Arc<Registry> {
         self.calls.llm()
     }
     pub fn running(&self) -> &Arc<crate::calls::running::Running> {

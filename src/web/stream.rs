@@ -122,7 +122,7 @@ fn last_event(
         token_estimate: 0,
         created_ms: 0,
     };
-    let view = MessageView::new(&message, Some(call), state.llm());
+    let view = MessageView::new(&message, Some(call), &state.llm());
     let html = MessageBlock { m: &view }.render().unwrap_or_default();
     event("done", &json!({ "html": html, "status": call.status }))
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod admin_providers;
 mod api_keys;
 mod api_keys_admin;
 mod branches;

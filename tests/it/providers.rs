@@ -38,7 +38,8 @@ async fn requests_received(mock: &str) -> usize {
 #[tokio::test]
 async fn a_discovered_window_refuses_a_message_before_the_provider_is_called() {
     let (app, mock) = app_with_small_context().await;
-    let model = app.state.llm().model("mock-small").expect("discovered");
+    let llm = app.state.llm();
+    let model = llm.model("mock-small").expect("discovered");
     assert_eq!(model.context_window, 4096);
     assert_eq!(model.context_source, ContextSource::Provider);
     assert!(model.max_output_tokens <= 2048);

@@ -283,7 +283,7 @@ async fn page(
                                 ..m.clone()
                             }
                         });
-                    let mut v = MessageView::new(so_far.as_ref().unwrap_or(m), call, registry);
+                    let mut v = MessageView::new(so_far.as_ref().unwrap_or(m), call, &registry);
                     v.fork = Fork::among(&messages::siblings(&all, m), m);
                     v.edit_draft = form
                         .edit
@@ -500,6 +500,7 @@ fn choose(state: &AppState, form: &SendForm) -> Result<(Model, Params), Vec<Stri
     let model = state
         .llm()
         .model(&form.model)
+        .cloned()
         .ok_or_else(|| vec!["Pick one of the offered models.".to_string()])?;
     let params = Params::parse(&form.params, model.max_output_tokens)
         .map_err(|e| e.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
@@ -825,6 +826,7 @@ pub async fn save_preset(
     let model = state
         .llm()
         .model(&f.model)
+        .cloned()
         .ok_or_else(|| AppError::BadRequest("Pick one of the offered models.".into()))?;
     if let Err(errors) = Params::parse(&f.params, model.max_output_tokens) {
         let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();

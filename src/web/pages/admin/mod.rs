@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod keys;
+pub mod providers;
 pub mod usage;
 pub mod users;
 

@@ -182,7 +182,7 @@ pub async fn conversation(
             MessageView::new(
                 m,
                 m.call_id.as_ref().and_then(|i| calls.get(i)),
-                state.llm(),
+                &state.llm(),
             )
         })
         .collect();

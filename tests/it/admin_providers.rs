@@ -1,0 +1,246 @@
+//! Providers and models in the administration area: what is offered and whether it answers; an
+//! OpenAI-compatible provider added, changed and removed without a restart, its key sealed; a model's name,
+//! window, limits, prices and defaults changed at once.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+const STORED_KEY: &str = "sk-stored-secret-7f3a9";
+
+async fn auth_seen(mock: &str) -> Vec<String> {
+    reqwest::get(mock.replace("/v1", "/_mock/auth"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The notice or error the page was sent back with.
+fn said(res: &reqwest::Response) -> String {
+    let to = location(res);
+    assert!(to.starts_with("/admin/providers?"), "{to}");
+    to
+}
+
+#[tokio::test]
+async fn a_provider_added_here_is_offered_at_once_with_its_key_sealed_and_can_be_removed() {
+    let (app, _) = app_with_mock().await;
+    let admin = app.browser();
+    let (status, html) = admin.get_text("/admin/providers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"provider-mock\""));
+    assert!(
+        html.contains("answers: 2 models listed"),
+        "the configured mock answers"
+    );
+    assert!(html.contains("configuration"));
+
+    let other = spawn_mock().await;
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/providers",
+            &[
+                ("name", "local"),
+                ("base_url", &other),
+                ("api_key", STORED_KEY),
+                ("discover_models", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(said(&res).contains("notice="), "{}", said(&res));
+    // Offered now, without a restart: its listed models are on the chat page and answer.
+    let (_, chat) = admin.get_text("/chat").await;
+    assert!(
+        chat.contains("value=\"mock-large\""),
+        "discovered from the new provider"
+    );
+    let res = admin
+        .chat("/chat", "hello mock:tokens=2", "mock-large", &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        auth_seen(&other).await.last().map(String::as_str),
+        Some(format!("Bearer {STORED_KEY}").as_str()),
+        "the stored key goes to the provider"
+    );
+    // Stored sealed, and shown nowhere.
+    let sealed: String = sqlx::query_scalar("SELECT api_key_sealed FROM stored_providers")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert!(sealed.starts_with("v1:") && !sealed.contains(STORED_KEY));
+    let (_, html) = admin.get_text("/admin/providers").await;
+    assert!(!html.contains(STORED_KEY));
+    assert!(html.contains("stored (sealed with the secret key)"));
+
+    // Changed with the key left blank: the stored key stays.
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/providers",
+            &[
+                ("name", "local"),
+                ("base_url", &other),
+                ("discover_models", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    admin
+        .chat("/chat", "again mock:tokens=2", "mock-large", &[])
+        .await;
+    assert_eq!(
+        auth_seen(&other).await.last().map(String::as_str),
+        Some(format!("Bearer {STORED_KEY}").as_str())
+    );
+
+    // Removed: its models are no longer offered.
+    let res = admin
+        .submit("/admin/providers", "/admin/providers/local/delete", &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, chat) = admin.get_text("/chat").await;
+    assert!(!chat.contains("value=\"mock-large\""));
+    assert_eq!(rows_in(&app, "stored_providers").await, 0);
+}
+
+#[tokio::test]
+async fn bad_provider_settings_are_refused_and_only_admins_reach_the_page() {
+    let (app, mock) = app_with_mock().await;
+    let admin = app.browser();
+    for (fields, why) in [
+        (
+            vec![("name", "Has Spaces"), ("base_url", mock.as_str())],
+            "name",
+        ),
+        (
+            vec![("name", "mock"), ("base_url", mock.as_str())],
+            "configuration",
+        ),
+        (
+            vec![("name", "demo"), ("base_url", mock.as_str())],
+            "configuration",
+        ),
+        (
+            vec![("name", "x"), ("base_url", "ftp://example.com")],
+            "base URL",
+        ),
+        (vec![("name", "x"), ("base_url", "not a url")], "base URL"),
+        (
+            vec![
+                ("name", "x"),
+                ("base_url", mock.as_str()),
+                ("api_key_env", "BAD NAME"),
+            ],
+            "environment variable",
+        ),
+    ] {
+        let res = admin
+            .submit("/admin/providers", "/admin/providers", &fields)
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let to = said(&res);
+        assert!(to.contains("error="), "{fields:?}: {to}");
+        let (_, html) = admin.get_text(&to).await;
+        assert!(html.contains(why), "{fields:?}: {why}");
+    }
+    assert_eq!(rows_in(&app, "stored_providers").await, 0);
+
+    let user = app.new_browser();
+    assert_eq!(
+        user.signup("user@example.com", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_ne!(user.get("/admin/providers").await.status(), StatusCode::OK);
+    let res = user
+        .post_raw(
+            "/admin/providers",
+            &[("name", "evil"), ("base_url", mock.as_str())],
+            Some(&user.token().await),
+            Some(&app.base),
+        )
+        .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    assert_eq!(rows_in(&app, "stored_providers").await, 0);
+}
+
+#[tokio::test]
+async fn a_models_name_window_limits_prices_and_defaults_change_at_once() {
+    let (app, _) = app_with_mock().await;
+    let admin = app.browser();
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/models",
+            &[
+                ("model_id", "mock"),
+                ("display_name", "House model"),
+                ("context_window", "4000"),
+                ("max_output_tokens", "500"),
+                ("price_input", "1.5"),
+                ("price_cached_input", ""),
+                ("price_output", "3"),
+                ("temperature", "0.4"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(said(&res).contains("notice="));
+    let llm = app.state.llm();
+    let m = llm.model("mock").unwrap();
+    assert_eq!(m.display_name, "House model");
+    assert_eq!((m.context_window, m.max_output_tokens), (4000, 500));
+    assert_eq!((m.prices.input, m.prices.output), (1_500_000, 3_000_000));
+    assert_eq!(m.defaults.temperature, Some(0.4));
+    let (_, chat) = admin.get_text("/chat").await;
+    assert!(chat.contains(">House model</option>"));
+    assert!(chat.contains("0.4 (model default)"));
+    // A call now is priced and limited with the new settings.
+    admin
+        .chat("/chat", "priced mock:tokens=5", "mock", &[])
+        .await;
+    let (cost, temperature): (Option<i64>, Option<f64>) =
+        sqlx::query_as("SELECT cost_micros, temperature FROM calls")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert!(cost.is_some_and(|c| c > 0), "{cost:?}");
+    assert_eq!(temperature, Some(0.4));
+
+    // Refused: an output limit over the window, a bad price, a bad default.
+    for (field, value) in [
+        ("max_output_tokens", "999999"),
+        ("price_input", "cheap"),
+        ("temperature", "9"),
+    ] {
+        let res = admin
+            .submit(
+                "/admin/providers",
+                "/admin/models",
+                &[("model_id", "mock"), (field, value)],
+            )
+            .await;
+        assert!(said(&res).contains("error="), "{field}={value}");
+    }
+    assert_eq!(
+        app.state.llm().model("mock").unwrap().max_output_tokens,
+        500
+    );
+
+    // Back to the configured settings.
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/models",
+            &[("model_id", "mock"), ("reset", "1")],
+        )
+        .await;
+    assert!(said(&res).contains("notice="));
+    assert_eq!(
+        app.state.llm().model("mock").unwrap().display_name,
+        "Mock mock"
+    );
+}

@@ -158,6 +158,23 @@ if (layout) {
   showSideControls = showControls;
 }
 
+// Rename and Edit open in place: their field takes the focus, and Esc closes them.
+document.addEventListener("toggle", (e) => {
+  const d = e.target;
+  if (!(d instanceof HTMLDetailsElement) || !d.open || !d.matches("details.rename, details.edit")) return;
+  const field = d.querySelector("input[type=text], textarea");
+  if (field) field.focus();
+}, true);
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || e.isComposing) return;
+  const open = document.activeElement && document.activeElement.closest("details.rename[open], details.edit[open]");
+  if (open) {
+    e.preventDefault();
+    open.open = false;
+    open.querySelector("summary").focus();
+  }
+});
+
 // Chat: send with fetch and show the answer as it streams (Server-Sent Events over the POST response).
 const chatForm = document.getElementById("chat-form");
 if (chatForm) {
@@ -208,10 +225,23 @@ if (chatForm) {
         if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
       };
       const filter = (document.getElementById("side-filter") || {}).value || "";
+      // Edits being typed survive the new list: open, with their text.
+      const drafts = new Map();
+      document.querySelectorAll("#messages details.edit[open] textarea").forEach((t) => drafts.set(t.id, t.value));
       adopt(".chat-head");
       adopt("#sidebar");
       adopt("#messages");
       list = document.getElementById("messages");
+      drafts.forEach((value, id) => {
+        const t = document.getElementById(id);
+        if (t) { t.value = value; t.closest("details").open = true; }
+      });
+      // The system prompt the next message uses, as the server now says.
+      const shownPrompt = document.getElementById("system-prompt-shown");
+      const freshPrompt = doc.getElementById("system-prompt-shown");
+      if (shownPrompt && freshPrompt) shownPrompt.replaceWith(document.importNode(freshPrompt, true));
+      else if (shownPrompt) shownPrompt.remove();
+      else if (freshPrompt) list.before(document.importNode(freshPrompt, true));
       localTimes(list);
       const side = document.getElementById("side-filter");
       if (side && filter) { side.value = filter; side.dispatchEvent(new Event("input", { bubbles: true })); }
@@ -419,6 +449,7 @@ if (chatForm) {
         else if (line.startsWith("data:")) payload += line.slice(5).trim();
       }
       const d = payload ? JSON.parse(payload) : {};
+      const stick = atBottom();
       if (name === "start") onStart(d);
       else if (name === "snapshot") view.replace(d.t, d.r);
       else if (name === "delta") view.append(d.t, d.r);
@@ -436,6 +467,7 @@ if (chatForm) {
         showError(d.message || "The answer could not be saved.");
         end = "error";
       }
+      if (stick) toBottom();
     };
     for (;;) {
       const { value, done } = await reader.read();
@@ -478,18 +510,29 @@ if (chatForm) {
     }
   };
 
+  // While an answer is written, nothing else can be asked from this page (Send, Regenerate, Edit wait).
+  const waiting = (on) => {
+    document.querySelectorAll("#regenerate, form.regen-form button, form.edit-form button[type=submit]")
+      .forEach((b) => { b.disabled = on; });
+  };
   const begin = (answer) => {
     following = { answer, stopped: false };
     // Screen readers hear the answer once it is complete, not every piece and count as it streams.
     answer.setAttribute("aria-busy", "true");
     send.disabled = true;
     stop.hidden = false;
+    waiting(true);
   };
   const finish = () => {
     following = null;
     if (uploading === 0) send.disabled = false;
     stop.hidden = true;
+    waiting(false);
   };
+  // The page follows the newest text while the reader is at the bottom; one who scrolled up is left there.
+  const atBottom = () =>
+    window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 160;
+  const toBottom = () => window.scrollTo(0, document.documentElement.scrollHeight);
 
   // Stop asks the server to stop the answer; the stream then ends with the recorded (cancelled) answer.
   const stopAnswer = async () => {
@@ -544,6 +587,7 @@ if (chatForm) {
     }
     const answer = item("assistant streaming status-streaming", "…");
     begin(answer);
+    toBottom();
     // The connection dropped: an answer that started goes on on the server, so follow it again; one that
     // never started leaves the page as it was, with the reason.
     const lost = async () => {
@@ -580,6 +624,13 @@ if (chatForm) {
           chatForm.setAttribute("action", d.url);
         }
         answer.id = "m-" + d.answer_id;
+        // A new chat has its title at once (its actions come with the saved answer).
+        const heading = document.querySelector(".chat-title");
+        if (d.title && heading && heading.textContent === "New chat") {
+          heading.textContent = d.title;
+          heading.title = d.title;
+          document.title = d.title + " · llmeta";
+        }
         // Stop pressed before the answer had an id.
         if (following && following.wantStop) stopAnswer();
       });
@@ -644,6 +695,21 @@ if (chatForm) {
     }
   };
   if (modelSelect) modelSelect.addEventListener("change", showPlaceholders);
+  // The closed panel says which parameters are set, as the server does (chat.rs params_summary).
+  const summaryOf = () => {
+    const names = { temperature: "temperature", top_p: "top P", top_k: "top K", max_tokens: "max tokens", seed: "seed",
+      presence_penalty: "presence penalty", frequency_penalty: "frequency penalty" };
+    const set = [];
+    for (const [name, label] of Object.entries(names)) {
+      const v = (chatForm.elements[name] || {}).value || "";
+      if (v.trim()) set.push(label + " " + v.trim());
+    }
+    if (((chatForm.elements.stop || {}).value || "").trim()) set.push("stop sequences");
+    if (((chatForm.elements.system_prompt || {}).value || "").trim()) set.push("system prompt");
+    const out = document.getElementById("params-summary");
+    if (out) out.textContent = ": " + (set.length ? set.join(" · ") : "the model's defaults");
+  };
+  chatForm.addEventListener("input", (e) => { if (params.includes(e.target.name)) summaryOf(); });
 
   // Presets: picking one fills the model and parameters at once (the Use button is for pages without script);
   // Save preset stores the current ones under a name without leaving the page.
@@ -660,6 +726,7 @@ if (chatForm) {
       const field = chatForm.elements[name];
       if (field) field.value = values[name] || "";
     }
+    summaryOf();
     checkFit();
   };
   const presetPick = () => document.getElementById("preset-pick");

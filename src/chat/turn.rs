@@ -21,6 +21,8 @@ pub const MAX_MESSAGE_CHARS: usize = 200_000;
 /// A started turn: the call, ready to run, and the messages it belongs to.
 pub struct Turn {
     pub conversation_id: String,
+    /// The conversation's title (a new one's, from its first message).
+    pub title: String,
     pub user_message_id: String,
     pub answer_id: String,
     pub started: Started,
@@ -60,10 +62,11 @@ pub struct Ask<'a> {
 
 /// A conversation title from its first message: the first line, at most 80 characters.
 pub fn title_from(content: &str) -> String {
+    // A code fence's marker line says nothing: the first line of text does.
     let line = content
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        .find(|l| !l.is_empty() && !l.starts_with("```") && !l.starts_with("~~~"))
         .unwrap_or("");
     let mut title: String = line.chars().take(80).collect();
     if line.chars().count() > 80 {
@@ -507,6 +510,10 @@ async fn begin(
         .await?;
 
     Ok(Turn {
+        title: conversation
+            .as_ref()
+            .map(|c| c.title.clone())
+            .unwrap_or_else(|| title_from(&question.content)),
         conversation_id: conversation_id.clone(),
         user_message_id: question.id,
         answer_id: answer_id.clone(),
@@ -532,6 +539,7 @@ mod tests {
     fn titles() {
         assert_eq!(title_from("\n  Hello world \nmore"), "Hello world");
         assert_eq!(title_from("   "), "Untitled");
+        assert_eq!(title_from("```python\ndef f(): pass\n```"), "def f(): pass");
         assert_eq!(title_from(&"x".repeat(100)).chars().count(), 81);
     }
 }

@@ -36,6 +36,7 @@ use std::convert::Infallible;
 pub fn sse(state: AppState, turn: Turn) -> Response {
     let start = json!({
         "conversation_id": turn.conversation_id,
+        "title": turn.title,
         "url": format!("/c/{}", turn.conversation_id),
         "user_message_id": turn.user_message_id,
         "answer_id": turn.answer_id,

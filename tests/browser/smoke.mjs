@@ -32,6 +32,12 @@ try {
   await page.fill("#confirm", "correct horse battery staple");
   await Promise.all([page.waitForURL("**/chat"), page.click("main button[type=submit]")]);
 
+  // Switching versions posts a form and lands on the version's message (a new page load).
+  const switchVersion = async (selector) => {
+    const to = await page.getAttribute(selector, "value");
+    await Promise.all([page.waitForURL((u) => u.hash === "#m-" + to), page.click(selector)]);
+  };
+
   // Hostile output, streamed in 5-character chunks so tags are split across events.
   const payload = "<script>window.__pwned=1</script> <img src=x onerror=\"window.__pwned=2\"> " +
     "[click](javascript:window.__pwned=3) <a href=\"javascript:window.__pwned=4\">a</a> mock:echo mock:split=5";
@@ -137,7 +143,7 @@ try {
   }, null, { timeout: 15000 });
   check((await page.textContent("li.msg.user .fork-pos")).replace(/\s/g, "") === "2/2", "the edit is version 2 of 2");
   check((await page.$$("li.msg.user")).length === 1, "the later turns belong to the other version");
-  await Promise.all([page.waitForLoadState("load"), page.click("li.msg.user .fork button[aria-label='Previous version']")]);
+  await switchVersion("li.msg.user .fork button[aria-label='Previous version']");
   await page.waitForFunction(() => (document.querySelector("li.msg.user .fork-pos") || {}).textContent === "1 / 2");
   check((await page.$$("li.msg.user")).length > 1, "‹ brings back the first version with its later turns");
   // Regenerate an earlier answer: a version of it, counted at its fork.
@@ -148,8 +154,30 @@ try {
     return a && a.querySelector(".fork-pos") && a.querySelector(".fork-pos").textContent === "2 / 2"
       && !document.querySelector("li.msg.status-streaming");
   }, null, { timeout: 15000 });
-  await Promise.all([page.waitForLoadState("load"), page.click("li.msg.assistant .fork button[aria-label='Previous version']")]);
+  await switchVersion("li.msg.assistant .fork button[aria-label='Previous version']");
   await page.waitForFunction(() => (document.querySelector("li.msg.assistant .fork-pos") || {}).textContent === "1 / 2");
+
+  // A new answer is followed to the bottom of the page (not left under the composer).
+  await page.fill("#content", "scroll along mock:tokens=120 mock:delay_ms=5");
+  await page.press("#content", "Enter");
+  await page.waitForFunction(() => {
+    const l = document.querySelector("li.msg.assistant:last-of-type");
+    return l && l.classList.contains("status-ok") && l.querySelector(".meta");
+  }, null, { timeout: 15000 });
+  const bottomGap = await page.evaluate(() =>
+    document.documentElement.scrollHeight - (window.innerHeight + window.scrollY));
+  check(bottomGap < 200, "the page follows the answer to the bottom: " + bottomGap + " px left below");
+  // An edit being typed while an answer finishes keeps its text.
+  await page.fill("#content", "while editing mock:tokens=60 mock:delay_ms=15");
+  await page.press("#content", "Enter");
+  const firstEdit = page.locator("li.msg.user").first();
+  await firstEdit.locator("details.edit summary").click();
+  await firstEdit.locator("textarea[name=content]").fill("a draft being typed");
+  await page.waitForFunction(() => !document.querySelector("li.msg.status-streaming") &&
+    document.querySelector("li.msg.assistant:last-of-type .meta"), null, { timeout: 15000 });
+  check((await page.locator("li.msg.user").first().locator("textarea[name=content]").inputValue()) === "a draft being typed",
+    "the edit draft survives the answer's end");
+  await page.locator("li.msg.user").first().locator("details.edit summary").click();
 
   // Reloading does not stop an answer: the reloaded page shows the text so far and follows the rest live.
   await page.fill("#content", "survives a reload mock:tokens=300 mock:delay_ms=20");
@@ -185,7 +213,8 @@ try {
     return l && l.classList.contains("streaming") && l.querySelector("details.reasoning:not([open]) summary")
       && l.querySelector("details.reasoning summary").textContent.includes("so far");
   }, null, { timeout: 15000 });
-  await page.waitForFunction(() => document.querySelectorAll("li.msg.assistant .meta").length === 5, null, { timeout: 15000 });
+  await page.waitForFunction(() => !document.querySelector("li.msg.status-streaming") &&
+    document.querySelector("li.msg.assistant:last-of-type .meta"), null, { timeout: 15000 });
   check(await page.$("li.msg.assistant:last-of-type details.reasoning") !== null, "the saved answer keeps its reasoning");
 
   // Code blocks carry their language and a copy button; images in answers are links showing their address.
@@ -194,6 +223,7 @@ try {
   await page.waitForSelector("li.msg.assistant .code .lang", { timeout: 15000 });
   check((await page.textContent("li.msg.assistant .code .lang")) === "rust", "the code block names its language");
   check(await page.isVisible("li.msg.assistant button.copy-code"), "the code block has a copy button");
+  check(await page.isVisible("li.msg.assistant .code pre span.hl-kw"), "the code is highlighted by the server");
   check((await page.$$("li.msg.assistant .md img")).length === 0, "no image from an answer is loaded");
   check((await page.textContent("li.msg.assistant:last-of-type .md")).includes("https://img.invalid/cat.png"),
     "the image's address is shown");
@@ -265,6 +295,17 @@ try {
   await page.goto(base + "/settings");
   await page.check("input[name=send_with][value=enter]");
   await Promise.all([page.waitForURL("**/settings?saved=chat*"), page.click("#chat-settings button[type=submit]")]);
+
+  // The JSON viewer opens an array of objects as its table, columns in the document's own key order; the tree is
+  // a click away.
+  await page.goto(base + "/json");
+  await page.fill("#json-text", '[{"zebra": 1, "apple": "x", "mango": true}, {"zebra": 2, "apple": "y", "mango": false}]');
+  await Promise.all([page.waitForURL("**/json/f/**"), page.click("form[action='/json/paste'] button[type=submit]")]);
+  const headers = await page.$$eval("table th", (ths) => ths.map((t) => t.textContent.trim()));
+  const order = headers.filter((h) => ["zebra", "apple", "mango"].some((k) => h.startsWith(k)));
+  check(order.length === 3 && order[0].startsWith("zebra") && order[1].startsWith("apple") && order[2].startsWith("mango"),
+    "the table's columns keep the document's key order: " + headers.join(", "));
+  await Promise.all([page.waitForURL("**view=tree**"), page.click("a:has-text('tree')")]);
 
   // Screenshots of the main pages at both widths, for review.
   if (shots) {

@@ -149,6 +149,25 @@ async fn bad_provider_settings_are_refused_and_only_admins_reach_the_page() {
     }
     assert_eq!(rows_in(&app, "stored_providers").await, 0);
 
+    // A provider that does not answer is saved, and the notice says it offers nothing yet.
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/providers",
+            &[
+                ("name", "dead"),
+                ("base_url", "http://127.0.0.1:1/v1"),
+                ("discover_models", "1"),
+            ],
+        )
+        .await;
+    let (_, html) = admin.get_text(&said(&res)).await;
+    assert!(html.contains("offers no model yet"), "said so");
+    assert!(html.contains("does not answer"), "and the table says why");
+    admin
+        .submit("/admin/providers", "/admin/providers/dead/delete", &[])
+        .await;
+
     let user = app.new_browser();
     assert_eq!(
         user.signup("user@example.com", PASSWORD).await.status(),
@@ -229,6 +248,47 @@ async fn a_models_name_window_limits_prices_and_defaults_change_at_once() {
         app.state.llm().model("mock").unwrap().max_output_tokens,
         500
     );
+
+    // Values sent back as they were shown keep where they came from: an earlier setting stays a setting,
+    // a configured value stays the configuration's.
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/models",
+            &[
+                ("model_id", "mock"),
+                ("display_name", "House model v2"),
+                ("context_window", "4000"),
+                ("max_output_tokens", "500"),
+            ],
+        )
+        .await;
+    assert!(said(&res).contains("notice="));
+    let stored: (Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT context_window, display_name FROM model_settings WHERE model_id = 'mock'",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(stored, (Some(4000), Some("House model v2".into())));
+    let res = admin
+        .submit(
+            "/admin/providers",
+            "/admin/models",
+            &[
+                ("model_id", "tiny"),
+                ("display_name", "Small one"),
+                ("context_window", "400"),
+            ],
+        )
+        .await;
+    assert!(said(&res).contains("notice="));
+    let window: Option<i64> =
+        sqlx::query_scalar("SELECT context_window FROM model_settings WHERE model_id = 'tiny'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(window, None, "unchanged: still the configuration's");
 
     // Back to the configured settings.
     let res = admin

@@ -35,6 +35,30 @@ pub struct ModelOption {
     pub placeholders: String,
 }
 
+/// The parameters set, as the closed panel shows them: "temperature 0.2 · max tokens 50 · system prompt".
+fn params_summary(p: &RawParams) -> String {
+    let mut set: Vec<String> = [
+        ("temperature", &p.temperature),
+        ("top P", &p.top_p),
+        ("top K", &p.top_k),
+        ("max tokens", &p.max_tokens),
+        ("seed", &p.seed),
+        ("presence penalty", &p.presence_penalty),
+        ("frequency penalty", &p.frequency_penalty),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.trim().is_empty())
+    .map(|(name, v)| format!("{name} {}", v.trim()))
+    .collect();
+    if !p.stop.trim().is_empty() {
+        set.push("stop sequences".into());
+    }
+    if !p.system_prompt.trim().is_empty() {
+        set.push("system prompt".into());
+    }
+    set.join(" · ")
+}
+
 /// What an empty parameter field means with a model: its configured default, else the provider's own.
 #[derive(serde::Serialize, Default)]
 pub struct Placeholders {
@@ -106,6 +130,8 @@ struct ChatPage {
     ph: Placeholders,
     /// The system prompt the conversation's next message uses (typed, else the model's default), shown above it.
     system_prompt: Option<String>,
+    /// The parameters set, in a few words, on the closed Parameters panel (nothing hides there unseen).
+    params_summary: String,
     action: String,
     messages: Vec<MessageView>,
     models: Vec<ModelOption>,
@@ -366,6 +392,7 @@ async fn page(
             side: super::sidebar::load(state, &user.user.id, conversation_id).await?,
             send_with: crate::db::users::send_with(state.db(), &user.user.id).await?,
             presets: presets::list(state.db(), &user.user.id).await?,
+            params_summary: params_summary(&form.params),
             ph: registry
                 .model(&selected)
                 .map(Placeholders::of)

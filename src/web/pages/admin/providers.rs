@@ -208,14 +208,16 @@ fn back(notice: Result<String, String>) -> Response {
 async fn reload(state: &AppState, done: String) -> Response {
     match state.reload_llm().await {
         Ok(()) => back(Ok(done)),
-        Err(e) => {
-            tracing::warn!(error = %e, "rebuilding the providers failed");
-            back(Err(format!(
-                "Saved, but the providers could not be rebuilt: {}",
-                crate::secret::scrub(&e.to_string(), None, 300)
-            )))
-        }
+        Err(e) => rebuild_failed(&e),
     }
+}
+
+fn rebuild_failed(e: &anyhow::Error) -> Response {
+    tracing::warn!(error = %e, "rebuilding the providers failed");
+    back(Err(format!(
+        "Saved, but the providers could not be rebuilt: {}",
+        crate::secret::scrub(&e.to_string(), None, 300)
+    )))
 }
 
 #[derive(Deserialize)]
@@ -292,11 +294,23 @@ pub async fn save_provider(
         updated_ms: now_ms(),
     };
     llm_settings::save_provider(state.db(), &provider, f.clear_key.is_some()).await?;
-    Ok(reload(
-        &state,
-        format!("Provider '{name}' saved; its models are offered now."),
-    )
-    .await)
+    if let Err(e) = state.reload_llm().await {
+        return Ok(rebuild_failed(&e));
+    }
+    let offered = state
+        .llm()
+        .models()
+        .iter()
+        .filter(|m| m.provider == name)
+        .count();
+    Ok(back(Ok(if offered > 0 {
+        format!("Provider '{name}' saved; its {offered} model(s) are offered now.")
+    } else {
+        format!(
+            "Provider '{name}' saved, but it offers no model yet: it did not list any (see whether it answers \
+             below), or the ones it lists have ids another provider already offers. Add its models by hand below."
+        )
+    })))
 }
 
 /// `POST /admin/providers/{name}/delete`: removes a provider added here (with the models added to it).
@@ -438,10 +452,51 @@ pub async fn save_model(
             defaults_json: Some(serde_json::to_string(&f.defaults).unwrap_or_default()),
         })
     })();
-    let setting = match parsed {
+    let mut setting = match parsed {
         Ok(s) => s,
-        Err(e) => return Ok(back(Err(e))),
+        Err(e) => return Ok(back(Err(format!("Model '{id}': {e}")))),
     };
+    // Only what was changed becomes a setting: a value sent back as it was shown keeps where it came from
+    // (the configuration, the provider — a reported window stays reported — or an earlier setting).
+    if let Some(current) = llm.model(id) {
+        let before = llm_settings::load(state.db())
+            .await?
+            .models
+            .into_iter()
+            .find(|s| s.model_id == id)
+            .unwrap_or_default();
+        let kept = |sent: Option<i64>, now: i64, before: Option<i64>| {
+            if sent == Some(now) { before } else { sent }
+        };
+        setting.context_window = kept(
+            setting.context_window,
+            current.context_window,
+            before.context_window,
+        );
+        setting.max_output_tokens = kept(
+            setting.max_output_tokens,
+            current.max_output_tokens,
+            before.max_output_tokens,
+        );
+        setting.price_input = kept(
+            setting.price_input,
+            current.prices.input,
+            before.price_input,
+        );
+        setting.price_cached_input = kept(
+            setting.price_cached_input,
+            current.prices.cached_input,
+            before.price_cached_input,
+        );
+        setting.price_output = kept(
+            setting.price_output,
+            current.prices.output,
+            before.price_output,
+        );
+        if setting.display_name.as_deref() == Some(current.display_name.as_str()) {
+            setting.display_name = before.display_name;
+        }
+    }
     llm_settings::save_model(state.db(), &setting, now_ms()).await?;
     Ok(reload(&state, format!("Model '{id}' saved; new calls use it now.")).await)
 }

@@ -470,6 +470,8 @@ async fn begin(
             user_id: ask.user_id.to_string(),
             title: title_from(&question.content),
             created_ms: now,
+            model_id: ask.remember.as_ref().map(|_| model.id.clone()),
+            params_json: ask.remember.clone(),
         }),
         activity: Activity {
             conversation_id: conversation_id.clone(),
@@ -490,7 +492,14 @@ async fn begin(
         attach_files_to: (insert.question && insert.files_are_new).then(|| question.id.clone()),
         remember: ask.remember.map(|params_json| Remembered {
             user_id: ask.user_id.to_string(),
-            conversation_id: conversation_id.clone(),
+            // Written only when the conversation's own choice changes.
+            conversation_id: conversation
+                .as_ref()
+                .filter(|c| {
+                    c.model_id.as_deref() != Some(model.id.as_str())
+                        || c.params_json.as_deref() != Some(params_json.as_str())
+                })
+                .map(|c| c.id.clone()),
             model_id: model.id.clone(),
             params_json,
             at_ms: now,

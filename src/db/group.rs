@@ -32,6 +32,9 @@ pub struct NewConversation {
     pub user_id: String,
     pub title: String,
     pub created_ms: i64,
+    /// The model and form parameters (JSON) it starts with, for its composer.
+    pub model_id: Option<String>,
+    pub params_json: Option<String>,
 }
 
 /// A message as it is inserted.
@@ -89,8 +92,9 @@ pub struct TurnStart {
 /// A person's last-used model and parameters.
 pub struct Remembered {
     pub user_id: String,
-    /// The conversation continued with these choices: they become its own too.
-    pub conversation_id: String,
+    /// An existing conversation continued with other choices than its own: they become its own (a new one
+    /// gets them as it is inserted, one continued alike needs no write).
+    pub conversation_id: Option<String>,
     pub model_id: String,
     pub params_json: String,
     pub at_ms: i64,
@@ -456,16 +460,19 @@ impl Failure {
 }
 
 fn insert_conversations(script: &mut Script, rows: &[&NewConversation]) {
-    for chunk in chunks(rows, script.rows_per_statement(5)) {
-        script
-            .sql("INSERT INTO conversations (id, user_id, title, created_ms, updated_ms) VALUES ");
+    for chunk in chunks(rows, script.rows_per_statement(7)) {
+        script.sql(
+            "INSERT INTO conversations (id, user_id, title, created_ms, updated_ms, model_id, params_json) VALUES ",
+        );
         for (i, c) in chunk.iter().enumerate() {
             script.row(i == 0, |r| {
                 r.param(&c.id)
                     .param(&c.user_id)
                     .param(&c.title)
                     .param(c.created_ms)
-                    .param(c.created_ms);
+                    .param(c.created_ms)
+                    .param(c.model_id.clone())
+                    .param(c.params_json.clone());
             });
         }
         script.end();
@@ -615,18 +622,20 @@ fn remember<'a>(script: &mut Script, choices: impl Iterator<Item = &'a Remembere
     }
     let mut by_conversation: HashMap<&str, &Remembered> = HashMap::new();
     for r in &choices {
-        by_conversation.insert(&r.conversation_id, r);
+        if let Some(c) = &r.conversation_id {
+            by_conversation.insert(c, r);
+        }
     }
-    let mut rows: Vec<&Remembered> = by_conversation.into_values().collect();
-    rows.sort_unstable_by(|a, b| a.conversation_id.cmp(&b.conversation_id));
-    for r in rows {
+    let mut rows: Vec<(&str, &Remembered)> = by_conversation.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (id, r) in rows {
         script
             .sql("UPDATE conversations SET model_id = ")
             .param(&r.model_id)
             .sql(", params_json = ")
             .param(&r.params_json)
             .sql(" WHERE id = ")
-            .param(&r.conversation_id);
+            .param(id);
         script.end();
     }
 }

@@ -181,6 +181,8 @@ mod tests {
                     user_id: "u".into(),
                     title: "t".into(),
                     created_ms: 0,
+                    model_id: None,
+                    params_json: None,
                 }),
                 messages: vec![NewMessage {
                     id: "m".into(),

@@ -126,15 +126,18 @@ async fn drive(
                 if d.content.is_empty() && d.reasoning.is_empty() {
                     continue;
                 }
-                let piece = event("delta", &json!({ "t": d.content, "r": d.reasoning }));
                 let mut p = relay.progress();
                 p.content.push_str(&d.content);
                 p.reasoning.push_str(&d.reasoning);
-                // No follower is fine: the call goes on.
-                let _ = relay.pieces.send(Piece {
-                    event: piece,
-                    last: false,
-                });
+                // An event is made only for pages following now (checked under the lock a new follower takes
+                // the text so far under, so it has this piece either way); none is fine: the call goes on.
+                if relay.pieces.receiver_count() > 0 {
+                    let piece = event("delta", &json!({ "t": d.content, "r": d.reasoning }));
+                    let _ = relay.pieces.send(Piece {
+                        event: piece,
+                        last: false,
+                    });
+                }
             }
             Some(Update::Done(ran)) => break finish(ran),
             // The runner always sends `Done`; without it its task failed.

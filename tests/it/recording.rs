@@ -206,6 +206,8 @@ fn start(user_id: &str, n: usize) -> Write {
                 user_id: user_id.to_string(),
                 title: format!("t{n}"),
                 created_ms: 1,
+                model_id: None,
+                params_json: None,
             }),
             messages: vec![
                 message(&question, "user", None, None),
@@ -221,7 +223,7 @@ fn start(user_id: &str, n: usize) -> Write {
             attach_files_to: None,
             remember: Some(Remembered {
                 user_id: user_id.to_string(),
-                conversation_id: conversation.clone(),
+                conversation_id: None,
                 model_id: "mock".into(),
                 params_json: format!("{{\"n\":{n}}}"),
                 at_ms: 2,

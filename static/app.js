@@ -458,6 +458,8 @@ if (chatForm) {
         tpl.innerHTML = d.html;
         const block = tpl.content.firstElementChild;
         if (block) { answer.replaceWith(block); enableCopy(block); enableCodeCopy(block); localTimes(block); }
+        // Nothing left to stop (Send waits until the page has the saved conversation).
+        stop.hidden = true;
         end = "done";
       } else if (name === "error") {
         // The answer was not saved: the streamed text stays on the page, with the reason.
@@ -506,7 +508,7 @@ if (chatForm) {
     } catch (_) {
       showError("The connection was lost. Reload to see the answer.");
     } finally {
-      finish();
+      finish(answer);
     }
   };
 
@@ -523,12 +525,24 @@ if (chatForm) {
     stop.hidden = false;
     waiting(true);
   };
-  const finish = () => {
+  // Ends following `answer` (none: whatever is followed). Then, if the page shows another answer still being
+  // written (another tab's, brought in with the saved conversation), it follows that one.
+  const finish = (answer) => {
+    if (following && answer && following.answer !== answer) return;
     following = null;
     if (uploading === 0) send.disabled = false;
     stop.hidden = true;
     waiting(false);
+    setTimeout(() => {
+      const running = !following && list.querySelector("li.assistant.status-streaming");
+      // Once per answer: one that cannot be followed from here is not asked for again and again.
+      if (running && running.id && !followedOnce.has(running.id)) {
+        followedOnce.add(running.id);
+        reattach(running);
+      }
+    }, 0);
   };
+  const followedOnce = new Set();
   // The page follows the newest text while the reader is at the bottom; one who scrolled up is left there.
   const atBottom = () =>
     window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 160;
@@ -591,7 +605,7 @@ if (chatForm) {
     // The connection dropped: an answer that started goes on on the server, so follow it again; one that
     // never started leaves the page as it was, with the reason.
     const lost = async () => {
-      finish();
+      finish(answer);
       if (answer.id && answer.isConnected) {
         await reattach(answer);
         return;
@@ -641,7 +655,7 @@ if (chatForm) {
       // The request itself failed (offline, or the page is going away): the answer, if it started, goes on.
       await lost();
     } finally {
-      finish();
+      finish(answer);
     }
   };
 
@@ -773,5 +787,5 @@ if (chatForm) {
 
   // A page opened (or reloaded) while one of its answers is being written follows it.
   const running = list.querySelector("li.assistant.status-streaming");
-  if (running) reattach(running);
+  if (running) { followedOnce.add(running.id); reattach(running); }
 }

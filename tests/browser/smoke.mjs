@@ -9,7 +9,8 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
-const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+const page = await context.newPage();
 const dialogs = [];
 const pageErrors = [];
 const cspViolations = [];
@@ -203,6 +204,35 @@ try {
     return l && l.classList.contains("status-ok") && l.querySelector(".meta") && l.textContent.includes("tok300");
   }, null, { timeout: 20000 });
   check(!(await page.isVisible("#stop")), "Stop is hidden once the followed answer ended");
+
+  // Two tabs on one conversation, sending within a moment of each other: both turns stay on it.
+  const otherTab = await context.newPage();
+  await otherTab.goto(page.url());
+  await page.fill("#content", "from tab A mock:tokens=20 mock:delay_ms=10");
+  await otherTab.fill("#content", "from tab B mock:tokens=20 mock:delay_ms=10");
+  await Promise.all([page.press("#content", "Enter"), otherTab.press("#content", "Enter")]);
+  for (const tab of [page, otherTab]) {
+    await tab.waitForFunction(() => !document.querySelector("li.msg.status-streaming") &&
+      document.querySelector("li.msg.assistant:last-of-type .meta"), null, { timeout: 15000 });
+  }
+  await otherTab.close();
+  // Each turn continues the conversation as the server had it when it started: the later one follows the
+  // other, or (started at the same moment) is a version beside it, shown as such (‹ 2 / 2 ›).
+  await page.reload();
+  const tabQuestion = () => page.locator("li.msg.user").last();
+  const onPage = await page.textContent("#messages");
+  // Both on the page (one after the other), or else the other one a click away.
+  if (!(onPage.includes("from tab A") && onPage.includes("from tab B"))) {
+    check((await tabQuestion().locator(".fork-pos").textContent()).endsWith("/ 2"), "the other turn is a version, shown as such");
+    const shownFirst = await tabQuestion().textContent();
+    const other = (await tabQuestion().locator(".fork-pos").textContent()).startsWith("2") ? "Previous" : "Next";
+    const button = tabQuestion().locator(`.fork button[aria-label='${other} version']`);
+    const to = await button.getAttribute("value");
+    await Promise.all([page.waitForURL((u) => u.hash === "#m-" + to), button.click()]);
+    const shownThen = await tabQuestion().textContent();
+    check([shownFirst, shownThen].some((t) => t.includes("from tab A")) &&
+      [shownFirst, shownThen].some((t) => t.includes("from tab B")), "both tabs' turns stay on the conversation");
+  }
 
   // Reasoning streams into a collapsed section while the answer is still coming.
   await page.fill("#content", "think first mock:reasoning=40 mock:tokens=20 mock:delay_ms=40");

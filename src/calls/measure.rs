@@ -166,7 +166,7 @@ pub struct Stops<'a> {
 /// room (and `Done` carries the whole answer anyway).
 pub async fn measure(
     mut stream: EventStream,
-    mut listener: Option<&mpsc::Sender<Update>>,
+    listener: &mpsc::Sender<Update>,
     stops: Stops<'_>,
 ) -> Measured {
     let sent = Instant::now();
@@ -200,6 +200,8 @@ pub async fn measure(
         ticket,
         cancel_when_unheard,
     } = stops;
+    // None once the listener went away and the call runs on unheard.
+    let mut listener = Some(listener);
 
     m.end = loop {
         let listener_gone = async move {

@@ -2,8 +2,8 @@
 //! ([`super::outcome`]), and records it ([`super::record`]) — into its conversation (the answer message and the
 //! counters) or, for a call outside one, onto the record itself (its answer text and tool calls).
 //!
-//! The call runs in its own task: a listener that goes away cancels the upstream request, but the record is
-//! still written. The listener hears `Done` only once the end is durable, and `Done` says whether it was saved.
+//! The call runs in its own task: a listener that goes away cancels the upstream request (or, with
+//! [`Unheard::Finish`], the call runs on unheard), and the record is written either way. The listener hears `Done` only once the end is durable, and `Done` says whether it was saved.
 
 use super::measure::{self, Measured, Stops, ToolCall, Update};
 use super::outcome::{self, Estimates};
@@ -28,11 +28,6 @@ pub struct Ran {
     pub saved: Result<(), NotSaved>,
 }
 
-/// Runs the call to its end (nobody listens) and returns what happened.
-pub async fn run(calls: CallService, started: Started) -> Ran {
-    run_inner(calls, started, None).await.0
-}
-
 /// What a call does when its listener goes away (a closed tab, a client that disconnected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unheard {
@@ -50,7 +45,7 @@ pub async fn run_for(
     listener: mpsc::Sender<Update>,
     unheard: Unheard,
 ) {
-    let (ran, unsent) = run_inner(calls, started, Some((&listener, unheard))).await;
+    let (ran, unsent) = run_inner(calls, started, &listener, unheard).await;
     // The outcome is written (and the place under the cap freed); a listener that does not read is waited for
     // only so long, so this task always ends.
     let deadline = tokio::time::Instant::now() + DONE_WAIT;
@@ -66,7 +61,8 @@ pub async fn run_for(
 async fn run_inner(
     calls: CallService,
     started: Started,
-    listener: Option<(&mpsc::Sender<Update>, Unheard)>,
+    listener: &mpsc::Sender<Update>,
+    unheard: Unheard,
 ) -> (Ran, measure::Delta) {
     let Started {
         mut call,
@@ -97,11 +93,11 @@ async fn run_inner(
     let stream = provider.start(prepared);
     let m = measure::measure(
         stream,
-        listener.map(|(l, _)| l),
+        listener,
         Stops {
             shutdown: &mut shutdown,
             ticket: &mut ticket,
-            cancel_when_unheard: listener.is_some_and(|(_, u)| u == Unheard::Cancel),
+            cancel_when_unheard: unheard == Unheard::Cancel,
         },
     )
     .await;

@@ -135,7 +135,7 @@ async fn app_with_github(base: &str) -> TestApp {
         web_url: base.into(),
         api_url: format!("{base}/api/v3"),
     };
-    spawn_app_with(move |c| {
+    let app = spawn_app_with(move |c| {
         c.public_url = Some(PUBLIC_URL.into());
         c.auth = AuthConfig {
             oidc: vec![],
@@ -143,7 +143,9 @@ async fn app_with_github(base: &str) -> TestApp {
             timeout: Duration::from_secs(2),
         };
     })
-    .await
+    .await;
+    super::oidc::set_up(&app).await;
+    app
 }
 
 /// Starts a sign-in in `b`, lets the stand-in authorize, and returns the callback path and query.
@@ -217,7 +219,7 @@ async fn github_signs_in_with_a_verified_email_and_returns_to_the_same_account()
     let back = round_trip(&b3).await;
     b3.get(&back).await;
     assert_eq!(whoami(&b3).await.as_deref(), Some("octo@example.com"));
-    assert_eq!(rows_in(&app, "users").await, 1);
+    assert_eq!(rows_in(&app, "users").await, 2);
 }
 
 #[tokio::test]
@@ -239,7 +241,7 @@ async fn a_github_account_without_a_verified_email_makes_no_account() {
             .unwrap()
             .contains("did not share a verified email address")
     );
-    assert_eq!(rows_in(&app, "users").await, 0);
+    assert_eq!(rows_in(&app, "users").await, 1);
 }
 
 #[tokio::test]

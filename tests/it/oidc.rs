@@ -231,7 +231,7 @@ pub async fn app_with(
     provider: OidcConfig,
     adjust: impl FnOnce(&mut llmeta::config::Config),
 ) -> TestApp {
-    spawn_app_with(move |c| {
+    let app = spawn_app_with(move |c| {
         c.public_url = Some(PUBLIC_URL.into());
         c.auth = AuthConfig {
             oidc: vec![provider],
@@ -240,7 +240,27 @@ pub async fn app_with(
         };
         adjust(c);
     })
-    .await
+    .await;
+    set_up(&app).await;
+    app
+}
+
+/// Finishes the first-run set-up (its administrator signed in on a browser of its own): providers sign no one
+/// in before it.
+pub async fn set_up(app: &TestApp) {
+    let res = submit(
+        &app.new_browser(),
+        "/setup",
+        "/setup",
+        &[
+            ("email", "owner@example.com"),
+            ("name", "Owner"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "set-up");
 }
 
 /// Starts a sign-in in `b` and returns the provider's authorization URL (after checking its parameters).
@@ -291,6 +311,39 @@ pub async fn user_row(
 }
 
 #[tokio::test]
+async fn before_the_set_up_a_provider_signs_no_one_in() {
+    let Some(p) = Provider::start("oidc").await else {
+        return;
+    };
+    p.account("eve-1", "eve@example.com", true, &[]).await;
+    let app = spawn_app_with(|c| {
+        c.public_url = Some(PUBLIC_URL.into());
+        c.auth = AuthConfig {
+            oidc: vec![oidc_config(&p.issuer)],
+            github: None,
+            timeout: Duration::from_secs(2),
+        };
+    })
+    .await;
+    let b = app.new_browser();
+    let res = b.get("/auth/oidc/login").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/setup", "the set-up comes first");
+    // A flow started after the set-up page was opened but finished before it was completed: the same.
+    set_up(&app).await;
+    let authorize = start(&b, "/auth/oidc/login").await;
+    let back = p.approve(&authorize, "eve-1").await;
+    sqlx::query("DELETE FROM users")
+        .execute(app.db())
+        .await
+        .unwrap();
+    let res = b.get(&back).await;
+    assert_eq!(location(&res), "/setup");
+    assert!(user_row(&app, "eve@example.com").await.is_none());
+    assert_eq!(whoami(&b).await, None);
+}
+
+#[tokio::test]
 async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
     let Some(p) = Provider::start("oidc").await else {
         return;
@@ -331,7 +384,7 @@ async fn a_first_sign_in_makes_an_account_and_the_second_returns_to_it() {
     let res = sign_in(&b2, &p, "ada-1", "/auth/oidc/login?next=//evil.example/x").await;
     assert_eq!(location(&res), "/");
     assert_eq!(whoami(&b2).await.as_deref(), Some("ada@example.com"));
-    assert_eq!(rows_in(&app, "users").await, 1);
+    assert_eq!(rows_in(&app, "users").await, 2);
     let linked: (String,) =
         sqlx::query_as("SELECT user_id FROM identities WHERE subject = 'ada-1'")
             .fetch_one(app.db())
@@ -470,7 +523,7 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
         .execute(app.db())
         .await
         .unwrap();
-    sqlx::query("DELETE FROM users")
+    sqlx::query("DELETE FROM users WHERE email <> 'owner@example.com'")
         .execute(app.db())
         .await
         .unwrap();
@@ -495,7 +548,7 @@ async fn a_missing_wrong_or_reused_state_a_replayed_code_and_a_pkce_mismatch_are
     set_flow_secrets(&app, &state_b, None, &param(&authorize_a, "nonce")).await;
     let mixed = format!("/auth/oidc/callback?code={code_a}&state={state_b}");
     refused(&app, &b, b.get(&mixed).await, "bo@example.com").await;
-    assert_eq!(rows_in(&app, "users").await, 0);
+    assert_eq!(rows_in(&app, "users").await, 1);
 }
 
 #[tokio::test]
@@ -524,7 +577,7 @@ async fn id_tokens_that_fail_a_check_are_refused_and_a_key_rotation_is_followed(
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "fault {mode}");
         refused(&app, &b, res, &email).await;
     }
-    assert_eq!(rows_in(&app, "sessions").await, 0);
+    assert_eq!(rows_in(&app, "sessions").await, 1, "the owner's only");
 
     // The provider starts signing with a new key it now publishes: one fresh fetch of the JWKS, and in.
     p.account("rot", "rot@example.com", true, &[]).await;
@@ -561,7 +614,7 @@ async fn declining_at_the_provider_says_so_and_changes_nothing() {
     let html = res.text().await.unwrap();
     assert!(html.contains("was cancelled"), "{html}");
     assert_eq!(whoami(&b).await, None);
-    assert_eq!(rows_in(&app, "users").await, 0);
+    assert_eq!(rows_in(&app, "users").await, 1);
 }
 
 #[tokio::test]
@@ -605,7 +658,7 @@ async fn a_provider_that_is_down_or_too_slow_is_reported_and_passwords_still_wor
         );
         let html = res.text().await.unwrap();
         assert!(
-            html.contains("is unavailable") && html.contains("log in with a password"),
+            html.contains("is unavailable") && html.contains("log in another way"),
             "{html}"
         );
     }
@@ -676,7 +729,7 @@ async fn a_verified_email_of_an_existing_account_links_only_after_its_owner_sign
     assert_eq!(location(&res), "/");
     assert_eq!(whoami(&b2).await.as_deref(), Some("cy@example.com"));
     assert_eq!(user_row(&app, "cy@example.com").await.unwrap().0, cy_id);
-    assert_eq!(rows_in(&app, "users").await, 1);
+    assert_eq!(rows_in(&app, "users").await, 2);
 }
 
 #[tokio::test]

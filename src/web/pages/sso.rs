@@ -104,7 +104,7 @@ fn failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{label} is unavailable"),
                 format!(
-                    "{label} did not answer in time or is having problems. Try again in a few minutes. {instead}"
+                    "{label} did not answer in time or is having problems. Wait a few minutes before trying again, or log in another way."
                 ),
             )
         }
@@ -237,6 +237,13 @@ async fn start(
 }
 
 /// `GET /auth/{name}/login?next=`: sign in (or up) with a provider.
+/// Before the first-run set-up has made the administrator, a provider's sign-in would make the first account
+/// an ordinary user's and end the set-up with no administrator: it goes to the set-up page instead.
+async fn setup_first(state: &AppState) -> Result<Option<Response>, AppError> {
+    Ok((crate::db::users::count(state.db()).await? == 0)
+        .then(|| Redirect::to("/setup").into_response()))
+}
+
 pub async fn login(
     State(state): State<AppState>,
     csrf: CsrfToken,
@@ -244,6 +251,10 @@ pub async fn login(
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, AppError> {
+    provider(&state, &name)?;
+    if let Some(setup) = setup_first(&state).await? {
+        return Ok(setup);
+    }
     start(
         &state,
         &csrf,
@@ -325,6 +336,9 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
     let provider = provider(&state, &name)?;
+    if let Some(setup) = setup_first(&state).await? {
+        return Ok(setup);
+    }
     let secure = state.config().secure_cookies();
     // The flow's cookie goes whatever happens: a state is used once.
     let with_cleared_flow = |mut res: Response| {

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod analytics;
 pub mod app;
 pub mod calls;
 pub mod chat;

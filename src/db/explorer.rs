@@ -104,6 +104,9 @@ pub fn where_clause(f: &CallFilter) -> Where {
             w.push(&format!("{column} = {{}}"), Arg::Text(v.to_string()));
         }
     }
+    if let Some(streamed) = f.streamed {
+        w.push("c.streamed = {}", Arg::Int(i64::from(streamed)));
+    }
     if let Some(ms) = f.sent_from_ms {
         w.push("c.sent_ms >= {}", Arg::Int(ms));
     }
@@ -172,14 +175,74 @@ pub async fn page(db: &Db, f: &CallFilter, limit: i64) -> sqlx::Result<Vec<Explo
         .await
 }
 
-/// Sends every call matching the filter into `tx`, as the database yields them (never the whole result in
-/// memory), until the last row, a failure (sent as the last item) or the receiver going away.
-pub async fn export(
+/// A call's whole record for the exports (CSV and JSONL): every column a person may analyse, never the request
+/// body or the text of the conversation.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct RecordRow {
+    pub id: String,
+    pub sent_ms: i64,
+    pub email: String,
+    pub user_role: String,
+    pub conversation_id: Option<String>,
+    pub source: String,
+    /// The key's name only: its id, lookup and hash stay out of exports.
+    pub api_key_name: Option<String>,
+    pub provider: String,
+    pub model: String,
+    pub upstream_model: String,
+    pub response_model: Option<String>,
+    pub status: String,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub http_status: Option<i64>,
+    pub streamed: i64,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<i64>,
+    pub max_tokens: Option<i64>,
+    pub seed: Option<i64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    /// A JSON array of strings.
+    pub stop: Option<String>,
+    pub system_prompt: Option<String>,
+    pub params_dropped: String,
+    pub context_messages: i64,
+    pub context_dropped: i64,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_input_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub usage_source: String,
+    pub latency_ms: Option<f64>,
+    pub first_byte_latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub tokens_per_sec: Option<f64>,
+    pub finish_reason: Option<String>,
+    pub cost_micros: Option<i64>,
+    pub price_input_micros: i64,
+    pub price_cached_input_micros: i64,
+    pub price_output_micros: i64,
+}
+
+const RECORD_COLUMNS: &str = "c.id, c.sent_ms, u.email, u.role AS user_role, c.conversation_id, c.source, \
+     k.name AS api_key_name, c.provider, c.model, c.upstream_model, c.response_model, c.status, c.error_class, \
+     c.error_message, c.http_status, c.streamed, c.temperature, c.top_p, c.top_k, c.max_tokens, c.seed, \
+     c.presence_penalty, c.frequency_penalty, c.stop, c.system_prompt, c.params_dropped, c.context_messages, \
+     c.context_dropped, c.input_tokens, c.output_tokens, c.cached_input_tokens, c.reasoning_tokens, \
+     c.usage_source, c.latency_ms, c.first_byte_latency_ms, c.ttft_ms, c.tokens_per_sec, c.finish_reason, \
+     c.cost_micros, c.price_input_micros, c.price_cached_input_micros, c.price_output_micros";
+
+/// Sends the whole record of every call matching the filter into `tx`, in the filter's order, as the
+/// database yields them (never the whole result in memory), until the last row, a failure (sent as the last
+/// item) or the receiver going away.
+pub async fn export_records(
     db: &Db,
     f: &CallFilter,
-    tx: tokio::sync::mpsc::Sender<sqlx::Result<ExplorerRow>>,
+    tx: tokio::sync::mpsc::Sender<sqlx::Result<RecordRow>>,
 ) {
     let (sql, args) = rows_query(f, None);
+    let sql = sql.replacen(COLUMNS, RECORD_COLUMNS, 1);
     let mut rows = bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &args).fetch(&db.pool);
     while let Some(row) = rows.next().await {
         let failed = row.is_err();

@@ -5,6 +5,7 @@
 //! (a flag is a nullable timestamp such as `disabled_ms`); sums are cast to BIGINT.
 
 pub mod admin;
+pub mod analytics;
 pub mod api_keys;
 pub mod calls;
 pub mod conversations;

@@ -145,6 +145,27 @@ pub async fn set_send_with(db: &Db, id: &str, key: &str) -> sqlx::Result<bool> {
     Ok(true)
 }
 
+/// The person's time zone (an IANA name), empty when they have not chosen one (UTC).
+pub async fn time_zone(db: &Db, id: &str) -> sqlx::Result<String> {
+    Ok(
+        sqlx::query_scalar("SELECT time_zone FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?
+            .unwrap_or_default(),
+    )
+}
+
+/// Sets the person's time zone; the caller has checked that it names a zone (or is empty, for UTC).
+pub async fn set_time_zone(db: &Db, id: &str, zone: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
+        .bind(id)
+        .bind(zone)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
 /// Records that the account's current address was shown to be its owner's (by a provider that vouches).
 pub async fn mark_verified(db: &Db, id: &str, at_ms: i64) -> sqlx::Result<()> {
     sqlx::query(

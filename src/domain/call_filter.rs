@@ -93,6 +93,8 @@ pub struct RawCallFilter {
     pub source: String,
     pub role: String,
     pub api_key: String,
+    /// `yes` or `no`.
+    pub streamed: String,
     pub from: String,
     pub to: String,
     pub min_latency: String,
@@ -115,6 +117,7 @@ impl RawCallFilter {
             ("source", &self.source),
             ("role", &self.role),
             ("api_key", &self.api_key),
+            ("streamed", &self.streamed),
             ("from", &self.from),
             ("to", &self.to),
             ("min_latency", &self.min_latency),
@@ -145,6 +148,8 @@ pub struct CallFilter {
     pub role: Option<Role>,
     /// An API key's id.
     pub api_key: Option<String>,
+    /// Streamed (SSE) or answered in one body.
+    pub streamed: Option<bool>,
     /// Sent at or after this time (unix ms).
     pub sent_from_ms: Option<i64>,
     /// Sent before this time (unix ms): the end of the `to` day.
@@ -175,7 +180,7 @@ fn field(s: &str) -> Option<&str> {
 }
 
 /// The shape of the app's ids (UUIDv7 text), as `web::extract::is_id` checks path segments.
-fn is_id(s: &str) -> bool {
+pub fn is_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -217,6 +222,12 @@ impl CallFilter {
             Some(_) => {
                 return refuse("The API key must be chosen from the list (or given by its id).");
             }
+        };
+        let streamed = match field(&raw.streamed) {
+            None => None,
+            Some("yes") => Some(true),
+            Some("no") => Some(false),
+            Some(_) => return refuse("Streamed must be yes or no."),
         };
         let day = |s: &str, label: &str| match field(s) {
             None => Ok(None),
@@ -284,6 +295,7 @@ impl CallFilter {
             source,
             role,
             api_key,
+            streamed,
             sent_from_ms,
             sent_before_ms,
             min_latency_ms,

@@ -12,7 +12,9 @@ mod role;
 
 pub use api_key::{KeyLifetime, KeyName};
 pub use call::{CallStatus, MessageRole, Source, UsageSource};
-pub use call_filter::{CallFilter, CallSort, Cursor, CursorValue, FilterError, RawCallFilter};
+pub use call_filter::{
+    CallFilter, CallSort, Cursor, CursorValue, FilterError, RawCallFilter, is_id,
+};
 pub use email::Email;
 pub use name::DisplayName;
 pub use params::{ParamError, Params, RawParams};

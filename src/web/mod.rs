@@ -3,9 +3,11 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod charts;
 pub mod cookies;
 pub mod csrf;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod highlight;
@@ -61,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/email", post(pages::settings::change_email))
         .route("/settings/theme", post(pages::settings::set_theme))
         .route("/settings/chat", post(pages::settings::set_chat))
+        .route("/settings/time-zone", post(pages::settings::set_time_zone))
+        .route("/analytics", get(pages::analytics::show))
+        .route("/analytics/{file}", get(pages::analytics::download))
         .route("/settings", get(pages::settings::show))
         .route("/settings/profile", post(pages::settings::update_profile))
         .route("/settings/password", post(pages::settings::change_password))

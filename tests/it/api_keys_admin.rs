@@ -6,14 +6,6 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use std::process::Stdio;
 
-async fn user_id(app: &TestApp, email: &str) -> String {
-    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_one(app.db())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn admins_see_and_revoke_anyones_key_and_others_are_refused() {
     let app = app_with_admin().await;

@@ -19,14 +19,6 @@ struct Seeded {
     bob_api_call: String,
 }
 
-async fn user_id(app: &TestApp, email: &str) -> String {
-    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_one(app.db())
-        .await
-        .unwrap()
-}
-
 async fn insert_key(app: &TestApp, id: &str, user_id: &str, name: &str, last4: &str) {
     sqlx::query(
         "INSERT INTO api_keys (id, user_id, name, lookup, secret_hash, last4, created_ms) \
@@ -234,28 +226,30 @@ async fn the_csv_names_the_key_and_holds_nothing_secret() {
     let s = seeded().await;
     let admin = s.app.browser();
     let csv = admin.get("/admin/calls.csv").await.text().await.unwrap();
-    let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 6, "{csv}");
-    assert!(
-        lines[0].ends_with(",conversation_id,api_key"),
-        "{}",
-        lines[0]
+    let rows = crate::analytics::csv_rows(&csv);
+    assert_eq!(rows.len(), 6, "{csv}");
+    // The explorer's first twenty columns keep their places; the record's other columns follow.
+    assert_eq!(
+        rows[0][18..20],
+        ["conversation_id", "api_key"],
+        "{:?}",
+        rows[0]
     );
-    let line_of = |id: &str| {
-        *lines
-            .iter()
-            .find(|l| l.starts_with(&format!("{id},")))
+    assert_eq!(rows[0][20], "top_p");
+    let row_of = |id: &str| {
+        rows.iter()
+            .find(|r| r[0] == *id)
             .unwrap_or_else(|| panic!("{id} in {csv}"))
     };
     for id in &s.alice_api_calls {
-        // A standalone call: no conversation; the key's name last.
-        assert!(line_of(id).ends_with(",,alice laptop"), "{}", line_of(id));
+        // A standalone call: no conversation; the key's name.
+        assert_eq!(row_of(id)[18..20], ["", "alice laptop"], "{:?}", row_of(id));
     }
     // Formula-looking key names are neutralised like any other cell.
-    assert!(line_of(&s.bob_api_call).ends_with(",'=bob server"));
-    let ui: Vec<&&str> = lines[1..].iter().filter(|l| l.contains(",ui,")).collect();
+    assert_eq!(row_of(&s.bob_api_call)[19], "'=bob server");
+    let ui: Vec<&Vec<String>> = rows[1..].iter().filter(|r| r[4] == "ui").collect();
     assert_eq!(ui.len(), 2);
-    assert!(ui.iter().all(|l| l.ends_with(',')), "UI calls have no key");
+    assert!(ui.iter().all(|r| r[19].is_empty()), "UI calls have no key");
     assert!(!csv.contains(SECRET_MARK) && !csv.contains(MOCK_KEY));
     assert!(!csv.contains(&s.alice_key), "names, not key ids");
 

@@ -544,6 +544,15 @@ pub async fn app_with_admin() -> TestApp {
     app
 }
 
+/// The id of the account with this address.
+pub async fn user_id(app: &TestApp, email: &str) -> String {
+    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(app.db())
+        .await
+        .unwrap()
+}
+
 /// How many rows `table` holds.
 pub async fn rows_in(app: &TestApp, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))

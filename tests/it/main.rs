@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod admin_providers;
+mod analytics;
 mod api_keys;
 mod api_keys_admin;
 mod branches;

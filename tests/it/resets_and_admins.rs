@@ -6,14 +6,6 @@ use llmeta::admin::{self, AdminError};
 use llmeta::domain::Role;
 use reqwest::StatusCode;
 
-async fn user_id(app: &TestApp, email: &str) -> String {
-    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_one(app.db())
-        .await
-        .unwrap()
-}
-
 async fn reset_path(app: &TestApp, id: &str) -> String {
     let link = admin::send_reset_link(app.state.db(), app.state.mailer(), id, &app.base)
         .await

@@ -26,14 +26,6 @@ async fn app_with(adjust: impl FnOnce(&mut Config) + Send + 'static) -> TestApp 
     app
 }
 
-async fn user_id(app: &TestApp, email: &str) -> String {
-    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_one(app.db())
-        .await
-        .unwrap()
-}
-
 /// A signed-in second user with their id.
 async fn second_user(app: &TestApp) -> (Browser, String) {
     let b = app.new_browser();

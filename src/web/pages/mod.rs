@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod analytics;
 pub mod api_keys;
 pub mod chat;
 pub mod files;

@@ -49,6 +49,9 @@ pub struct SettingsPage {
     /// Which key sends a chat message (`users::SEND_KEYS`).
     send_with: String,
     presets: Vec<crate::db::presets::Preset>,
+    /// The person's time zone (empty: UTC) and the names offered.
+    time_zone: String,
+    zones: Vec<String>,
 }
 
 /// A linked identity as Settings shows it.
@@ -147,6 +150,8 @@ pub async fn page(
         key_expiry: String::new(),
         send_with: users::send_with(state.db(), &user.user.id).await?,
         presets: crate::db::presets::list(state.db(), &user.user.id).await?,
+        time_zone: users::time_zone(state.db(), &user.user.id).await?,
+        zones: crate::analytics::filter::zone_names(),
     })
 }
 
@@ -171,6 +176,7 @@ pub async fn show(
         Some("verify") => Some("A new verification link is on its way. It works for a day.".into()),
         Some("theme") => Some(format!("The theme is now: {}.", user.theme)),
         Some("chat") => Some("Your chat settings were saved.".into()),
+        Some("time-zone") => Some("Your time zone was saved.".into()),
         Some("preset") => Some("The preset was deleted.".into()),
         Some("linked") => Some("The sign-in was linked: you can log in with it from now on.".into()),
         Some("unlinked") => Some("The sign-in was unlinked: it no longer logs in to this account.".into()),
@@ -373,4 +379,33 @@ pub async fn set_chat(
         ));
     }
     Ok(Redirect::to("/settings?saved=chat#chat-settings").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TimeZoneForm {
+    #[serde(default)]
+    time_zone: String,
+}
+
+/// `POST /settings/time-zone`: the zone analytics counts days and hours in.
+pub async fn set_time_zone(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(f): Form<TimeZoneForm>,
+) -> Result<Response, AppError> {
+    let name = f.time_zone.trim();
+    let zone = if name.is_empty() || name == "UTC" {
+        String::new()
+    } else {
+        match crate::analytics::filter::zone(name).and_then(|z| z.iana_name().map(str::to_string)) {
+            Some(z) => z,
+            None => {
+                return Err(AppError::BadRequest(
+                    "Choose a time zone from the list, such as Europe/Paris.".into(),
+                ));
+            }
+        }
+    };
+    users::set_time_zone(state.db(), &user.user.id, &zone).await?;
+    Ok(Redirect::to("/settings?saved=time-zone#chat-settings").into_response())
 }

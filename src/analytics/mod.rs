@@ -1,0 +1,108 @@
+//! Analytics over a person's calls (or, for administrators, everyone's): what the page's charts and tables
+//! show, gathered with one query per chart (`db::analytics`) for a filter read from the URL (`filter`).
+
+pub mod buckets;
+pub mod effects;
+pub mod filter;
+
+use crate::db::Db;
+use crate::db::analytics::{self as queries, ALL_METRICS, Metric, Outcome, Summary};
+use buckets::Buckets;
+use effects::Param;
+use filter::Analytics;
+
+/// Everything the page shows, in display order.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub buckets: Buckets,
+    /// One per bucket, in time order (empty buckets with zero calls).
+    pub over_time: Vec<Summary>,
+    /// The totals of the period (counts and sums; no percentiles).
+    pub totals: Summary,
+    /// Most calls first.
+    pub models: Vec<Summary>,
+    pub outcomes: Vec<Outcome>,
+    /// The model the parameter effects are for: the one asked for, else the filter's, else the most used.
+    pub effects_model: Option<String>,
+    /// Per parameter, one summary per range of [`Param::ranges`] (zero calls where none).
+    pub effects: Vec<(Param, Vec<Summary>)>,
+}
+
+/// Fills in the groups with no calls, in the order of `keys`.
+fn aligned(rows: Vec<Summary>, keys: impl Iterator<Item = String>) -> Vec<Summary> {
+    let mut by_key: std::collections::HashMap<String, Summary> =
+        rows.into_iter().map(|r| (r.key.clone(), r)).collect();
+    keys.map(|k| {
+        by_key.remove(&k).unwrap_or(Summary {
+            key: k,
+            ..Summary::default()
+        })
+    })
+    .collect()
+}
+
+/// The sums of the groups (percentiles do not add up, so the totals have none).
+fn total(rows: &[Summary]) -> Summary {
+    let mut t = Summary {
+        key: "total".into(),
+        ..Summary::default()
+    };
+    for r in rows {
+        t.calls += r.calls;
+        t.ok += r.ok;
+        t.errors += r.errors;
+        t.input_tokens += r.input_tokens;
+        t.output_tokens += r.output_tokens;
+        t.cached_tokens += r.cached_tokens;
+        t.reasoning_tokens += r.reasoning_tokens;
+        t.cost_micros += r.cost_micros;
+        t.priced += r.priced;
+        t.length_finishes += r.length_finishes;
+    }
+    t
+}
+
+/// Runs the page's queries for `a`.
+pub async fn report(db: &Db, a: &Analytics) -> sqlx::Result<Report> {
+    let buckets = Buckets::new(&a.tz, a.from_ms, a.to_ms);
+    let key = buckets.sql_key("c.sent_ms");
+    let time_metrics = [Metric::Latency, Metric::Ttft, Metric::TokensPerSec];
+    let (over_time, mut models, outcomes) = tokio::try_join!(
+        queries::summary(db, &a.calls, &key, &time_metrics),
+        queries::summary(db, &a.calls, "c.model", ALL_METRICS),
+        queries::outcomes(db, &a.calls),
+    )?;
+    models.sort_by(|x, y| y.calls.cmp(&x.calls).then_with(|| x.key.cmp(&y.key)));
+    let over_time = aligned(over_time, buckets.list.iter().map(|b| b.key.to_string()));
+    let totals = total(&over_time);
+    let effects_model = a
+        .effects_model
+        .clone()
+        .or_else(|| a.calls.model.clone())
+        .or_else(|| models.first().map(|m| m.key.clone()));
+    let mut effects = Vec::new();
+    if let Some(model) = &effects_model {
+        let mut f = a.calls.clone();
+        f.model = Some(model.clone());
+        let effect_metrics = [Metric::Latency, Metric::TokensPerSec, Metric::OutputTokens];
+        let [t, p, m] = Param::ALL;
+        let (tr, pr, mr) = tokio::try_join!(
+            queries::summary(db, &f, t.key_sql(), &effect_metrics),
+            queries::summary(db, &f, p.key_sql(), &effect_metrics),
+            queries::summary(db, &f, m.key_sql(), &effect_metrics),
+        )?;
+        for (param, rows) in [(t, tr), (p, pr), (m, mr)] {
+            let keys = (0..param.ranges().len()).map(|i| i.to_string());
+            effects.push((param, aligned(rows, keys)));
+        }
+    }
+    Ok(Report {
+        buckets,
+        over_time,
+        totals,
+        models,
+        outcomes,
+        effects_model,
+        effects,
+    })
+}

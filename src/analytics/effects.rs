@@ -37,16 +37,9 @@ impl Param {
     /// The ranges, in order; a call's group is the index of its range (`0` = not set).
     pub fn ranges(self) -> &'static [&'static str] {
         match self {
-            Param::Temperature => &["not set", "0", "0–0.3", "0.3–0.7", "0.7–1", "above 1"],
+            Param::Temperature => &["not set", "0", "0–0.3", "0.3–0.7", "0.7–1", "> 1"],
             Param::TopP => &["not set", "≤ 0.5", "0.5–0.9", "0.9–1", "1"],
-            Param::MaxTokens => &[
-                "not set",
-                "≤ 256",
-                "257–1,024",
-                "1,025–4,096",
-                "4,097–16,384",
-                "above 16,384",
-            ],
+            Param::MaxTokens => &["not set", "≤ 256", "≤ 1024", "≤ 4096", "≤ 16384", "> 16384"],
         }
     }
 
@@ -97,15 +90,15 @@ mod tests {
         assert_eq!(t.ranges()[t.range_of(Some(0.3))], "0–0.3");
         assert_eq!(t.ranges()[t.range_of(Some(0.31))], "0.3–0.7");
         assert_eq!(t.ranges()[t.range_of(Some(1.0))], "0.7–1");
-        assert_eq!(t.ranges()[t.range_of(Some(1.5))], "above 1");
+        assert_eq!(t.ranges()[t.range_of(Some(1.5))], "> 1");
         let p = Param::TopP;
         assert_eq!(p.ranges()[p.range_of(Some(0.95))], "0.9–1");
         assert_eq!(p.ranges()[p.range_of(Some(1.0))], "1");
         assert_eq!(p.ranges()[p.range_of(Some(0.5))], "≤ 0.5");
         let m = Param::MaxTokens;
         assert_eq!(m.ranges()[m.range_of(Some(256.0))], "≤ 256");
-        assert_eq!(m.ranges()[m.range_of(Some(257.0))], "257–1,024");
-        assert_eq!(m.ranges()[m.range_of(Some(100_000.0))], "above 16,384");
+        assert_eq!(m.ranges()[m.range_of(Some(257.0))], "≤ 1024");
+        assert_eq!(m.ranges()[m.range_of(Some(100_000.0))], "> 16384");
         for p in Param::ALL {
             assert_eq!(Param::parse(p.as_str()), Some(p));
         }

@@ -120,8 +120,10 @@ pub fn zone_names() -> Vec<String> {
         .map(|n| n.as_str().to_string())
         .filter(|n| n == "UTC" || n.contains('/') && !n.starts_with("Etc/"))
         .collect();
+    names.retain(|n| n != "UTC");
     names.sort();
     names.dedup();
+    names.insert(0, "UTC".into());
     names
 }
 

@@ -22,7 +22,7 @@ pub struct Report {
     /// Most calls first.
     pub models: Vec<Summary>,
     pub outcomes: Vec<Outcome>,
-    /// The model the parameter effects are for: the one asked for, else the filter's, else the most used.
+    /// The model the parameter effects are for: the filter's, else the one asked for, else the most used.
     pub effects_model: Option<String>,
     /// Per parameter, one summary per range of [`Param::ranges`] (zero calls where none).
     pub effects: Vec<(Param, Vec<Summary>)>,
@@ -75,10 +75,12 @@ pub async fn report(db: &Db, a: &Analytics) -> sqlx::Result<Report> {
     models.sort_by(|x, y| y.calls.cmp(&x.calls).then_with(|| x.key.cmp(&y.key)));
     let over_time = aligned(over_time, buckets.list.iter().map(|b| b.key.to_string()));
     let totals = total(&over_time);
+    // The model filter, when there is one, is the model whose effects are shown.
     let effects_model = a
-        .effects_model
+        .calls
+        .model
         .clone()
-        .or_else(|| a.calls.model.clone())
+        .or_else(|| a.effects_model.clone())
         .or_else(|| models.first().map(|m| m.key.clone()));
     let mut effects = Vec::new();
     if let Some(model) = &effects_model {

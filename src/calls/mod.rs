@@ -134,6 +134,8 @@ impl CallService {
         params: &crate::domain::Params,
         prepared: &Prepared,
     ) -> CallRecord {
+        let sent_ms = crate::util::now_ms();
+        let prices = model.prices_at(sent_ms);
         CallRecord {
             id: crate::util::new_id(),
             user_id: user_id.to_string(),
@@ -160,11 +162,11 @@ impl CallService {
                 .and_then(|m| m.as_array())
                 .map_or(0, Vec::len) as i64,
             usage_source: crate::domain::UsageSource::None,
-            sent_ms: crate::util::now_ms(),
+            sent_ms,
             status: crate::domain::CallStatus::Pending,
-            price_input_micros: model.prices.input,
-            price_cached_input_micros: model.prices.cached_input,
-            price_output_micros: model.prices.output,
+            price_input_micros: prices.input,
+            price_cached_input_micros: prices.cached_input,
+            price_output_micros: prices.output,
             instance_id: Some(self.instance().id.clone()),
             ..Default::default()
         }

@@ -102,7 +102,13 @@ async fn run_inner(
     )
     .await;
     let est = estimates(&m, input_estimate).await;
-    outcome::complete(&mut call, &m, &model.prices, est);
+    // Charged at the prices the call started with (the price book may have turned a page since).
+    let prices = crate::llm::registry::Prices {
+        input: call.price_input_micros,
+        cached_input: call.price_cached_input_micros,
+        output: call.price_output_micros,
+    };
+    outcome::complete(&mut call, &m, &prices, est);
     if let measure::End::Failed(e) = &m.end {
         tracing::warn!(call_id = %call.id, class = e.class(), error = %e, "model call failed");
     }

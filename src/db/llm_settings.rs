@@ -33,6 +33,51 @@ pub struct ModelSetting {
 pub struct Stored {
     pub providers: Vec<StoredProvider>,
     pub models: Vec<ModelSetting>,
+    /// The price book, by model then date.
+    pub prices: Vec<PriceRow>,
+}
+
+/// A model's prices from a date on (micro-units per million tokens).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PriceRow {
+    pub id: String,
+    pub model_id: String,
+    pub effective_ms: i64,
+    pub input_micros: i64,
+    pub cached_input_micros: i64,
+    pub output_micros: i64,
+    pub created_ms: i64,
+}
+
+/// Adds a row to the price book, or replaces the model's row of the same date.
+pub async fn save_price(db: &Db, p: &PriceRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO model_prices (id, model_id, effective_ms, input_micros, cached_input_micros, output_micros, \
+         created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (model_id, effective_ms) DO UPDATE SET input_micros = excluded.input_micros, \
+         cached_input_micros = excluded.cached_input_micros, output_micros = excluded.output_micros, \
+         created_ms = excluded.created_ms",
+    )
+    .bind(&p.id)
+    .bind(&p.model_id)
+    .bind(p.effective_ms)
+    .bind(p.input_micros)
+    .bind(p.cached_input_micros)
+    .bind(p.output_micros)
+    .bind(p.created_ms)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Removes a row of the price book; false when there was none. Calls already made keep their prices.
+pub async fn delete_price(db: &Db, id: &str) -> sqlx::Result<bool> {
+    Ok(sqlx::query("DELETE FROM model_prices WHERE id = $1")
+        .bind(id)
+        .execute(db.writer())
+        .await?
+        .rows_affected()
+        > 0)
 }
 
 pub async fn load(db: &Db) -> sqlx::Result<Stored> {
@@ -48,7 +93,17 @@ pub async fn load(db: &Db) -> sqlx::Result<Stored> {
     )
     .fetch_all(&db.pool)
     .await?;
-    Ok(Stored { providers, models })
+    let prices = sqlx::query_as(
+        "SELECT id, model_id, effective_ms, input_micros, cached_input_micros, output_micros, created_ms \
+         FROM model_prices ORDER BY model_id, effective_ms",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(Stored {
+        providers,
+        models,
+        prices,
+    })
 }
 
 /// Adds or changes a provider; `api_key_sealed` None keeps the stored key unless `clear_key`.

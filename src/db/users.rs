@@ -145,6 +145,15 @@ pub async fn set_send_with(db: &Db, id: &str, key: &str) -> sqlx::Result<bool> {
     Ok(true)
 }
 
+/// Whether an account has this address (lowercased) or id.
+pub async fn exists(db: &Db, email_or_id: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = $1 OR id = $1")
+        .bind(email_or_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}
+
 /// The person's time zone (an IANA name), empty when they have not chosen one (UTC).
 pub async fn time_zone(db: &Db, id: &str) -> sqlx::Result<String> {
     Ok(

@@ -69,13 +69,27 @@ pub struct Model {
     /// Where `context_window` came from; `Default` means it is assumed.
     pub context_source: ContextSource,
     pub max_output_tokens: i64,
+    /// The configured prices (with an administrator's changes): what a call is charged when the price book
+    /// has no row in effect.
     pub prices: Prices,
+    /// The price book's rows for the model: (from when, prices), oldest first.
+    pub price_book: Vec<(i64, Prices)>,
     pub defaults: Params,
 }
 
 impl Model {
     pub fn is_demo(&self) -> bool {
         self.provider == DEMO_PROVIDER
+    }
+
+    /// The prices a call starting at `at_ms` is charged: the newest row of the price book in effect then, else
+    /// the configured prices.
+    pub fn prices_at(&self, at_ms: i64) -> Prices {
+        self.price_book
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= at_ms)
+            .map_or(self.prices, |(_, p)| *p)
     }
 
     fn from_config(m: &ModelConfig) -> Model {
@@ -88,6 +102,7 @@ impl Model {
             context_source: m.context_source,
             max_output_tokens: m.max_output_tokens,
             prices: Prices::from_dollars(m.price_input, m.price_cached_input, m.price_output),
+            price_book: Vec::new(),
             defaults: m.defaults.clone(),
         }
     }
@@ -214,6 +229,18 @@ impl Registry {
                 apply(m, setting);
             }
         }
+        for row in &stored.prices {
+            if let Some(m) = models.iter_mut().find(|m| m.id == row.model_id) {
+                m.price_book.push((
+                    row.effective_ms,
+                    Prices {
+                        input: row.input_micros,
+                        cached_input: row.cached_input_micros,
+                        output: row.output_micros,
+                    },
+                ));
+            }
+        }
         if config.demo || models.iter().any(|m| m.provider == DEMO_PROVIDER) {
             providers.insert(
                 DEMO_PROVIDER.into(),
@@ -231,6 +258,7 @@ impl Registry {
                     context_source: ContextSource::Config,
                     max_output_tokens: 2048,
                     prices: Prices::default(),
+                    price_book: Vec::new(),
                     defaults: Params::default(),
                 });
             }

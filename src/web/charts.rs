@@ -29,6 +29,10 @@ pub struct Chart {
     pub kind: Kind,
     /// The x axis: bucket or category labels.
     pub labels: Vec<String>,
+    /// What each point is called on hover (a bucket's whole date and hour); empty: the labels.
+    pub titles: Vec<String>,
+    /// The values are counts: the axis steps stay whole numbers.
+    pub whole: bool,
     pub series: Vec<Series>,
     /// Said in place of the plot when no value exists.
     pub empty_text: String,
@@ -135,7 +139,11 @@ pub fn render(c: &Chart) -> String {
         esc(&c.title)
     );
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
-    let top = nice_ceiling(values.iter().copied().fold(0.0, f64::max));
+    let mut top = nice_ceiling(values.iter().copied().fold(0.0, f64::max));
+    if c.whole {
+        // Four steps of whole numbers.
+        top = (top / 4.0).ceil().max(1.0) * 4.0;
+    }
     // The y axis: four steps with their values, the unit at the top.
     for i in 0..=4 {
         let v = top * f64::from(i) / 4.0;
@@ -258,7 +266,11 @@ pub fn render(c: &Chart) -> String {
 }
 
 fn hover(c: &Chart, series: &Series, i: usize, v: f64) -> String {
-    let label = c.labels.get(i).map_or("", String::as_str);
+    let label = c
+        .titles
+        .get(i)
+        .or(c.labels.get(i))
+        .map_or("", String::as_str);
     let name = if c.series.len() > 1 {
         format!("{} ", series.name)
     } else {
@@ -287,6 +299,8 @@ mod tests {
             unit: "ms".into(),
             kind,
             labels: (0..values.len()).map(|i| format!("day {i}")).collect(),
+            titles: Vec::new(),
+            whole: false,
             series: vec![Series {
                 name: "p50".into(),
                 values,

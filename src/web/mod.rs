@@ -157,6 +157,11 @@ pub fn router(state: AppState) -> Router {
             post(pages::admin::providers::delete_provider),
         )
         .route("/admin/models", post(pages::admin::providers::save_model))
+        .route("/admin/prices", post(pages::admin::providers::save_price))
+        .route(
+            "/admin/prices/{id}/delete",
+            post(pages::admin::providers::delete_price),
+        )
         .route("/admin/keys/{id}/revoke", post(pages::admin::keys::revoke))
         .route(
             "/accounts/verify/resend",

@@ -304,3 +304,131 @@ async fn a_models_name_window_limits_prices_and_defaults_change_at_once() {
         "Mock mock"
     );
 }
+
+/// The prices recorded on the newest call.
+async fn last_call_prices(app: &TestApp) -> (i64, i64, i64, Option<i64>) {
+    sqlx::query_as(
+        "SELECT price_input_micros, price_cached_input_micros, price_output_micros, cost_micros FROM calls \
+         ORDER BY sent_ms DESC, id DESC LIMIT 1",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_price_book_charges_each_call_the_prices_in_effect_when_it_starts() {
+    let (app, _) = app_with_mock().await;
+    let admin = app.browser();
+    let day = |offset: i64| {
+        llmeta::util::rfc3339_ms(llmeta::util::now_ms() + offset * 86_400_000)[..10].to_string()
+    };
+    let configured = app.state.llm().model("mock").unwrap().prices;
+    let add = |from: String, input: &'static str, output: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .submit(
+                    "/admin/providers",
+                    "/admin/prices",
+                    &[
+                        ("model_id", "mock"),
+                        ("from", &from),
+                        ("price_input", input),
+                        ("price_output", output),
+                    ],
+                )
+                .await
+        }
+    };
+    // From yesterday: 10 and 20 dollars per million tokens; from tomorrow: 99 (not yet).
+    assert!(said(&add(day(-1), "10", "20").await).contains("notice="));
+    assert!(said(&add(day(1), "99", "99").await).contains("notice="));
+    admin
+        .chat("/chat", "mock:tokens=5 priced", "mock", &[])
+        .await;
+    let (input, cached, output, cost) = last_call_prices(&app).await;
+    assert_eq!(
+        (input, cached, output),
+        (10_000_000, 10_000_000, 20_000_000)
+    );
+    assert!(cost.is_some_and(|c| c > 0));
+    let (_, page) = admin.get_text("/admin/providers").await;
+    assert!(page.contains("(price book)") && page.contains("in effect") && page.contains("coming"));
+    // The same date again replaces that row.
+    add(day(-1), "12", "24").await;
+    admin
+        .chat("/chat", "mock:tokens=5 again", "mock", &[])
+        .await;
+    assert_eq!(last_call_prices(&app).await.0, 12_000_000);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_prices")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+    // Without the book's rows, the configured prices again; calls already made keep theirs.
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM model_prices")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
+    for id in ids {
+        let res = admin
+            .submit(
+                "/admin/providers",
+                &format!("/admin/prices/{id}/delete"),
+                &[],
+            )
+            .await;
+        assert!(said(&res).contains("notice="));
+    }
+    admin.chat("/chat", "mock:tokens=5 base", "mock", &[]).await;
+    let (input, _, output, _) = last_call_prices(&app).await;
+    assert_eq!((input, output), (configured.input, configured.output));
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM calls WHERE price_input_micros IN (10000000, 12000000)",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(kept, 2, "recorded calls keep the prices they were charged");
+
+    // Refused with a reason: no date, a bad price, no price, an unknown model; and by a non-administrator.
+    for fields in [
+        vec![("model_id", "mock"), ("from", ""), ("price_input", "1")],
+        vec![
+            ("model_id", "mock"),
+            ("from", "2026-01-01"),
+            ("price_input", "cheap"),
+        ],
+        vec![("model_id", "mock"), ("from", "2026-01-01")],
+        vec![
+            ("model_id", "nope"),
+            ("from", "2026-01-01"),
+            ("price_input", "1"),
+        ],
+    ] {
+        let res = admin
+            .submit("/admin/providers", "/admin/prices", &fields)
+            .await;
+        assert!(said(&res).contains("error="), "{fields:?}");
+    }
+    let user = app.new_browser();
+    user.signup("someone@example.com", PASSWORD).await;
+    let res = user
+        .submit(
+            "/settings",
+            "/admin/prices",
+            &[
+                ("model_id", "mock"),
+                ("from", "2026-01-01"),
+                ("price_input", "1"),
+            ],
+        )
+        .await;
+    assert!(!res.status().is_success() && !res.status().is_redirection());
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_prices")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}

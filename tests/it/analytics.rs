@@ -31,6 +31,9 @@ fn html_table(html: &str, name: &str) -> Vec<Vec<String>> {
                 .replace("&lt;", "<")
                 .replace("&gt;", ">")
                 .replace("&#38;", "&")
+                .replace("&#60;", "<")
+                .replace("&#62;", ">")
+                .replace("&#34;", "\"")
                 .replace("&#x27;", "'")
                 .replace("&#39;", "'")
                 .replace("&quot;", "\"");
@@ -288,7 +291,7 @@ async fn every_figure_equals_what_the_records_say_and_no_one_else_s_calls_appear
     assert_eq!(count("mock", "ok", "length").as_deref(), Some("1"));
     assert_eq!(count("mock", "cancelled", "").as_deref(), Some("1"));
     assert_eq!(count("free", "error", "").as_deref(), Some("1"));
-    // Parameter effects of the most used model: temperature 0.2 in "0–0.3" and cut; 1.2 "above 1".
+    // Parameter effects of the most used model: temperature 0.2 in "0–0.3" and cut; 1.2 "> 1".
     let t = csv_rows(
         &b.get_text("/analytics/effects-temperature.csv?period=today")
             .await
@@ -301,7 +304,7 @@ async fn every_figure_equals_what_the_records_say_and_no_one_else_s_calls_appear
         "100.0",
         "the call at 0.2 was cut by max_tokens"
     );
-    assert_eq!(range("above 1")[1], "1");
+    assert_eq!(range("> 1")[1], "1");
     assert_eq!(
         range("not set")[1],
         "4",
@@ -332,6 +335,10 @@ async fn every_figure_equals_what_the_records_say_and_no_one_else_s_calls_appear
     );
     assert_eq!(bobs.len(), 3, "{bobs:?}");
     assert!(bobs[1..].iter().all(|r| r[1] == "1"));
+    let (_, nobody) = admin
+        .get_text("/analytics?period=today&user=nobody@example.com")
+        .await;
+    assert!(nobody.contains("No account has the address nobody@example.com"));
     let (_, own) = admin.get_text("/analytics?period=today").await;
     assert!(own.contains("Your calls") && !own.contains("bob-only-model"));
 
@@ -381,6 +388,13 @@ async fn every_figure_equals_what_the_records_say_and_no_one_else_s_calls_appear
     let (status, html) = b.get_text("/analytics?tz=Mars/Olympus").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains("The time zone must be") && html.contains("Nothing was counted"));
+    let (status, html) = b.get_text("/analytics?from=2026-02-30").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a day February does not have"
+    );
+    assert!(html.contains("must be a date"));
     assert_eq!(
         b.get("/analytics/nothing.csv").await.status(),
         StatusCode::NOT_FOUND

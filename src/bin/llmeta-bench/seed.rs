@@ -127,23 +127,33 @@ pub async fn history(
     settle(pool, "conversations, messages").await
 }
 
-/// `n` call records for `user_id`, spread over four models, statuses, sources and the last 90 days.
+/// `n` call records for `user_id`, spread like real use over the last 90 days: four models, both sources,
+/// streamed and not, mostly successful with some errors and cancellations, temperatures, top P and max tokens
+/// in every range of the parameter-effects view (some not set), answers cut by max tokens, prices.
 pub async fn calls(pool: &AnyPool, user_id: &str, n: i64) -> anyhow::Result<()> {
     let pg = is_pg(pool);
     let now = llmeta::util::now_ms().to_string();
     let (src, id) = rows_and_label(pg, "bench-call-", 9);
     let model =
         "CASE i % 4 WHEN 0 THEN 'mock-a' WHEN 1 THEN 'mock-b' WHEN 2 THEN 'gpt-x' ELSE 'demo' END";
+    // Spread with different moduli so that the columns do not move in lockstep.
     generate(
         pool,
         "INSERT INTO calls (id, user_id, source, provider, model, upstream_model, streamed, request_json, sent_ms, \
-         status, input_tokens, output_tokens, usage_source, latency_ms, ttft_ms, cost_micros, finish_reason)",
+         status, input_tokens, output_tokens, cached_input_tokens, usage_source, latency_ms, ttft_ms, tokens_per_sec, \
+         cost_micros, price_input_micros, price_output_micros, finish_reason, temperature, top_p, max_tokens)",
         &format!(
             "SELECT {id}, $3, CASE WHEN i % 10 = 0 THEN 'api' ELSE 'ui' END, 'default', {model}, {model}, i % 2, \
              '{{\"model\":\"bench\",\"messages\":[]}}', CAST($4 AS BIGINT) - (i % 7776000) * 1000, \
-             CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END, 100 + i % 900, 20 + i % 400, 'provider', \
-             CAST(50 + (i % 2000) * 0.7 AS DOUBLE PRECISION), CAST(10 + (i % 300) * 0.3 AS DOUBLE PRECISION), \
-             i % 5000, 'stop' FROM {src}"
+             CASE WHEN i % 50 = 0 THEN 'error' WHEN i % 97 = 0 THEN 'cancelled' ELSE 'ok' END, 100 + i % 900, \
+             20 + i % 400, (i % 3) * 50, 'provider', CAST(50 + (i % 2000) * 0.7 AS DOUBLE PRECISION), \
+             CASE WHEN i % 2 = 1 THEN CAST(10 + (i % 300) * 0.3 AS DOUBLE PRECISION) END, \
+             CAST(20 + (i % 170) * 0.5 AS DOUBLE PRECISION), CASE WHEN i % 4 = 3 THEN NULL ELSE i % 5000 END, \
+             CASE WHEN i % 4 = 3 THEN 0 ELSE 150000 END, CASE WHEN i % 4 = 3 THEN 0 ELSE 600000 END, \
+             CASE WHEN i % 50 = 0 THEN NULL WHEN i % 13 = 0 THEN 'length' ELSE 'stop' END, \
+             CASE i % 7 WHEN 0 THEN NULL WHEN 1 THEN 0 ELSE CAST((i % 11) * 0.2 AS DOUBLE PRECISION) END, \
+             CASE WHEN i % 3 = 0 THEN NULL ELSE CAST(0.5 + (i % 6) * 0.1 AS DOUBLE PRECISION) END, \
+             CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN 256 WHEN 2 THEN 1024 WHEN 3 THEN 4096 ELSE 32768 END FROM {src}"
         ),
         n,
         &[user_id, &now],

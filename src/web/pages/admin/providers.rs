@@ -39,6 +39,19 @@ pub struct ProviderRow {
     pub models: usize,
 }
 
+/// A row of the price book as the page shows it.
+pub struct PriceView {
+    pub id: String,
+    /// The date it takes effect (UTC).
+    pub from: String,
+    pub input: String,
+    pub cached_input: String,
+    pub output: String,
+    /// In effect now (the newest row whose date has come).
+    pub current: bool,
+    pub future: bool,
+}
+
 pub struct ModelRow {
     pub id: String,
     pub provider: String,
@@ -52,6 +65,12 @@ pub struct ModelRow {
     pub price_cached_input: String,
     pub price_output: String,
     pub defaults: RawParams,
+    /// The prices a call starting now is charged (in / cached / out), empty without prices.
+    pub now_price: String,
+    /// The price book's rows for the model, newest first.
+    pub price_book: Vec<PriceView>,
+    /// The prices shown are the price book's row in effect now.
+    pub priced_by_book: bool,
     /// An administrator's settings apply to it.
     pub changed: bool,
     /// Added by hand to a stored provider (its settings row is what offers it).
@@ -161,6 +180,15 @@ pub async fn list(
                 system_prompt: m.defaults.system_prompt.clone().unwrap_or_default(),
                 ..RawParams::default()
             };
+            let now = now_ms();
+            let now_prices = m.prices_at(now);
+            // The date of the price book's row in effect now, if one is.
+            let current = m
+                .price_book
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= now)
+                .map(|(from, _)| *from);
             ModelRow {
                 id: m.id.clone(),
                 provider: m.provider.clone(),
@@ -176,6 +204,33 @@ pub async fn list(
                 price_input: dollars(m.prices.input),
                 price_cached_input: dollars(m.prices.cached_input),
                 price_output: dollars(m.prices.output),
+                now_price: if now_prices.configured() {
+                    let cached = dollars(now_prices.cached_input);
+                    format!(
+                        "{} / {} / {}",
+                        dollars(now_prices.input),
+                        if cached.is_empty() { "–" } else { &cached },
+                        dollars(now_prices.output)
+                    )
+                } else {
+                    String::new()
+                },
+                priced_by_book: current.is_some(),
+                price_book: stored
+                    .prices
+                    .iter()
+                    .rev()
+                    .filter(|r| r.model_id == m.id)
+                    .map(|r| PriceView {
+                        id: r.id.clone(),
+                        from: crate::util::rfc3339_ms(r.effective_ms)[..10].to_string(),
+                        input: dollars(r.input_micros),
+                        cached_input: dollars(r.cached_input_micros),
+                        output: dollars(r.output_micros),
+                        current: current == Some(r.effective_ms),
+                        future: r.effective_ms > now,
+                    })
+                    .collect(),
                 defaults,
                 changed: setting.is_some(),
                 added: setting.is_some_and(|s| s.provider.is_some()),
@@ -499,4 +554,76 @@ pub async fn save_model(
     }
     llm_settings::save_model(state.db(), &setting, now_ms()).await?;
     Ok(reload(&state, format!("Model '{id}' saved; new calls use it now.")).await)
+}
+
+#[derive(Deserialize)]
+pub struct PriceForm {
+    model_id: String,
+    /// The date the prices take effect (UTC), `YYYY-MM-DD`.
+    from: String,
+    #[serde(default)]
+    price_input: String,
+    #[serde(default)]
+    price_cached_input: String,
+    #[serde(default)]
+    price_output: String,
+}
+
+/// `POST /admin/prices`: a row of the price book — a model's prices from a date on (the same date again
+/// replaces that row). Calls already made keep the prices they were charged.
+pub async fn save_price(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Form(f): Form<PriceForm>,
+) -> Result<Response, AppError> {
+    let id = f.model_id.trim();
+    if state.llm().model(id).is_none() {
+        return Ok(back(Err(format!("There is no model '{id}'."))));
+    }
+    let parsed = (|| -> Result<llm_settings::PriceRow, String> {
+        let effective_ms = crate::util::parse_date_ms(&f.from).ok_or_else(|| {
+            "The date the prices take effect must be like 2026-12-01.".to_string()
+        })?;
+        let input = price(&f.price_input, "The input price")?;
+        let cached_input = price(&f.price_cached_input, "The cached input price")?;
+        let output = price(&f.price_output, "The output price")?;
+        if input.is_none() && output.is_none() {
+            return Err("Give at least the input or the output price.".into());
+        }
+        Ok(llm_settings::PriceRow {
+            id: crate::util::new_id(),
+            model_id: id.to_string(),
+            effective_ms,
+            input_micros: input.unwrap_or(0),
+            // Without a cached price, cached tokens cost what other input tokens cost.
+            cached_input_micros: cached_input.or(input).unwrap_or(0),
+            output_micros: output.unwrap_or(0),
+            created_ms: now_ms(),
+        })
+    })();
+    let row = match parsed {
+        Ok(r) => r,
+        Err(e) => return Ok(back(Err(format!("Model '{id}': {e}")))),
+    };
+    llm_settings::save_price(state.db(), &row).await?;
+    Ok(reload(
+        &state,
+        format!(
+            "Model '{id}' is priced from {} on.",
+            &crate::util::rfc3339_ms(row.effective_ms)[..10]
+        ),
+    )
+    .await)
+}
+
+/// `POST /admin/prices/{id}/delete`: removes a row of the price book.
+pub async fn delete_price(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if !llm_settings::delete_price(state.db(), &id).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(reload(&state, "The price was removed from the price book.".into()).await)
 }

@@ -25,6 +25,8 @@ use tables::{Section, Table};
 pub struct Figure {
     pub label: &'static str,
     pub value: String,
+    /// A qualification under the value (empty for none).
+    pub note: String,
 }
 
 #[derive(Template)]
@@ -42,6 +44,8 @@ struct AnalyticsPage {
     tz_name: String,
     is_admin: bool,
     scope_text: String,
+    /// A remark on the filter (an address no account has).
+    notice: Option<String>,
     /// (id, label) of the API keys the filter offers.
     keys: Vec<(String, String)>,
     models: Vec<String>,
@@ -61,49 +65,41 @@ fn parse(raw: &RawAnalytics, user: &CurrentUser, zone: &str) -> Result<Analytics
 
 fn totals(r: &Report) -> Vec<Figure> {
     let t = &r.totals;
-    let cost = if t.calls > 0 && t.priced == 0 {
-        "no price configured".to_string()
+    let (cost, cost_note) = if t.calls > 0 && t.priced == 0 {
+        ("no price configured".to_string(), String::new())
+    } else if t.priced < t.calls {
+        (
+            super::views::dollars(t.cost_micros),
+            format!("{} calls without a price", t.calls - t.priced),
+        )
     } else {
-        let mut c = super::views::dollars(t.cost_micros);
-        if t.priced < t.calls {
-            c.push_str(&format!(" ({} calls without a price)", t.calls - t.priced));
-        }
-        c
+        (super::views::dollars(t.cost_micros), String::new())
     };
     let n = |v: i64| crate::web::charts::number(v as f64);
+    let figure = |label, value| Figure {
+        label,
+        value,
+        note: String::new(),
+    };
     vec![
-        Figure {
-            label: "Calls",
-            value: n(t.calls),
-        },
-        Figure {
-            label: "Input tokens",
-            value: n(t.input_tokens),
-        },
-        Figure {
-            label: "Output tokens",
-            value: n(t.output_tokens),
-        },
-        Figure {
-            label: "Cached input tokens",
-            value: n(t.cached_tokens),
-        },
-        Figure {
-            label: "Reasoning tokens",
-            value: n(t.reasoning_tokens),
-        },
+        figure("Calls", n(t.calls)),
+        figure("Input tokens", n(t.input_tokens)),
+        figure("Output tokens", n(t.output_tokens)),
+        figure("Cached input tokens", n(t.cached_tokens)),
+        figure("Reasoning tokens", n(t.reasoning_tokens)),
         Figure {
             label: "Cost",
             value: cost,
+            note: cost_note,
         },
-        Figure {
-            label: "Error rate",
-            value: if t.calls == 0 {
+        figure(
+            "Error rate",
+            if t.calls == 0 {
                 "–".into()
             } else {
                 format!("{:.1}%", 100.0 * t.errors as f64 / t.calls as f64)
             },
-        },
+        ),
     ]
 }
 
@@ -164,6 +160,7 @@ pub async fn show(
         },
         is_admin: user.user.is_admin(),
         scope_text: "Your calls".into(),
+        notice: None,
         keys: Vec::new(),
         models: state.llm().models().iter().map(|m| m.id.clone()).collect(),
         totals: Vec::new(),
@@ -177,6 +174,11 @@ pub async fn show(
         Ok(a) => a,
         Err(e) => {
             // The form stays as typed, with the reason; nothing is searched.
+            if let Some(z) = crate::analytics::filter::zone(&raw.tz)
+                .and_then(|z| z.iana_name().map(str::to_string))
+            {
+                page.tz_name = z;
+            }
             page.error = Some(e);
             page.keys = key_choices(&state, &user, &Scope::Own).await?;
             return render(StatusCode::BAD_REQUEST, &page);
@@ -189,6 +191,11 @@ pub async fn show(
         Scope::Everyone => "Everyone's calls".into(),
         Scope::User(email) => format!("Calls of {email}"),
     };
+    if let Scope::User(email) = &a.scope
+        && !users::exists(state.db(), email).await?
+    {
+        page.notice = Some(format!("No account has the address {email}."));
+    }
     page.period_text = period_text(&a);
     page.tz_name = a.tz_name.clone();
     for m in &report.models {

@@ -78,23 +78,61 @@ struct Plot<'a> {
     unit: &'a str,
     kind: Kind,
     series: Vec<Series>,
+    /// Said instead of the plot when it has no value; `None`: the section's.
+    empty: Option<&'a str>,
 }
 
-fn charts(labels: &[String], empty: &str, plots: Vec<Plot>) -> Vec<String> {
+impl<'a> Plot<'a> {
+    fn new(id: &'a str, title: &'a str, unit: &'a str, kind: Kind, series: Vec<Series>) -> Self {
+        Plot {
+            id,
+            title,
+            unit,
+            kind,
+            series,
+            empty: None,
+        }
+    }
+
+    fn or_say(mut self, empty: &'a str) -> Self {
+        self.empty = Some(empty);
+        self
+    }
+}
+
+/// The axis labels, the hover titles, and what an empty chart says.
+struct Axis<'a> {
+    labels: &'a [String],
+    titles: &'a [String],
+    empty: &'a str,
+}
+
+fn charts(axis: &Axis, plots: Vec<Plot>) -> Vec<String> {
     plots
         .into_iter()
         .map(|p| {
             crate::web::charts::render(&Chart {
                 id: p.id.into(),
                 title: p.title.into(),
+                whole: p.unit == "calls",
                 unit: p.unit.into(),
                 kind: p.kind,
-                labels: labels.to_vec(),
+                labels: axis.labels.to_vec(),
+                titles: axis.titles.to_vec(),
                 series: p.series,
-                empty_text: empty.into(),
+                empty_text: p.empty.unwrap_or(axis.empty).into(),
             })
         })
         .collect()
+}
+
+/// What an empty cost chart says: nothing was priced, or there were no calls.
+fn cost_empty(rows: &[Summary]) -> &'static str {
+    if rows.iter().any(|s| s.calls > 0) {
+        "No price configured for these calls"
+    } else {
+        "No calls in this period"
+    }
 }
 
 fn of(rows: &[Summary], f: impl Fn(&Summary) -> Option<f64>) -> Vec<Option<f64>> {
@@ -104,72 +142,80 @@ fn of(rows: &[Summary], f: impl Fn(&Summary) -> Option<f64>) -> Vec<Option<f64>>
 /// Calls, tokens, cost, latency, time to first token, speed and errors per time bucket.
 pub fn over_time(r: &Report, currency: &str, tz: &str) -> Section {
     let labels: Vec<String> = r.buckets.list.iter().map(|b| b.short.clone()).collect();
+    let titles: Vec<String> = r.buckets.list.iter().map(|b| b.label.clone()).collect();
     let rows = &r.over_time;
-    let cost_unit = currency.to_string();
-    let empty = "No calls in this period";
     let width = r.buckets.width.as_str();
+    let calls_title = format!("Calls per {width}");
+    let axis = Axis {
+        labels: &labels,
+        titles: &titles,
+        empty: "No calls in this period",
+    };
     let charts = charts(
-        &labels,
-        empty,
+        &axis,
         vec![
-            Plot {
-                id: "t-calls",
-                title: &format!("Calls per {width}"),
-                unit: "calls",
-                kind: Kind::Bar,
-                series: vec![series("calls", of(rows, |s| Some(s.calls as f64)))],
-            },
-            Plot {
-                id: "t-tokens",
-                title: "Tokens",
-                unit: "tokens",
-                kind: Kind::Line,
-                series: vec![
+            Plot::new(
+                "t-calls",
+                &calls_title,
+                "calls",
+                Kind::Bar,
+                vec![series("calls", of(rows, |s| Some(s.calls as f64)))],
+            ),
+            Plot::new(
+                "t-tokens",
+                "Tokens",
+                "tokens",
+                Kind::Line,
+                vec![
                     series("input", of(rows, |s| Some(s.input_tokens as f64))),
                     series("output", of(rows, |s| Some(s.output_tokens as f64))),
                 ],
-            },
-            Plot {
-                id: "t-cost",
-                title: "Cost",
-                unit: &cost_unit,
-                kind: Kind::Line,
-                series: vec![series("cost", of(rows, money_value))],
-            },
-            Plot {
-                id: "t-latency",
-                title: "Latency (successful calls)",
-                unit: "ms",
-                kind: Kind::Line,
-                series: vec![
+            ),
+            Plot::new(
+                "t-cost",
+                "Cost",
+                currency,
+                Kind::Line,
+                vec![series("cost", of(rows, money_value))],
+            )
+            .or_say(cost_empty(rows)),
+            Plot::new(
+                "t-latency",
+                "Latency (successful calls)",
+                "ms",
+                Kind::Line,
+                vec![
                     series("p50", of(rows, |s| s.latency_p50)),
                     series("p95", of(rows, |s| s.latency_p95)),
                 ],
-            },
-            Plot {
-                id: "t-ttft",
-                title: "Time to first token (streamed)",
-                unit: "ms",
-                kind: Kind::Line,
-                series: vec![
+            )
+            .or_say("No successful calls in this period"),
+            Plot::new(
+                "t-ttft",
+                "Time to first token (streamed)",
+                "ms",
+                Kind::Line,
+                vec![
                     series("p50", of(rows, |s| s.ttft_p50)),
                     series("p95", of(rows, |s| s.ttft_p95)),
                 ],
-            },
-            Plot {
-                id: "t-tps",
-                title: "Decode speed p50",
-                unit: "tokens/s",
-                kind: Kind::Line,
-                series: vec![series("p50", of(rows, |s| s.tps_p50))],
-            },
-            Plot {
-                id: "t-errors",
-                title: "Error rate",
-                unit: "%",
-                kind: Kind::Line,
-                series: vec![series("errors", of(rows, |s| pct_value(s.errors, s.calls)))],
-            },
+            )
+            .or_say("No successful streamed calls in this period"),
+            Plot::new(
+                "t-tps",
+                "Decode speed p50",
+                "tokens/s",
+                Kind::Line,
+                vec![series("p50", of(rows, |s| s.tps_p50))],
+            )
+            .or_say("No decode speed measured in this period"),
+            Plot::new(
+                "t-errors",
+                "Error rate",
+                "%",
+                Kind::Line,
+                vec![series("errors", of(rows, |s| pct_value(s.errors, s.calls)))],
+            ),
         ],
     );
     let headers = [
@@ -227,41 +273,48 @@ pub fn over_time(r: &Report, currency: &str, tz: &str) -> Section {
 pub fn models(r: &Report, currency: &str) -> Section {
     let rows = &r.models;
     let labels: Vec<String> = rows.iter().map(|s| s.key.clone()).collect();
+    let axis = Axis {
+        labels: &labels,
+        titles: &labels,
+        empty: "No calls in this period",
+    };
     let charts = charts(
-        &labels,
-        "No calls in this period",
+        &axis,
         vec![
-            Plot {
-                id: "m-calls",
-                title: "Calls per model",
-                unit: "calls",
-                kind: Kind::Bar,
-                series: vec![series("calls", of(rows, |s| Some(s.calls as f64)))],
-            },
-            Plot {
-                id: "m-latency",
-                title: "Latency per model (successful calls)",
-                unit: "ms",
-                kind: Kind::Bar,
-                series: vec![
+            Plot::new(
+                "m-calls",
+                "Calls per model",
+                "calls",
+                Kind::Bar,
+                vec![series("calls", of(rows, |s| Some(s.calls as f64)))],
+            ),
+            Plot::new(
+                "m-latency",
+                "Latency per model (successful calls)",
+                "ms",
+                Kind::Bar,
+                vec![
                     series("p50", of(rows, |s| s.latency_p50)),
                     series("p95", of(rows, |s| s.latency_p95)),
                 ],
-            },
-            Plot {
-                id: "m-tps",
-                title: "Decode speed p50 per model",
-                unit: "tokens/s",
-                kind: Kind::Bar,
-                series: vec![series("p50", of(rows, |s| s.tps_p50))],
-            },
-            Plot {
-                id: "m-cost",
-                title: "Cost per model",
-                unit: currency,
-                kind: Kind::Bar,
-                series: vec![series("cost", of(rows, money_value))],
-            },
+            )
+            .or_say("No successful calls in this period"),
+            Plot::new(
+                "m-tps",
+                "Decode speed p50 per model",
+                "tokens/s",
+                Kind::Bar,
+                vec![series("p50", of(rows, |s| s.tps_p50))],
+            )
+            .or_say("No decode speed measured in this period"),
+            Plot::new(
+                "m-cost",
+                "Cost per model",
+                currency,
+                Kind::Bar,
+                vec![series("cost", of(rows, money_value))],
+            )
+            .or_say(cost_empty(rows)),
         ],
     );
     let headers = [
@@ -351,41 +404,51 @@ pub fn effects(param: Param, rows: &[Summary]) -> Section {
         format!("e-{p}-len"),
     ];
     let title = param.title();
+    let titles = [
+        format!("Output tokens p50 by {title}"),
+        format!("Latency p50 by {title}"),
+        format!("Decode speed p50 by {title}"),
+        format!("Cut by max_tokens by {title}"),
+    ];
+    let axis = Axis {
+        labels: &labels,
+        titles: &labels,
+        empty: "No successful calls of this model in this period",
+    };
     let charts = charts(
-        &labels,
-        "No successful calls of this model in this period",
+        &axis,
         vec![
-            Plot {
-                id: &ids[0],
-                title: &format!("Output tokens p50 by {title}"),
-                unit: "tokens",
-                kind: Kind::Bar,
-                series: vec![series("p50", of(rows, |s| s.output_p50))],
-            },
-            Plot {
-                id: &ids[1],
-                title: &format!("Latency p50 by {title}"),
-                unit: "ms",
-                kind: Kind::Bar,
-                series: vec![series("p50", of(rows, |s| s.latency_p50))],
-            },
-            Plot {
-                id: &ids[2],
-                title: &format!("Decode speed p50 by {title}"),
-                unit: "tokens/s",
-                kind: Kind::Bar,
-                series: vec![series("p50", of(rows, |s| s.tps_p50))],
-            },
-            Plot {
-                id: &ids[3],
-                title: &format!("Cut by max_tokens by {title}"),
-                unit: "%",
-                kind: Kind::Bar,
-                series: vec![series(
+            Plot::new(
+                &ids[0],
+                &titles[0],
+                "tokens",
+                Kind::Bar,
+                vec![series("p50", of(rows, |s| s.output_p50))],
+            ),
+            Plot::new(
+                &ids[1],
+                &titles[1],
+                "ms",
+                Kind::Bar,
+                vec![series("p50", of(rows, |s| s.latency_p50))],
+            ),
+            Plot::new(
+                &ids[2],
+                &titles[2],
+                "tokens/s",
+                Kind::Bar,
+                vec![series("p50", of(rows, |s| s.tps_p50))],
+            ),
+            Plot::new(
+                &ids[3],
+                &titles[3],
+                "%",
+                Kind::Bar,
+                vec![series(
                     "cut",
                     of(rows, |s| pct_value(s.length_finishes, s.ok)),
                 )],
-            },
+            ),
         ],
     );
     let headers = [

@@ -81,6 +81,8 @@ impl Application {
             crate::calls::Settings {
                 record_retry: std::time::Duration::from_secs(config.record_retry_secs),
                 max_calls_per_user: config.max_calls_per_user,
+                limits: config.limits,
+                shared_limits: !config.is_sqlite(),
             },
         );
         let state = AppState::new(crate::web::state::Inner {
@@ -123,6 +125,14 @@ impl Application {
             stale_call_ms(self.state.config()),
         ));
         let heartbeat = tokio::spawn(crate::instance::run(self.state.calls().clone()));
+        // Instances on one PostgreSQL database share their rate-limit counts; SQLite has one instance.
+        let rate_sync = (!self.state.config().is_sqlite()).then(|| {
+            tokio::spawn(crate::calls::limits::run_sync(
+                self.state.calls().rate_limits().clone(),
+                self.state.db().clone(),
+                self.state.calls().shutdown_signal(),
+            ))
+        });
         let router = crate::web::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
         let state = self.state.clone();
@@ -147,6 +157,9 @@ impl Application {
             .await;
         housekeeping.abort();
         heartbeat.abort();
+        if let Some(sync) = rate_sync {
+            sync.abort();
+        }
         // Ends still waiting in memory get one last try; what the database does not take now is lost (logged).
         if !self.state.unsaved().is_empty() {
             crate::calls::record::retry_unsaved(self.state.calls()).await;

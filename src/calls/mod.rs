@@ -6,6 +6,7 @@
 //! The service holds what calls use — the database, the providers, the in-flight tracker, this instance and
 //! the shutdown signal — and nothing of the web layer.
 
+pub mod limits;
 pub mod measure;
 pub mod outcome;
 pub mod record;
@@ -39,6 +40,8 @@ struct Inner {
     instance: crate::instance::Instance,
     shutdown: watch::Receiver<bool>,
     settings: Settings,
+    /// Requests and tokens per minute, per person, API key and client address.
+    rate: Arc<limits::RateLimits>,
 }
 
 /// The configuration calls need.
@@ -48,6 +51,10 @@ pub struct Settings {
     pub record_retry: Duration,
     /// Most calls one person runs at once.
     pub max_calls_per_user: usize,
+    /// Requests and tokens per minute.
+    pub limits: crate::config::limits::Limits,
+    /// Other instances may share the database (PostgreSQL): limits read and share their counts there.
+    pub shared_limits: bool,
 }
 
 impl CallService {
@@ -67,6 +74,7 @@ impl CallService {
             instance,
             shutdown,
             settings,
+            rate: Default::default(),
         }))
     }
 
@@ -111,6 +119,64 @@ impl CallService {
     /// Becomes true when the server starts shutting down; running calls stop and record `interrupted`.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.clone()
+    }
+
+    /// The rate limits' counts (the client-address limit counts there too; instances share them).
+    pub fn rate_limits(&self) -> &Arc<limits::RateLimits> {
+        &self.0.rate
+    }
+
+    /// Counts a call against its person's limits (calls and tokens a minute) and its API key's, or refuses it
+    /// without counting. `tokens` is what the call asks for: its prompt's estimate and the answer it reserves.
+    pub async fn admit(
+        &self,
+        user_id: &str,
+        api_key_id: Option<&str>,
+        tokens: i64,
+    ) -> Result<(), limits::Limited> {
+        let l = self.0.settings.limits;
+        let mut checks = vec![
+            limits::Check {
+                key: format!("u:{user_id}"),
+                amount: 1,
+                limit: l.user_rpm,
+                what: "calls a minute",
+            },
+            limits::Check {
+                key: format!("t:{user_id}"),
+                amount: tokens.max(0),
+                limit: l.user_tpm,
+                what: "tokens a minute (a call counts its prompt and the answer it asks room for)",
+            },
+        ];
+        if let Some(key) = api_key_id {
+            checks.push(limits::Check {
+                key: format!("k:{key}"),
+                amount: 1,
+                limit: l.key_rpm,
+                what: "calls a minute with this API key",
+            });
+        }
+        self.limit(&checks).await
+    }
+
+    /// Counts `checks`, or refuses without counting; with other instances, first learns their counts of keys
+    /// met for the first time this minute (if the database does not answer, this instance's counts decide).
+    pub async fn limit(&self, checks: &[limits::Check<'_>]) -> Result<(), limits::Limited> {
+        let now = crate::util::now_ms();
+        if self.0.settings.shared_limits {
+            let keys: Vec<&str> = checks
+                .iter()
+                .filter(|c| c.limit > 0)
+                .map(|c| c.key.as_str())
+                .collect();
+            if !keys.is_empty()
+                && let Err(e) = self.0.rate.prime(&self.0.db, &keys, now).await
+            {
+                tracing::warn!(error = %e, "reading shared rate-limit counts failed");
+            }
+        }
+        self.0.rate.admit(checks, now)
     }
 
     /// Takes this person's place among their running calls, before anything is written (so a refused call

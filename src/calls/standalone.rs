@@ -29,8 +29,11 @@ pub struct Standalone<'a> {
 
 #[derive(Debug)]
 pub enum StartError {
-    /// The person runs as many calls as allowed at once.
-    Busy(String),
+    /// The person runs as many calls as allowed at once, or a rate limit is reached: try again after a while.
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The messages (with the room asked for the answer) do not fit the model's context window.
     TooLong {
         needed: i64,
@@ -71,9 +74,22 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
         .cloned()
         .ok_or_else(|| StartError::Unavailable("This model's provider is not available.".into()))?;
     // Taken before anything is written, so a refused call leaves no trace.
-    let ticket = calls
-        .enter(s.user_id)
-        .map_err(|b| StartError::Busy(b.message()))?;
+    let ticket = calls.enter(s.user_id).map_err(|b| StartError::Busy {
+        message: b.message(),
+        retry_after_secs: 5,
+    })?;
+    // Counted against the rate limits before anything is written: the prompt and the room for the answer.
+    let asked = s
+        .params
+        .max_tokens
+        .unwrap_or_else(|| model.max_output_tokens.min(1024));
+    calls
+        .admit(s.user_id, s.api_key_id, input_estimate + asked)
+        .await
+        .map_err(|l| StartError::Busy {
+            message: l.message,
+            retry_after_secs: l.retry_after_secs,
+        })?;
     let prepared = provider.prepare(&CallRequest {
         upstream_model: model.upstream.clone(),
         messages: s.messages,

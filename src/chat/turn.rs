@@ -32,8 +32,11 @@ pub struct Turn {
 pub enum TurnError {
     NotFound,
     Invalid(String),
-    /// The person runs as many calls as allowed at once.
-    Busy(String),
+    /// The person runs as many calls as allowed at once, or reached a rate limit: try again after a while.
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -380,9 +383,10 @@ async fn begin(
     sent_files: Vec<CallFile>,
 ) -> Result<Turn, TurnError> {
     // Taken before anything is written, so a refused call leaves no trace; freed however the call ends.
-    let ticket = calls
-        .enter(ask.user_id)
-        .map_err(|b| TurnError::Busy(b.message()))?;
+    let ticket = calls.enter(ask.user_id).map_err(|b| TurnError::Busy {
+        message: b.message(),
+        retry_after_secs: 5,
+    })?;
     let model = ask.model;
     let params = ask.params;
     let reserved = reserved_for_answer(model, &params);
@@ -406,6 +410,14 @@ async fn begin(
             e.needed, model.display_name, e.budget, reserved
         ))
     })?;
+    // Counted against the rate limits before anything is written: the prompt and the room for the answer.
+    calls
+        .admit(ask.user_id, None, fitted.estimated_tokens + reserved)
+        .await
+        .map_err(|l| TurnError::Busy {
+            message: l.message,
+            retry_after_secs: l.retry_after_secs,
+        })?;
     let provider = calls
         .llm()
         .provider(&model.provider)

@@ -4,6 +4,7 @@
 //! it (`LLMETA_BIND: ...`). The rest of the program only sees the typed [`Config`].
 
 pub mod auth;
+pub mod limits;
 mod llm;
 pub mod mail;
 mod uploads;
@@ -80,6 +81,8 @@ pub struct Config {
     pub json_queue_wait_ms: u64,
     /// Caps on uploads and extracted text, and the slow-client timeouts (see `uploads.rs`).
     pub uploads: uploads::Uploads,
+    /// Requests and tokens per minute (see `limits.rs`).
+    pub limits: limits::Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +163,7 @@ struct FileConfig {
     min_body_bytes_per_sec: Option<u64>,
     body_rate_grace_secs: Option<u64>,
     auth: Option<auth::FileAuth>,
+    limits: Option<limits::FileLimits>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -537,6 +541,7 @@ impl Config {
             600_000,
             10_000,
         )?;
+        let limits = limits::Limits::load(&pick, file_cfg.limits)?;
         let uploads = uploads::Uploads::load(
             &pick,
             uploads::FileValues {
@@ -552,6 +557,7 @@ impl Config {
         )?;
 
         Ok(Config {
+            limits,
             max_calls_per_user,
             instance_heartbeat_ms,
             record_retry_secs,
@@ -726,6 +732,12 @@ impl Config {
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
+        let l = &self.limits;
+        let _ = writeln!(
+            out,
+            "limits = {{ user_rpm = {}, user_tpm = {}, key_rpm = {}, ip_rpm = {} }} # per minute, 0 = none",
+            l.user_rpm, l.user_tpm, l.key_rpm, l.ip_rpm
+        );
         let _ = writeln!(
             out,
             "instance_heartbeat_ms = {}",

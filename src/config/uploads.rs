@@ -47,7 +47,7 @@ pub struct FileValues {
     pub body_rate_grace_secs: Option<u64>,
 }
 
-type Pick<'a> = dyn Fn(&[&str], &str, Option<String>) -> Option<(String, String)> + 'a;
+pub(super) type Pick<'a> = dyn Fn(&[&str], &str, Option<String>) -> Option<(String, String)> + 'a;
 
 impl Uploads {
     pub(super) fn load(

@@ -20,6 +20,7 @@ pub mod llm_settings;
 pub mod messages;
 pub mod prefs;
 pub mod presets;
+pub mod rate_counters;
 pub mod resets;
 pub mod script;
 pub mod sessions;

@@ -11,6 +11,7 @@ pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod highlight;
+pub mod ip_limit;
 pub mod live;
 pub mod markdown;
 pub mod nul;
@@ -183,6 +184,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::protect,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ip_limit::limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

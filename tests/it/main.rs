@@ -34,6 +34,7 @@ mod openapi;
 mod pages;
 mod params;
 mod providers;
+mod rate_limits;
 mod recording;
 mod resets_and_admins;
 mod running;

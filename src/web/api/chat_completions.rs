@@ -202,7 +202,10 @@ fn failed(ran: &Ran) -> ApiError {
 
 fn start_error(e: StartError) -> ApiError {
     match e {
-        StartError::Busy(message) => ApiError::rate_limited(message, 5),
+        StartError::Busy {
+            message,
+            retry_after_secs,
+        } => ApiError::rate_limited(message, retry_after_secs),
         StartError::TooLong { needed, window } => ApiError::invalid_request(format!(
             "This model's context window is {window} tokens, but the messages (with max_tokens) need about \
              {needed}. Shorten the messages or lower max_tokens."

@@ -535,10 +535,10 @@ fn choose(state: &AppState, form: &SendForm) -> Result<(Model, Params), Vec<Stri
 }
 
 /// 429 for a person at their limit of calls at once; a running call usually ends within seconds.
-fn busy(message: String) -> AppError {
+fn busy(message: String, retry_after_secs: u64) -> AppError {
     AppError::TooManyRequests {
         message,
-        retry_after_secs: 5,
+        retry_after_secs,
     }
 }
 
@@ -660,10 +660,21 @@ async fn send_inner(
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return again(form, vec![msg], status, conversation_id).await;
         }
-        Err(TurnError::Busy(msg)) if streaming => return Err(busy(msg)),
-        Err(TurnError::Busy(msg)) => {
+        Err(TurnError::Busy {
+            message,
+            retry_after_secs,
+        }) if streaming => return Err(busy(message, retry_after_secs)),
+        Err(TurnError::Busy {
+            message,
+            retry_after_secs,
+        }) => {
             let status = StatusCode::TOO_MANY_REQUESTS;
-            return again(form, vec![msg], status, conversation_id).await;
+            let mut res = again(form, vec![message], status, conversation_id).await?;
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+            return Ok(res);
         }
         Err(TurnError::Internal(e)) => {
             let error = AppError::Internal(e);
@@ -813,7 +824,10 @@ pub async fn regenerate(
         Ok(t) => respond(state.clone(), t, streaming).await,
         Err(TurnError::NotFound) => Err(AppError::NotFound),
         Err(TurnError::Invalid(msg)) => Err(AppError::BadRequest(msg)),
-        Err(TurnError::Busy(msg)) => Err(busy(msg)),
+        Err(TurnError::Busy {
+            message,
+            retry_after_secs,
+        }) => Err(busy(message, retry_after_secs)),
         Err(TurnError::Internal(e)) => Err(AppError::Internal(e)),
     }
 }

@@ -164,6 +164,9 @@ pub async fn delete_user(
         "DELETE FROM presets WHERE user_id = $1",
         "DELETE FROM password_resets WHERE user_id = $1",
         "DELETE FROM email_verifications WHERE user_id = $1",
+        "DELETE FROM budget_usage WHERE budget_id IN (SELECT b.id FROM budgets b LEFT JOIN api_keys k \
+         ON k.id = b.api_key_id WHERE b.user_id = $1 OR k.user_id = $1)",
+        "DELETE FROM budgets WHERE user_id = $1 OR api_key_id IN (SELECT id FROM api_keys WHERE user_id = $1)",
         "DELETE FROM api_keys WHERE user_id = $1",
         "DELETE FROM identities WHERE user_id = $1",
         "DELETE FROM pending_links WHERE user_id = $1",

@@ -83,6 +83,8 @@ impl Application {
                 max_calls_per_user: config.max_calls_per_user,
                 limits: config.limits,
                 shared_limits: !config.is_sqlite(),
+                budget_zone: jiff::tz::TimeZone::get(&config.budget_time_zone)
+                    .unwrap_or(jiff::tz::TimeZone::UTC),
             },
         );
         let state = AppState::new(crate::web::state::Inner {

@@ -1,5 +1,6 @@
 //! The command line: `llmeta [serve]`, `migrate`, `admin create`, `user …`, `key …`, `check-config`.
 
+mod budgets;
 mod keys;
 
 use crate::app::{Application, shutdown_signal};
@@ -48,6 +49,9 @@ pub enum Command {
     /// API keys for the OpenAI-compatible API (as in Settings, from the shell).
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Budgets in money or tokens per day or month (as in /admin/budgets, from the shell).
+    #[command(subcommand)]
+    Budget(budgets::BudgetCommand),
     /// Print the effective configuration, secrets redacted, and check that it is valid.
     CheckConfig,
     /// Internal: print the text of a PDF (run by the server in a limited child process).
@@ -278,6 +282,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExtractPdf { .. } => Ok(()),
         Command::User(cmd) => user_command(&config, cmd).await,
         Command::Key(cmd) => keys::run(&config, cmd).await,
+        Command::Budget(cmd) => budgets::run(&config, cmd).await,
         Command::CheckConfig => {
             print!("{}", config.describe());
             Ok(())

@@ -6,6 +6,7 @@
 //! The service holds what calls use — the database, the providers, the in-flight tracker, this instance and
 //! the shutdown signal — and nothing of the web layer.
 
+pub mod budgets;
 pub mod limits;
 pub mod measure;
 pub mod outcome;
@@ -42,6 +43,7 @@ struct Inner {
     settings: Settings,
     /// Requests and tokens per minute, per person, API key and client address.
     rate: Arc<limits::RateLimits>,
+    budgets: budgets::Budgets,
 }
 
 /// The configuration calls need.
@@ -55,6 +57,8 @@ pub struct Settings {
     pub limits: crate::config::limits::Limits,
     /// Other instances may share the database (PostgreSQL): limits read and share their counts there.
     pub shared_limits: bool,
+    /// The zone whose days and months budgets count.
+    pub budget_zone: jiff::tz::TimeZone,
 }
 
 impl CallService {
@@ -73,6 +77,7 @@ impl CallService {
             unsaved: Default::default(),
             instance,
             shutdown,
+            budgets: budgets::Budgets::new(settings.budget_zone.clone()),
             settings,
             rate: Default::default(),
         }))
@@ -119,6 +124,10 @@ impl CallService {
     /// Becomes true when the server starts shutting down; running calls stop and record `interrupted`.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.clone()
+    }
+
+    pub fn budgets(&self) -> &budgets::Budgets {
+        &self.0.budgets
     }
 
     /// The rate limits' counts (the client-address limit counts there too; instances share them).

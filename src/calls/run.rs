@@ -109,6 +109,11 @@ async fn run_inner(
         output: call.price_output_micros,
     };
     outcome::complete(&mut call, &m, &prices, est);
+    let tokens = call.input_tokens.unwrap_or(0) + call.output_tokens.unwrap_or(0);
+    calls
+        .budgets()
+        .settle(calls.db(), &call.id, call.cost_micros, tokens)
+        .await;
     if let measure::End::Failed(e) = &m.end {
         tracing::warn!(call_id = %call.id, class = e.class(), error = %e, "model call failed");
     }

@@ -34,6 +34,11 @@ pub enum StartError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A budget of the person or the key has no room for the call's worst case.
+    OverBudget {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The messages (with the room asked for the answer) do not fit the model's context window.
     TooLong {
         needed: i64,
@@ -90,6 +95,24 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
             message: l.message,
             retry_after_secs: l.retry_after_secs,
         })?;
+    let holds = calls
+        .budgets()
+        .reserve(
+            calls.db(),
+            &super::budgets::WorstCase {
+                user_id: s.user_id,
+                api_key_id: s.api_key_id,
+                prices: model.prices_at(crate::util::now_ms()),
+                input_tokens: input_estimate,
+                output_tokens: asked,
+            },
+        )
+        .await
+        .map_err(StartError::Internal)?
+        .map_err(|o| StartError::OverBudget {
+            message: o.message,
+            retry_after_secs: o.retry_after_secs,
+        })?;
     let prepared = provider.prepare(&CallRequest {
         upstream_model: model.upstream.clone(),
         messages: s.messages,
@@ -102,6 +125,7 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
         notes: s.notes,
         ..calls.pending_record(s.user_id, s.source, model, &s.params, &prepared)
     };
+    calls.budgets().hold(&call.id, holds);
     // If this request is dropped once the start is written but before the runner owns the call, the ticket
     // goes with it, and the heartbeat interrupts the pending call it leaves.
     ticket.set_call(&call.id);

@@ -418,6 +418,24 @@ async fn begin(
             message: l.message,
             retry_after_secs: l.retry_after_secs,
         })?;
+    // The budgets' worst case: the prompt, and the whole room for the answer at the output price.
+    let holds = calls
+        .budgets()
+        .reserve(
+            calls.db(),
+            &crate::calls::budgets::WorstCase {
+                user_id: ask.user_id,
+                api_key_id: None,
+                prices: model.prices_at(now_ms()),
+                input_tokens: fitted.estimated_tokens,
+                output_tokens: reserved,
+            },
+        )
+        .await?
+        .map_err(|o| TurnError::Busy {
+            message: o.message,
+            retry_after_secs: o.retry_after_secs,
+        })?;
     let provider = calls
         .llm()
         .provider(&model.provider)
@@ -444,6 +462,7 @@ async fn begin(
         sent_ms: now,
         ..calls.pending_record(ask.user_id, ask.source, model, &params, &prepared)
     };
+    calls.budgets().hold(&call.id, holds);
 
     let mut messages = Vec::with_capacity(2);
     if insert.question {

@@ -83,6 +83,8 @@ pub struct Config {
     pub uploads: uploads::Uploads,
     /// Requests and tokens per minute (see `limits.rs`).
     pub limits: limits::Limits,
+    /// The zone whose days and months budgets count (an IANA name; UTC by default).
+    pub budget_time_zone: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,7 @@ struct FileConfig {
     body_rate_grace_secs: Option<u64>,
     auth: Option<auth::FileAuth>,
     limits: Option<limits::FileLimits>,
+    budget_time_zone: Option<String>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -542,6 +545,22 @@ impl Config {
             10_000,
         )?;
         let limits = limits::Limits::load(&pick, file_cfg.limits)?;
+        let budget_time_zone = match pick(
+            &["LLMETA_BUDGET_TIME_ZONE"],
+            "budget_time_zone",
+            file_cfg.budget_time_zone,
+        ) {
+            Some((name, v)) => match jiff::tz::TimeZone::get(v.trim()) {
+                Ok(_) => v.trim().to_string(),
+                Err(_) => {
+                    return Err(invalid(
+                        &name,
+                        format!("'{v}' is not a time zone name such as UTC or Europe/Paris"),
+                    ));
+                }
+            },
+            None => "UTC".to_string(),
+        };
         let uploads = uploads::Uploads::load(
             &pick,
             uploads::FileValues {
@@ -558,6 +577,7 @@ impl Config {
 
         Ok(Config {
             limits,
+            budget_time_zone,
             max_calls_per_user,
             instance_heartbeat_ms,
             record_retry_secs,
@@ -732,6 +752,7 @@ impl Config {
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
+        let _ = writeln!(out, "budget_time_zone = \"{}\"", self.budget_time_zone);
         let l = &self.limits;
         let _ = writeln!(
             out,

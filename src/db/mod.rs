@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod api_keys;
+pub mod budgets;
 pub mod calls;
 pub mod conversations;
 pub mod email_verifications;

@@ -160,6 +160,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/models", post(pages::admin::providers::save_model))
         .route("/admin/prices", post(pages::admin::providers::save_price))
         .route(
+            "/admin/budgets",
+            get(pages::admin::budgets::list).post(pages::admin::budgets::save),
+        )
+        .route(
+            "/admin/budgets/{id}/delete",
+            post(pages::admin::budgets::delete),
+        )
+        .route(
             "/admin/prices/{id}/delete",
             post(pages::admin::providers::delete_price),
         )

@@ -9,6 +9,7 @@ mod api_keys;
 mod api_keys_admin;
 mod branches;
 mod browser;
+mod budgets;
 mod chat;
 mod cli;
 mod csrf;

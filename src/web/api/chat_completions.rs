@@ -206,6 +206,14 @@ fn start_error(e: StartError) -> ApiError {
             message,
             retry_after_secs,
         } => ApiError::rate_limited(message, retry_after_secs),
+        StartError::OverBudget {
+            message,
+            retry_after_secs,
+        } => {
+            let mut e = ApiError::rate_limited(message, retry_after_secs).with_code("budget_exceeded");
+            e.kind = "insufficient_quota";
+            e
+        }
         StartError::TooLong { needed, window } => ApiError::invalid_request(format!(
             "This model's context window is {window} tokens, but the messages (with max_tokens) need about \
              {needed}. Shorten the messages or lower max_tokens."

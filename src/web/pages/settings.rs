@@ -49,6 +49,8 @@ pub struct SettingsPage {
     /// Which key sends a chat message (`users::SEND_KEYS`).
     send_with: String,
     presets: Vec<crate::db::presets::Preset>,
+    /// The person's budgets and their keys', with what is used and left.
+    budgets: Vec<crate::calls::budgets::BudgetView>,
     /// The person's time zone (empty: UTC) and the names offered.
     time_zone: String,
     zones: Vec<String>,
@@ -150,6 +152,12 @@ pub async fn page(
         key_expiry: String::new(),
         send_with: users::send_with(state.db(), &user.user.id).await?,
         presets: crate::db::presets::list(state.db(), &user.user.id).await?,
+        budgets: crate::calls::budgets::views(
+            state.db(),
+            state.calls().budgets().time_zone(),
+            Some(&user.user.id),
+        )
+        .await?,
         time_zone: users::time_zone(state.db(), &user.user.id).await?,
         zones: crate::analytics::filter::zone_names(),
     })

@@ -1,6 +1,7 @@
 //! `/admin/…`: accounts, the call explorer, usage, API keys. Every handler takes [`AdminUser`], so a user gets
 //! 403 and an anonymous visitor is sent to sign in; `tests/it/admin.rs` walks every route to prove it.
 
+pub mod budgets;
 pub mod calls;
 pub mod keys;
 pub mod providers;

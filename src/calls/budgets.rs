@@ -1,0 +1,433 @@
+//! Budgets: money or tokens per day or month for a person or an API key, checked before a call with the
+//! call's worst case (its prompt's estimate, and its max tokens at the output price).
+//!
+//! The worst case is *reserved* in the period's row as the call starts (one conditional update: calls
+//! starting at once on any instance cannot all pass a check made before any of them counted), and settled to
+//! what the call cost as it ends. So the calls in flight are counted at their worst, and a period never goes
+//! over its budget by more than the difference between the estimate of a prompt and what the provider
+//! counted. A call that ends with its process (a crash) keeps its worst case reserved: budgets err on the side
+//! of stopping.
+//!
+//! The budgets themselves are read once every few seconds, not per call: a call of someone without a budget
+//! costs nothing here.
+
+use crate::db::Db;
+use crate::db::budgets::{self as store, BudgetRow};
+use crate::llm::registry::Prices;
+use jiff::tz::TimeZone;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// How long the budgets read are used before they are read again (changes made here apply at once).
+const FRESH_MS: i64 = 5_000;
+
+/// Money or tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Usd,
+    Tokens,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "usd" => Some(Kind::Usd),
+            "tokens" => Some(Kind::Tokens),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Usd => "usd",
+            Kind::Tokens => "tokens",
+        }
+    }
+}
+
+/// A day or a month, in the budget time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+impl Period {
+    pub fn parse(s: &str) -> Option<Period> {
+        match s {
+            "day" => Some(Period::Day),
+            "month" => Some(Period::Month),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Month => "month",
+        }
+    }
+
+    /// When the period holding `now_ms` starts and ends, in `tz`.
+    pub fn bounds(self, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
+        use crate::analytics::filter::{local_day, local_midnight};
+        const DAY_MS: i64 = 86_400_000;
+        let today = local_day(tz, now_ms);
+        match self {
+            Period::Day => (local_midnight(tz, today), local_midnight(tz, today + 1)),
+            Period::Month => {
+                let (y, m, _) = crate::util::civil_from_days(today);
+                let day_of = |y: i64, m: u32| {
+                    crate::util::parse_date_ms(&format!("{y:04}-{m:02}-01"))
+                        .map_or(today, |ms| ms / DAY_MS)
+                };
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                (
+                    local_midnight(tz, day_of(y, m)),
+                    local_midnight(tz, day_of(ny, nm)),
+                )
+            }
+        }
+    }
+}
+
+/// A call's claim on a budget, settled when it ends.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    budget_id: String,
+    kind: Kind,
+    period_start_ms: i64,
+    reserved: i64,
+}
+
+/// Why a call is refused, in a sentence, and when the period turns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverBudget {
+    pub message: String,
+    pub retry_after_secs: u64,
+}
+
+/// What a call may cost at most.
+pub struct WorstCase<'a> {
+    pub user_id: &'a str,
+    pub api_key_id: Option<&'a str>,
+    pub prices: Prices,
+    pub input_tokens: i64,
+    /// The answer's room: its max tokens.
+    pub output_tokens: i64,
+}
+
+pub struct Budgets {
+    tz: TimeZone,
+    read: RwLock<(i64, Arc<Vec<BudgetRow>>)>,
+    /// Holds of running calls, by call id.
+    holds: Mutex<std::collections::HashMap<String, Vec<Hold>>>,
+}
+
+/// Money as people read it: `$0.0123`.
+pub fn money(micros: i64) -> String {
+    let d = micros as f64 / 1e6;
+    if micros != 0 && d.abs() < 0.01 {
+        format!("${d:.6}")
+    } else {
+        format!("${d:.2}")
+    }
+}
+
+/// A budget's amount or use in its unit.
+pub fn amount_text(kind: Kind, v: i64) -> String {
+    match kind {
+        Kind::Usd => money(v),
+        Kind::Tokens => format!("{} tokens", crate::web::charts::number(v as f64)),
+    }
+}
+
+impl Budgets {
+    pub fn new(tz: TimeZone) -> Budgets {
+        Budgets {
+            tz,
+            read: RwLock::new((i64::MIN, Arc::new(Vec::new()))),
+            holds: Default::default(),
+        }
+    }
+
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
+    /// The budgets, read again when they are older than a few seconds.
+    pub async fn current(&self, db: &Db) -> sqlx::Result<Arc<Vec<BudgetRow>>> {
+        let now = crate::util::now_ms();
+        {
+            let r = self.read.read().unwrap_or_else(|e| e.into_inner());
+            if now.saturating_sub(r.0) < FRESH_MS {
+                return Ok(r.1.clone());
+            }
+        }
+        self.reload(db).await
+    }
+
+    /// Reads the budgets now (after a change made here).
+    pub async fn reload(&self, db: &Db) -> sqlx::Result<Arc<Vec<BudgetRow>>> {
+        let rows = Arc::new(store::all(db).await?);
+        *self.read.write().unwrap_or_else(|e| e.into_inner()) =
+            (crate::util::now_ms(), rows.clone());
+        Ok(rows)
+    }
+
+    /// Reserves the call's worst case on each budget that applies to it, or refuses it (reserving nothing).
+    pub async fn reserve(
+        &self,
+        db: &Db,
+        w: &WorstCase<'_>,
+    ) -> anyhow::Result<Result<Vec<Hold>, OverBudget>> {
+        let all = self.current(db).await?;
+        let applies: Vec<&BudgetRow> = all
+            .iter()
+            .filter(|b| {
+                b.user_id.as_deref() == Some(w.user_id)
+                    || (w.api_key_id.is_some() && b.api_key_id.as_deref() == w.api_key_id)
+            })
+            .collect();
+        if applies.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let now = crate::util::now_ms();
+        let mut holds: Vec<Hold> = Vec::new();
+        for b in applies {
+            let (Some(kind), Some(period)) = (Kind::parse(&b.kind), Period::parse(&b.period))
+            else {
+                continue;
+            };
+            let worst = match kind {
+                Kind::Usd => w.prices.cost_micros(w.input_tokens, 0, w.output_tokens),
+                Kind::Tokens => w.input_tokens + w.output_tokens,
+            };
+            let (start, end) = period.bounds(&self.tz, now);
+            match store::reserve(db, b, start, worst).await? {
+                Ok(_) => holds.push(Hold {
+                    budget_id: b.id.clone(),
+                    kind,
+                    period_start_ms: start,
+                    reserved: worst,
+                }),
+                Err(used) => {
+                    // Nothing stays reserved for a refused call.
+                    self.release(db, &holds).await;
+                    let whose = if b.api_key_id.is_some() {
+                        "This API key's"
+                    } else {
+                        "Your"
+                    };
+                    let left = (b.amount - used).max(0);
+                    let resets = crate::util::rfc3339_ms(end);
+                    return Ok(Err(OverBudget {
+                        message: format!(
+                            "{whose} budget of {} a {} has {} left, and this call could use up to {}. It \
+                             renews at {resets} (UTC). Lower max tokens, shorten the conversation, or ask an \
+                             administrator.",
+                            amount_text(kind, b.amount),
+                            period.as_str(),
+                            amount_text(kind, left),
+                            amount_text(kind, worst),
+                        ),
+                        retry_after_secs: ((end - now).max(1000) as u64).div_ceil(1000),
+                    }));
+                }
+            }
+        }
+        Ok(Ok(holds))
+    }
+
+    async fn release(&self, db: &Db, holds: &[Hold]) {
+        for h in holds {
+            if let Err(e) = store::adjust(db, &h.budget_id, h.period_start_ms, -h.reserved).await {
+                tracing::warn!(error = %e, "releasing a budget reservation failed");
+            }
+        }
+    }
+
+    /// Keeps a started call's holds until it ends.
+    pub fn hold(&self, call_id: &str, holds: Vec<Hold>) {
+        if !holds.is_empty() {
+            self.holds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(call_id.to_string(), holds);
+        }
+    }
+
+    /// Settles an ended call's holds to what it used: its cost (none without prices) or its tokens.
+    pub async fn settle(&self, db: &Db, call_id: &str, cost_micros: Option<i64>, tokens: i64) {
+        let holds = self
+            .holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(call_id);
+        for h in holds.unwrap_or_default() {
+            let used = match h.kind {
+                Kind::Usd => cost_micros.unwrap_or(0),
+                Kind::Tokens => tokens,
+            };
+            if let Err(e) =
+                store::adjust(db, &h.budget_id, h.period_start_ms, used - h.reserved).await
+            {
+                tracing::warn!(error = %e, call_id, "settling a budget failed: its worst case stays counted");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn periods_are_days_and_months_of_the_zone() {
+        let utc = TimeZone::UTC;
+        let now = ms("2026-12-07T10:00:00Z");
+        assert_eq!(
+            Period::Day.bounds(&utc, now),
+            (ms("2026-12-07T00:00:00Z"), ms("2026-12-08T00:00:00Z"))
+        );
+        assert_eq!(
+            Period::Month.bounds(&utc, now),
+            (ms("2026-12-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"))
+        );
+        let tokyo = TimeZone::get("Asia/Tokyo").unwrap();
+        // 2026-11-30 20:00 UTC is already 1 December in Tokyo.
+        assert_eq!(
+            Period::Month.bounds(&tokyo, ms("2026-11-30T20:00:00Z")).0,
+            ms("2026-11-30T15:00:00Z")
+        );
+        assert_eq!(money(5_000_000), "$5.00");
+        assert_eq!(money(1234), "$0.001234");
+    }
+}
+
+/// A budget with what its current period has used, as pages and the command line show it.
+pub struct BudgetView {
+    pub row: BudgetRow,
+    pub kind: Kind,
+    pub period: Period,
+    pub used: i64,
+    pub resets_ms: i64,
+}
+
+impl BudgetView {
+    pub fn amount_text(&self) -> String {
+        amount_text(self.kind, self.row.amount)
+    }
+    pub fn used_text(&self) -> String {
+        amount_text(self.kind, self.used)
+    }
+    /// When the period renews (UTC, RFC 3339).
+    pub fn renews_text(&self) -> String {
+        crate::util::rfc3339_ms(self.resets_ms)
+    }
+    /// Whose it is, as the person's own page says it.
+    pub fn whose(&self) -> &'static str {
+        if self.row.api_key_id.is_some() {
+            "One of your API keys"
+        } else {
+            "You"
+        }
+    }
+    pub fn left_text(&self) -> String {
+        amount_text(self.kind, (self.row.amount - self.used).max(0))
+    }
+}
+
+/// Budgets with their use now: those of `user_id` and of their keys, or every one with `None`.
+pub async fn views(db: &Db, tz: &TimeZone, user_id: Option<&str>) -> sqlx::Result<Vec<BudgetView>> {
+    let keys: Vec<String> = match user_id {
+        Some(u) => {
+            sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1")
+                .bind(u)
+                .fetch_all(&db.pool)
+                .await?
+        }
+        None => Vec::new(),
+    };
+    let now = crate::util::now_ms();
+    let mut out = Vec::new();
+    for row in store::all(db).await? {
+        let mine = match user_id {
+            None => true,
+            Some(u) => {
+                row.user_id.as_deref() == Some(u)
+                    || row.api_key_id.as_ref().is_some_and(|k| keys.contains(k))
+            }
+        };
+        let (Some(kind), Some(period)) = (Kind::parse(&row.kind), Period::parse(&row.period))
+        else {
+            continue;
+        };
+        if !mine {
+            continue;
+        }
+        let (start, end) = period.bounds(tz, now);
+        let used = store::used(db, &row, start).await?;
+        out.push(BudgetView {
+            row,
+            kind,
+            period,
+            used,
+            resets_ms: end,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads an amount as typed: dollars (`5`, `$0.50`) for money, a whole number for tokens.
+pub fn parse_amount(kind: Kind, text: &str) -> Result<i64, String> {
+    let t = text.trim().trim_start_matches('$').replace(',', "");
+    match kind {
+        Kind::Usd => match t.parse::<f64>() {
+            Ok(d) if d.is_finite() && (0.0..=1e9).contains(&d) => Ok((d * 1e6).round() as i64),
+            _ => Err("The amount must be in dollars, such as 5 or 0.50.".into()),
+        },
+        Kind::Tokens => match t.parse::<i64>() {
+            Ok(n) if (0..=1_000_000_000_000).contains(&n) => Ok(n),
+            _ => Err("The amount must be a whole number of tokens.".into()),
+        },
+    }
+}
+
+/// Sets a budget for a person or an API key (one per kind: a second replaces the first).
+pub async fn set(
+    db: &Db,
+    budgets: &Budgets,
+    subject: Subject<'_>,
+    kind: Kind,
+    amount: i64,
+    period: Period,
+) -> sqlx::Result<String> {
+    let (user_id, api_key_id) = match subject {
+        Subject::User(u) => (Some(u.to_string()), None),
+        Subject::Key(k) => (None, Some(k.to_string())),
+    };
+    let id = store::set(
+        db,
+        &BudgetRow {
+            id: crate::util::new_id(),
+            user_id,
+            api_key_id,
+            kind: kind.as_str().into(),
+            amount,
+            period: period.as_str().into(),
+            created_ms: crate::util::now_ms(),
+        },
+    )
+    .await?;
+    budgets.reload(db).await?;
+    Ok(id)
+}
+
+/// Whose budget.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    User(&'a str),
+    Key(&'a str),
+}

@@ -1,0 +1,311 @@
+//! Budgets: a call whose worst case does not fit what is left is refused (the chat page and `/v1` 429 with
+//! `budget_exceeded`), at the boundary exactly; calls at once cannot overspend; a key's budget holds the key
+//! alone; the person sees what is used and left; administrators set them in the page and on the command line.
+
+use crate::api_keys::user_with_key;
+use crate::helpers::*;
+use crate::openai_api::{Api, api_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// An API app whose `mock` model charges nothing for input and $1 per output token, so that a call's worst
+/// case is exactly its max tokens in dollars, and what it cost is its output tokens in dollars.
+async fn dollar_per_token() -> Api {
+    api_with(|c| {
+        for m in &mut c.models {
+            if m.id == "mock" {
+                (m.price_input, m.price_cached_input, m.price_output) = (0.0, 0.0, 1_000_000.0);
+            }
+        }
+    })
+    .await
+}
+
+fn body(max_tokens: i64, content: &str) -> Value {
+    json!({"model": "mock", "max_tokens": max_tokens,
+           "messages": [{"role": "user", "content": content}]})
+}
+
+async fn set_budget(admin: &Browser, fields: &[(&str, &str)]) -> String {
+    let res = admin
+        .submit("/admin/budgets", "/admin/budgets", fields)
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    location(&res)
+}
+
+async fn spent(app: &TestApp, email: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(c.cost_micros), 0) AS BIGINT) FROM calls c JOIN users u ON u.id = c.user_id \
+         WHERE u.email = $1",
+    )
+    .bind(email)
+    .fetch_one(app.db())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_call_is_refused_when_its_worst_case_does_not_fit_exactly_at_the_boundary() {
+    let api = dollar_per_token().await;
+    let admin = api.app.browser();
+    let said = set_budget(
+        &admin,
+        &[
+            ("email", "api@example.com"),
+            ("kind", "usd"),
+            ("amount", "10"),
+            ("per", "day"),
+        ],
+    )
+    .await;
+    assert!(said.contains("notice="), "{said}");
+    // Worst case $10 of $10: allowed. It costs its 4 output tokens (3 and the end): $4 used.
+    let res = api.post(&body(10, "mock:tokens=3 hi")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(spent(&api.app, "api@example.com").await, 4_000_000);
+    // $4 used: a worst case of $7 would pass $10, one of $6 ends exactly at it.
+    let res = api.post(&body(7, "mock:tokens=3 hi")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "budget_exceeded");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("$10.00 a day has $6.00 left") && message.contains("up to $7.00"),
+        "{message}"
+    );
+    let res = api.post(&body(6, "mock:tokens=1 hi")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // $4 + $2 used; the person sees what is used and left.
+    let b = api.app.new_browser();
+    b.login("api@example.com", PASSWORD).await;
+    let (_, settings) = b.get_text("/settings").await;
+    assert!(
+        settings.contains("$10.00 a day")
+            && settings.contains("$6.00 used")
+            && settings.contains("$4.00 left"),
+        "{settings}"
+    );
+    // The chat page is refused the same way, with the reason and the typed text kept.
+    let res = b
+        .chat(
+            "/chat",
+            "mock:tokens=2 page",
+            "mock",
+            &[("max_tokens", "5")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("has $4.00 left") && html.contains("mock:tokens=2 page"));
+    let res = b
+        .chat(
+            "/chat",
+            "mock:tokens=1 page",
+            "mock",
+            &[("max_tokens", "4")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(spent(&api.app, "api@example.com").await <= 10_000_000);
+    // The administrator's page shows it; removing the budget lets calls through again.
+    let (_, page) = admin.get_text("/admin/budgets").await;
+    assert!(page.contains("api@example.com") && page.contains("$10.00 a day"));
+    let id: String = sqlx::query_scalar("SELECT id FROM budgets")
+        .fetch_one(api.app.db())
+        .await
+        .unwrap();
+    admin
+        .submit(
+            "/admin/budgets",
+            &format!("/admin/budgets/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        api.post(&body(50, "mock:tokens=1 hi")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn calls_at_once_cannot_overspend_and_running_calls_count_at_their_worst() {
+    let api = dollar_per_token().await;
+    let admin = api.app.browser();
+    set_budget(
+        &admin,
+        &[
+            ("email", "api@example.com"),
+            ("kind", "usd"),
+            ("amount", "10"),
+            ("per", "month"),
+        ],
+    )
+    .await;
+    // Eight slow calls at once, each with a worst case of $5: two fit, whatever the order.
+    let posts = (0..8).map(|_| {
+        let api = &api;
+        async move {
+            api.post(&body(5, "mock:tokens=4 mock:delay_ms=30 slow"))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((ok, refused), (2, 6), "{statuses:?}");
+    assert!(spent(&api.app, "api@example.com").await <= 10_000_000);
+}
+
+#[tokio::test]
+async fn a_key_s_token_budget_holds_that_key_alone() {
+    let api = api_with(|_| {}).await;
+    let admin = api.app.browser();
+    let key_id: String = sqlx::query_scalar("SELECT id FROM api_keys")
+        .fetch_one(api.app.db())
+        .await
+        .unwrap();
+    let said = set_budget(
+        &admin,
+        &[
+            ("api_key", &key_id),
+            ("kind", "tokens"),
+            ("amount", "100"),
+            ("per", "day"),
+        ],
+    )
+    .await;
+    assert!(said.contains("notice="), "{said}");
+    assert_eq!(
+        api.post(&body(50, "mock:tokens=2 hi")).await.status(),
+        StatusCode::OK
+    );
+    let res = api.post(&body(90, "mock:tokens=2 hi")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let err: Value = res.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("This API key's budget")
+    );
+    // The same person without the key, and another key of theirs, are not held back.
+    let b = api.app.new_browser();
+    b.login("api@example.com", PASSWORD).await;
+    let res = b
+        .chat(
+            "/chat",
+            "mock:tokens=2 page",
+            "mock",
+            &[("max_tokens", "500")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // Bad input: nobody, both, a bad amount.
+    for fields in [
+        vec![
+            ("email", "nobody@example.com"),
+            ("kind", "usd"),
+            ("amount", "1"),
+            ("per", "day"),
+        ],
+        vec![
+            ("email", "api@example.com"),
+            ("api_key", key_id.as_str()),
+            ("kind", "usd"),
+            ("amount", "1"),
+            ("per", "day"),
+        ],
+        vec![
+            ("email", "api@example.com"),
+            ("kind", "tokens"),
+            ("amount", "1.5"),
+            ("per", "day"),
+        ],
+        vec![
+            ("email", "api@example.com"),
+            ("kind", "usd"),
+            ("amount", "1"),
+            ("per", "year"),
+        ],
+    ] {
+        assert!(
+            set_budget(&admin, &fields).await.contains("error="),
+            "{fields:?}"
+        );
+    }
+    // Not for anyone else.
+    let (user, _) = user_with_key(&api.app, "someone@example.com").await;
+    let res = user
+        .submit(
+            "/settings",
+            "/admin/budgets",
+            &[
+                ("email", "someone@example.com"),
+                ("kind", "usd"),
+                ("amount", "1000"),
+                ("per", "day"),
+            ],
+        )
+        .await;
+    assert!(!res.status().is_success() && !res.status().is_redirection());
+}
+
+#[tokio::test]
+async fn the_command_line_sets_and_shows_a_budget() {
+    let app = app_with_admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::cli::llmeta(&dir, &app.database_url)
+        .args([
+            "budget",
+            "set",
+            "--email",
+            "admin@example.com",
+            "--usd",
+            "5",
+            "--per",
+            "month",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = crate::cli::llmeta(&dir, &app.database_url)
+        .args(["budget", "show", "--email", "admin@example.com"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("$5.00 a month") && text.contains("left $5.00"),
+        "{text}"
+    );
+    let out = crate::cli::llmeta(&dir, &app.database_url)
+        .args([
+            "budget",
+            "set",
+            "--email",
+            "nobody@example.com",
+            "--tokens",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The server reads budgets again within seconds: its settings page shows the one set from the shell.
+    app.state
+        .calls()
+        .budgets()
+        .reload(app.state.db())
+        .await
+        .unwrap();
+    let (_, settings) = app.browser().get_text("/settings").await;
+    assert!(settings.contains("$5.00 a month"), "{settings}");
+}

@@ -130,7 +130,8 @@ pub async fn reserve(
     start_ms: i64,
     amount: i64,
 ) -> sqlx::Result<Result<i64, i64>> {
-    for _ in 0..2 {
+    // A few rounds: each is lost only to another call that counted meanwhile.
+    for _ in 0..8 {
         let added: Option<i64> = sqlx::query_scalar(
             "UPDATE budget_usage SET used = used + $3 \
              WHERE budget_id = $1 AND period_start_ms = $2 AND used + $3 <= $4 RETURNING used",
@@ -151,8 +152,12 @@ pub async fn reserve(
         .bind(start_ms)
         .fetch_optional(db.writer())
         .await?;
-        if let Some(u) = current {
-            return Ok(Err(u));
+        match current {
+            // Over the budget: refused.
+            Some(u) if u + amount > b.amount => return Ok(Err(u)),
+            // The row appeared (another call made it) or changed since the update: try again.
+            Some(_) => continue,
+            None => {}
         }
         let spent = spent_since(db, b, start_ms).await?;
         let first = if spent + amount <= b.amount {

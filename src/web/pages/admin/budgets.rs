@@ -2,7 +2,6 @@
 //! has used this period; set, replaced and removed here (or with `llmeta budget`).
 
 use super::super::{Chrome, render};
-use super::enc;
 use crate::calls::budgets::{self, BudgetView, Kind, Period, Subject};
 use crate::db::explorer;
 use crate::domain::Email;
@@ -15,7 +14,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 pub struct Row {
@@ -99,11 +98,7 @@ pub async fn list(
 }
 
 fn back(said: Result<String, String>) -> Response {
-    let q = match said {
-        Ok(n) => format!("notice={}", enc(&n)),
-        Err(e) => format!("error={}", enc(&e)),
-    };
-    Redirect::to(&format!("/admin/budgets?{q}")).into_response()
+    super::back_to("/admin/budgets", said)
 }
 
 #[derive(Deserialize)]

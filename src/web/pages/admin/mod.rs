@@ -52,3 +52,13 @@ pub fn enc(v: &str) -> String {
         .map(|s| s.trim_start_matches('=').to_string())
         .unwrap_or_default()
 }
+
+/// Back to an admin page with a notice or an error in its query string (escaped), as the page shows them.
+pub fn back_to(path: &str, said: Result<String, String>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let q = match said {
+        Ok(n) => format!("notice={}", enc(&n)),
+        Err(e) => format!("error={}", enc(&e)),
+    };
+    axum::response::Redirect::to(&format!("{path}?{q}")).into_response()
+}

@@ -4,7 +4,6 @@
 //! environment variable) and any model's display name, window, limits, prices and defaults changed.
 
 use super::super::{Chrome, render};
-use super::enc;
 use crate::db::llm_settings::{self, ModelSetting, StoredProvider};
 use crate::domain::{Params, RawParams};
 use crate::llm::registry::{DEMO_PROVIDER, Registry};
@@ -17,7 +16,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -250,13 +249,9 @@ pub async fn list(
     )
 }
 
-/// Back to the page with a notice or an error (its query string, escaped).
+/// Back to the page with a notice or an error.
 fn back(notice: Result<String, String>) -> Response {
-    let q = match notice {
-        Ok(n) => format!("notice={}", enc(&n)),
-        Err(e) => format!("error={}", enc(&e)),
-    };
-    Redirect::to(&format!("/admin/providers?{q}")).into_response()
+    super::back_to("/admin/providers", notice)
 }
 
 /// Builds the registry again and says how it went.

@@ -173,29 +173,31 @@ async fn api_calls(server: &Server) -> anyhow::Result<i64> {
 /// Makes an API key for the benchmark's account with the real CLI (`llmeta key create`), run as a child with the
 /// server's environment: the key is the last line of its output.
 pub fn create_key(server: &Server) -> anyhow::Result<String> {
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .args([
-            "__llmeta",
-            "key",
-            "create",
-            "--email",
-            crate::EMAIL,
-            "--name",
-            "bench",
-        ])
-        .env_clear()
-        .envs(server.env.iter().map(|(k, v)| (k, v)))
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "llmeta key create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout)?;
+    let stdout = cli(
+        server,
+        &["key", "create", "--email", crate::EMAIL, "--name", "bench"],
+    )?;
     stdout
         .lines()
         .last()
         .map(|l| l.trim().to_string())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| anyhow::anyhow!("llmeta key create printed no key"))
+}
+
+/// Runs llmeta's command line with the server's environment; its standard output.
+pub fn cli(server: &Server, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("__llmeta")
+        .args(args)
+        .env_clear()
+        .envs(server.env.iter().map(|(k, v)| (k, v)))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "llmeta {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
 }

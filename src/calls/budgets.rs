@@ -1,12 +1,14 @@
 //! Budgets: money or tokens per day or month for a person or an API key, checked before a call with the
 //! call's worst case (its prompt's estimate, and its max tokens at the output price).
 //!
-//! The worst case is *reserved* in the period's row as the call starts (one conditional update: calls
-//! starting at once on any instance cannot all pass a check made before any of them counted), and settled to
-//! what the call cost as it ends. So the calls in flight are counted at their worst, and a period never goes
-//! over its budget by more than the difference between the estimate of a prompt and what the provider
-//! counted. A call that ends with its process (a crash) keeps its worst case reserved: budgets err on the side
-//! of stopping.
+//! The worst case is *reserved* as the call starts and settled to what the call cost as it ends, so the calls
+//! in flight count at their worst, and a period never goes over its budget by more than the difference between
+//! the estimate of a prompt and what the provider counted. With one instance (SQLite) a period's use is kept in
+//! this process under a lock (no write per call; it starts from the period's call records the first time the
+//! period is met). With several instances (PostgreSQL) it is kept in `budget_usage` and reserved by one
+//! conditional update, so calls starting at once on any instance cannot all pass a check made before any of them
+//! counted. A call that ends with its process (a crash) leaves its worst case reserved in `budget_usage`:
+//! budgets err on the side of stopping.
 //!
 //! The budgets themselves are read once every few seconds, not per call: a call of someone without a budget
 //! costs nothing here.
@@ -117,6 +119,10 @@ pub struct WorstCase<'a> {
 pub struct Budgets {
     tz: TimeZone,
     read: RwLock<(i64, Arc<Vec<BudgetRow>>)>,
+    /// With one instance (SQLite) each period's use is kept here, exactly, with no write per call: it starts
+    /// from the period's call records the first time the period is met (after a restart too, when no call of
+    /// the process is running). With several instances (PostgreSQL) it is kept in `budget_usage`.
+    local: Option<Mutex<std::collections::HashMap<(String, i64), i64>>>,
     /// Holds of running calls, by call id.
     holds: Mutex<std::collections::HashMap<String, Vec<Hold>>>,
 }
@@ -140,9 +146,11 @@ pub fn amount_text(kind: Kind, v: i64) -> String {
 }
 
 impl Budgets {
-    pub fn new(tz: TimeZone) -> Budgets {
+    /// `one_instance`: no other process runs calls on this database (SQLite).
+    pub fn new(tz: TimeZone, one_instance: bool) -> Budgets {
         Budgets {
             tz,
+            local: one_instance.then(Default::default),
             read: RwLock::new((i64::MIN, Arc::new(Vec::new()))),
             holds: Default::default(),
         }
@@ -201,7 +209,7 @@ impl Budgets {
                 Kind::Tokens => w.input_tokens + w.output_tokens,
             };
             let (start, end) = period.bounds(&self.tz, now);
-            match store::reserve(db, b, start, worst).await? {
+            match self.try_add(db, b, start, worst).await? {
                 Ok(_) => holds.push(Hold {
                     budget_id: b.id.clone(),
                     kind,
@@ -236,9 +244,75 @@ impl Budgets {
         Ok(Ok(holds))
     }
 
+    /// Adds `amount` to the period's use if it stays within the budget: `Ok(used)` after, or `Err(used)`.
+    async fn try_add(
+        &self,
+        db: &Db,
+        b: &BudgetRow,
+        start: i64,
+        amount: i64,
+    ) -> sqlx::Result<Result<i64, i64>> {
+        let Some(local) = &self.local else {
+            return store::reserve(db, b, start, amount).await;
+        };
+        let key = (b.id.clone(), start);
+        let known = local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key);
+        if !known {
+            let spent = store::spent_since(db, b, start).await?;
+            let mut map = local.lock().unwrap_or_else(|e| e.into_inner());
+            // A budget's earlier periods are over.
+            map.retain(|(id, s), _| id != &b.id || *s >= start);
+            map.entry(key.clone()).or_insert(spent);
+        }
+        let mut map = local.lock().unwrap_or_else(|e| e.into_inner());
+        let used = map.entry(key).or_insert(0);
+        if *used + amount <= b.amount {
+            *used += amount;
+            Ok(Ok(*used))
+        } else {
+            Ok(Err(*used))
+        }
+    }
+
+    /// Corrects a period's use by `delta`.
+    async fn adjust(&self, db: &Db, budget_id: &str, start: i64, delta: i64) -> sqlx::Result<()> {
+        match &self.local {
+            Some(local) => {
+                if let Some(u) = local
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(&(budget_id.to_string(), start))
+                {
+                    *u += delta;
+                }
+                Ok(())
+            }
+            None => store::adjust(db, budget_id, start, delta).await,
+        }
+    }
+
+    /// What a budget's period starting at `start` has used, its running calls' worst cases included.
+    pub async fn used(&self, db: &Db, b: &BudgetRow, start: i64) -> sqlx::Result<i64> {
+        if let Some(local) = &self.local
+            && let Some(u) = local
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(b.id.clone(), start))
+        {
+            return Ok(*u);
+        }
+        store::used(db, b, start).await
+    }
+
     async fn release(&self, db: &Db, holds: &[Hold]) {
         for h in holds {
-            if let Err(e) = store::adjust(db, &h.budget_id, h.period_start_ms, -h.reserved).await {
+            if let Err(e) = self
+                .adjust(db, &h.budget_id, h.period_start_ms, -h.reserved)
+                .await
+            {
                 tracing::warn!(error = %e, "releasing a budget reservation failed");
             }
         }
@@ -266,8 +340,9 @@ impl Budgets {
                 Kind::Usd => cost_micros.unwrap_or(0),
                 Kind::Tokens => tokens,
             };
-            if let Err(e) =
-                store::adjust(db, &h.budget_id, h.period_start_ms, used - h.reserved).await
+            if let Err(e) = self
+                .adjust(db, &h.budget_id, h.period_start_ms, used - h.reserved)
+                .await
             {
                 tracing::warn!(error = %e, call_id, "settling a budget failed: its worst case stays counted");
             }
@@ -340,7 +415,12 @@ impl BudgetView {
 }
 
 /// Budgets with their use now: those of `user_id` and of their keys, or every one with `None`.
-pub async fn views(db: &Db, tz: &TimeZone, user_id: Option<&str>) -> sqlx::Result<Vec<BudgetView>> {
+pub async fn views(
+    db: &Db,
+    budgets: &Budgets,
+    user_id: Option<&str>,
+) -> sqlx::Result<Vec<BudgetView>> {
+    let tz = budgets.time_zone();
     let keys: Vec<String> = match user_id {
         Some(u) => {
             sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1")
@@ -368,7 +448,7 @@ pub async fn views(db: &Db, tz: &TimeZone, user_id: Option<&str>) -> sqlx::Resul
             continue;
         }
         let (start, end) = period.bounds(tz, now);
-        let used = store::used(db, &row, start).await?;
+        let used = budgets.used(db, &row, start).await?;
         out.push(BudgetView {
             row,
             kind,

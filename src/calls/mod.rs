@@ -77,7 +77,7 @@ impl CallService {
             unsaved: Default::default(),
             instance,
             shutdown,
-            budgets: budgets::Budgets::new(settings.budget_zone.clone()),
+            budgets: budgets::Budgets::new(settings.budget_zone.clone(), !settings.shared_limits),
             settings,
             rate: Default::default(),
         }))

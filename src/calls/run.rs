@@ -109,6 +109,7 @@ async fn run_inner(
         output: call.price_output_micros,
     };
     outcome::complete(&mut call, &m, &prices, est);
+    // Settled before the answer is final, so the person's next call sees what this one cost.
     let tokens = call.input_tokens.unwrap_or(0) + call.output_tokens.unwrap_or(0);
     calls
         .budgets()

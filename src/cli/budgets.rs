@@ -41,7 +41,8 @@ pub async fn run(config: &Config, cmd: BudgetCommand) -> anyhow::Result<()> {
     let db = Db::connect(config).await?;
     db.migrate().await?;
     let zone = jiff::tz::TimeZone::get(&config.budget_time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let result = command(&db, &Budgets::new(zone), cmd).await;
+    // Not the server's process: the database holds the truth (the call records, or budget_usage).
+    let result = command(&db, &Budgets::new(zone, false), cmd).await;
     db.close().await;
     result
 }
@@ -80,7 +81,7 @@ async fn command(db: &Db, b: &Budgets, cmd: BudgetCommand) -> anyhow::Result<()>
         }
         BudgetCommand::Show { email } => {
             let id = user_id(db, &email).await?;
-            let views = budgets::views(db, b.time_zone(), Some(&id)).await?;
+            let views = budgets::views(db, b, Some(&id)).await?;
             if views.is_empty() {
                 println!("{email} has no budget");
             }
@@ -104,7 +105,7 @@ async fn command(db: &Db, b: &Budgets, cmd: BudgetCommand) -> anyhow::Result<()>
             let id = user_id(db, &email).await?;
             let kind = Kind::parse(&kind)
                 .ok_or_else(|| anyhow::anyhow!("--kind must be usd or tokens"))?;
-            let views = budgets::views(db, b.time_zone(), Some(&id)).await?;
+            let views = budgets::views(db, b, Some(&id)).await?;
             let Some(v) = views
                 .iter()
                 .find(|v| v.kind == kind && v.row.user_id.as_deref() == Some(id.as_str()))

@@ -85,7 +85,7 @@ pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
 }
 
 /// What the subject's calls since `start_ms` used, from their records: money or tokens.
-async fn spent_since(db: &Db, b: &BudgetRow, start_ms: i64) -> sqlx::Result<i64> {
+pub async fn spent_since(db: &Db, b: &BudgetRow, start_ms: i64) -> sqlx::Result<i64> {
     let what = if b.kind == "usd" {
         "COALESCE(cost_micros, 0)"
     } else {

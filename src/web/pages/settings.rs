@@ -154,7 +154,7 @@ pub async fn page(
         presets: crate::db::presets::list(state.db(), &user.user.id).await?,
         budgets: crate::calls::budgets::views(
             state.db(),
-            state.calls().budgets().time_zone(),
+            state.calls().budgets(),
             Some(&user.user.id),
         )
         .await?,

@@ -50,7 +50,7 @@ pub async fn list(
     let b = state.calls().budgets();
     let keys = explorer::key_choices(state.db()).await?;
     let mut rows = Vec::new();
-    for view in budgets::views(state.db(), b.time_zone(), None).await? {
+    for view in budgets::views(state.db(), b, None).await? {
         let whose = match (&view.row.user_id, &view.row.api_key_id) {
             (Some(u), _) => crate::db::users::by_id(state.db(), u)
                 .await?

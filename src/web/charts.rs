@@ -194,12 +194,13 @@ pub fn render(c: &Chart) -> String {
         let class = format!("chart-s{}", si % 4);
         match c.kind {
             Kind::Bar => {
-                let bw = (slot * 0.8 / count as f64).max(1.0);
+                // Bars stay slim when there are few categories, and the group is centred on its label.
+                let bw = (slot * 0.8 / count as f64).clamp(1.0, 40.0);
                 for (i, v) in series.values.iter().enumerate() {
                     let Some(v) = v.filter(|v| v.is_finite()) else {
                         continue;
                     };
-                    let x = x_of(i) - slot * 0.4 + bw * si as f64;
+                    let x = x_of(i) - bw * count as f64 / 2.0 + bw * si as f64;
                     let y = y_of(v);
                     let _ = write!(
                         s,

@@ -273,14 +273,15 @@ try {
   await page.click("form.theme-toggle button");
   await page.waitForFunction(() => document.documentElement.dataset.theme === "system");
 
-  // On a phone the navigation is one row.
+  // On a phone the navigation wraps into a few short rows, every link on the screen (a row that scrolled
+  // sideways hid Settings and Log out).
   await page.setViewportSize({ width: 390, height: 800 });
   const navRows = await page.evaluate(() => {
     const tops = new Set([...document.querySelectorAll("header.top nav > a, header.top nav > form")]
       .map((e) => Math.round(e.getBoundingClientRect().top)));
     return tops.size;
   });
-  check(navRows === 1, "the phone navigation fits one row, not " + navRows);
+  check(navRows <= 3, "the phone navigation takes at most three rows, not " + navRows);
   check(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "the chat page does not widen a phone");
   if (shots) await page.screenshot({ path: shots + "/chat-390.png" });
   // On a phone the conversation list is a drawer: closed, opened by ☰, closed by Esc.

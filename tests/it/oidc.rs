@@ -1095,6 +1095,7 @@ async fn with_mandatory_verification_a_provider_that_vouches_for_the_address_ver
         };
     })
     .await;
+    set_up(&app).await;
     let chat = |b: Browser| async move {
         submit(
             &b,

@@ -519,3 +519,26 @@ async fn percentiles_are_nearest_ranks_over_successful_calls() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("No calls in this period") && html.contains("<svg"));
 }
+
+#[tokio::test]
+async fn reports_wait_for_a_heavy_job_place_and_say_when_they_cannot_get_one() {
+    let app = spawn_app_with(|c| {
+        c.json_jobs = 1;
+        c.json_queue_wait_ms = 200;
+    })
+    .await;
+    let b = app.browser();
+    b.setup_admin("admin@example.com").await;
+    // Every place taken (as by a long report or a JSON index build): the page says so, with Retry-After.
+    let held = app.state.json_jobs().clone().acquire_owned().await.unwrap();
+    let res = b.get("/analytics").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_some());
+    assert!(res.text().await.unwrap().contains("Analytics is busy"));
+    drop(held);
+    assert_eq!(b.get("/analytics").await.status(), StatusCode::OK);
+    assert_eq!(
+        b.get("/analytics/models.csv").await.status(),
+        StatusCode::OK
+    );
+}

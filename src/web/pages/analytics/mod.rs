@@ -137,6 +137,22 @@ fn period_text(a: &Analytics) -> String {
     format!("{} to {} ({})", day(a.from_ms), day(a.to_ms - 1), a.tz_name)
 }
 
+/// A report runs queries that can take seconds over a large history: it takes one of the heavy-job places the
+/// JSON viewer uses (`json_jobs`), waiting at most `json_queue_wait_ms`, so that no one person's reloads can
+/// take every core. Busy: 503 with `Retry-After`.
+async fn report(state: &AppState, a: &Analytics) -> Result<Report, AppError> {
+    let wait = std::time::Duration::from_millis(state.config().json_queue_wait_ms);
+    let Ok(Ok(_permit)) =
+        tokio::time::timeout(wait, state.json_jobs().clone().acquire_owned()).await
+    else {
+        return Err(AppError::Busy {
+            message: "Analytics is busy with other reports. Try again in a few seconds.".into(),
+            retry_after_secs: 5,
+        });
+    };
+    Ok(analytics::report(state.db(), a).await?)
+}
+
 /// `GET /analytics`.
 pub async fn show(
     State(state): State<AppState>,
@@ -184,7 +200,7 @@ pub async fn show(
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
-    let report = analytics::report(state.db(), &a).await?;
+    let report = report(&state, &a).await?;
     page.keys = key_choices(&state, &user, &a.scope).await?;
     page.scope_text = match &a.scope {
         Scope::Own => "Your calls".into(),
@@ -248,7 +264,7 @@ pub async fn download(
     let Some(name) = file.strip_suffix(".csv") else {
         return Err(AppError::NotFound);
     };
-    let report = analytics::report(state.db(), &a).await?;
+    let report = report(&state, &a).await?;
     let table = match name {
         "time" => tables::over_time(&report, CURRENCY, &a.tz_name).table,
         "models" => tables::models(&report, CURRENCY).table,

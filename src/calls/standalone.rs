@@ -129,7 +129,7 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
     // If this request is dropped once the start is written but before the runner owns the call, the ticket
     // goes with it, and the heartbeat interrupts the pending call it leaves.
     ticket.set_call(&call.id);
-    calls
+    if let Err(e) = calls
         .db()
         .group()
         .commit(Write::Start(Box::new(CallStart {
@@ -137,7 +137,14 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
             turn: None,
         })))
         .await
-        .map_err(StartError::Internal)?;
+    {
+        // Never started: what it reserved goes back.
+        calls
+            .budgets()
+            .settle(calls.db(), &call.id, Some(0), 0)
+            .await;
+        return Err(StartError::Internal(e));
+    }
     Ok(Started {
         call,
         model: model.clone(),

@@ -418,7 +418,13 @@ async fn begin(
             message: l.message,
             retry_after_secs: l.retry_after_secs,
         })?;
-    // The budgets' worst case: the prompt, and the whole room for the answer at the output price.
+    let provider = calls
+        .llm()
+        .provider(&model.provider)
+        .cloned()
+        .ok_or_else(|| TurnError::Invalid("This model's provider is not available.".into()))?;
+    // The budgets' worst case: the prompt, and the whole room for the answer at the output price. Reserved
+    // last, after everything that can refuse the call: from here on the call is written, or its holds released.
     let holds = calls
         .budgets()
         .reserve(
@@ -436,11 +442,6 @@ async fn begin(
             message: o.message,
             retry_after_secs: o.retry_after_secs,
         })?;
-    let provider = calls
-        .llm()
-        .provider(&model.provider)
-        .cloned()
-        .ok_or_else(|| TurnError::Invalid("This model's provider is not available.".into()))?;
     let prepared = provider.prepare(&CallRequest {
         upstream_model: model.upstream.clone(),
         messages: fitted.messages,
@@ -543,11 +544,19 @@ async fn begin(
     // If this request is dropped once the start is written but before the runner owns the call, the ticket
     // goes with it, and the heartbeat interrupts the pending call it leaves (see `Running::has_call`).
     ticket.set_call(&call.id);
-    calls
+    if let Err(e) = calls
         .db()
         .group()
         .commit(Write::Start(Box::new(start)))
-        .await?;
+        .await
+    {
+        // Never started: what it reserved goes back.
+        calls
+            .budgets()
+            .settle(calls.db(), &call.id, Some(0), 0)
+            .await;
+        return Err(e.into());
+    }
 
     Ok(Turn {
         title: conversation

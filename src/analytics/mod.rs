@@ -73,8 +73,9 @@ pub async fn report(db: &Db, a: &Analytics) -> sqlx::Result<Report> {
         queries::outcomes(db, &a.calls),
     )?;
     models.sort_by(|x, y| y.calls.cmp(&x.calls).then_with(|| x.key.cmp(&y.key)));
-    let over_time = aligned(over_time, buckets.list.iter().map(|b| b.key.to_string()));
+    // Totals from every row the query returned (a call in an hour some zone skips has no bucket to show).
     let totals = total(&over_time);
+    let over_time = aligned(over_time, buckets.list.iter().map(|b| b.key.to_string()));
     // The model filter, when there is one, is the model whose effects are shown.
     let effects_model = a
         .calls

@@ -318,6 +318,33 @@ impl Budgets {
         }
     }
 
+    /// Keeps a started call's holds until it ends; `ticket` gives back what is not settled by then (a request
+    /// dropped before the call ran, a call that never reached its provider).
+    pub fn hold_until(
+        &self,
+        calls: &super::CallService,
+        ticket: &mut super::running::Ticket,
+        call_id: &str,
+        holds: Vec<Hold>,
+    ) {
+        if holds.is_empty() {
+            return;
+        }
+        self.hold(call_id, holds);
+        let (calls, call_id) = (calls.clone(), call_id.to_string());
+        ticket.on_drop(move || {
+            // Settling what is already settled does nothing.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    calls
+                        .budgets()
+                        .settle(calls.db(), &call_id, Some(0), 0)
+                        .await;
+                });
+            }
+        });
+    }
+
     /// Keeps a started call's holds until it ends.
     pub fn hold(&self, call_id: &str, holds: Vec<Hold>) {
         if !holds.is_empty() {

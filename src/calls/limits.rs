@@ -91,7 +91,17 @@ impl RateLimits {
                 .get(&c.key)
                 .filter(|w| w.minute == minute)
                 .map_or(0, Window::total);
-            // A single request larger than the whole limit is refused too: it could never pass.
+            // A single request larger than the whole limit could never pass: it is told so.
+            if c.amount > c.limit as i64 {
+                return Err(Limited {
+                    message: format!(
+                        "This request alone needs {} where the limit is {} {}: make it smaller (lower max \
+                         tokens).",
+                        c.amount, c.limit, c.what
+                    ),
+                    retry_after_secs: 60,
+                });
+            }
             if used + c.amount > c.limit as i64 {
                 let retry_ms = (minute + 1) * MINUTE_MS - now_ms;
                 return Err(Limited {
@@ -109,6 +119,11 @@ impl RateLimits {
             windows.retain(|_, w| w.minute == minute);
         }
         for c in checks {
+            // Memory stays bounded: a flood of new keys beyond the cap in one minute is let through uncounted
+            // rather than remembered.
+            if windows.len() >= MAX_KEYS && !windows.contains_key(&c.key) {
+                continue;
+            }
             let w = windows.entry(c.key.clone()).or_default();
             if w.minute != minute {
                 *w = Window {
@@ -185,12 +200,11 @@ impl RateLimits {
                     }
                 }
                 Err(e) => {
-                    // Not shared this time: the counts go back to be sent with the next sync.
-                    for (key, _) in chunk {
-                        if let Some(w) = windows.get_mut(key) {
-                            w.local += w.in_flight;
-                            w.in_flight = 0;
-                        }
+                    // Not shared this time: every count not yet shared (this chunk's and the later ones')
+                    // goes back to be sent with the next sync.
+                    for w in windows.values_mut() {
+                        w.local += w.in_flight;
+                        w.in_flight = 0;
                     }
                     return Err(e);
                 }

@@ -95,6 +95,8 @@ pub struct Ticket {
     user_id: String,
     key: u64,
     stop: watch::Receiver<Option<StopReason>>,
+    /// Run when the ticket goes, however the call ended (or never started): gives back what it reserved.
+    on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl Running {
@@ -126,6 +128,7 @@ impl Running {
             user_id: user_id.to_string(),
             key,
             stop: rx,
+            on_drop: None,
         })
     }
 
@@ -243,6 +246,12 @@ impl Running {
 }
 
 impl Ticket {
+    /// Runs `f` when the ticket goes (after the call's record is written, or when the request is dropped
+    /// before the call started).
+    pub fn on_drop(&mut self, f: impl FnOnce() + Send + Sync + 'static) {
+        self.on_drop = Some(Box::new(f));
+    }
+
     /// Names the call this place is for; done before its start is written, so that a pending call of this
     /// instance is known to be alive exactly while its ticket is.
     pub fn set_call(&self, call_id: &str) {
@@ -274,6 +283,9 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
         {
             let mut by_user = self.running.lock();
             if let Some(slots) = by_user.get_mut(&self.user_id) {

@@ -79,7 +79,7 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
         .cloned()
         .ok_or_else(|| StartError::Unavailable("This model's provider is not available.".into()))?;
     // Taken before anything is written, so a refused call leaves no trace.
-    let ticket = calls.enter(s.user_id).map_err(|b| StartError::Busy {
+    let mut ticket = calls.enter(s.user_id).map_err(|b| StartError::Busy {
         message: b.message(),
         retry_after_secs: 5,
     })?;
@@ -104,7 +104,8 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
                 api_key_id: s.api_key_id,
                 prices: model.prices_at(crate::util::now_ms()),
                 input_tokens: input_estimate,
-                output_tokens: asked,
+                // Without max_tokens the provider may write up to the model's output limit.
+                output_tokens: s.params.max_tokens.unwrap_or(model.max_output_tokens),
             },
         )
         .await
@@ -125,7 +126,9 @@ pub async fn start(calls: &CallService, s: Standalone<'_>) -> Result<Started, St
         notes: s.notes,
         ..calls.pending_record(s.user_id, s.source, model, &s.params, &prepared)
     };
-    calls.budgets().hold(&call.id, holds);
+    calls
+        .budgets()
+        .hold_until(calls, &mut ticket, &call.id, holds);
     // If this request is dropped once the start is written but before the runner owns the call, the ticket
     // goes with it, and the heartbeat interrupts the pending call it leaves.
     ticket.set_call(&call.id);

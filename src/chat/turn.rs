@@ -383,7 +383,7 @@ async fn begin(
     sent_files: Vec<CallFile>,
 ) -> Result<Turn, TurnError> {
     // Taken before anything is written, so a refused call leaves no trace; freed however the call ends.
-    let ticket = calls.enter(ask.user_id).map_err(|b| TurnError::Busy {
+    let mut ticket = calls.enter(ask.user_id).map_err(|b| TurnError::Busy {
         message: b.message(),
         retry_after_secs: 5,
     })?;
@@ -434,7 +434,8 @@ async fn begin(
                 api_key_id: None,
                 prices: model.prices_at(now_ms()),
                 input_tokens: fitted.estimated_tokens,
-                output_tokens: reserved,
+                // Without max_tokens the provider may write up to the model's output limit.
+                output_tokens: params.max_tokens.unwrap_or(model.max_output_tokens),
             },
         )
         .await?
@@ -463,7 +464,9 @@ async fn begin(
         sent_ms: now,
         ..calls.pending_record(ask.user_id, ask.source, model, &params, &prepared)
     };
-    calls.budgets().hold(&call.id, holds);
+    calls
+        .budgets()
+        .hold_until(calls, &mut ticket, &call.id, holds);
 
     let mut messages = Vec::with_capacity(2);
     if insert.question {

@@ -101,7 +101,14 @@ fn csv_line(r: &RecordRow) -> String {
     ];
     let mut line = cells
         .iter()
-        .map(|c| csv_cell(c))
+        .map(|c| {
+            // Numbers (a negative penalty, say) stay numbers; text is neutralised.
+            if !c.is_empty() && c.parse::<f64>().is_ok() {
+                c.clone()
+            } else {
+                csv_cell(c)
+            }
+        })
         .collect::<Vec<_>>()
         .join(",");
     line.push('\n');

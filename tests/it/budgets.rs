@@ -75,6 +75,11 @@ async fn a_call_is_refused_when_its_worst_case_does_not_fit_exactly_at_the_bound
         message.contains("$10.00 a day has $6.00 left") && message.contains("up to $7.00"),
         "{message}"
     );
+    // Without max_tokens the answer may run to the model's output limit (1,000 tokens here): up to $1,000.
+    let res = api
+        .post(&json!({"model": "mock", "messages": [{"role": "user", "content": "mock:tokens=1 hi"}]}))
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let res = api.post(&body(6, "mock:tokens=1 hi")).await;
     assert_eq!(res.status(), StatusCode::OK);
     // $4 + $2 used; the person sees what is used and left.

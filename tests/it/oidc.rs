@@ -658,7 +658,7 @@ async fn a_provider_that_is_down_or_too_slow_is_reported_and_passwords_still_wor
         );
         let html = res.text().await.unwrap();
         assert!(
-            html.contains("is unavailable") && html.contains("log in another way"),
+            html.contains("is unavailable") && html.contains("log in with a password"),
             "{html}"
         );
     }

@@ -104,7 +104,12 @@ fn failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{label} is unavailable"),
                 format!(
-                    "{label} did not answer in time or is having problems. Wait a few minutes before trying again, or log in another way."
+                    "{label} did not answer in time or is having problems. {}",
+                    if user.is_some() {
+                        "Try again in a few minutes, from Settings."
+                    } else {
+                        "Try again in a few minutes, or log in with a password."
+                    }
                 ),
             )
         }
@@ -236,7 +241,6 @@ async fn start(
     Ok(res)
 }
 
-/// `GET /auth/{name}/login?next=`: sign in (or up) with a provider.
 /// Before the first-run set-up has made the administrator, a provider's sign-in would make the first account
 /// an ordinary user's and end the set-up with no administrator: it goes to the set-up page instead.
 async fn setup_first(state: &AppState) -> Result<Option<Response>, AppError> {
@@ -244,6 +248,7 @@ async fn setup_first(state: &AppState) -> Result<Option<Response>, AppError> {
         .then(|| Redirect::to("/setup").into_response()))
 }
 
+/// `GET /auth/{name}/login?next=`: sign in (or up) with a provider.
 pub async fn login(
     State(state): State<AppState>,
     csrf: CsrfToken,

@@ -90,7 +90,8 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-fn offset_ms(tz: &TimeZone, ms: i64) -> i64 {
+/// The zone's offset from UTC at an instant, in milliseconds.
+pub fn offset_ms(tz: &TimeZone, ms: i64) -> i64 {
     let ts = Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
     i64::from(tz.to_offset(ts).seconds()) * 1000
 }

@@ -2,9 +2,9 @@
 //! time zone, and the same narrowing fields as the call explorer. The result is a [`CallFilter`], so the
 //! explorer, the exports and the charts select calls with one piece of SQL.
 
+use super::buckets::offset_ms;
 use crate::domain::{CallFilter, CallStatus, FilterError, Source};
 use crate::util::{civil_from_days, parse_date_ms};
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
@@ -127,11 +127,6 @@ pub fn zone_names() -> Vec<String> {
     names
 }
 
-fn offset_ms(tz: &TimeZone, ms: i64) -> i64 {
-    let ts = Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
-    i64::from(tz.to_offset(ts).seconds()) * 1000
-}
-
 /// The instant a local day (unix day number) starts in `tz`.
 pub fn local_midnight(tz: &TimeZone, day: i64) -> i64 {
     let (y, m, d) = civil_from_days(day);
@@ -217,12 +212,7 @@ impl Analytics {
                     FilterError("Source must be ui (the chat pages) or api.".into())
                 })?),
             };
-        let streamed = match field(&raw.streamed) {
-            None => None,
-            Some("yes") => Some(true),
-            Some("no") => Some(false),
-            Some(_) => return refuse("Streamed must be yes or no."),
-        };
+        let streamed = crate::domain::parse_streamed(&raw.streamed)?;
         let api_key = match field(&raw.api_key) {
             None => None,
             Some(id) if crate::domain::is_id(id) => Some(id.to_string()),
@@ -266,7 +256,7 @@ mod tests {
     use super::*;
 
     fn ms(s: &str) -> i64 {
-        s.parse::<Timestamp>().unwrap().as_millisecond()
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
     }
 
     fn parse(pairs: &[(&str, &str)], admin: bool) -> Result<Analytics, FilterError> {

@@ -188,6 +188,16 @@ pub fn is_id(s: &str) -> bool {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// `yes` (streamed), `no` (one body) or nothing (either), as the explorer and analytics read it.
+pub fn parse_streamed(s: &str) -> Result<Option<bool>, FilterError> {
+    match field(s) {
+        None => Ok(None),
+        Some("yes") => Ok(Some(true)),
+        Some("no") => Ok(Some(false)),
+        Some(_) => refuse("Streamed must be yes or no."),
+    }
+}
+
 impl CallFilter {
     /// Reads the filter from its text; the first field that is not valid is named in the error.
     pub fn parse(raw: &RawCallFilter) -> Result<CallFilter, FilterError> {
@@ -223,12 +233,7 @@ impl CallFilter {
                 return refuse("The API key must be chosen from the list (or given by its id).");
             }
         };
-        let streamed = match field(&raw.streamed) {
-            None => None,
-            Some("yes") => Some(true),
-            Some("no") => Some(false),
-            Some(_) => return refuse("Streamed must be yes or no."),
-        };
+        let streamed = parse_streamed(&raw.streamed)?;
         let day = |s: &str, label: &str| match field(s) {
             None => Ok(None),
             Some(s) => crate::util::parse_date_ms(s)

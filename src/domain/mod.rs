@@ -13,7 +13,7 @@ mod role;
 pub use api_key::{KeyLifetime, KeyName};
 pub use call::{CallStatus, MessageRole, Source, UsageSource};
 pub use call_filter::{
-    CallFilter, CallSort, Cursor, CursorValue, FilterError, RawCallFilter, is_id,
+    CallFilter, CallSort, Cursor, CursorValue, FilterError, RawCallFilter, is_id, parse_streamed,
 };
 pub use email::Email;
 pub use name::DisplayName;

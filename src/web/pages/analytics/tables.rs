@@ -65,6 +65,46 @@ fn money_value(s: &Summary) -> Option<f64> {
     (s.priced > 0).then(|| s.cost_micros as f64 / 1e6)
 }
 
+/// The columns the over-time and per-model tables share, after their first (the group's name).
+fn figure_headers(currency: &str) -> Vec<String> {
+    let cost = format!("cost ({currency})");
+    [
+        "calls",
+        "input tokens",
+        "output tokens",
+        "cached tokens",
+        "reasoning tokens",
+        &cost,
+        "error rate (%)",
+        "latency p50 (ms)",
+        "latency p95 (ms)",
+        "TTFT p50 (ms)",
+        "TTFT p95 (ms)",
+        "tokens/s p50",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// A group's cells under [`figure_headers`], after its name.
+fn figure_cells(name: String, s: &Summary) -> Vec<String> {
+    vec![
+        name,
+        s.calls.to_string(),
+        s.input_tokens.to_string(),
+        s.output_tokens.to_string(),
+        s.cached_tokens.to_string(),
+        s.reasoning_tokens.to_string(),
+        money(s),
+        pct(s.errors, s.calls),
+        ms(s.latency_p50),
+        ms(s.latency_p95),
+        ms(s.ttft_p50),
+        ms(s.ttft_p95),
+        ms(s.tps_p50),
+    ]
+}
+
 fn series(name: &str, values: Vec<Option<f64>>) -> Series {
     Series {
         name: name.into(),
@@ -218,45 +258,14 @@ pub fn over_time(r: &Report, currency: &str, tz: &str) -> Section {
             ),
         ],
     );
-    let headers = [
-        &format!("{width} ({tz})"),
-        "calls",
-        "input tokens",
-        "output tokens",
-        "cached tokens",
-        "reasoning tokens",
-        &format!("cost ({currency})"),
-        "error rate (%)",
-        "latency p50 (ms)",
-        "latency p95 (ms)",
-        "TTFT p50 (ms)",
-        "TTFT p95 (ms)",
-        "tokens/s p50",
-    ]
-    .map(str::to_string)
-    .to_vec();
+    let mut headers = vec![format!("{width} ({tz})")];
+    headers.extend(figure_headers(currency));
     let table_rows = r
         .buckets
         .list
         .iter()
         .zip(rows)
-        .map(|(b, s)| {
-            vec![
-                b.label.clone(),
-                s.calls.to_string(),
-                s.input_tokens.to_string(),
-                s.output_tokens.to_string(),
-                s.cached_tokens.to_string(),
-                s.reasoning_tokens.to_string(),
-                money(s),
-                pct(s.errors, s.calls),
-                ms(s.latency_p50),
-                ms(s.latency_p95),
-                ms(s.ttft_p50),
-                ms(s.ttft_p95),
-                ms(s.tps_p50),
-            ]
-        })
+        .map(|(b, s)| figure_cells(b.label.clone(), s))
         .collect();
     Section {
         charts,
@@ -317,45 +326,16 @@ pub fn models(r: &Report, currency: &str) -> Section {
             .or_say(cost_empty(rows)),
         ],
     );
-    let headers = [
-        "model",
-        "calls",
-        "input tokens",
-        "output tokens",
-        "cached tokens",
-        "reasoning tokens",
-        &format!("cost ({currency})"),
-        "error rate (%)",
-        "latency p50 (ms)",
-        "latency p95 (ms)",
-        "TTFT p50 (ms)",
-        "TTFT p95 (ms)",
-        "tokens/s p50",
-        "output tokens p50",
-        "cut by max_tokens (%)",
-    ]
-    .map(str::to_string)
-    .to_vec();
+    let mut headers = vec!["model".to_string()];
+    headers.extend(figure_headers(currency));
+    headers.extend(["output tokens p50".into(), "cut by max_tokens (%)".into()]);
     let table_rows = rows
         .iter()
         .map(|s| {
-            vec![
-                s.key.clone(),
-                s.calls.to_string(),
-                s.input_tokens.to_string(),
-                s.output_tokens.to_string(),
-                s.cached_tokens.to_string(),
-                s.reasoning_tokens.to_string(),
-                money(s),
-                pct(s.errors, s.calls),
-                ms(s.latency_p50),
-                ms(s.latency_p95),
-                ms(s.ttft_p50),
-                ms(s.ttft_p95),
-                ms(s.tps_p50),
-                s.output_p50.map(|v| format!("{v:.0}")).unwrap_or_default(),
-                pct(s.length_finishes, s.ok),
-            ]
+            let mut cells = figure_cells(s.key.clone(), s);
+            cells.push(s.output_p50.map(|v| format!("{v:.0}")).unwrap_or_default());
+            cells.push(pct(s.length_finishes, s.ok));
+            cells
         })
         .collect();
     Section {

@@ -87,7 +87,11 @@ impl Application {
                     .unwrap_or(jiff::tz::TimeZone::UTC),
             },
         );
+        let analytics = Arc::new(crate::analytics::store::CallStore::new(
+            config.analytics_memory_mb,
+        ));
         let state = AppState::new(crate::web::state::Inner {
+            analytics,
             config: Arc::new(config),
             db,
             calls,

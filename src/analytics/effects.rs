@@ -63,7 +63,7 @@ impl Param {
         }
     }
 
-    /// The index of a value's range, as [`Param::key_sql`] computes it (for tests).
+    /// The index of a value's range, as [`Param::key_sql`] computes it.
     pub fn range_of(self, value: Option<f64>) -> usize {
         let Some(v) = value else { return 0 };
         let bounds: &[f64] = match self {

@@ -4,12 +4,16 @@
 pub mod buckets;
 pub mod effects;
 pub mod filter;
+mod local;
+pub mod store;
 
 use crate::db::Db;
 use crate::db::analytics::{self as queries, ALL_METRICS, Metric, Outcome, Summary};
 use buckets::Buckets;
 use effects::Param;
 use filter::Analytics;
+use std::sync::Arc;
+use store::CallStore;
 
 /// Everything the page shows, in display order.
 #[derive(Debug, Clone)]
@@ -62,29 +66,83 @@ fn total(rows: &[Summary]) -> Summary {
     t
 }
 
-/// Runs the page's queries for `a`.
-pub async fn report(db: &Db, a: &Analytics) -> sqlx::Result<Report> {
+/// The model whose parameter effects are shown: the model filter's, else the one asked for, else the most used.
+fn effects_model(a: &Analytics, models: &[Summary]) -> Option<String> {
+    a.calls
+        .model
+        .clone()
+        .or_else(|| a.effects_model.clone())
+        .or_else(|| {
+            models
+                .iter()
+                .max_by(|x, y| x.calls.cmp(&y.calls).then_with(|| y.key.cmp(&x.key)))
+                .map(|m| m.key.clone())
+        })
+}
+
+/// The report from each chart's groups, as the store or the database found them (in any order).
+fn assemble(
+    buckets: Buckets,
+    over_time: Vec<Summary>,
+    mut models: Vec<Summary>,
+    outcomes: Vec<Outcome>,
+    effects_model: Option<String>,
+    effects: Vec<(Param, Vec<Summary>)>,
+) -> Report {
+    models.sort_by(|x, y| y.calls.cmp(&x.calls).then_with(|| x.key.cmp(&y.key)));
+    // Totals from every row found (a call in an hour some zone skips has no bucket to show).
+    let totals = total(&over_time);
+    let over_time = aligned(over_time, buckets.list.iter().map(|b| b.key.to_string()));
+    let effects = effects
+        .into_iter()
+        .map(|(param, rows)| {
+            let keys = (0..param.ranges().len()).map(|i| i.to_string());
+            (param, aligned(rows, keys))
+        })
+        .collect();
+    Report {
+        buckets,
+        over_time,
+        totals,
+        models,
+        outcomes,
+        effects_model,
+        effects,
+    }
+}
+
+/// The report for `a`: from the analytics store when it can answer, else with one query per chart.
+pub async fn report(db: &Db, store: &Arc<CallStore>, a: &Analytics) -> sqlx::Result<Report> {
     let buckets = Buckets::new(&a.tz, a.from_ms, a.to_ms);
+    if let Some(prepared) = store.prepare(db, &a.calls, a.from_ms, a.to_ms).await? {
+        let (store, a2, b) = (store.clone(), a.clone(), buckets.clone());
+        // A scan of up to millions of rows: off the async threads.
+        let local = tokio::task::spawn_blocking(move || local::report(&store, &prepared, &a2, b))
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("the analytics report failed: {e}")))?;
+        if let Some(report) = local {
+            return Ok(report);
+        }
+    }
+    report_from_database(db, a, buckets).await
+}
+
+/// The report for `a` with one query per chart.
+pub async fn report_from_database(
+    db: &Db,
+    a: &Analytics,
+    buckets: Buckets,
+) -> sqlx::Result<Report> {
     let key = buckets.sql_key("c.sent_ms");
     let time_metrics = [Metric::Latency, Metric::Ttft, Metric::TokensPerSec];
-    let (over_time, mut models, outcomes) = tokio::try_join!(
+    let (over_time, models, outcomes) = tokio::try_join!(
         queries::summary(db, &a.calls, &key, &time_metrics),
         queries::summary(db, &a.calls, "c.model", ALL_METRICS),
         queries::outcomes(db, &a.calls),
     )?;
-    models.sort_by(|x, y| y.calls.cmp(&x.calls).then_with(|| x.key.cmp(&y.key)));
-    // Totals from every row the query returned (a call in an hour some zone skips has no bucket to show).
-    let totals = total(&over_time);
-    let over_time = aligned(over_time, buckets.list.iter().map(|b| b.key.to_string()));
-    // The model filter, when there is one, is the model whose effects are shown.
-    let effects_model = a
-        .calls
-        .model
-        .clone()
-        .or_else(|| a.effects_model.clone())
-        .or_else(|| models.first().map(|m| m.key.clone()));
+    let model = effects_model(a, &models);
     let mut effects = Vec::new();
-    if let Some(model) = &effects_model {
+    if let Some(model) = &model {
         let mut f = a.calls.clone();
         f.model = Some(model.clone());
         let effect_metrics = [Metric::Latency, Metric::TokensPerSec, Metric::OutputTokens];
@@ -94,18 +152,9 @@ pub async fn report(db: &Db, a: &Analytics) -> sqlx::Result<Report> {
             queries::summary(db, &f, p.key_sql(), &effect_metrics),
             queries::summary(db, &f, m.key_sql(), &effect_metrics),
         )?;
-        for (param, rows) in [(t, tr), (p, pr), (m, mr)] {
-            let keys = (0..param.ranges().len()).map(|i| i.to_string());
-            effects.push((param, aligned(rows, keys)));
-        }
+        effects = vec![(t, tr), (p, pr), (m, mr)];
     }
-    Ok(Report {
-        buckets,
-        over_time,
-        totals,
-        models,
-        outcomes,
-        effects_model,
-        effects,
-    })
+    Ok(assemble(
+        buckets, over_time, models, outcomes, model, effects,
+    ))
 }

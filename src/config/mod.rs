@@ -79,6 +79,8 @@ pub struct Config {
     pub json_jobs: usize,
     /// How long a JSON viewer job waits for its turn before the request gets 503 (milliseconds).
     pub json_queue_wait_ms: u64,
+    /// The memory the analytics store may hold calls in (MiB; 0: none, every report reads the database).
+    pub analytics_memory_mb: u64,
     /// Caps on uploads and extracted text, and the slow-client timeouts (see `uploads.rs`).
     pub uploads: uploads::Uploads,
     /// Requests and tokens per minute (see `limits.rs`).
@@ -157,6 +159,7 @@ struct FileConfig {
     json_doc_days: Option<u32>,
     json_jobs: Option<usize>,
     json_queue_wait_ms: Option<u64>,
+    analytics_memory_mb: Option<u64>,
     max_text_bytes: Option<u64>,
     max_files_per_message: Option<u32>,
     max_storage_per_user: Option<u64>,
@@ -534,6 +537,16 @@ impl Config {
             64,
             2,
         )?;
+        let analytics_memory_mb = parse_num(
+            pick(
+                &["LLMETA_ANALYTICS_MEMORY_MB"],
+                "analytics_memory_mb",
+                file_cfg.analytics_memory_mb.map(|n| n.to_string()),
+            ),
+            0,
+            1 << 20,
+            256,
+        )?;
         let json_queue_wait_ms = parse_num(
             pick(
                 &["LLMETA_JSON_QUEUE_WAIT_MS"],
@@ -588,6 +601,7 @@ impl Config {
             json_doc_days,
             json_jobs,
             json_queue_wait_ms,
+            analytics_memory_mb,
             max_upload_bytes,
             helper_exe: None,
             uploads,
@@ -748,6 +762,7 @@ impl Config {
         let _ = writeln!(out, "json_doc_days = {}", self.json_doc_days);
         let _ = writeln!(out, "json_jobs = {}", self.json_jobs);
         let _ = writeln!(out, "json_queue_wait_ms = {}", self.json_queue_wait_ms);
+        let _ = writeln!(out, "analytics_memory_mb = {}", self.analytics_memory_mb);
         self.uploads.describe(&mut out);
         let _ = writeln!(out, "demo = {}", self.demo);
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);

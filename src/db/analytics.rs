@@ -12,6 +12,7 @@ use super::Db;
 use super::explorer::where_clause;
 use super::sql::bind_all;
 use crate::domain::CallFilter;
+use futures_util::StreamExt as _;
 use sqlx::FromRow;
 
 /// A value whose percentiles a chart shows. Latency, time to first token and speed are taken over successful
@@ -46,7 +47,7 @@ impl Metric {
     }
 
     /// The percentiles shown of it, as (column suffix, a, b) for p = a / b.
-    fn ranks(self) -> &'static [(&'static str, i64, i64)] {
+    pub fn ranks(self) -> &'static [(&'static str, i64, i64)] {
         match self {
             Metric::Latency | Metric::Ttft => &[("p50", 1, 2), ("p95", 19, 20)],
             Metric::TokensPerSec | Metric::OutputTokens => &[("p50", 1, 2)],
@@ -189,4 +190,138 @@ pub async fn outcomes(db: &Db, filter: &CallFilter) -> sqlx::Result<Vec<Outcome>
     bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &w.args)
         .fetch_all(&db.pool)
         .await
+}
+
+/// One call as the analytics store keeps it: what the charts group, filter and measure, nothing else.
+#[derive(Debug, Clone, FromRow)]
+pub struct Figures {
+    pub user_id: String,
+    pub model: String,
+    pub provider: String,
+    pub source: String,
+    pub api_key_id: Option<String>,
+    pub status: String,
+    pub streamed: i64,
+    pub finish_reason: Option<String>,
+    pub error_class: Option<String>,
+    pub sent_ms: i64,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cost_micros: Option<i64>,
+    pub priced: i64,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub tokens_per_sec: Option<f64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
+}
+
+const FIGURES: &str = "c.user_id AS user_id, c.model AS model, c.provider AS provider, c.source AS source, \
+     c.api_key_id AS api_key_id, c.status AS status, c.streamed AS streamed, c.finish_reason AS finish_reason, \
+     c.error_class AS error_class, c.sent_ms AS sent_ms, c.input_tokens AS input_tokens, \
+     c.output_tokens AS output_tokens, c.cached_input_tokens AS cached_tokens, \
+     c.reasoning_tokens AS reasoning_tokens, c.cost_micros AS cost_micros, \
+     CASE WHEN c.price_input_micros <> 0 OR c.price_cached_input_micros <> 0 OR c.price_output_micros <> 0 \
+     THEN 1 ELSE 0 END AS priced, c.latency_ms AS latency_ms, c.ttft_ms AS ttft_ms, \
+     c.tokens_per_sec AS tokens_per_sec, c.temperature AS temperature, c.top_p AS top_p, \
+     c.max_tokens AS max_tokens";
+
+/// Hands `each` the figures of every call of `filter`, oldest first (newest first with `newest_first`), at
+/// most `limit` of them, as the database yields them. Returns how many there were.
+pub async fn each_figures(
+    db: &Db,
+    filter: &CallFilter,
+    newest_first: bool,
+    limit: Option<i64>,
+    mut each: impl FnMut(Figures),
+) -> sqlx::Result<usize> {
+    let w = where_clause(filter);
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let limit = limit.map_or(String::new(), |n| format!(" LIMIT {n}"));
+    let sql = format!(
+        "SELECT {FIGURES} FROM calls c {} ORDER BY c.sent_ms {order}{limit}",
+        w.sql()
+    );
+    let mut rows = bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), &w.args).fetch(&db.pool);
+    let mut n = 0;
+    while let Some(row) = rows.next().await {
+        each(row?);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The id of the person an analytics filter names (an email address or an id), if there is one.
+pub async fn user_id_of(db: &Db, user: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT id FROM users WHERE email = $1 OR id = $1 LIMIT 1")
+        .bind(user)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+/// When the oldest call still running was sent: no record older than it changes again.
+pub async fn oldest_pending(db: &Db) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MIN(sent_ms) FROM calls WHERE status = 'pending'")
+        .fetch_one(&db.pool)
+        .await
+}
+
+/// How many times each person's settled calls changed (see migration 0024): everyone's, or one person's.
+pub async fn history_generations(
+    db: &Db,
+    user_id: Option<&str>,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    match user_id {
+        Some(id) => {
+            sqlx::query_as(
+                "SELECT user_id, generation FROM call_history_changes WHERE user_id = $1",
+            )
+            .bind(id)
+            .fetch_all(&db.pool)
+            .await
+        }
+        None => {
+            sqlx::query_as("SELECT user_id, generation FROM call_history_changes")
+                .fetch_all(&db.pool)
+                .await
+        }
+    }
+}
+
+/// The statement that counts a change to `user_id`'s settled calls; run it in the transaction that made it.
+pub const HISTORY_CHANGED: &str = "INSERT INTO call_history_changes (user_id, generation) VALUES ($1, 1) \
+     ON CONFLICT (user_id) DO UPDATE SET generation = call_history_changes.generation + 1";
+
+/// A record first written this long after its call was sent changes settled history: the analytics store may
+/// already hold that moment (it settles calls sent more than twice this long ago).
+pub const LATE_MS: i64 = 5 * 60_000;
+
+/// Adds to `script` a statement counting a change to each of `user_ids`' settled calls (once each).
+pub fn history_changed_in<'a>(
+    script: &mut super::script::Script,
+    user_ids: impl Iterator<Item = &'a str>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    for id in user_ids.filter(|id| seen.insert(*id)) {
+        script
+            .sql("INSERT INTO call_history_changes (user_id, generation) VALUES (")
+            .param(id)
+            .sql(", 1) ON CONFLICT (user_id) DO UPDATE SET generation = call_history_changes.generation + 1");
+        script.end();
+    }
+}
+
+/// Counts a change to `user_id`'s settled calls, in the transaction `tx` that made it.
+pub async fn history_changed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(HISTORY_CHANGED)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

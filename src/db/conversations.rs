@@ -202,11 +202,15 @@ async fn set_mark(
 pub async fn delete(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool> {
     let mut tx = db.begin_write().await?;
     // Explicit deletes keep this correct even where a backend ignores ON DELETE CASCADE.
-    sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
+    let calls = sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+    if calls > 0 {
+        super::analytics::history_changed(&mut tx, user_id).await?;
+    }
     sqlx::query("DELETE FROM files WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)

@@ -369,6 +369,16 @@ pub(super) fn script(backend: Backend, writes: &[&Write]) -> Script {
     insert_messages(&mut script, &messages);
     let new_calls: Vec<&CallRecord> = starts.iter().map(|s| &s.call).collect();
     calls::insert_many(&mut script, &new_calls);
+    // A record written long after its call was sent (the database was away) lands in history the analytics
+    // store may already hold.
+    let late = crate::util::now_ms() - super::analytics::LATE_MS;
+    super::analytics::history_changed_in(
+        &mut script,
+        new_calls
+            .iter()
+            .filter(|c| c.sent_ms < late)
+            .map(|c| c.user_id.as_str()),
+    );
     let ended: Vec<&CallRecord> = ends.iter().map(|e| &e.call).collect();
     calls::complete_many(&mut script, &ended);
     let answers: Vec<&AnswerEnd> = ends
@@ -653,4 +663,40 @@ fn add_model(script: &mut Script, id: &str, model: &str) {
         .param(model)
         .sql(" || ',%'");
     script.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::script::Value;
+
+    fn start(user: &str, sent_ms: i64) -> Write {
+        Write::Start(Box::new(CallStart {
+            call: CallRecord {
+                user_id: user.into(),
+                sent_ms,
+                ..CallRecord::default()
+            },
+            turn: None,
+        }))
+    }
+
+    #[test]
+    fn a_record_written_long_after_its_call_counts_a_change_of_its_owner_s_history() {
+        let now = crate::util::now_ms();
+        let late = start("late-user", now - super::super::analytics::LATE_MS - 60_000);
+        let also_late = start("late-user", now - 3 * super::super::analytics::LATE_MS);
+        let fresh = start("fresh-user", now - 1000);
+        let statements = script(Backend::Sqlite, &[&late, &also_late, &fresh]).statements();
+        let counted: Vec<&Vec<Value>> = statements
+            .iter()
+            .filter(|(sql, _)| sql.contains("call_history_changes"))
+            .map(|(_, values)| values)
+            .collect();
+        assert_eq!(
+            counted,
+            [&vec![Value::Text(Some("late-user".into()))]],
+            "one count for the late records' owner, none for the fresh one"
+        );
+    }
 }

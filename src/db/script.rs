@@ -137,7 +137,7 @@ impl Script {
     }
 
     /// The statements, in order, each with its values.
-    fn statements(mut self) -> Vec<(String, Vec<Value>)> {
+    pub(super) fn statements(mut self) -> Vec<(String, Vec<Value>)> {
         if !self.sql.is_empty() {
             self.end();
         }

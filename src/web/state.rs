@@ -38,6 +38,8 @@ pub struct Inner {
     pub(crate) live: Arc<crate::web::live::Live>,
     /// Seals and opens the provider keys stored in the database.
     pub(crate) sealer: crate::sealing::Sealer,
+    /// Settled calls' figures in memory, for the analytics reports (loaded by the first one).
+    pub(crate) analytics: Arc<crate::analytics::store::CallStore>,
 }
 
 impl AppState {
@@ -102,6 +104,9 @@ impl Inner {
     }
     pub fn session_ttl_ms(&self) -> i64 {
         i64::from(self.config.session_days) * 86_400_000
+    }
+    pub fn analytics(&self) -> &Arc<crate::analytics::store::CallStore> {
+        &self.analytics
     }
     pub fn json_jobs(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.json_jobs

@@ -109,6 +109,13 @@ async fn record(
     .execute(app.db())
     .await
     .unwrap();
+    // A record of the past written now is what the app counts as a late record (the analytics store may
+    // already hold that moment): counted the same way.
+    sqlx::query(llmeta::db::analytics::HISTORY_CHANGED)
+        .bind(user_id)
+        .execute(app.db())
+        .await
+        .unwrap();
 }
 
 type Row = (

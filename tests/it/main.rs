@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod admin_providers;
 mod analytics;
+mod analytics_store;
 mod api_keys;
 mod api_keys_admin;
 mod branches;

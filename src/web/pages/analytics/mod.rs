@@ -150,7 +150,7 @@ async fn report(state: &AppState, a: &Analytics) -> Result<Report, AppError> {
             retry_after_secs: 5,
         });
     };
-    Ok(analytics::report(state.db(), a).await?)
+    Ok(analytics::report(state.db(), state.analytics(), a).await?)
 }
 
 /// `GET /analytics`.

@@ -139,6 +139,12 @@ impl Application {
                 self.state.calls().shutdown_signal(),
             ))
         });
+        // ... and give back the budget shares they do not use.
+        let budget_returns = (!self.state.config().is_sqlite()).then(|| {
+            tokio::spawn(crate::calls::budgets::run_returns(
+                self.state.calls().clone(),
+            ))
+        });
         let router = crate::web::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
         let state = self.state.clone();
@@ -165,6 +171,14 @@ impl Application {
         heartbeat.abort();
         if let Some(sync) = rate_sync {
             sync.abort();
+        }
+        if let Some(returns) = budget_returns {
+            returns.abort();
+            self.state
+                .calls()
+                .budgets()
+                .return_spare(self.state.db())
+                .await;
         }
         // Ends still waiting in memory get one last try; what the database does not take now is lost (logged).
         if !self.state.unsaved().is_empty() {

@@ -9,7 +9,7 @@ use super::{Report, assemble, effects_model};
 use crate::db::analytics::{ALL_METRICS, Metric, Outcome, Summary};
 use crate::domain::CallStatus;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// A group's sums and the values whose percentiles it shows.
 #[derive(Default)]
@@ -88,28 +88,74 @@ impl Group {
     }
 }
 
-/// The calls of `rows` grouped by `key`, with the percentiles of `metrics`.
-fn summarize<'a, K: Hash + Eq>(
-    rows: impl Iterator<Item = &'a Row>,
-    key: impl Fn(&Row) -> K,
-    metrics: &[Metric],
-    length: Option<u32>,
-    name: impl Fn(K) -> String,
-) -> Vec<Summary> {
-    let mut groups: HashMap<K, Group> = HashMap::new();
-    for r in rows {
-        groups.entry(key(r)).or_default().add(r, metrics, length);
+/// A hasher for the small integer keys of the groups (ids, bucket keys): far cheaper per row than SipHash,
+/// and the keys are not chosen by anyone who could make them collide on purpose.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(u64::from(*b));
+        }
     }
-    groups.into_iter().map(|(k, g)| g.finish(name(k))).collect()
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.add(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
-fn outcomes<'a>(rows: impl Iterator<Item = &'a Row>, names: &Names) -> Vec<Outcome> {
-    let mut counts: HashMap<(u32, u8, u32, u32), i64> = HashMap::new();
-    for r in rows {
-        *counts
-            .entry((r.model, r.status, r.finish_reason, r.error_class))
-            .or_default() += 1;
+impl IdHasher {
+    fn add(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Calls grouped by a key, with the percentiles of some metrics.
+struct Groups<'m, K> {
+    metrics: &'m [Metric],
+    length: Option<u32>,
+    groups: IdMap<K, Group>,
+}
+
+impl<'m, K: Hash + Eq> Groups<'m, K> {
+    fn new(metrics: &'m [Metric], length: Option<u32>) -> Self {
+        Groups {
+            metrics,
+            length,
+            groups: IdMap::default(),
+        }
+    }
+
+    fn add(&mut self, key: K, r: &Row) {
+        self.groups
+            .entry(key)
+            .or_default()
+            .add(r, self.metrics, self.length);
+    }
+
+    fn finish(self, name: impl Fn(K) -> String) -> Vec<Summary> {
+        self.groups
+            .into_iter()
+            .map(|(k, g)| g.finish(name(k)))
+            .collect()
+    }
+}
+
+fn outcomes(counts: IdMap<(u32, u8, u32, u32), i64>, names: &Names) -> Vec<Outcome> {
     let mut list: Vec<Outcome> = counts
         .into_iter()
         .map(|((model, status, finish, error), calls)| Outcome {
@@ -153,38 +199,50 @@ pub fn report(store: &CallStore, p: &Prepared, a: &Analytics, buckets: Buckets) 
     let rows = || held.iter().chain(&p.recent).filter(|r| w.matches(r));
     let length = names.find("length");
     let time_metrics = [Metric::Latency, Metric::Ttft, Metric::TokensPerSec];
-    let over_time = summarize(
-        rows(),
-        |r| buckets.key_of(r.sent_ms),
-        &time_metrics,
-        length,
-        |k| k.to_string(),
-    );
-    let models = summarize(
-        rows(),
-        |r| r.model,
-        ALL_METRICS,
-        length,
-        |k| names.name(k).to_string(),
-    );
-    let outcomes = outcomes(rows(), &names);
-    let model = effects_model(a, &models);
-    let mut effects = Vec::new();
-    if let Some(model) = &model {
-        let id = names.find(model).unwrap_or(u32::MAX);
-        let effect_metrics = [Metric::Latency, Metric::TokensPerSec, Metric::OutputTokens];
-        for (i, param) in Param::ALL.into_iter().enumerate() {
-            let rows = rows().filter(|r| r.model == id);
-            let groups = summarize(
-                rows,
-                |r| r.ranges[i],
-                &effect_metrics,
-                length,
-                |k| k.to_string(),
-            );
-            effects.push((param, groups));
+    let effect_metrics = [Metric::Latency, Metric::TokensPerSec, Metric::OutputTokens];
+    let id_of = |model: &str| names.find(model).unwrap_or(u32::MAX);
+    // One pass for every chart; the parameter effects too when their model is known before the pass.
+    let mut over_time = Groups::new(&time_metrics, length);
+    let mut models = Groups::new(ALL_METRICS, length);
+    let mut counts: IdMap<(u32, u8, u32, u32), i64> = IdMap::default();
+    let mut effects: [Groups<u8>; 3] =
+        std::array::from_fn(|_| Groups::new(&effect_metrics, length));
+    let asked = a.calls.model.as_deref().or(a.effects_model.as_deref());
+    let effects_id = asked.map(id_of);
+    for r in rows() {
+        over_time.add(buckets.key_of(r.sent_ms), r);
+        models.add(r.model, r);
+        *counts
+            .entry((r.model, r.status, r.finish_reason, r.error_class))
+            .or_default() += 1;
+        if effects_id == Some(r.model) {
+            for (i, g) in effects.iter_mut().enumerate() {
+                g.add(r.ranges[i], r);
+            }
         }
     }
+    let over_time = over_time.finish(|k| k.to_string());
+    let models = models.finish(|k| names.name(k).to_string());
+    let outcomes = outcomes(counts, &names);
+    let model = effects_model(a, &models);
+    if let Some(model) = model.as_deref().filter(|_| effects_id.is_none()) {
+        // The most used model: a second pass over its calls.
+        let id = id_of(model);
+        for r in rows().filter(|r| r.model == id) {
+            for (i, g) in effects.iter_mut().enumerate() {
+                g.add(r.ranges[i], r);
+            }
+        }
+    }
+    let effects = if model.is_some() {
+        Param::ALL
+            .into_iter()
+            .zip(effects)
+            .map(|(p, g)| (p, g.finish(|k| k.to_string())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(assemble(
         buckets, over_time, models, outcomes, model, effects,
     ))

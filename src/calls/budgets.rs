@@ -5,10 +5,14 @@
 //! in flight count at their worst, and a period never goes over its budget by more than the difference between
 //! the estimate of a prompt and what the provider counted. With one instance (SQLite) a period's use is kept in
 //! this process under a lock (no write per call; it starts from the period's call records the first time the
-//! period is met). With several instances (PostgreSQL) it is kept in `budget_usage` and reserved by one
-//! conditional update, so calls starting at once on any instance cannot all pass a check made before any of them
-//! counted. A call that ends with its process (a crash) leaves its worst case reserved in `budget_usage`:
-//! budgets err on the side of stopping.
+//! period is met). With several instances (PostgreSQL) the period's use is kept in `budget_usage`, and each
+//! instance *leases* a share of what is left (one conditional update, which no two instances can both pass
+//! beyond the budget): its calls reserve from the share in memory, with no write per call, and the share it does
+//! not use goes back every second ([`run_returns`]). A share is what the call needs and a twentieth of the budget
+//! more, or just what the call needs when less is left. So the budget holds exactly across instances; the cost is
+//! that a call may be refused for up to a second while another instance holds unused share (at most a twentieth
+//! of the budget per instance). A process that ends without giving back (a crash) leaves its share, and its
+//! calls' worst cases, counted in `budget_usage` until the period ends: budgets err on the side of stopping.
 //!
 //! The budgets themselves are read once every few seconds, not per call: a call of someone without a budget
 //! costs nothing here.
@@ -123,8 +127,39 @@ pub struct Budgets {
     /// from the period's call records the first time the period is met (after a restart too, when no call of
     /// the process is running). With several instances (PostgreSQL) it is kept in `budget_usage`.
     local: Option<Mutex<std::collections::HashMap<(String, i64), i64>>>,
+    /// With several instances: this instance's shares of each budget's period.
+    leases: Mutex<std::collections::HashMap<(String, i64), Lease>>,
     /// Holds of running calls, by call id.
     holds: Mutex<std::collections::HashMap<String, Vec<Hold>>>,
+}
+
+/// An instance's share of a budget's period: `granted` counted in `budget_usage`, `used` of it by its calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct Lease {
+    granted: i64,
+    used: i64,
+}
+
+impl Lease {
+    fn spare(&self) -> i64 {
+        (self.granted - self.used).max(0)
+    }
+}
+
+/// An instant as people read it, in `tz`: `2026-12-09 00:00 (Europe/Paris)`.
+pub fn local_time_text(tz: &TimeZone, ms: i64) -> String {
+    let dt = tz.to_datetime(
+        jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    );
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} ({})",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        tz.iana_name().unwrap_or("UTC")
+    )
 }
 
 /// Money as people read it: `$0.0123`.
@@ -151,6 +186,7 @@ impl Budgets {
         Budgets {
             tz,
             local: one_instance.then(Default::default),
+            leases: Default::default(),
             read: RwLock::new((i64::MIN, Arc::new(Vec::new()))),
             holds: Default::default(),
         }
@@ -225,11 +261,11 @@ impl Budgets {
                         "Your"
                     };
                     let left = (b.amount - used).max(0);
-                    let resets = crate::util::rfc3339_ms(end);
+                    let resets = local_time_text(&self.tz, end);
                     return Ok(Err(OverBudget {
                         message: format!(
                             "{whose} budget of {} a {} has {} left, and this call could use up to {}. It \
-                             renews at {resets} (UTC). Lower max tokens, shorten the conversation, or ask an \
+                             renews {resets}. Lower max tokens, shorten the conversation, or ask an \
                              administrator.",
                             amount_text(kind, b.amount),
                             period.as_str(),
@@ -253,7 +289,7 @@ impl Budgets {
         amount: i64,
     ) -> sqlx::Result<Result<i64, i64>> {
         let Some(local) = &self.local else {
-            return store::reserve(db, b, start, amount).await;
+            return self.lease(db, b, start, amount).await;
         };
         let key = (b.id.clone(), start);
         let known = local
@@ -277,8 +313,78 @@ impl Budgets {
         }
     }
 
+    fn leases(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, i64), Lease>> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Several instances: takes `amount` from this instance's share of the period, leasing more first when the
+    /// share is short. `Err(used)` when the budget has not that much left (`used` not counting this
+    /// instance's spare share, which is as good as left).
+    async fn lease(
+        &self,
+        db: &Db,
+        b: &BudgetRow,
+        start: i64,
+        amount: i64,
+    ) -> sqlx::Result<Result<i64, i64>> {
+        let key = (b.id.clone(), start);
+        // A few rounds: a share just leased can be taken by this instance's other calls first.
+        for _ in 0..4 {
+            let spare = {
+                let mut leases = self.leases();
+                let l = leases.entry(key.clone()).or_default();
+                if l.spare() >= amount {
+                    l.used += amount;
+                    return Ok(Ok(l.used));
+                }
+                l.spare()
+            };
+            let need = amount - spare;
+            let share = need.max(b.amount / 20).min(b.amount.max(need));
+            let mut took = store::reserve(db, b, start, share).await?.map(|_| share);
+            if took.is_err() && share > need {
+                took = store::reserve(db, b, start, need).await?.map(|_| need);
+            }
+            match took {
+                Ok(n) => self.leases().entry(key.clone()).or_default().granted += n,
+                Err(used) => {
+                    let mine = self.leases().get(&key).map_or(0, Lease::spare);
+                    return Ok(Err((used - mine).max(0)));
+                }
+            }
+        }
+        let used = store::used(db, b, start).await?;
+        let mine = self.leases().get(&key).map_or(0, Lease::spare);
+        Ok(Err((used - mine).max(0)))
+    }
+
+    /// Gives back the spare shares (several instances), so that other instances' calls can use them.
+    pub async fn return_spare(&self, db: &Db) {
+        let spare: Vec<((String, i64), i64)> = {
+            let mut leases = self.leases();
+            // Forgotten once given back: the calls still running on a share settle in `budget_usage` itself.
+            leases
+                .drain()
+                .filter(|(_, l)| l.spare() > 0)
+                .map(|(k, l)| (k, l.spare()))
+                .collect()
+        };
+        for ((id, start), n) in spare {
+            if let Err(e) = store::adjust(db, &id, start, -n).await {
+                tracing::warn!(error = %e, "giving back a budget share failed: it stays counted");
+            }
+        }
+    }
+
     /// Corrects a period's use by `delta`.
     async fn adjust(&self, db: &Db, budget_id: &str, start: i64, delta: i64) -> sqlx::Result<()> {
+        if self.local.is_none() {
+            // A share this instance still holds takes the correction; a forgotten one is in the database.
+            if let Some(l) = self.leases().get_mut(&(budget_id.to_string(), start)) {
+                l.used += delta;
+                return Ok(());
+            }
+        }
         match &self.local {
             Some(local) => {
                 if let Some(u) = local
@@ -304,7 +410,12 @@ impl Budgets {
         {
             return Ok(*u);
         }
-        store::used(db, b, start).await
+        let used = store::used(db, b, start).await?;
+        let mine = self
+            .leases()
+            .get(&(b.id.clone(), start))
+            .map_or(0, Lease::spare);
+        Ok((used - mine).max(0))
     }
 
     async fn release(&self, db: &Db, holds: &[Hold]) {
@@ -377,6 +488,17 @@ impl Budgets {
     }
 }
 
+/// Several instances: gives back the spare budget shares every second (and the server once more when its
+/// calls have ended).
+pub async fn run_returns(calls: super::CallService) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        calls.budgets().return_spare(calls.db()).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +525,10 @@ mod tests {
             Period::Month.bounds(&tokyo, ms("2026-11-30T20:00:00Z")).0,
             ms("2026-11-30T15:00:00Z")
         );
+        assert_eq!(
+            local_time_text(&tokyo, ms("2026-11-30T15:00:00Z")),
+            "2026-12-01 00:00 (Asia/Tokyo)"
+        );
         assert_eq!(money(5_000_000), "$5.00");
         assert_eq!(money(1234), "$0.001234");
     }
@@ -415,6 +541,8 @@ pub struct BudgetView {
     pub period: Period,
     pub used: i64,
     pub resets_ms: i64,
+    /// When it renews, as people read it, in the budget time zone.
+    pub renews: String,
 }
 
 impl BudgetView {
@@ -424,9 +552,9 @@ impl BudgetView {
     pub fn used_text(&self) -> String {
         amount_text(self.kind, self.used)
     }
-    /// When the period renews (UTC, RFC 3339).
-    pub fn renews_text(&self) -> String {
-        crate::util::rfc3339_ms(self.resets_ms)
+    /// When the period renews: `2026-12-09 00:00 (Europe/Paris)`.
+    pub fn renews_text(&self) -> &str {
+        &self.renews
     }
     /// Whose it is, as the person's own page says it.
     pub fn whose(&self) -> &'static str {
@@ -482,6 +610,7 @@ pub async fn views(
             period,
             used,
             resets_ms: end,
+            renews: local_time_text(tz, end),
         });
     }
     Ok(out)

@@ -314,3 +314,96 @@ async fn the_command_line_sets_and_shows_a_budget() {
     let (_, settings) = app.browser().get_text("/settings").await;
     assert!(settings.contains("$5.00 a month"), "{settings}");
 }
+
+/// What `budget_usage` counts for the one budget (the shares instances hold included).
+async fn counted(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM budget_usage")
+        .fetch_one(app.db())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgresql_share_a_budget_exactly_and_give_back_what_they_do_not_use()
+{
+    let api = dollar_per_token().await;
+    if !api.app.has_pg() {
+        // One SQLite file has one instance; its counts are exact in memory.
+        return;
+    }
+    set_budget(
+        &api.app.browser(),
+        &[
+            ("email", "api@example.com"),
+            ("kind", "usd"),
+            ("amount", "10"),
+            ("per", "month"),
+        ],
+    )
+    .await;
+    // A second instance on the same database.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir, &api.app.database_url);
+    config.providers = api.app.state.config().providers.clone();
+    config.models = api.app.state.config().models.clone();
+    let second = llmeta::app::Application::build(config).await.unwrap();
+    let second_base = format!("http://{}", second.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(second.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let post = |base: String, b: Value| {
+        let http = api.http.clone();
+        let key = api.key.clone();
+        async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .header("authorization", format!("Bearer {key}"))
+                .json(&b)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Eight slow calls at once, four on each instance, each with a worst case of $5 and a cost of $2: the
+    // instances lease shares of one row, so two fit, whatever the order.
+    let posts = (0..8).map(|i| {
+        let base = if i % 2 == 0 {
+            api.app.base.clone()
+        } else {
+            second_base.clone()
+        };
+        post(base, body(5, "mock:tokens=1 mock:delay_ms=50 slow"))
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 2, "{statuses:?}");
+    assert_eq!(spent(&api.app, "api@example.com").await, 4_000_000);
+    // The shares not used ($3 of each worst case) go back within a second or so: then the row counts what
+    // was spent.
+    let mut back = 0;
+    for _ in 0..100 {
+        back = counted(&api.app).await;
+        if back == 4_000_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(back, 4_000_000, "the spare shares were given back");
+    // $6 left, on either instance: a worst case of $6 fits exactly, and then nothing more than what is left.
+    assert_eq!(
+        post(second_base.clone(), body(6, "mock:tokens=1 hi")).await,
+        StatusCode::OK
+    );
+    assert_eq!(spent(&api.app, "api@example.com").await, 6_000_000);
+    assert_eq!(
+        post(second_base.clone(), body(5, "mock:tokens=1 hi")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        post(second_base.clone(), body(4, "mock:tokens=1 hi")).await,
+        StatusCode::OK
+    );
+    assert!(spent(&api.app, "api@example.com").await <= 10_000_000);
+    let _ = stop.send(());
+}

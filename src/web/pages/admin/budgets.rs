@@ -5,7 +5,6 @@ use super::super::{Chrome, render};
 use crate::calls::budgets::{self, BudgetView, Kind, Period, Subject};
 use crate::db::explorer;
 use crate::domain::Email;
-use crate::util::rfc3339_ms;
 use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::AppError;
@@ -21,7 +20,6 @@ pub struct Row {
     pub id: String,
     pub whose: String,
     pub view: BudgetView,
-    pub resets: String,
 }
 
 #[derive(Template)]
@@ -70,7 +68,6 @@ pub async fn list(
         rows.push(Row {
             id: view.row.id.clone(),
             whose,
-            resets: rfc3339_ms(view.resets_ms),
             view,
         });
     }

@@ -141,9 +141,12 @@ impl Application {
         });
         // ... and give back the budget shares they do not use.
         let budget_returns = (!self.state.config().is_sqlite()).then(|| {
-            tokio::spawn(crate::calls::budgets::run_returns(
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(crate::calls::budgets::run_returns(
                 self.state.calls().clone(),
-            ))
+                stopped,
+            ));
+            (stop, task)
         });
         let router = crate::web::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), backend = self.state.db.backend.name(), "llmeta listening");
@@ -172,13 +175,9 @@ impl Application {
         if let Some(sync) = rate_sync {
             sync.abort();
         }
-        if let Some(returns) = budget_returns {
-            returns.abort();
-            self.state
-                .calls()
-                .budgets()
-                .return_spare(self.state.db())
-                .await;
+        if let Some((stop, task)) = budget_returns {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
         }
         // Ends still waiting in memory get one last try; what the database does not take now is lost (logged).
         if !self.state.unsaved().is_empty() {

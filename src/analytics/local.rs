@@ -70,10 +70,15 @@ impl Group {
             if n == 0 {
                 continue;
             }
+            // The ranks ascend: each selection leaves the larger values after its index, so the next one
+            // searches only those.
+            let mut lo = 0;
             for &(suffix, a, b) in m.ranks() {
-                let k = ((a * n + b - 1) / b).clamp(1, n) as usize;
-                let (_, v, _) = values.select_nth_unstable_by(k - 1, f64::total_cmp);
+                let k = ((a * n + b - 1) / b).clamp(1, n) as usize - 1;
+                let k = k.max(lo);
+                let (_, v, _) = values[lo..].select_nth_unstable_by(k - lo, f64::total_cmp);
                 let v = Some(*v);
+                lo = k;
                 match (m, suffix) {
                     (Metric::Latency, "p50") => s.latency_p50 = v,
                     (Metric::Latency, _) => s.latency_p95 = v,
@@ -194,13 +199,14 @@ pub fn report(store: &CallStore, p: &Prepared, a: &Analytics, buckets: Buckets) 
     if settled.floor > w.from_ms {
         return None;
     }
-    let names = store.names.lock().unwrap_or_else(|e| e.into_inner());
+    // The names are locked only briefly: loading rows on the async threads interns into them.
+    let names = || store.names.lock().unwrap_or_else(|e| e.into_inner());
+    let id_of = |model: &str| names().find(model).unwrap_or(u32::MAX);
     let held = settled.between(w.from_ms, w.to_ms.min(w.settled_before));
     let rows = || held.iter().chain(&p.recent).filter(|r| w.matches(r));
-    let length = names.find("length");
+    let length = names().find("length");
     let time_metrics = [Metric::Latency, Metric::Ttft, Metric::TokensPerSec];
     let effect_metrics = [Metric::Latency, Metric::TokensPerSec, Metric::OutputTokens];
-    let id_of = |model: &str| names.find(model).unwrap_or(u32::MAX);
     // One pass for every chart; the parameter effects too when their model is known before the pass.
     let mut over_time = Groups::new(&time_metrics, length);
     let mut models = Groups::new(ALL_METRICS, length);
@@ -222,8 +228,13 @@ pub fn report(store: &CallStore, p: &Prepared, a: &Analytics, buckets: Buckets) 
         }
     }
     let over_time = over_time.finish(|k| k.to_string());
-    let models = models.finish(|k| names.name(k).to_string());
-    let outcomes = outcomes(counts, &names);
+    let (models, outcomes) = {
+        let names = names();
+        (
+            models.finish(|k| names.name(k).to_string()),
+            outcomes(counts, &names),
+        )
+    };
     let model = effects_model(a, &models);
     if let Some(model) = model.as_deref().filter(|_| effects_id.is_none()) {
         // The most used model: a second pass over its calls.

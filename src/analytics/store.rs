@@ -306,10 +306,15 @@ impl CallStore {
         recent_filter.sent_before_ms = Some(to_ms);
         let mut figures = Vec::new();
         if to_ms > cut {
-            queries::each_figures(db, &recent_filter, false, Some(1_000_000), |f| {
+            const MOST_RECENT: i64 = 1_000_000;
+            let n = queries::each_figures(db, &recent_filter, false, Some(MOST_RECENT), |f| {
                 figures.push(f)
             })
             .await?;
+            if n as i64 >= MOST_RECENT {
+                // More than a report should hold in memory (a call running for long holds the cut back).
+                return Ok(None);
+            }
         }
         let mut names = self.names();
         let recent = figures.iter().map(|f| names.row(f)).collect();
@@ -347,13 +352,10 @@ impl CallStore {
             loaded.done = true;
             return Ok(());
         }
-        let (floor, old_cut) = {
-            let s = self.read();
-            (s.floor, s.cut)
-        };
+        let old_cut = self.read().cut;
         for (user, generation) in generations {
             if loaded.generations.get(&user) != Some(&generation) {
-                self.reload_user(db, &user, floor, old_cut).await?;
+                self.reload_user(db, &user, old_cut).await?;
                 loaded.generations.insert(user, generation);
             }
         }
@@ -415,7 +417,9 @@ impl CallStore {
     }
 
     /// Replaces `user_id`'s rows by what the database holds now.
-    async fn reload_user(&self, db: &Db, user_id: &str, floor: i64, cut: i64) -> sqlx::Result<()> {
+    async fn reload_user(&self, db: &Db, user_id: &str, cut: i64) -> sqlx::Result<()> {
+        // Only this refresh changes the floor (it holds `loaded`), but an earlier reload may have raised it.
+        let floor = self.read().floor;
         let filter = CallFilter {
             user: Some(user_id.to_string()),
             sent_from_ms: (floor > i64::MIN).then_some(floor),
@@ -465,7 +469,7 @@ impl CallStore {
         let keep_from = s.rows.partition_point(|r| r.sent_ms < floor);
         s.rows.drain(..keep_from);
         s.rows.shrink_to_fit();
-        s.floor = floor;
+        s.floor = s.floor.max(floor);
     }
 }
 

@@ -148,9 +148,8 @@ impl Lease {
 
 /// An instant as people read it, in `tz`: `2026-12-09 00:00 (Europe/Paris)`.
 pub fn local_time_text(tz: &TimeZone, ms: i64) -> String {
-    let dt = tz.to_datetime(
-        jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-    );
+    let dt = tz
+        .to_datetime(jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH));
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} ({})",
         dt.year(),
@@ -358,20 +357,23 @@ impl Budgets {
         Ok(Err((used - mine).max(0)))
     }
 
-    /// Gives back the spare shares (several instances), so that other instances' calls can use them.
+    /// Gives back the spare shares (several instances), so that other instances' calls can use them; a share
+    /// its calls overran (a provider counted more than the estimate) writes the overrun instead.
     pub async fn return_spare(&self, db: &Db) {
-        let spare: Vec<((String, i64), i64)> = {
+        let differences: Vec<((String, i64), i64)> = {
             let mut leases = self.leases();
-            // Forgotten once given back: the calls still running on a share settle in `budget_usage` itself.
+            // The database takes each share's difference; calls still running on it settle against whatever
+            // share the key has next (or `budget_usage` itself), which adds up the same.
             leases
                 .drain()
-                .filter(|(_, l)| l.spare() > 0)
-                .map(|(k, l)| (k, l.spare()))
+                .filter(|(_, l)| l.granted != l.used)
+                .map(|(k, l)| (k, l.granted - l.used))
                 .collect()
         };
-        for ((id, start), n) in spare {
-            if let Err(e) = store::adjust(db, &id, start, -n).await {
-                tracing::warn!(error = %e, "giving back a budget share failed: it stays counted");
+        for (key, n) in differences {
+            if let Err(e) = store::adjust(db, &key.0, key.1, -n).await {
+                tracing::warn!(error = %e, "giving back a budget share failed: trying again in a second");
+                self.leases().entry(key).or_default().granted += n;
             }
         }
     }
@@ -488,14 +490,21 @@ impl Budgets {
     }
 }
 
-/// Several instances: gives back the spare budget shares every second (and the server once more when its
-/// calls have ended).
-pub async fn run_returns(calls: super::CallService) {
+/// Several instances: gives back the spare budget shares every second, and once more when `stop` is sent
+/// (the server's calls have ended).
+pub async fn run_returns(calls: super::CallService, mut stop: tokio::sync::oneshot::Receiver<()>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // A return under way is never cut short: only the waiting is raced against `stop`.
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut stop => true,
+        };
         calls.budgets().return_spare(calls.db()).await;
+        if stopping {
+            return;
+        }
     }
 }
 

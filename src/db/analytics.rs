@@ -295,8 +295,10 @@ pub async fn history_generations(
 pub const HISTORY_CHANGED: &str = "INSERT INTO call_history_changes (user_id, generation) VALUES ($1, 1) \
      ON CONFLICT (user_id) DO UPDATE SET generation = call_history_changes.generation + 1";
 
-/// A record first written this long after its call was sent changes settled history: the analytics store may
-/// already hold that moment (it settles calls sent more than twice this long ago).
+/// A record first written, or ended, this long after its call was sent changes settled history: the analytics
+/// store may already hold that moment (it settles calls sent more than twice this long ago, so an end this late
+/// can be one of a record it holds: one whose start came late, or one the sweep marked interrupted before its
+/// real end arrived).
 pub const LATE_MS: i64 = 5 * 60_000;
 
 /// Adds to `script` a statement counting a change to each of `user_ids`' settled calls (once each).
@@ -306,10 +308,8 @@ pub fn history_changed_in<'a>(
 ) {
     let mut seen = std::collections::HashSet::new();
     for id in user_ids.filter(|id| seen.insert(*id)) {
-        script
-            .sql("INSERT INTO call_history_changes (user_id, generation) VALUES (")
-            .param(id)
-            .sql(", 1) ON CONFLICT (user_id) DO UPDATE SET generation = call_history_changes.generation + 1");
+        let (before, after) = HISTORY_CHANGED.split_once("$1").unwrap_or_default();
+        script.sql(before).param(id).sql(after);
         script.end();
     }
 }

@@ -372,15 +372,18 @@ pub(super) fn script(backend: Backend, writes: &[&Write]) -> Script {
     // A record written long after its call was sent (the database was away) lands in history the analytics
     // store may already hold.
     let late = crate::util::now_ms() - super::analytics::LATE_MS;
+    let ended: Vec<&CallRecord> = ends.iter().map(|e| &e.call).collect();
+    calls::complete_many(&mut script, &ended);
+    // So does the end of a call sent long ago: its record may be one the store holds (a start that came late,
+    // or a record the sweep marked interrupted before its real end arrived).
     super::analytics::history_changed_in(
         &mut script,
         new_calls
             .iter()
+            .chain(&ended)
             .filter(|c| c.sent_ms < late)
             .map(|c| c.user_id.as_str()),
     );
-    let ended: Vec<&CallRecord> = ends.iter().map(|e| &e.call).collect();
-    calls::complete_many(&mut script, &ended);
     let answers: Vec<&AnswerEnd> = ends
         .iter()
         .filter_map(|e| e.turn.as_ref().map(|t| &t.answer))
@@ -687,7 +690,24 @@ mod tests {
         let late = start("late-user", now - super::super::analytics::LATE_MS - 60_000);
         let also_late = start("late-user", now - 3 * super::super::analytics::LATE_MS);
         let fresh = start("fresh-user", now - 1000);
-        let statements = script(Backend::Sqlite, &[&late, &also_late, &fresh]).statements();
+        let end = |user: &str, sent_ms: i64| {
+            Write::End(Box::new(CallEnd {
+                call: CallRecord {
+                    user_id: user.into(),
+                    sent_ms,
+                    ..CallRecord::default()
+                },
+                turn: None,
+            }))
+        };
+        // The end of a call sent long ago (a long call, a late start, a record the sweep marked) counts too.
+        let late_end = end("long-call-user", now - 2 * super::super::analytics::LATE_MS);
+        let fresh_end = end("fresh-user", now - 2000);
+        let statements = script(
+            Backend::Sqlite,
+            &[&late, &also_late, &fresh, &late_end, &fresh_end],
+        )
+        .statements();
         let counted: Vec<&Vec<Value>> = statements
             .iter()
             .filter(|(sql, _)| sql.contains("call_history_changes"))
@@ -695,8 +715,11 @@ mod tests {
             .collect();
         assert_eq!(
             counted,
-            [&vec![Value::Text(Some("late-user".into()))]],
-            "one count for the late records' owner, none for the fresh one"
+            [
+                &vec![Value::Text(Some("late-user".into()))],
+                &vec![Value::Text(Some("long-call-user".into()))]
+            ],
+            "one count per owner of late records, none for the fresh ones"
         );
     }
 }

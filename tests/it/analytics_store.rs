@@ -225,6 +225,37 @@ async fn the_store_answers_what_the_database_answers_before_and_after_history_ch
         .await
         .unwrap();
     compare(db, &store, &admin, "after late records").await;
+    // A call whose start was written late is held as running; its end (late too) is counted as a change.
+    let sent = llmeta::util::now_ms() - 3 * 60 * 60_000;
+    sqlx::query(
+        "INSERT INTO calls (id, user_id, source, provider, model, upstream_model, streamed, request_json, \
+         sent_ms, status) VALUES ('late-start', $1, 'ui', 'p1', 'm-a', 'm-a', 0, '{}', $2, 'pending')",
+    )
+    .bind(&admin)
+    .bind(sent)
+    .execute(app.db())
+    .await
+    .unwrap();
+    // (The writer counts the change in the transaction that writes the record.)
+    for (what, statement) in [
+        ("a late start", None),
+        (
+            "its late end",
+            Some(
+                "UPDATE calls SET status = 'ok', latency_ms = 5, output_tokens = 3 WHERE id = 'late-start'",
+            ),
+        ),
+    ] {
+        if let Some(sql) = statement {
+            sqlx::query(sql).execute(app.db()).await.unwrap();
+        }
+        sqlx::query(llmeta::db::analytics::HISTORY_CHANGED)
+            .bind(&admin)
+            .execute(app.db())
+            .await
+            .unwrap();
+        compare(db, &store, &admin, &format!("after {what}")).await;
+    }
     // An account deleted: its calls leave "everyone".
     // (Their running calls end first: deletion waits for them.)
     sqlx::query(

@@ -45,6 +45,20 @@ fn aligned(rows: Vec<Summary>, keys: impl Iterator<Item = String>) -> Vec<Summar
     .collect()
 }
 
+/// Adds the counts and sums of `b` to `a` (percentiles do not add up).
+fn add_sums(a: &mut Summary, b: &Summary) {
+    a.calls += b.calls;
+    a.ok += b.ok;
+    a.errors += b.errors;
+    a.input_tokens += b.input_tokens;
+    a.output_tokens += b.output_tokens;
+    a.cached_tokens += b.cached_tokens;
+    a.reasoning_tokens += b.reasoning_tokens;
+    a.cost_micros += b.cost_micros;
+    a.priced += b.priced;
+    a.length_finishes += b.length_finishes;
+}
+
 /// The sums of the groups (percentiles do not add up, so the totals have none).
 fn total(rows: &[Summary]) -> Summary {
     let mut t = Summary {
@@ -52,16 +66,7 @@ fn total(rows: &[Summary]) -> Summary {
         ..Summary::default()
     };
     for r in rows {
-        t.calls += r.calls;
-        t.ok += r.ok;
-        t.errors += r.errors;
-        t.input_tokens += r.input_tokens;
-        t.output_tokens += r.output_tokens;
-        t.cached_tokens += r.cached_tokens;
-        t.reasoning_tokens += r.reasoning_tokens;
-        t.cost_micros += r.cost_micros;
-        t.priced += r.priced;
-        t.length_finishes += r.length_finishes;
+        add_sums(&mut t, r);
     }
     t
 }
@@ -114,13 +119,20 @@ fn assemble(
 /// The report for `a`: from the analytics store when it can answer, else with one query per chart.
 pub async fn report(db: &Db, store: &Arc<CallStore>, a: &Analytics) -> sqlx::Result<Report> {
     let buckets = Buckets::new(&a.tz, a.from_ms, a.to_ms);
+    let started = std::time::Instant::now();
     if let Some(prepared) = store.prepare(db, &a.calls, a.from_ms, a.to_ms).await? {
+        let prepared_in = started.elapsed();
         let (store, a2, b) = (store.clone(), a.clone(), buckets.clone());
         // A scan of up to millions of rows: off the async threads.
         let local = tokio::task::spawn_blocking(move || local::report(&store, &prepared, &a2, b))
             .await
             .map_err(|e| sqlx::Error::Protocol(format!("the analytics report failed: {e}")))?;
         if let Some(report) = local {
+            tracing::debug!(
+                prepare_ms = prepared_in.as_secs_f64() * 1e3,
+                total_ms = started.elapsed().as_secs_f64() * 1e3,
+                "analytics report from the store"
+            );
             return Ok(report);
         }
     }

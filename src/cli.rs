@@ -267,6 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = load_config(&cli)?;
     crate::telemetry::init(config.log_format);
+    crate::money::set_label(&config.currency);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(config).await?;

@@ -21,6 +21,7 @@ pub mod instance;
 pub mod llm;
 pub mod mail;
 pub mod mock;
+pub mod money;
 pub mod sealing;
 pub mod secret;
 pub mod sso;

@@ -161,20 +161,10 @@ pub fn local_time_text(tz: &TimeZone, ms: i64) -> String {
     )
 }
 
-/// Money as people read it: `$0.0123`.
-pub fn money(micros: i64) -> String {
-    let d = micros as f64 / 1e6;
-    if micros != 0 && d.abs() < 0.01 {
-        format!("${d:.6}")
-    } else {
-        format!("${d:.2}")
-    }
-}
-
 /// A budget's amount or use in its unit.
 pub fn amount_text(kind: Kind, v: i64) -> String {
     match kind {
-        Kind::Usd => money(v),
+        Kind::Usd => crate::money::amount(v),
         Kind::Tokens => format!("{} tokens", crate::web::charts::number(v as f64)),
     }
 }
@@ -538,8 +528,6 @@ mod tests {
             local_time_text(&tokyo, ms("2026-11-30T15:00:00Z")),
             "2026-12-01 00:00 (Asia/Tokyo)"
         );
-        assert_eq!(money(5_000_000), "$5.00");
-        assert_eq!(money(1234), "$0.001234");
     }
 }
 

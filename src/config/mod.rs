@@ -87,6 +87,8 @@ pub struct Config {
     pub limits: limits::Limits,
     /// The zone whose days and months budgets count (an IANA name; UTC by default).
     pub budget_time_zone: String,
+    /// The label of the currency prices, costs and budgets are in (`USD` by default; see `money.rs`).
+    pub currency: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +172,7 @@ struct FileConfig {
     auth: Option<auth::FileAuth>,
     limits: Option<limits::FileLimits>,
     budget_time_zone: Option<String>,
+    currency: Option<String>,
     #[serde(default)]
     providers: Vec<llm::FileProvider>,
     #[serde(default)]
@@ -558,6 +561,21 @@ impl Config {
             10_000,
         )?;
         let limits = limits::Limits::load(&pick, file_cfg.limits)?;
+        let currency = match pick(&["LLMETA_CURRENCY"], "currency", file_cfg.currency) {
+            None => "USD".to_string(),
+            Some((name, v)) => {
+                let v = v.trim().to_string();
+                if v.is_empty() || v.chars().count() > 12 || v.chars().any(char::is_control) {
+                    return Err(invalid(
+                        &name,
+                        format!(
+                            "'{v}' is not a currency label: give 1 to 12 characters, such as USD, EUR or credits"
+                        ),
+                    ));
+                }
+                v
+            }
+        };
         let budget_time_zone = match pick(
             &["LLMETA_BUDGET_TIME_ZONE"],
             "budget_time_zone",
@@ -591,6 +609,7 @@ impl Config {
         Ok(Config {
             limits,
             budget_time_zone,
+            currency,
             max_calls_per_user,
             instance_heartbeat_ms,
             record_retry_secs,
@@ -768,6 +787,7 @@ impl Config {
         let _ = writeln!(out, "demo_tokens_per_sec = {}", self.demo_tokens_per_sec);
         let _ = writeln!(out, "max_calls_per_user = {}", self.max_calls_per_user);
         let _ = writeln!(out, "budget_time_zone = \"{}\"", self.budget_time_zone);
+        let _ = writeln!(out, "currency = \"{}\"", self.currency);
         let l = &self.limits;
         let _ = writeln!(
             out,

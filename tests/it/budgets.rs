@@ -313,6 +313,26 @@ async fn the_command_line_sets_and_shows_a_budget() {
         .unwrap();
     let (_, settings) = app.browser().get_text("/settings").await;
     assert!(settings.contains("$5.00 a month"), "{settings}");
+    // A deployment in another currency names it (the amounts are the same micro-units).
+    let out = crate::cli::llmeta(&dir, &app.database_url)
+        .env("LLMETA_CURRENCY", "EUR")
+        .args(["budget", "show", "--email", "admin@example.com"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("5.00 EUR a month") && text.contains("left 5.00 EUR"),
+        "{text}"
+    );
+    let out = crate::cli::llmeta(&dir, &app.database_url)
+        .env("LLMETA_CURRENCY", "not a currency label at all")
+        .args(["budget", "show", "--email", "admin@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("currency"),
+        "a label longer than 12 characters is refused"
+    );
 }
 
 /// What `budget_usage` counts for the one budget (the shares instances hold included).

@@ -144,17 +144,9 @@ pub struct MetaView {
     pub notes: Option<String>,
 }
 
-/// `$0.000123` from micro-dollars.
+/// A cost or price in the configured currency (see [`crate::money`]).
 pub fn dollars(micros: i64) -> String {
-    if micros == 0 {
-        return "$0".into();
-    }
-    let d = micros as f64 / 1_000_000.0;
-    if d >= 0.01 {
-        format!("${d:.4}")
-    } else {
-        format!("${d:.6}")
-    }
+    crate::money::text(micros)
 }
 
 fn duration(ms: Option<f64>) -> String {

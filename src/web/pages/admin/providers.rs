@@ -86,6 +86,8 @@ struct ProvidersPage {
     any_editable: bool,
     notice: Option<String>,
     error: Option<String>,
+    /// The currency prices are in.
+    currency: &'static str,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +247,7 @@ pub async fn list(
             models,
             notice: q.notice,
             error: q.error,
+            currency: crate::money::label(),
         },
     )
 }

@@ -57,8 +57,6 @@ struct AnalyticsPage {
     effects: Vec<Section>,
 }
 
-const CURRENCY: &str = "USD";
-
 fn parse(raw: &RawAnalytics, user: &CurrentUser, zone: &str) -> Result<Analytics, String> {
     Analytics::parse(raw, &user.user.id, user.user.is_admin(), zone, now_ms()).map_err(|e| e.0)
 }
@@ -220,8 +218,12 @@ pub async fn show(
         }
     }
     page.totals = totals(&report);
-    page.over_time = Some(tables::over_time(&report, CURRENCY, &a.tz_name));
-    page.per_model = Some(tables::models(&report, CURRENCY));
+    page.over_time = Some(tables::over_time(
+        &report,
+        crate::money::label(),
+        &a.tz_name,
+    ));
+    page.per_model = Some(tables::models(&report, crate::money::label()));
     page.outcomes = Some(tables::outcomes(&report));
     page.effects = report
         .effects
@@ -272,8 +274,8 @@ pub async fn download(
     };
     let report = report(&state, &a).await?;
     let table = match name {
-        "time" => tables::over_time(&report, CURRENCY, &a.tz_name).table,
-        "models" => tables::models(&report, CURRENCY).table,
+        "time" => tables::over_time(&report, crate::money::label(), &a.tz_name).table,
+        "models" => tables::models(&report, crate::money::label()).table,
         "outcomes" => tables::outcomes(&report),
         _ => {
             let param = name

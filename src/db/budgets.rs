@@ -181,7 +181,8 @@ pub async fn reserve(
             None => continue,
         }
     }
-    Ok(Err(b.amount))
+    // Lost every round to other calls counting at once: refused, with what the row says now.
+    Ok(Err(used(db, b, start_ms).await?))
 }
 
 /// Corrects the period's use by `delta` (a finished call's cost less the worst case reserved for it).

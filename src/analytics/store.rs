@@ -248,8 +248,24 @@ impl CallStore {
         self.settled.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Settled> {
-        self.settled.write().unwrap_or_else(|e| e.into_inner())
+    fn try_write(&self) -> Option<std::sync::RwLockWriteGuard<'_, Settled>> {
+        match self.settled.try_write() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// The write lock, waited for without blocking an async thread: a report holds the read lock for its
+    /// whole scan (about a tenth of a second over a million calls), and the server's other requests run on
+    /// those threads.
+    async fn write(&self) -> std::sync::RwLockWriteGuard<'_, Settled> {
+        loop {
+            if let Some(g) = self.try_write() {
+                return g;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, Names> {
@@ -412,7 +428,7 @@ impl CallStore {
             let keep = rows.partition_point(|r| r.sent_ms < floor);
             rows.drain(..keep);
         }
-        *self.write() = Settled { rows, floor, cut };
+        *self.write().await = Settled { rows, floor, cut };
         Ok(())
     }
 
@@ -436,8 +452,8 @@ impl CallStore {
                 theirs,
             )
         };
-        self.write().rows = merged;
-        self.trim();
+        self.write().await.rows = merged;
+        self.trim().await;
         Ok(())
     }
 
@@ -450,17 +466,17 @@ impl CallStore {
         };
         let rows = self.rows(db, &filter, false, None).await?;
         {
-            let mut s = self.write();
+            let mut s = self.write().await;
             s.rows.extend(rows);
             s.cut = to;
         }
-        self.trim();
+        self.trim().await;
         Ok(())
     }
 
     /// Drops the oldest rows beyond the cap (a tenth more, so that this is rare), raising the floor.
-    fn trim(&self) {
-        let mut s = self.write();
+    async fn trim(&self) {
+        let mut s = self.write().await;
         if s.rows.len() <= self.max_rows {
             return;
         }

@@ -31,6 +31,7 @@ struct BudgetsPage {
     zone: String,
     notice: Option<String>,
     error: Option<String>,
+    currency: &'static str,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +76,7 @@ pub async fn list(
         StatusCode::OK,
         &BudgetsPage {
             chrome: Chrome::new(Some(&admin), &csrf),
+            currency: crate::money::label(),
             rows,
             keys: keys
                 .into_iter()

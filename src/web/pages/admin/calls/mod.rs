@@ -160,6 +160,7 @@ fn key_options(keys: Vec<KeyChoice>, chosen: &str) -> Vec<KeyOption> {
 #[template(path = "admin/calls.html")]
 struct ExplorerPage {
     chrome: Chrome,
+    currency: &'static str,
     f: RawCallFilter,
     rows: Vec<RowView>,
     next: Option<String>,
@@ -187,6 +188,7 @@ pub async fn explorer(
                 StatusCode::BAD_REQUEST,
                 &ExplorerPage {
                     chrome: Chrome::new(Some(&admin), &csrf),
+                    currency: crate::money::label(),
                     rows: Vec::new(),
                     next: None,
                     first: "/admin/calls".into(),
@@ -233,6 +235,7 @@ pub async fn explorer(
         StatusCode::OK,
         &ExplorerPage {
             chrome: Chrome::new(Some(&admin), &csrf),
+            currency: crate::money::label(),
             rows: rows.iter().map(row_view).collect(),
             next,
             first: url(&raw, "/admin/calls", &[("after", "")]),

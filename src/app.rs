@@ -24,6 +24,8 @@ impl Application {
     /// (port 0 picks a free port, which tests use).
     pub async fn build(mut config: Config) -> anyhow::Result<Application> {
         config.ensure_secret_key()?;
+        // The process's currency label (the command line sets it first; the first setting wins).
+        crate::money::set_label(&config.currency);
         let db = Db::connect(&config).await?;
         db.migrate().await?;
         let sealer = crate::sealing::Sealer::new(

@@ -8,10 +8,10 @@
 //! period is met). With several instances (PostgreSQL) the period's use is kept in `budget_usage`, and each
 //! instance *leases* a share of what is left (one conditional update, which no two instances can both pass
 //! beyond the budget): its calls reserve from the share in memory, with no write per call, and the share it does
-//! not use goes back every second ([`run_returns`]). A share is what the call needs and a twentieth of the budget
-//! more, or just what the call needs when less is left. So the budget holds exactly across instances; the cost is
-//! that a call may be refused for up to a second while another instance holds unused share (at most a twentieth
-//! of the budget per instance). A process that ends without giving back (a crash) leaves its share, and its
+//! not use goes back every second ([`run_returns`]). A share is the larger of what the call needs and a twentieth
+//! of the budget, or just what the call needs when less is left. So the budget holds exactly across instances;
+//! the cost is that a call may be refused for up to a second while another instance holds share it has not
+//! used (what it leased less what its calls have settled to). A process that ends without giving back (a crash) leaves its share, and its
 //! calls' worst cases, counted in `budget_usage` until the period ends: budgets err on the side of stopping.
 //!
 //! The budgets themselves are read once every few seconds, not per call: a call of someone without a budget
@@ -128,7 +128,7 @@ pub struct Budgets {
     /// the process is running). With several instances (PostgreSQL) it is kept in `budget_usage`.
     local: Option<Mutex<std::collections::HashMap<(String, i64), i64>>>,
     /// With several instances: this instance's shares of each budget's period.
-    leases: Mutex<std::collections::HashMap<(String, i64), Lease>>,
+    leases: Arc<Mutex<std::collections::HashMap<(String, i64), Lease>>>,
     /// Holds of running calls, by call id.
     holds: Mutex<std::collections::HashMap<String, Vec<Hold>>>,
 }
@@ -317,34 +317,75 @@ impl Budgets {
         amount: i64,
     ) -> sqlx::Result<Result<i64, i64>> {
         let key = (b.id.clone(), start);
+        // Takes `amount` from the share if it has room now.
+        let take = |leases: &mut std::collections::HashMap<(String, i64), Lease>| {
+            let l = leases.entry(key.clone()).or_default();
+            (l.spare() >= amount).then(|| {
+                l.used += amount;
+                l.used
+            })
+        };
         // A few rounds: a share just leased can be taken by this instance's other calls first.
         for _ in 0..4 {
             let spare = {
                 let mut leases = self.leases();
-                let l = leases.entry(key.clone()).or_default();
-                if l.spare() >= amount {
-                    l.used += amount;
-                    return Ok(Ok(l.used));
+                if let Some(used) = take(&mut leases) {
+                    return Ok(Ok(used));
                 }
-                l.spare()
+                leases.get(&key).map_or(0, Lease::spare)
             };
             let need = amount - spare;
+            // The larger of what the call needs and a twentieth of the budget (fewer round trips), or just
+            // what it needs when less is left.
             let share = need.max(b.amount / 20).min(b.amount.max(need));
-            let mut took = store::reserve(db, b, start, share).await?.map(|_| share);
+            let mut took = self.top_up(db, b, &key, share).await?;
             if took.is_err() && share > need {
-                took = store::reserve(db, b, start, need).await?.map(|_| need);
+                took = self.top_up(db, b, &key, need).await?;
             }
-            match took {
-                Ok(n) => self.leases().entry(key.clone()).or_default().granted += n,
-                Err(used) => {
-                    let mine = self.leases().get(&key).map_or(0, Lease::spare);
-                    return Ok(Err((used - mine).max(0)));
+            if let Err(used) = took {
+                // Another call of this instance may have just leased room for this one.
+                let mut leases = self.leases();
+                if let Some(used) = take(&mut leases) {
+                    return Ok(Ok(used));
                 }
+                let mine = leases.get(&key).map_or(0, Lease::spare);
+                return Ok(Err((used - mine).max(0)));
             }
         }
         let used = store::used(db, b, start).await?;
-        let mine = self.leases().get(&key).map_or(0, Lease::spare);
+        let mut leases = self.leases();
+        if let Some(used) = take(&mut leases) {
+            return Ok(Ok(used));
+        }
+        let mine = leases.get(&key).map_or(0, Lease::spare);
         Ok(Err((used - mine).max(0)))
+    }
+
+    /// Leases `n` more of the period for this instance. The lease is written and counted in a task of its own,
+    /// so that a request dropped while it waits (a client gone) cannot leave a share counted in the database
+    /// that this instance does not know it holds.
+    async fn top_up(
+        &self,
+        db: &Db,
+        b: &BudgetRow,
+        key: &(String, i64),
+        n: i64,
+    ) -> sqlx::Result<Result<(), i64>> {
+        let (db, b, key, leases) = (db.clone(), b.clone(), key.clone(), self.leases.clone());
+        let task = tokio::spawn(async move {
+            let took = store::reserve(&db, &b, key.1, n).await?;
+            if took.is_ok() {
+                leases
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(key)
+                    .or_default()
+                    .granted += n;
+            }
+            sqlx::Result::Ok(took.map(|_| ()))
+        });
+        task.await
+            .map_err(|e| sqlx::Error::Protocol(format!("leasing a budget share failed: {e}")))?
     }
 
     /// Gives back the spare shares (several instances), so that other instances' calls can use them; a share
@@ -528,6 +569,10 @@ mod tests {
             local_time_text(&tokyo, ms("2026-11-30T15:00:00Z")),
             "2026-12-01 00:00 (Asia/Tokyo)"
         );
+        // A decimal comma is refused, not read as a thousands separator ("0,50" is not 50).
+        assert!(parse_amount(Kind::Usd, "0,50").is_err());
+        assert_eq!(parse_amount(Kind::Usd, "$0.50"), Ok(500_000));
+        assert_eq!(parse_amount(Kind::Tokens, "1,000"), Ok(1000));
     }
 }
 
@@ -615,13 +660,17 @@ pub async fn views(
 
 /// Reads an amount as typed: dollars (`5`, `$0.50`) for money, a whole number for tokens.
 pub fn parse_amount(kind: Kind, text: &str) -> Result<i64, String> {
-    let t = text.trim().trim_start_matches('$').replace(',', "");
+    let t = text.trim().trim_start_matches('$').replace('_', "");
     match kind {
         Kind::Usd => match t.parse::<f64>() {
             Ok(d) if d.is_finite() && (0.0..=1e9).contains(&d) => Ok((d * 1e6).round() as i64),
-            _ => Err("The amount must be in dollars, such as 5 or 0.50.".into()),
+            // A comma is refused rather than guessed: "0,50" is half a unit in much of the world.
+            _ => Err(format!(
+                "The amount must be a number of {}, such as 5 or 0.50 (a point for decimals, no separators).",
+                crate::money::label()
+            )),
         },
-        Kind::Tokens => match t.parse::<i64>() {
+        Kind::Tokens => match t.replace(',', "").parse::<i64>() {
             Ok(n) if (0..=1_000_000_000_000).contains(&n) => Ok(n),
             _ => Err("The amount must be a whole number of tokens.".into()),
         },

@@ -86,7 +86,7 @@ pub struct ProviderConfig {
     pub discover_models: bool,
 }
 
-/// A model people can pick. Prices are US dollars per million tokens.
+/// A model people can pick. Prices are per million tokens, in the configured currency.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub id: String,
@@ -318,7 +318,7 @@ pub(super) fn resolve(
             if !(0.0..=100_000.0).contains(&price) {
                 return Err(invalid(
                     &format!("{at}.{name}"),
-                    "must be a price in dollars per million tokens, from 0",
+                    "must be a price in the currency's units per million tokens, from 0",
                 ));
             }
         }

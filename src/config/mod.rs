@@ -565,7 +565,10 @@ impl Config {
             None => "USD".to_string(),
             Some((name, v)) => {
                 let v = v.trim().to_string();
-                if v.is_empty() || v.chars().count() > 12 || v.chars().any(char::is_control) {
+                if v.is_empty()
+                    || v.chars().count() > 12
+                    || v.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+                {
                     return Err(invalid(
                         &name,
                         format!(

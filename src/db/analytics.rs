@@ -308,7 +308,9 @@ pub fn history_changed_in<'a>(
 ) {
     let mut seen = std::collections::HashSet::new();
     for id in user_ids.filter(|id| seen.insert(*id)) {
-        let (before, after) = HISTORY_CHANGED.split_once("$1").unwrap_or_default();
+        let (before, after) = HISTORY_CHANGED
+            .split_once("$1")
+            .expect("the statement has one parameter");
         script.sql(before).param(id).sql(after);
         script.end();
     }

@@ -393,7 +393,7 @@ async fn two_instances_on_one_postgresql_share_a_budget_exactly_and_give_back_wh
         } else {
             second_base.clone()
         };
-        post(base, body(5, "mock:tokens=1 mock:delay_ms=50 slow"))
+        post(base, body(5, "mock:tokens=1 mock:delay_ms=1000 slow"))
     });
     let statuses = futures_util::future::join_all(posts).await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();

@@ -433,7 +433,8 @@ fn price(v: &str, what: &str) -> Result<Option<i64>, String> {
             Ok(Some((d * 1_000_000.0).round() as i64))
         }
         _ => Err(format!(
-            "{what} is dollars per million tokens, from 0 to 100000 (e.g. 2.5)."
+            "{what} is {} per million tokens, from 0 to 100000 (e.g. 2.5).",
+            crate::money::label()
         )),
     }
 }

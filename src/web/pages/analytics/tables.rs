@@ -14,9 +14,16 @@ pub struct Table {
     pub title: String,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// How many leading columns hold text (names, statuses); the others are numbers, aligned right.
+    pub text_columns: usize,
 }
 
 impl Table {
+    /// Whether the column at `column` (a position, owned or borrowed as templates give it) holds text.
+    pub fn is_text(&self, column: impl std::borrow::Borrow<usize>) -> bool {
+        *column.borrow() < self.text_columns
+    }
+
     /// The table as CSV: the headers, then the cells as shown (formula-looking text neutralised).
     pub fn csv(&self) -> String {
         let mut out = String::new();
@@ -54,7 +61,10 @@ fn pct_value(part: i64, whole: i64) -> Option<f64> {
 /// Money in the currency's units with six decimals; "no price configured" when none of the calls had a price
 /// (their cost is unknown, which is not zero).
 fn money(s: &Summary) -> String {
-    if s.calls > 0 && s.priced == 0 {
+    if s.calls == 0 {
+        // No calls: no cost to state (as the other figures of an empty bucket).
+        String::new()
+    } else if s.priced == 0 {
         "no price configured".into()
     } else {
         format!("{:.6}", s.cost_micros as f64 / 1e6)
@@ -270,6 +280,7 @@ pub fn over_time(r: &Report, currency: &str, tz: &str) -> Section {
     Section {
         charts,
         table: Table {
+            text_columns: 1,
             name: "time".into(),
             title: "Over time".into(),
             headers,
@@ -341,6 +352,7 @@ pub fn models(r: &Report, currency: &str) -> Section {
     Section {
         charts,
         table: Table {
+            text_columns: 1,
             name: "models".into(),
             title: "Per model".into(),
             headers,
@@ -352,6 +364,7 @@ pub fn models(r: &Report, currency: &str) -> Section {
 /// How the calls of each model ended: status, finish reason, error class.
 pub fn outcomes(r: &Report) -> Table {
     Table {
+        text_columns: 4,
         name: "outcomes".into(),
         title: "Finish reasons and errors".into(),
         headers: ["model", "status", "finish reason", "error class", "calls"]
@@ -460,6 +473,7 @@ pub fn effects(param: Param, rows: &[Summary]) -> Section {
     Section {
         charts,
         table: Table {
+            text_columns: 1,
             name: format!("effects-{p}"),
             title: title.into(),
             headers,

@@ -175,7 +175,7 @@ pub async fn delete_user(
     ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;
     }
-    crate::db::analytics::history_changed(&mut tx, id).await?;
+    crate::db::analytics::history_changed(&mut tx, id, i64::MIN).await?;
     tx.commit().await?;
     crate::files::store::remove(data_dir, &file_ids).await;
     tracing::info!(user_id = %id, "user deleted with all their data");

@@ -1,17 +1,20 @@
-//! The analytics store: the figures of settled calls (those that will not change again) kept in memory, sorted
+//! The analytics store: the figures of settled calls (those no longer running) kept in memory, sorted
 //! by when they were sent, so that a report over a million calls is a scan of a few tens of megabytes instead of
 //! sorting the database's rows for every percentile (seconds on either database; see docs/analytics.md).
 //!
 //! What is in it, and why it stays right:
 //! - **Settled calls only.** The store covers the calls sent before its *cut*: at least [`SETTLE_MS`] ago and
-//!   before the oldest call still running. Such a record never changes again (only pending records are updated),
-//!   so the store never has to update a row. A report reads the calls after the cut from the database (minutes of
+//!   before the oldest call still running. Such a record changes again only in the ways counted below, so the
+//!   store never has to update a row in place. A report reads the calls after the cut from the database (minutes of
 //!   calls), and the store takes in newly settled calls before each report.
-//! - **Changes to settled history are counted in the database.** Deleting a conversation or an account, and
+//! - **Changes to settled history are counted in the database.** Deleting a conversation or an account, ending
+//!   a call sent long ago (its start came late, or the sweep marked it interrupted before its end arrived), and
 //!   writing a record long after its call was sent ([`crate::db::analytics::LATE_MS`], half the settling time),
-//!   count a change for that person in `call_history_changes`, in the same transaction. Before a report the store
-//!   compares those counts with the ones it loaded and reloads the people whose history changed, on every
-//!   instance sharing the database. The bound: instances' clocks must agree within `LATE_MS` (5 minutes).
+//!   count a change for that person in `call_history_changes`, in the same transaction, with the oldest call it
+//!   touched. Before a report the store compares those counts with the ones it loaded and reloads the people
+//!   whose history changed — from that oldest call when it missed only the latest change, else all of their
+//!   calls — on every instance sharing the database. The bound: instances' clocks must agree within `LATE_MS`
+//!   (5 minutes).
 //! - **Bounded memory.** `analytics_memory_mb` caps the rows (about 90 bytes each); the newest calls that fit are
 //!   kept and a report reaching earlier than the oldest kept call reads the database instead. 0 turns it off.
 //!   The first report loads it (about a second per million calls); an idle server holds nothing.
@@ -364,16 +367,29 @@ impl CallStore {
         let cut = (now - SETTLE_MS).min(pending.unwrap_or(i64::MAX));
         if !loaded.done {
             self.load_all(db, cut).await?;
-            loaded.generations = generations.into_iter().collect();
+            loaded.generations = generations
+                .into_iter()
+                .map(|c| (c.user_id, c.generation))
+                .collect();
             loaded.done = true;
             return Ok(());
         }
         let old_cut = self.read().cut;
-        for (user, generation) in generations {
-            if loaded.generations.get(&user) != Some(&generation) {
-                self.reload_user(db, &user, old_cut).await?;
-                loaded.generations.insert(user, generation);
+        for change in generations {
+            // Absent from what was loaded: no change then.
+            let known = loaded
+                .generations
+                .get(&change.user_id)
+                .copied()
+                .unwrap_or(0);
+            if known == change.generation {
+                continue;
             }
+            // Only the latest change missed: its calls from `since_ms` on; more than one: all of them.
+            let since = (change.generation == known + 1).then_some(change.since_ms);
+            self.reload_user(db, &change.user_id, since, old_cut)
+                .await?;
+            loaded.generations.insert(change.user_id, change.generation);
         }
         if cut > old_cut {
             self.take_in(db, old_cut, cut).await?;
@@ -432,13 +448,20 @@ impl CallStore {
         Ok(())
     }
 
-    /// Replaces `user_id`'s rows by what the database holds now.
-    async fn reload_user(&self, db: &Db, user_id: &str, cut: i64) -> sqlx::Result<()> {
+    /// Replaces `user_id`'s rows sent from `since` on (all of them with `None`) by what the database holds now.
+    async fn reload_user(
+        &self,
+        db: &Db,
+        user_id: &str,
+        since: Option<i64>,
+        cut: i64,
+    ) -> sqlx::Result<()> {
         // Only this refresh changes the floor (it holds `loaded`), but an earlier reload may have raised it.
         let floor = self.read().floor;
+        let from = since.unwrap_or(i64::MIN).max(floor);
         let filter = CallFilter {
             user: Some(user_id.to_string()),
-            sent_from_ms: (floor > i64::MIN).then_some(floor),
+            sent_from_ms: (from > i64::MIN).then_some(from),
             sent_before_ms: Some(cut),
             ..CallFilter::default()
         };
@@ -448,7 +471,10 @@ impl CallStore {
         let merged = {
             let s = self.read();
             merge_sorted(
-                s.rows.iter().filter(|r| Some(r.user) != id).copied(),
+                s.rows
+                    .iter()
+                    .filter(|r| !(Some(r.user) == id && r.sent_ms >= from))
+                    .copied(),
                 theirs,
             )
         };

@@ -269,31 +269,37 @@ pub async fn oldest_pending(db: &Db) -> sqlx::Result<Option<i64>> {
         .await
 }
 
-/// How many times each person's settled calls changed (see migration 0024): everyone's, or one person's.
+/// A person's count of changes to their settled calls (see migration 0024), with the oldest call the latest
+/// change touched.
+#[derive(Debug, Clone, FromRow)]
+pub struct HistoryChange {
+    pub user_id: String,
+    pub generation: i64,
+    pub since_ms: i64,
+}
+
+/// The change counts: everyone's, or one person's.
 pub async fn history_generations(
     db: &Db,
     user_id: Option<&str>,
-) -> sqlx::Result<Vec<(String, i64)>> {
+) -> sqlx::Result<Vec<HistoryChange>> {
+    const SELECT: &str = "SELECT user_id, generation, since_ms FROM call_history_changes";
     match user_id {
         Some(id) => {
-            sqlx::query_as(
-                "SELECT user_id, generation FROM call_history_changes WHERE user_id = $1",
-            )
-            .bind(id)
-            .fetch_all(&db.pool)
-            .await
-        }
-        None => {
-            sqlx::query_as("SELECT user_id, generation FROM call_history_changes")
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE user_id = $1")))
+                .bind(id)
                 .fetch_all(&db.pool)
                 .await
         }
+        None => sqlx::query_as(SELECT).fetch_all(&db.pool).await,
     }
 }
 
-/// The statement that counts a change to `user_id`'s settled calls; run it in the transaction that made it.
-pub const HISTORY_CHANGED: &str = "INSERT INTO call_history_changes (user_id, generation) VALUES ($1, 1) \
-     ON CONFLICT (user_id) DO UPDATE SET generation = call_history_changes.generation + 1";
+/// The statement that counts a change to `$1`'s settled calls at or after `$2` (unix ms); run it in the
+/// transaction that made the change.
+pub const HISTORY_CHANGED: &str = "INSERT INTO call_history_changes (user_id, generation, since_ms) \
+     VALUES ($1, 1, $2) ON CONFLICT (user_id) DO UPDATE SET \
+     generation = call_history_changes.generation + 1, since_ms = excluded.since_ms";
 
 /// A record first written, or ended, this long after its call was sent changes settled history: the analytics
 /// store may already hold that moment (it settles calls sent more than twice this long ago, so an end this late
@@ -301,28 +307,41 @@ pub const HISTORY_CHANGED: &str = "INSERT INTO call_history_changes (user_id, ge
 /// real end arrived).
 pub const LATE_MS: i64 = 5 * 60_000;
 
-/// Adds to `script` a statement counting a change to each of `user_ids`' settled calls (once each).
+/// Adds to `script` a statement counting a change for each person of `changes` (`(user id, the sent time of a
+/// call changed)`), once per person, from their oldest call changed.
 pub fn history_changed_in<'a>(
     script: &mut super::script::Script,
-    user_ids: impl Iterator<Item = &'a str>,
+    changes: impl Iterator<Item = (&'a str, i64)>,
 ) {
-    let mut seen = std::collections::HashSet::new();
-    for id in user_ids.filter(|id| seen.insert(*id)) {
-        let (before, after) = HISTORY_CHANGED
-            .split_once("$1")
-            .expect("the statement has one parameter");
-        script.sql(before).param(id).sql(after);
+    let mut since: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (id, sent_ms) in changes {
+        let s = since.entry(id).or_insert(sent_ms);
+        *s = (*s).min(sent_ms);
+    }
+    for (id, since_ms) in since {
+        script
+            .sql("INSERT INTO call_history_changes (user_id, generation, since_ms) VALUES (")
+            .param(id)
+            .sql(", 1, ")
+            .param(since_ms)
+            .sql(
+                ") ON CONFLICT (user_id) DO UPDATE SET generation = call_history_changes.generation + 1, \
+                 since_ms = excluded.since_ms",
+            );
         script.end();
     }
 }
 
-/// Counts a change to `user_id`'s settled calls, in the transaction `tx` that made it.
+/// Counts a change to `user_id`'s settled calls sent at or after `since_ms`, in the transaction `tx` that
+/// made it.
 pub async fn history_changed(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user_id: &str,
+    since_ms: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(HISTORY_CHANGED)
         .bind(user_id)
+        .bind(since_ms)
         .execute(&mut **tx)
         .await?;
     Ok(())

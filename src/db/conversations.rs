@@ -201,16 +201,23 @@ async fn set_mark(
 /// from disk).
 pub async fn delete(db: &Db, id: &str, user_id: &str) -> sqlx::Result<bool> {
     let mut tx = db.begin_write().await?;
+    // The analytics store reloads this person's calls from the oldest one deleted.
+    let oldest: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(sent_ms) FROM calls WHERE conversation_id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(since) = oldest {
+        super::analytics::history_changed(&mut tx, user_id, since).await?;
+    }
     // Explicit deletes keep this correct even where a backend ignores ON DELETE CASCADE.
-    let calls = sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
+    sqlx::query("DELETE FROM calls WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if calls > 0 {
-        super::analytics::history_changed(&mut tx, user_id).await?;
-    }
+        .await?;
     sqlx::query("DELETE FROM files WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)

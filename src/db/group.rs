@@ -382,7 +382,7 @@ pub(super) fn script(backend: Backend, writes: &[&Write]) -> Script {
             .iter()
             .chain(&ended)
             .filter(|c| c.sent_ms < late)
-            .map(|c| c.user_id.as_str()),
+            .map(|c| (c.user_id.as_str(), c.sent_ms)),
     );
     let answers: Vec<&AnswerEnd> = ends
         .iter()
@@ -713,13 +713,19 @@ mod tests {
             .filter(|(sql, _)| sql.contains("call_history_changes"))
             .map(|(_, values)| values)
             .collect();
+        let first = |v: &Vec<Value>| v[0].clone();
         assert_eq!(
-            counted,
+            counted.iter().map(|v| first(v)).collect::<Vec<_>>(),
             [
-                &vec![Value::Text(Some("late-user".into()))],
-                &vec![Value::Text(Some("long-call-user".into()))]
+                Value::Text(Some("late-user".into())),
+                Value::Text(Some("long-call-user".into()))
             ],
             "one count per owner of late records, none for the fresh ones"
+        );
+        // From the oldest call the change touched.
+        assert_eq!(
+            counted[0][1],
+            Value::Int(Some(now - 3 * super::super::analytics::LATE_MS))
         );
     }
 }

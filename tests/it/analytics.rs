@@ -113,6 +113,7 @@ async fn record(
     // already hold that moment): counted the same way.
     sqlx::query(llmeta::db::analytics::HISTORY_CHANGED)
         .bind(user_id)
+        .bind(sent_ms)
         .execute(app.db())
         .await
         .unwrap();

@@ -221,10 +221,24 @@ async fn the_store_answers_what_the_database_answers_before_and_after_history_ch
     seed(&app, &users[1..], "conv-b", 300, 3).await;
     sqlx::query(llmeta::db::analytics::HISTORY_CHANGED)
         .bind(&bob)
+        .bind(llmeta::util::now_ms() - 21 * DAY)
         .execute(app.db())
         .await
         .unwrap();
     compare(db, &store, &admin, "after late records").await;
+    // Two changes between reports: the store cannot know the first one's calls from the second's count, so it
+    // reloads all of the person's (here the counts name only the last hour, and the records span 20 days).
+    conversation(&app, &admin, "conv-a2").await;
+    seed(&app, std::slice::from_ref(&admin), "conv-a2", 200, 5).await;
+    for _ in 0..2 {
+        sqlx::query(llmeta::db::analytics::HISTORY_CHANGED)
+            .bind(&admin)
+            .bind(llmeta::util::now_ms() - 60 * 60_000)
+            .execute(app.db())
+            .await
+            .unwrap();
+    }
+    compare(db, &store, &admin, "after two changes at once").await;
     // A call whose start was written late is held as running; its end (late too) is counted as a change.
     let sent = llmeta::util::now_ms() - 3 * 60 * 60_000;
     sqlx::query(
@@ -251,6 +265,7 @@ async fn the_store_answers_what_the_database_answers_before_and_after_history_ch
         }
         sqlx::query(llmeta::db::analytics::HISTORY_CHANGED)
             .bind(&admin)
+            .bind(sent)
             .execute(app.db())
             .await
             .unwrap();

@@ -356,7 +356,7 @@ async fn two_instances_on_one_postgresql_share_a_budget_exactly_and_give_back_wh
         &[
             ("email", "api@example.com"),
             ("kind", "usd"),
-            ("amount", "10"),
+            ("amount", "14"),
             ("per", "month"),
         ],
     )
@@ -385,45 +385,51 @@ async fn two_instances_on_one_postgresql_share_a_budget_exactly_and_give_back_wh
                 .status()
         }
     };
-    // Eight slow calls at once, four on each instance, each with a worst case of $5 and a cost of $2: the
-    // instances lease shares of one row, so two fit, whatever the order.
+    // Eight calls at once, four on each instance, each with a worst case of $5 that it also costs (so a call
+    // that ends frees nothing, whatever the timing): the instances lease shares of one row, and only two fit
+    // in $14.
     let posts = (0..8).map(|i| {
         let base = if i % 2 == 0 {
             api.app.base.clone()
         } else {
             second_base.clone()
         };
-        post(base, body(5, "mock:tokens=1 mock:delay_ms=1000 slow"))
+        post(base, body(5, "mock:tokens=4 mock:delay_ms=200 slow"))
     });
     let statuses = futures_util::future::join_all(posts).await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert_eq!(ok, 2, "{statuses:?}");
-    assert_eq!(spent(&api.app, "api@example.com").await, 4_000_000);
-    // The shares not used ($3 of each worst case) go back within a second or so: then the row counts what
-    // was spent.
+    assert_eq!(spent(&api.app, "api@example.com").await, 10_000_000);
+    // $4 left. A call whose worst case is $4 fits; it costs $2, so its instance holds $2 it does not use, which
+    // go back within a second or so: then the row counts what was spent.
+    assert_eq!(
+        post(api.app.base.clone(), body(4, "mock:tokens=1 hi")).await,
+        StatusCode::OK
+    );
+    assert_eq!(spent(&api.app, "api@example.com").await, 12_000_000);
     let mut back = 0;
     for _ in 0..100 {
         back = counted(&api.app).await;
-        if back == 4_000_000 {
+        if back == 12_000_000 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(back, 4_000_000, "the spare shares were given back");
-    // $6 left, on either instance: a worst case of $6 fits exactly, and then nothing more than what is left.
+    assert_eq!(back, 12_000_000, "the spare share was given back");
+    // The $2 given back are the other instance's to use, exactly, and then nothing more (a call of max tokens 2
+    // that writes one token and the end costs its whole worst case).
     assert_eq!(
-        post(second_base.clone(), body(6, "mock:tokens=1 hi")).await,
-        StatusCode::OK
-    );
-    assert_eq!(spent(&api.app, "api@example.com").await, 6_000_000);
-    assert_eq!(
-        post(second_base.clone(), body(5, "mock:tokens=1 hi")).await,
+        post(second_base.clone(), body(3, "mock:tokens=1 hi")).await,
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
-        post(second_base.clone(), body(4, "mock:tokens=1 hi")).await,
+        post(second_base.clone(), body(2, "mock:tokens=1 hi")).await,
         StatusCode::OK
     );
-    assert!(spent(&api.app, "api@example.com").await <= 10_000_000);
+    assert_eq!(spent(&api.app, "api@example.com").await, 14_000_000);
+    assert_eq!(
+        post(api.app.base.clone(), body(2, "mock:tokens=1 hi")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     let _ = stop.send(());
 }

@@ -45,20 +45,6 @@ fn aligned(rows: Vec<Summary>, keys: impl Iterator<Item = String>) -> Vec<Summar
     .collect()
 }
 
-/// Adds the counts and sums of `b` to `a` (percentiles do not add up).
-fn add_sums(a: &mut Summary, b: &Summary) {
-    a.calls += b.calls;
-    a.ok += b.ok;
-    a.errors += b.errors;
-    a.input_tokens += b.input_tokens;
-    a.output_tokens += b.output_tokens;
-    a.cached_tokens += b.cached_tokens;
-    a.reasoning_tokens += b.reasoning_tokens;
-    a.cost_micros += b.cost_micros;
-    a.priced += b.priced;
-    a.length_finishes += b.length_finishes;
-}
-
 /// The sums of the groups (percentiles do not add up, so the totals have none).
 fn total(rows: &[Summary]) -> Summary {
     let mut t = Summary {
@@ -66,7 +52,16 @@ fn total(rows: &[Summary]) -> Summary {
         ..Summary::default()
     };
     for r in rows {
-        add_sums(&mut t, r);
+        t.calls += r.calls;
+        t.ok += r.ok;
+        t.errors += r.errors;
+        t.input_tokens += r.input_tokens;
+        t.output_tokens += r.output_tokens;
+        t.cached_tokens += r.cached_tokens;
+        t.reasoning_tokens += r.reasoning_tokens;
+        t.cost_micros += r.cost_micros;
+        t.priced += r.priced;
+        t.length_finishes += r.length_finishes;
     }
     t
 }

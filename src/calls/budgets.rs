@@ -317,23 +317,24 @@ impl Budgets {
         amount: i64,
     ) -> sqlx::Result<Result<i64, i64>> {
         let key = (b.id.clone(), start);
-        // Takes `amount` from the share if it has room now.
-        let take = |leases: &mut std::collections::HashMap<(String, i64), Lease>| {
+        // Takes `amount` from the share if it has room now, else says what is used beyond this instance's
+        // spare share (which is as good as left), with `used` the period's use in the database.
+        let take_or_refuse = |used: i64| {
+            let mut leases = self.leases();
             let l = leases.entry(key.clone()).or_default();
-            (l.spare() >= amount).then(|| {
+            if l.spare() >= amount {
                 l.used += amount;
-                l.used
-            })
+                Ok(l.used)
+            } else {
+                Err((used - l.spare()).max(0))
+            }
         };
         // A few rounds: a share just leased can be taken by this instance's other calls first.
         for _ in 0..4 {
-            let spare = {
-                let mut leases = self.leases();
-                if let Some(used) = take(&mut leases) {
-                    return Ok(Ok(used));
-                }
-                leases.get(&key).map_or(0, Lease::spare)
-            };
+            if let Ok(used) = take_or_refuse(0) {
+                return Ok(Ok(used));
+            }
+            let spare = self.leases().get(&key).map_or(0, Lease::spare);
             let need = amount - spare;
             // The larger of what the call needs and a twentieth of the budget (fewer round trips), or just
             // what it needs when less is left.
@@ -344,21 +345,11 @@ impl Budgets {
             }
             if let Err(used) = took {
                 // Another call of this instance may have just leased room for this one.
-                let mut leases = self.leases();
-                if let Some(used) = take(&mut leases) {
-                    return Ok(Ok(used));
-                }
-                let mine = leases.get(&key).map_or(0, Lease::spare);
-                return Ok(Err((used - mine).max(0)));
+                return Ok(take_or_refuse(used));
             }
         }
         let used = store::used(db, b, start).await?;
-        let mut leases = self.leases();
-        if let Some(used) = take(&mut leases) {
-            return Ok(Ok(used));
-        }
-        let mine = leases.get(&key).map_or(0, Lease::spare);
-        Ok(Err((used - mine).max(0)))
+        Ok(take_or_refuse(used))
     }
 
     /// Leases `n` more of the period for this instance. The lease is written and counted in a task of its own,

@@ -231,13 +231,7 @@ pub async fn show(
         .map(|(p, rows)| tables::effects(*p, rows))
         .collect();
     page.effects_model = report.effects_model;
-    let rendering = std::time::Instant::now();
-    let response = render(StatusCode::OK, &page);
-    tracing::debug!(
-        render_ms = rendering.elapsed().as_secs_f64() * 1e3,
-        "analytics page rendered"
-    );
-    response
+    render(StatusCode::OK, &page)
 }
 
 /// `GET /analytics/{file}`: a table's CSV (`time.csv`, `models.csv`, `outcomes.csv`,
